@@ -1,0 +1,56 @@
+/**
+ * Errors the service raises on purpose. They carry a stable code and no HTTP knowledge: each
+ * protocol layer maps codes to its own status (see http-exception.filter.ts for REST).
+ */
+export type ErrorCode =
+  | 'INVALID_INPUT'
+  | 'MALFORMED_JSON'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'ROUTE_NOT_FOUND'
+  | 'MODEL_NOT_FOUND'
+  | 'MODEL_NOT_READY'
+  | 'INFERENCE_FAILED'
+  | 'INTERNAL';
+
+export interface ErrorDetail {
+  /** Where in the request the problem is, e.g. `instances[3].features`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export class DomainError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: readonly ErrorDetail[] = [],
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidInputError extends DomainError {
+  constructor(message: string, details: readonly ErrorDetail[] = []) {
+    super('INVALID_INPUT', message, details);
+  }
+}
+
+export class ModelNotFoundError extends DomainError {
+  constructor(message: string) {
+    super('MODEL_NOT_FOUND', message);
+  }
+}
+
+export class ModelNotReadyError extends DomainError {
+  constructor(message: string) {
+    super('MODEL_NOT_READY', message);
+  }
+}
+
+/** The runtime failed on input that passed validation: a fault of the model or the server. */
+export class InferenceFailedError extends DomainError {
+  constructor(message: string) {
+    super('INFERENCE_FAILED', message);
+  }
+}

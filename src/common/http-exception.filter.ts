@@ -1,0 +1,68 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { DomainError, ErrorCode, ErrorDetail } from './domain.errors';
+import { requestContext } from './request-context';
+
+const STATUS: Record<ErrorCode, number> = {
+  INVALID_INPUT: 400,
+  MALFORMED_JSON: 400,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  PAYLOAD_TOO_LARGE: 413,
+  ROUTE_NOT_FOUND: 404,
+  MODEL_NOT_FOUND: 404,
+  MODEL_NOT_READY: 503,
+  INFERENCE_FAILED: 500,
+  INTERNAL: 500,
+};
+
+const CODE_OF_STATUS: Record<number, string> = {
+  400: 'INVALID_INPUT',
+  404: 'ROUTE_NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+};
+
+/** Seconds a client should wait before retrying a model that is not ready. */
+const RETRY_AFTER_NOT_READY = '5';
+
+export interface ErrorBody {
+  statusCode: number;
+  error: string;
+  message: string;
+  details: ErrorDetail[];
+  requestId?: string;
+}
+
+function describe(exception: unknown): Omit<ErrorBody, 'requestId'> {
+  if (exception instanceof DomainError) {
+    return { statusCode: STATUS[exception.code], error: exception.code, message: exception.message, details: [...exception.details] };
+  }
+  if (exception instanceof HttpException) {
+    const status = exception.getStatus();
+    return { statusCode: status, error: CODE_OF_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'HTTP_ERROR'), message: exception.message, details: [] };
+  }
+  return { statusCode: 500, error: 'INTERNAL', message: 'Internal server error', details: [] };
+}
+
+/**
+ * The one place where errors become HTTP responses: a structured body for every failure, with the
+ * request id, and never a stack trace. Real faults (5xx) are logged with their stack.
+ */
+@Catch()
+export class HttpExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Errors');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const res = http.getResponse<Response>();
+    const req = http.getRequest<Request>();
+    const body: ErrorBody = { ...describe(exception), requestId: requestContext.getStore()?.requestId };
+    if (body.statusCode >= 500) {
+      this.logger.error(`${req.method} ${req.originalUrl}: ${(exception as Error)?.stack ?? String(exception)}`);
+    }
+    if (res.headersSent) return;
+    if (body.error === 'MODEL_NOT_READY') res.setHeader('Retry-After', RETRY_AFTER_NOT_READY);
+    res.status(body.statusCode).json(body);
+  }
+}

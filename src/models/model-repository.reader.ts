@@ -1,0 +1,70 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { ModelConfig, parseModelConfig } from './model-config';
+
+/** A model folder as found on disk, before anything is loaded. */
+export interface ModelFolder {
+  readonly name: string;
+  readonly config: ModelConfig;
+  /** Set when config.json exists but is unusable: the whole model is then FAILED with this reason. */
+  readonly configError?: string;
+  readonly versions: readonly { readonly version: number; readonly file: string; readonly missing?: string }[];
+  /** Entries that were skipped, with why; logged as warnings. */
+  readonly ignored: readonly string[];
+}
+
+export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const VERSION = /^[1-9]\d{0,8}$/;
+
+async function exists(file: string): Promise<boolean> {
+  return fs.stat(file).then((s) => s.isFile(), () => false);
+}
+
+/**
+ * Reads a Triton-style repository: `<root>/<model>/<version>/model.onnx` plus an optional
+ * `<root>/<model>/config.json`. Never throws for a bad model folder; only a missing root is fatal.
+ */
+export async function readModelRepository(root: string): Promise<ModelFolder[]> {
+  const stat = await fs.stat(root).catch(() => undefined);
+  if (!stat?.isDirectory()) {
+    throw new Error(`MODEL_REPOSITORY ${root} is not a directory`);
+  }
+  const entries = await fs.readdir(root, { withFileTypes: true });
+  const folders: ModelFolder[] = [];
+  for (const entry of entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (entry.name.startsWith('.') || !MODEL_NAME.test(entry.name)) continue;
+    folders.push(await readModelFolder(root, entry.name));
+  }
+  return folders;
+}
+
+async function readModelFolder(root: string, name: string): Promise<ModelFolder> {
+  const dir = path.join(root, name);
+  const configFile = path.join(dir, 'config.json');
+  let config: ModelConfig = {};
+  let configError: string | undefined;
+  if (await exists(configFile)) {
+    try {
+      config = parseModelConfig(await fs.readFile(configFile, 'utf8'), path.join(name, 'config.json'));
+    } catch (err) {
+      configError = (err as Error).message;
+    }
+  }
+  const versions: { version: number; file: string; missing?: string }[] = [];
+  const ignored: string[] = [];
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    if (!VERSION.test(entry.name)) {
+      ignored.push(`${name}/${entry.name}: not a version folder (versions are positive integers)`);
+      continue;
+    }
+    const file = path.join(dir, entry.name, 'model.onnx');
+    versions.push({
+      version: Number(entry.name),
+      file,
+      missing: (await exists(file)) ? undefined : `${name}/${entry.name}/model.onnx is missing`,
+    });
+  }
+  versions.sort((a, b) => a.version - b.version);
+  return { name, config, configError, versions, ignored };
+}

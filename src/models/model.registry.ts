@@ -1,0 +1,206 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import * as path from 'node:path';
+import { ModelNotFoundError, ModelNotReadyError } from '../common/domain.errors';
+import { AppConfig } from '../config/app.config';
+import { ModelConfig, ModelSample } from './model-config';
+import { ModelFolder, readModelRepository } from './model-repository.reader';
+import { buildSignature } from './model-signature';
+import { ModelSignature, ModelState } from './model.types';
+import { MODEL_RUNTIME, ModelRuntime, RuntimeSession } from './runtime/model-runtime.interface';
+import { decodeOutputs, encodeInstances, JsonTensor } from './tensor.codec';
+
+export interface ModelVersion {
+  readonly model: string;
+  readonly version: number;
+  state: ModelState;
+  reason?: string;
+  signature?: ModelSignature;
+  session?: RuntimeSession;
+}
+
+/** A version that can serve: what PredictionService works with. */
+export interface ReadyModelVersion extends ModelVersion {
+  readonly signature: ModelSignature;
+  readonly session: RuntimeSession;
+}
+
+export interface Model {
+  readonly name: string;
+  readonly config: ModelConfig;
+  readonly defaultVersion?: number;
+  readonly versions: ReadonlyMap<number, ModelVersion>;
+  /** A problem with the model folder itself (config.json, no versions); every version is FAILED. */
+  readonly problem?: string;
+}
+
+const DEFAULT_TOLERANCE = 1e-5;
+
+/**
+ * Holds every model of the repository and its versions' states. The repository is read at module
+ * init (a missing repository stops start-up); sessions then load in the background so the HTTP
+ * server can answer probes with LOADING meanwhile. A model that fails never affects the others.
+ */
+@Injectable()
+export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(ModelRegistry.name);
+  private readonly models = new Map<string, Model>();
+  private loading: Promise<void> = Promise.resolve();
+
+  constructor(
+    @Inject(MODEL_RUNTIME) private readonly runtime: ModelRuntime,
+    private readonly config: AppConfig,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    const root = path.resolve(this.config.MODEL_REPOSITORY);
+    const folders = await readModelRepository(root);
+    for (const folder of folders) this.models.set(folder.name, this.register(folder));
+    if (folders.length === 0) this.logger.warn(`model repository ${root} holds no models`);
+    this.loading = this.loadAll(folders);
+  }
+
+  /** Resolves once every version has finished loading, successfully or not. */
+  whenLoaded(): Promise<void> {
+    return this.loading;
+  }
+
+  list(): Model[] {
+    return [...this.models.values()];
+  }
+
+  get(name: string): Model {
+    const model = this.models.get(name);
+    if (!model) {
+      const names = [...this.models.keys()];
+      throw new ModelNotFoundError(`Model '${name}' not found; available models: ${names.length ? names.join(', ') : 'none'}`);
+    }
+    return model;
+  }
+
+  /** The version that answers a request: the given one, or the model's default. */
+  resolve(name: string, version?: number): ReadyModelVersion {
+    const model = this.get(name);
+    const wanted = version ?? model.defaultVersion;
+    const entry = wanted === undefined ? undefined : model.versions.get(wanted);
+    if (!entry) {
+      if (version === undefined) throw new ModelNotReadyError(`Model '${name}' cannot serve: ${model.problem}`);
+      throw new ModelNotFoundError(`Model '${name}' has no version ${version}; versions: ${[...model.versions.keys()].join(', ')}`);
+    }
+    if (entry.state === 'LOADING') throw new ModelNotReadyError(`Model '${name}' version ${entry.version} is still loading`);
+    if (entry.state === 'FAILED') throw new ModelNotReadyError(`Model '${name}' version ${entry.version} failed to load: ${entry.reason}`);
+    return entry as ReadyModelVersion;
+  }
+
+  /** LOADING while any version loads, FAILED (with the reasons) when any failed, READY otherwise. */
+  stateOf(model: Model): { state: ModelState; reason?: string } {
+    if (model.problem) return { state: 'FAILED', reason: model.problem };
+    const versions = [...model.versions.values()];
+    if (versions.some((v) => v.state === 'LOADING')) return { state: 'LOADING' };
+    const failed = versions.filter((v) => v.state === 'FAILED');
+    if (failed.length) return { state: 'FAILED', reason: failed.map((v) => `version ${v.version}: ${v.reason}`).join('; ') };
+    return { state: 'READY' };
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.loading;
+    for (const model of this.models.values()) {
+      for (const v of model.versions.values()) {
+        const session = v.session;
+        v.session = undefined;
+        v.state = 'FAILED';
+        v.reason = 'the service is shutting down';
+        await session?.release().catch((err: Error) => this.logger.warn(`releasing ${v.model}/${v.version}: ${err.message}`));
+      }
+    }
+  }
+
+  private register(folder: ModelFolder): Model {
+    for (const line of folder.ignored) this.logger.warn(line);
+    const numbers = folder.versions.map((v) => v.version);
+    let problem = folder.configError;
+    if (!problem && numbers.length === 0) {
+      problem = `no version folders: expected ${folder.name}/<version>/model.onnx, e.g. ${folder.name}/1/model.onnx`;
+    }
+    const defaultVersion = folder.config.default_version ?? numbers.at(-1);
+    if (!problem && defaultVersion !== undefined && !numbers.includes(defaultVersion)) {
+      problem = `${folder.name}/config.json default_version is ${defaultVersion}, but the versions present are ${numbers.join(', ')}`;
+    }
+    const versions = new Map<number, ModelVersion>();
+    for (const v of folder.versions) {
+      const reason = problem ?? v.missing;
+      versions.set(v.version, { model: folder.name, version: v.version, state: reason ? 'FAILED' : 'LOADING', reason });
+    }
+    if (problem) this.logger.error(`model ${folder.name} FAILED: ${problem}`);
+    return { name: folder.name, config: folder.config, defaultVersion: problem ? undefined : defaultVersion, versions, problem };
+  }
+
+  private async loadAll(folders: readonly ModelFolder[]): Promise<void> {
+    for (const folder of folders) {
+      const model = this.models.get(folder.name)!;
+      for (const v of folder.versions) {
+        const entry = model.versions.get(v.version)!;
+        if (entry.state === 'LOADING') await this.loadVersion(model, entry, v.file);
+      }
+    }
+  }
+
+  private async loadVersion(model: Model, entry: ModelVersion, file: string): Promise<void> {
+    const started = performance.now();
+    let session: RuntimeSession | undefined;
+    try {
+      session = await this.runtime.load(file, {
+        intraOpNumThreads: this.config.ORT_INTRA_OP_NUM_THREADS,
+        interOpNumThreads: this.config.ORT_INTER_OP_NUM_THREADS,
+        graphOptimizationLevel: this.config.ORT_GRAPH_OPTIMIZATION_LEVEL,
+      });
+      const signature = buildSignature(session.inputs, session.outputs, model.config);
+      await this.selfTest(signature, session, model.config.samples ?? []);
+      Object.assign(entry, { state: 'READY', signature, session, reason: undefined });
+      const ms = (performance.now() - started).toFixed(1);
+      this.logger.log(`model ${model.name} version ${entry.version} READY in ${ms} ms (${model.config.samples?.length ?? 0} self-test samples passed)`);
+    } catch (err) {
+      await session?.release().catch(() => undefined);
+      Object.assign(entry, { state: 'FAILED', reason: (err as Error).message, session: undefined });
+      this.logger.error(`model ${model.name} version ${entry.version} FAILED: ${entry.reason}`);
+    }
+  }
+
+  /** Runs config.json samples and compares outputs, so a broken artifact is never served. */
+  private async selfTest(signature: ModelSignature, session: RuntimeSession, samples: readonly ModelSample[]): Promise<void> {
+    for (const [i, sample] of samples.entries()) {
+      const where = `self-test sample ${i}`;
+      const instance = sample.inputs !== undefined ? { inputs: sample.inputs } : { features: sample.features };
+      let outputs;
+      try {
+        const [run] = encodeInstances(signature, [instance], () => `samples[${i}]`);
+        [outputs] = decodeOutputs(signature, await session.run(run.feeds), 1);
+      } catch (err) {
+        const details = (err as { details?: { path: string; message: string }[] }).details ?? [];
+        throw new Error(`${where}: ${(err as Error).message}${details.map((d) => `; ${d.path}: ${d.message}`).join('')}`);
+      }
+      for (const [name, expected] of Object.entries(sample.expected)) {
+        if (!(name in outputs)) throw new Error(`${where}: config.json expects output '${name}', which the model does not have`);
+        const mismatch = compare(expected, outputs[name], sample.tolerance ?? DEFAULT_TOLERANCE, name);
+        if (mismatch) throw new Error(`${where}: ${mismatch}`);
+      }
+    }
+  }
+}
+
+/** Describes the first difference between an expected and an actual output, or undefined when they agree. */
+function compare(expected: unknown, actual: JsonTensor, tolerance: number, at: string): string | undefined {
+  if (Array.isArray(expected) || Array.isArray(actual)) {
+    if (!Array.isArray(expected) || !Array.isArray(actual) || expected.length !== actual.length) {
+      return `${at} expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`;
+    }
+    for (let i = 0; i < expected.length; i++) {
+      const m = compare(expected[i], actual[i], tolerance, `${at}[${i}]`);
+      if (m) return m;
+    }
+    return undefined;
+  }
+  if (typeof expected === 'number' && typeof actual === 'number') {
+    return Math.abs(expected - actual) <= tolerance ? undefined : `${at} expected ${expected}, got ${actual} (tolerance ${tolerance})`;
+  }
+  return expected === actual ? undefined : `${at} expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`;
+}

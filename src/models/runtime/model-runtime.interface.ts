@@ -1,0 +1,28 @@
+import { GraphOptimizationLevel } from '../../config/app.config';
+import { TensorData, ValueInfo } from '../model.types';
+
+/** Injection token for the ModelRuntime implementation. */
+export const MODEL_RUNTIME = Symbol('MODEL_RUNTIME');
+
+export interface RuntimeOptions {
+  /** Threads inside one operator; 0 lets the runtime decide. */
+  readonly intraOpNumThreads: number;
+  /** Threads across independent operators; 0 lets the runtime decide. */
+  readonly interOpNumThreads: number;
+  readonly graphOptimizationLevel: GraphOptimizationLevel;
+}
+
+/** One loaded model file, ready to run. */
+export interface RuntimeSession {
+  readonly inputs: readonly ValueInfo[];
+  readonly outputs: readonly ValueInfo[];
+  /** Runs the graph; `outputNames` limits which outputs are fetched (all when omitted). */
+  run(feeds: Readonly<Record<string, TensorData>>, outputNames?: readonly string[]): Promise<Record<string, TensorData>>;
+  release(): Promise<void>;
+}
+
+/** A model framework the service can serve. ONNX is the one implementation today. */
+export interface ModelRuntime {
+  readonly platform: string;
+  load(modelPath: string, options: RuntimeOptions): Promise<RuntimeSession>;
+}

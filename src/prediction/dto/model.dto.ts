@@ -1,0 +1,100 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+
+const STATES = ['LOADING', 'READY', 'FAILED'];
+const ELEMENT_TYPES = ['float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'bool', 'string'];
+
+export class TensorSpecDto {
+  @ApiProperty({ example: 'float_input' })
+  readonly name!: string;
+
+  @ApiProperty({ enum: ELEMENT_TYPES, example: 'float32' })
+  readonly type!: string;
+
+  @ApiProperty({ type: [Number], example: [-1, 4], description: '-1 marks a dynamic dimension' })
+  readonly shape!: readonly number[];
+}
+
+export class VersionStatusDto {
+  @ApiProperty({ type: 'integer', example: 1 })
+  readonly version!: number;
+
+  @ApiProperty({ enum: STATES, example: 'READY' })
+  readonly state!: string;
+
+  @ApiPropertyOptional({ example: 'self-test sample 0: output_label expected 0, got 2' })
+  readonly reason?: string;
+}
+
+export class ModelSummaryDto {
+  @ApiProperty({ example: 'iris' })
+  readonly name!: string;
+
+  @ApiPropertyOptional({ example: 'Iris species classifier' })
+  readonly description?: string;
+
+  @ApiProperty({ type: 'integer', nullable: true, example: 1 })
+  readonly default_version!: number | null;
+
+  @ApiProperty({ enum: STATES, example: 'READY', description: 'LOADING while any version loads, FAILED when any version failed, READY otherwise' })
+  readonly state!: string;
+
+  @ApiPropertyOptional({ description: 'Why the model is FAILED' })
+  readonly reason?: string;
+
+  @ApiProperty({ type: [VersionStatusDto] })
+  readonly versions!: VersionStatusDto[];
+}
+
+export class ModelListDto {
+  @ApiProperty({ type: [ModelSummaryDto] })
+  readonly models!: ModelSummaryDto[];
+}
+
+export class ModelDescriptionDto extends ModelSummaryDto {
+  @ApiProperty({ type: 'integer', example: 1, description: 'The version described' })
+  readonly version!: number;
+
+  @ApiProperty({ enum: STATES, example: 'READY', description: 'State of the version described' })
+  readonly version_state!: string;
+
+  @ApiProperty({ example: 'onnxruntime' })
+  readonly platform!: string;
+
+  @ApiProperty({ type: [TensorSpecDto] })
+  readonly inputs!: readonly TensorSpecDto[];
+
+  @ApiProperty({ type: [TensorSpecDto] })
+  readonly outputs!: readonly TensorSpecDto[];
+
+  @ApiProperty({ description: 'Whether instances are stacked into one run (every input and output has a dynamic first dimension)' })
+  readonly batchable!: boolean;
+
+  @ApiProperty({ type: [String], nullable: true, example: ['setosa', 'versicolor', 'virginica'] })
+  readonly labels!: readonly string[] | null;
+
+  @ApiProperty({ type: [String], nullable: true, example: ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'] })
+  readonly features!: readonly string[] | null;
+
+  @ApiProperty({ type: 'string', nullable: true, example: 'output_label' })
+  readonly label_output!: string | null;
+
+  @ApiProperty({ type: 'string', nullable: true, example: 'output_probability' })
+  readonly probability_output!: string | null;
+}
+
+export class ServiceInfoDto {
+  @ApiProperty({ example: 'onnx-inference-service' })
+  readonly name!: string;
+
+  @ApiProperty({ example: '0.1.0' })
+  readonly version!: string;
+
+  @ApiProperty({ type: [ModelSummaryDto] })
+  readonly models!: ModelSummaryDto[];
+
+  @ApiProperty({ example: '/docs' })
+  readonly docs!: string;
+
+  @ApiProperty({ example: '/docs-json' })
+  readonly openapi!: string;
+}

@@ -1,0 +1,53 @@
+import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiPredictErrors } from '../common/api-errors.decorator';
+import { InvalidInputError } from '../common/domain.errors';
+import { LessonBatchResponseDto, LessonPredictResponseDto } from './dto/lesson.dto';
+import { BatchPredictRequestDto, PredictRequestDto } from './dto/predict-request.dto';
+import { Prediction, PredictionResult, PredictionService } from './prediction.service';
+
+/**
+ * The routes of the FastAPI service this project grew out of, with its field names, answered by
+ * the default model, so that the lesson's clients keep working unchanged.
+ */
+@ApiTags('lesson-compatible')
+@Controller('predict')
+export class LessonController {
+  constructor(private readonly predictions: PredictionService) {}
+
+  @Post()
+  @HttpCode(200)
+  @ApiOperation({ operationId: 'lessonPredict', summary: "Predict one instance with the default model (the lesson's route)" })
+  @ApiOkResponse({ type: LessonPredictResponseDto })
+  @ApiPredictErrors()
+  async predict(@Body() body: PredictRequestDto): Promise<LessonPredictResponseDto> {
+    const result = await this.run([body], () => '');
+    const [p] = result.predictions;
+    return { prediction: p.prediction!, probability: p.probability, class_name: p.label, model_version: String(result.version), latency_ms: result.latencyMs };
+  }
+
+  @Post('batch')
+  @HttpCode(200)
+  @ApiOperation({ operationId: 'lessonPredictBatch', summary: "Predict many instances with the default model (the lesson's route)" })
+  @ApiOkResponse({ type: LessonBatchResponseDto })
+  @ApiPredictErrors()
+  async predictBatch(@Body() body: BatchPredictRequestDto): Promise<LessonBatchResponseDto> {
+    const result = await this.run(body.instances, (i) => `instances[${i}]`);
+    return {
+      predictions: result.predictions.map((p) => p.prediction!),
+      probabilities: result.predictions.map((p) => p.probability),
+      class_names: result.predictions.map((p) => p.label),
+      model_version: String(result.version),
+      latency_ms: result.latencyMs,
+    };
+  }
+
+  private async run(instances: unknown[], pathOf: (i: number) => string): Promise<PredictionResult & { predictions: (Prediction & { prediction: number })[] }> {
+    const model = this.predictions.defaultModelName();
+    const result = await this.predictions.predict(model, undefined, instances, pathOf);
+    if (result.predictions.some((p) => p.prediction === null)) {
+      throw new InvalidInputError(`The default model '${model}' is not a classifier; use POST /v1/models/${model}/predict`);
+    }
+    return result as PredictionResult & { predictions: (Prediction & { prediction: number })[] };
+  }
+}

@@ -1,0 +1,178 @@
+import { Injectable } from '@nestjs/common';
+import { InferenceFailedError, InvalidInputError, ModelNotFoundError } from '../common/domain.errors';
+import { requestContext } from '../common/request-context';
+import { AppConfig } from '../config/app.config';
+import { Model, ModelRegistry, ReadyModelVersion } from '../models/model.registry';
+import { ModelSignature, ModelState, TensorSpec } from '../models/model.types';
+import { decodeOutputs, encodeInstances, InstanceOutputs } from '../models/tensor.codec';
+
+/** The answer for one instance. Classifier fields are null for models that are not classifiers. */
+export interface Prediction {
+  readonly prediction: number | null;
+  readonly label: string | null;
+  readonly probability: number | null;
+  readonly probabilities: number[] | null;
+  readonly outputs: InstanceOutputs;
+}
+
+export interface PredictionResult {
+  readonly model: string;
+  readonly version: number;
+  readonly predictions: Prediction[];
+  readonly latencyMs: number;
+}
+
+export interface VersionStatus {
+  readonly version: number;
+  readonly state: ModelState;
+  readonly reason?: string;
+}
+
+export interface ModelSummary {
+  readonly name: string;
+  readonly description?: string;
+  readonly default_version: number | null;
+  readonly state: ModelState;
+  readonly reason?: string;
+  readonly versions: VersionStatus[];
+}
+
+export interface ModelDescription extends ModelSummary {
+  readonly version: number;
+  readonly version_state: ModelState;
+  readonly platform: string;
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+  readonly batchable: boolean;
+  readonly labels: readonly string[] | null;
+  readonly features: readonly string[] | null;
+  readonly label_output: string | null;
+  readonly probability_output: string | null;
+}
+
+const PLATFORM = 'onnxruntime';
+
+/** Parses a version as it arrives in a path segment. */
+export function parseVersion(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^[1-9]\d{0,8}$/.test(raw)) {
+    throw new InvalidInputError('The version must be a positive integer', [{ path: 'version', message: `got ${JSON.stringify(raw.slice(0, 40))}` }]);
+  }
+  return Number(raw);
+}
+
+function argmax(values: readonly number[]): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+/** Reads an instance's outputs as a classifier's answer, where the signature names the outputs. */
+function classify(signature: ModelSignature, outputs: InstanceOutputs): Prediction {
+  const raw = signature.probabilityOutput ? outputs[signature.probabilityOutput] : undefined;
+  const probabilities = Array.isArray(raw) && raw.every((p) => typeof p === 'number') ? (raw as number[]) : null;
+  const labelValue = signature.labelOutput ? outputs[signature.labelOutput] : undefined;
+  let prediction: number | null = null;
+  let label: string | null = null;
+  if (typeof labelValue === 'number') prediction = labelValue;
+  else if (typeof labelValue === 'string') {
+    label = labelValue;
+    const index = signature.labels?.indexOf(labelValue) ?? -1;
+    prediction = index >= 0 ? index : null;
+  } else if (probabilities) prediction = argmax(probabilities);
+  if (label === null && prediction !== null) label = signature.labels?.[prediction] ?? null;
+  const probability = probabilities && prediction !== null ? (probabilities[prediction] ?? null) : null;
+  return { prediction, label, probability, probabilities, outputs };
+}
+
+/**
+ * The business of the service, independent of any protocol: find the model, check the input
+ * against it, run it, and read the answer. Every route (v1, the lesson's, later V2) calls this.
+ */
+@Injectable()
+export class PredictionService {
+  constructor(
+    private readonly registry: ModelRegistry,
+    private readonly config: AppConfig,
+  ) {}
+
+  /**
+   * Predicts for a list of instances in as few runtime calls as the model allows.
+   * `pathOf` names each instance in error details (`instances[3]`, or `` for a single body).
+   */
+  async predict(modelName: string, version: number | undefined, instances: readonly unknown[], pathOf: (i: number) => string): Promise<PredictionResult> {
+    const started = performance.now();
+    const entry = this.registry.resolve(modelName, version);
+    const context = requestContext.getStore();
+    if (context) Object.assign(context, { model: entry.model, version: entry.version, batchSize: instances.length });
+
+    if (instances.length === 0) throw new InvalidInputError('The batch is empty', [{ path: 'instances', message: 'send at least one instance' }]);
+    if (instances.length > this.config.MAX_BATCH_SIZE) {
+      throw new InvalidInputError(`The batch has ${instances.length} instances; the limit is ${this.config.MAX_BATCH_SIZE} (MAX_BATCH_SIZE)`, [
+        { path: 'instances', message: `at most ${this.config.MAX_BATCH_SIZE} instances per request` },
+      ]);
+    }
+
+    const runs = encodeInstances(entry.signature, instances, pathOf);
+    const predictions: Prediction[] = [];
+    for (const run of runs) {
+      const outputs = await this.run(entry, run.feeds);
+      for (const o of decodeOutputs(entry.signature, outputs, run.count)) predictions.push(classify(entry.signature, o));
+    }
+    return { model: entry.model, version: entry.version, predictions, latencyMs: Number((performance.now() - started).toFixed(3)) };
+  }
+
+  /** The model the lesson's routes answer with: DEFAULT_MODEL, or the repository's only model. */
+  defaultModelName(): string {
+    const names = this.registry.list().map((m) => m.name);
+    const wanted = this.config.DEFAULT_MODEL;
+    if (wanted && names.includes(wanted)) return wanted;
+    if (names.length === 1) return names[0];
+    throw new ModelNotFoundError(
+      `No default model: DEFAULT_MODEL is ${wanted ? `'${wanted}', which is not in the repository` : 'unset'}; models: ${names.join(', ') || 'none'}`,
+    );
+  }
+
+  listModels(): ModelSummary[] {
+    return this.registry.list().map((m) => this.summarize(m));
+  }
+
+  describeModel(name: string, version?: number): ModelDescription {
+    const model = this.registry.get(name);
+    const number = version ?? model.defaultVersion ?? model.versions.keys().next().value;
+    const entry = number === undefined ? undefined : model.versions.get(number);
+    if (!entry) throw new ModelNotFoundError(`Model '${name}' has no version ${version}; versions: ${[...model.versions.keys()].join(', ')}`);
+    const signature = entry.signature;
+    return {
+      ...this.summarize(model),
+      version: entry.version,
+      version_state: entry.state,
+      platform: PLATFORM,
+      inputs: signature?.inputs ?? [],
+      outputs: signature?.outputs ?? [],
+      batchable: signature?.batchable ?? false,
+      labels: model.config.labels ?? null,
+      features: model.config.features ?? null,
+      label_output: signature?.labelOutput ?? null,
+      probability_output: signature?.probabilityOutput ?? null,
+    };
+  }
+
+  private summarize(model: Model): ModelSummary {
+    return {
+      name: model.name,
+      description: model.config.description,
+      default_version: model.defaultVersion ?? null,
+      ...this.registry.stateOf(model),
+      versions: [...model.versions.values()].map((v) => ({ version: v.version, state: v.state, reason: v.reason })),
+    };
+  }
+
+  private async run(entry: ReadyModelVersion, feeds: Parameters<ReadyModelVersion['session']['run']>[0]) {
+    try {
+      return await entry.session.run(feeds);
+    } catch (err) {
+      throw new InferenceFailedError(`Model '${entry.model}' version ${entry.version} failed to run: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import request from 'supertest';
+import { BUNDLED_MODELS, startApp } from './support/app';
+
+interface Reference {
+  model: string;
+  version: number;
+  rows: { features: number[]; label: number; probabilities: number[] }[];
+}
+
+const reference = (model: string): Reference =>
+  JSON.parse(readFileSync(path.join(BUNDLED_MODELS, model, 'reference.json'), 'utf8')) as Reference;
+
+/** scikit-learn's own predictions, written by models/build.py: labels exactly, probabilities to 1e-5. */
+function expectMatches(predictions: { prediction: number; probabilities: number[] }[], rows: Reference['rows']): void {
+  expect(predictions).toHaveLength(rows.length);
+  let worst = 0;
+  rows.forEach((row, i) => {
+    expect(predictions[i].prediction).toBe(row.label);
+    row.probabilities.forEach((p, k) => (worst = Math.max(worst, Math.abs(predictions[i].probabilities[k] - p))));
+  });
+  expect(worst).toBeLessThanOrEqual(1e-5);
+}
+
+describe('bundled models reproduce the reference predictions of scikit-learn', () => {
+  let app: NestExpressApplication;
+  beforeAll(async () => (app = await startApp()));
+  afterAll(() => app.close());
+
+  it('iris: all 150 rows in one batch', async () => {
+    const { rows } = reference('iris');
+    const res = await request(app.getHttpServer())
+      .post('/v1/models/iris/predict/batch')
+      .send({ instances: rows.map((r) => r.features) })
+      .expect(200);
+    expectMatches(res.body.predictions, rows);
+  });
+
+  it('iris: all 150 rows one request each, named features', async () => {
+    const { rows } = reference('iris');
+    const names = ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'];
+    const answers = [];
+    for (const row of rows) {
+      const features = Object.fromEntries(names.map((n, i) => [n, row.features[i]]));
+      const res = await request(app.getHttpServer()).post('/v1/models/iris/predict').send({ features }).expect(200);
+      answers.push(res.body);
+    }
+    expectMatches(answers, rows);
+    expect(answers[0].label).toBe('setosa');
+  });
+
+  it("iris: the lesson's /predict/batch gives the same labels and each predicted class's probability", async () => {
+    const { rows } = reference('iris');
+    const res = await request(app.getHttpServer()).post('/predict/batch').send({ instances: rows.map((r) => r.features) }).expect(200);
+    expect(res.body.predictions).toEqual(rows.map((r) => r.label));
+    res.body.probabilities.forEach((p: number, i: number) => expect(Math.abs(p - Math.max(...rows[i].probabilities))).toBeLessThanOrEqual(1e-5));
+  });
+
+  it('digits: all 450 test rows in one batch', async () => {
+    const { rows } = reference('digits');
+    const res = await request(app.getHttpServer())
+      .post('/v1/models/digits/predict/batch')
+      .send({ instances: rows.map((r) => r.features) })
+      .expect(200);
+    expectMatches(res.body.predictions, rows);
+  });
+});

@@ -1,0 +1,42 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createApp } from '../../src/app.factory';
+import { loadConfig } from '../../src/config/app.config';
+import { ModelRegistry } from '../../src/models/model.registry';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const BUNDLED_MODELS = path.join(ROOT, 'models');
+export const FIXTURE_MODELS = path.join(ROOT, 'test', 'fixtures', 'models');
+
+/**
+ * Builds the real application (real onnxruntime sessions) on a model repository, initialised and
+ * with every model loaded. Use supertest on `app.getHttpServer()`; close with `app.close()`.
+ */
+export async function startApp(env: Record<string, string> = {}): Promise<NestExpressApplication> {
+  const config = loadConfig({ MODEL_REPOSITORY: BUNDLED_MODELS, LOG_LEVEL: 'error', ...env });
+  const app = await createApp(config);
+  await app.init();
+  await app.get(ModelRegistry).whenLoaded();
+  return app;
+}
+
+/**
+ * Makes a throw-away model repository. `models` maps a folder name to the fixture (or bundled)
+ * model folder it copies; `files` writes extra files (relative path → contents).
+ */
+export async function makeRepository(models: Record<string, string>, files: Record<string, string | Buffer> = {}): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'model-repo-'));
+  for (const [name, source] of Object.entries(models)) {
+    await fs.cp(source, path.join(dir, name), { recursive: true });
+  }
+  for (const [file, contents] of Object.entries(files)) {
+    await fs.mkdir(path.dirname(path.join(dir, file)), { recursive: true });
+    await fs.writeFile(path.join(dir, file), contents);
+  }
+  return dir;
+}
+
+export const fixture = (name: string) => path.join(FIXTURE_MODELS, name);
+export const bundled = (name: string) => path.join(BUNDLED_MODELS, name);

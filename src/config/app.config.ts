@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import { plainToInstance, Type } from 'class-transformer';
 import { IsIn, IsInt, IsNotEmpty, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
 
@@ -46,7 +47,7 @@ export class AppConfig {
   @IsIn(['json', 'text'], { message: 'LOG_FORMAT must be json or text' })
   readonly LOG_FORMAT: 'json' | 'text' = 'json';
 
-  /** Comma-separated origins, `*` for any, empty to disable cross-origin access. */
+  /** Comma-separated origins, `*` for any, `none` to refuse cross-origin browser calls. */
   @IsString()
   readonly CORS_ORIGINS: string = '*';
 
@@ -70,7 +71,7 @@ export class AppConfig {
   /** Origins as a list, or true for any; false when cross-origin access is off. */
   corsOrigins(): string[] | boolean {
     const origins = this.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean);
-    if (origins.length === 0) return false;
+    if (origins.length === 0 || origins.includes('none')) return false;
     return origins.includes('*') ? true : origins;
   }
 }

@@ -23,11 +23,12 @@ export function latencyMiddleware(logger: LoggerService) {
     const context: RequestContext = { requestId };
     res.setHeader('X-Request-Id', requestId);
 
-    const writeHead = res.writeHead;
-    res.writeHead = function (this: Response, ...args: unknown[]) {
-      this.setHeader('X-Process-Time', elapsedMs(start).toFixed(3));
-      return (writeHead as (...a: unknown[]) => Response).apply(this, args);
-    } as Response['writeHead'];
+    // Headers cannot change once written, so the time is taken at the last moment before they go out.
+    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+    res.writeHead = ((...args: unknown[]) => {
+      res.setHeader('X-Process-Time', elapsedMs(start).toFixed(3));
+      return writeHead(...args);
+    }) as Response['writeHead'];
 
     res.on('finish', () => {
       const route = (req.route as { path?: string } | undefined)?.path;

@@ -23,7 +23,7 @@ export class LessonController {
   async predict(@Body() body: PredictRequestDto): Promise<LessonPredictResponseDto> {
     const result = await this.run([body], () => '');
     const [p] = result.predictions;
-    return { prediction: p.prediction!, probability: p.probability, class_name: p.label, model_version: String(result.version), latency_ms: result.latencyMs };
+    return { prediction: p.prediction, probability: p.probability, class_name: p.label, model_version: String(result.version), latency_ms: result.latencyMs };
   }
 
   @Post('batch')

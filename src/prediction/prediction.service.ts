@@ -70,7 +70,7 @@ function argmax(values: readonly number[]): number {
 /** Reads an instance's outputs as a classifier's answer, where the signature names the outputs. */
 function classify(signature: ModelSignature, outputs: InstanceOutputs): Prediction {
   const raw = signature.probabilityOutput ? outputs[signature.probabilityOutput] : undefined;
-  const probabilities = Array.isArray(raw) && raw.every((p) => typeof p === 'number') ? (raw as number[]) : null;
+  const probabilities = Array.isArray(raw) && raw.every((p) => typeof p === 'number') ? (raw) : null;
   const labelValue = signature.labelOutput ? outputs[signature.labelOutput] : undefined;
   let prediction: number | null = null;
   let label: string | null = null;

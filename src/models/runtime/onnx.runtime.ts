@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import * as ort from 'onnxruntime-node';
-import { ElementType, TensorData, TensorValues, ValueInfo } from '../model.types';
+import { ElementType, TensorData, ValueInfo } from '../model.types';
 import { ModelRuntime, RuntimeOptions, RuntimeSession } from './model-runtime.interface';
 
 const SUPPORTED: ReadonlySet<string> = new Set<ElementType>([
@@ -30,15 +30,14 @@ class OnnxSession implements RuntimeSession {
   async run(feeds: Readonly<Record<string, TensorData>>, outputNames?: readonly string[]): Promise<Record<string, TensorData>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) {
-      ortFeeds[name] = new ort.Tensor(t.type as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.dims);
+      ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
     }
     const results = outputNames
       ? await this.session.run(ortFeeds, outputNames as string[])
       : await this.session.run(ortFeeds);
     const out: Record<string, TensorData> = {};
-    for (const [name, value] of Object.entries(results)) {
-      const tensor = value as ort.Tensor;
-      out[name] = { type: tensor.type as ElementType, dims: tensor.dims, data: tensor.data as TensorValues };
+    for (const [name, tensor] of Object.entries(results)) {
+      out[name] = { type: tensor.type as ElementType, dims: tensor.dims, data: tensor.data };
     }
     return out;
   }

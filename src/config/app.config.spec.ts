@@ -1,0 +1,56 @@
+import { ConfigError, loadConfig } from './app.config';
+
+describe('loadConfig', () => {
+  it('takes documented defaults when nothing is set, and treats empty values as unset', () => {
+    const config = loadConfig({ PORT: '', LOG_LEVEL: '  ' });
+    expect(config).toMatchObject({
+      PORT: 8000,
+      HOST: '0.0.0.0',
+      MODEL_REPOSITORY: './models',
+      DEFAULT_MODEL: 'iris',
+      MAX_BATCH_SIZE: 1024,
+      BODY_LIMIT: '1mb',
+      LOG_LEVEL: 'info',
+      CORS_ORIGINS: '*',
+      ORT_INTRA_OP_NUM_THREADS: 1,
+      ORT_GRAPH_OPTIMIZATION_LEVEL: 'all',
+    });
+  });
+
+  it('converts numbers and keeps given strings', () => {
+    const config = loadConfig({ PORT: '9000', MAX_BATCH_SIZE: '16', MODEL_REPOSITORY: '/srv/models', LOG_LEVEL: 'debug' });
+    expect(config.PORT).toBe(9000);
+    expect(config.MAX_BATCH_SIZE).toBe(16);
+    expect(config.MODEL_REPOSITORY).toBe('/srv/models');
+    expect(config.LOG_LEVEL).toBe('debug');
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '80.5'],
+    ['MAX_BATCH_SIZE', '0'],
+    ['BODY_LIMIT', 'lots'],
+    ['LOG_LEVEL', 'loud'],
+    ['LOG_FORMAT', 'xml'],
+    ['DEFAULT_MODEL', '../etc'],
+    ['ORT_INTRA_OP_NUM_THREADS', '-1'],
+    ['ORT_GRAPH_OPTIMIZATION_LEVEL', 'max'],
+  ])('refuses %s=%s with a message naming the variable and the value', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}[^\\n]*got "${value.replace(/[.]/g, '\\.')}"`));
+  });
+
+  it('reports every bad variable at once', () => {
+    expect(() => loadConfig({ PORT: 'x', LOG_LEVEL: 'y' })).toThrow(/PORT[\s\S]*LOG_LEVEL/);
+  });
+
+  it.each([
+    ['*', true],
+    ['', true],
+    ['none', false],
+    ['https://a.example, https://b.example', ['https://a.example', 'https://b.example']],
+  ])('reads CORS_ORIGINS=%j', (value, expected) => {
+    expect(loadConfig({ CORS_ORIGINS: value }).corsOrigins()).toEqual(expected);
+  });
+});

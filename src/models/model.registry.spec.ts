@@ -1,0 +1,105 @@
+import { Logger } from '@nestjs/common';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { bundled, BUNDLED_MODELS, fixture, makeRepository } from '../../test/support/app';
+import { ModelNotFoundError, ModelNotReadyError } from '../common/domain.errors';
+import { loadConfig } from '../config/app.config';
+import { ModelRegistry } from './model.registry';
+import { OnnxRuntime } from './runtime/onnx.runtime';
+
+async function loadRegistry(repository: string): Promise<ModelRegistry> {
+  const registry = new ModelRegistry(new OnnxRuntime(), loadConfig({ MODEL_REPOSITORY: repository }));
+  await registry.onModuleInit();
+  await registry.whenLoaded();
+  return registry;
+}
+
+const stateOf = (registry: ModelRegistry, name: string) => registry.stateOf(registry.get(name));
+
+describe('ModelRegistry (real onnxruntime sessions)', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(['log', 'error', 'warn', 'fatal']));
+
+  it('loads the bundled repository, passing the config.json self-tests', async () => {
+    const registry = await loadRegistry(BUNDLED_MODELS);
+    expect(registry.list().map((m) => [m.name, registry.stateOf(m).state, m.defaultVersion])).toEqual([
+      ['digits', 'READY', 1],
+      ['iris', 'READY', 1],
+    ]);
+    const iris = registry.resolve('iris');
+    expect(iris.signature).toMatchObject({ batchable: true, labelOutput: 'output_label', probabilityOutput: 'output_probability' });
+    await registry.onApplicationShutdown();
+    expect(() => registry.resolve('iris')).toThrow(ModelNotReadyError);
+  });
+
+  it('serves several versions, with the default version from config.json', async () => {
+    const registry = await loadRegistry(await makeRepository({ iris: fixture('iris_versions') }));
+    expect(registry.resolve('iris').version).toBe(1);
+    expect(registry.resolve('iris', 2).version).toBe(2);
+    expect(() => registry.resolve('iris', 3)).toThrow(new ModelNotFoundError("Model 'iris' has no version 3; versions: 1, 2"));
+    expect(() => registry.resolve('rose')).toThrow(/Model 'rose' not found; available models: iris/);
+    await registry.onApplicationShutdown();
+  });
+
+  it('takes the highest version as default when config.json does not say', async () => {
+    const dir = await makeRepository({ iris: fixture('iris_versions') });
+    await fs.rm(path.join(dir, 'iris', 'config.json'));
+    const registry = await loadRegistry(dir);
+    expect(registry.resolve('iris').version).toBe(2);
+    await registry.onApplicationShutdown();
+  });
+
+  it('marks each broken model FAILED with its reason and keeps serving the others', async () => {
+    const iris = bundled('iris');
+    const irisConfig = JSON.parse(await fs.readFile(path.join(iris, 'config.json'), 'utf8'));
+    const onnx = await fs.readFile(path.join(iris, '1', 'model.onnx'));
+    const dir = await makeRepository(
+      { good: iris, zipmap: fixture('zipmap'), selftest: iris, badlabels: iris, baddefault: iris, badjson: iris, badfield: iris },
+      {
+        'corrupt/1/model.onnx': Buffer.from('this is not an onnx file'),
+        'truncated/1/model.onnx': onnx.subarray(0, onnx.length / 2),
+        'emptyversion/1/README.md': 'no model here',
+        'noversions/config.json': '{}',
+        'selftest/config.json': JSON.stringify({ ...irisConfig, samples: [{ ...irisConfig.samples[0], expected: { output_label: 2 } }] }),
+        'badlabels/config.json': JSON.stringify({ ...irisConfig, labels: ['a', 'b'] }),
+        'baddefault/config.json': JSON.stringify({ ...irisConfig, default_version: 5 }),
+        'badjson/config.json': '{ "labels": [',
+        'badfield/config.json': JSON.stringify({ labels: 'setosa', default_version: 0, colour: 'blue' }),
+      },
+    );
+    const registry = await loadRegistry(dir);
+    const reasons = Object.fromEntries(registry.list().map((m) => [m.name, registry.stateOf(m)]));
+    expect(reasons.good).toEqual({ state: 'READY' });
+    expect(registry.resolve('good').version).toBe(1);
+    const failed = (name: string, reason: RegExp) => {
+      expect(reasons[name].state).toBe('FAILED');
+      expect(reasons[name].reason).toMatch(reason);
+    };
+    failed('corrupt', /version 1: .*(protobuf|parse|Load model)/i);
+    failed('truncated', /version 1: /);
+    failed('emptyversion', /emptyversion\/1\/model\.onnx is missing/);
+    failed('noversions', /no version folders: expected noversions\/<version>\/model\.onnx/);
+    failed('zipmap', /output 'output_probability' is not a tensor .*zipmap': False/);
+    failed('selftest', /self-test sample 0: output_label expected 2, got 0/);
+    failed('badlabels', /labels has 2 names, but output 'output_probability' has 3 classes/);
+    failed('baddefault', /default_version is 5, but the versions present are 1/);
+    failed('badjson', /badjson\/config\.json is not valid JSON/);
+    failed('badfield', /^badfield\/config\.json is invalid: /);
+    expect(reasons.badfield.reason).toMatch(/labels: labels must be an array/);
+    expect(reasons.badfield.reason).toMatch(/default_version: default_version must not be less than 1/);
+    expect(reasons.badfield.reason).toMatch(/colour: unknown field/);
+    expect(() => registry.resolve('selftest')).toThrow(ModelNotReadyError);
+    expect(() => registry.resolve('selftest')).toThrow(/failed to load: self-test sample 0/);
+    await registry.onApplicationShutdown();
+  });
+
+  it('stops start-up when the repository does not exist', async () => {
+    const registry = new ModelRegistry(new OnnxRuntime(), loadConfig({ MODEL_REPOSITORY: '/nonexistent/models' }));
+    await expect(registry.onModuleInit()).rejects.toThrow('MODEL_REPOSITORY /nonexistent/models is not a directory');
+  });
+
+  it('serves an empty repository with no models', async () => {
+    const registry = await loadRegistry(await makeRepository({}));
+    expect(registry.list()).toEqual([]);
+  });
+});

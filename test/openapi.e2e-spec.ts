@@ -1,0 +1,70 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import request from 'supertest';
+import { startApp } from './support/app';
+
+/** Every route the service answers, as OpenAPI path templates. */
+const ROUTES: [string, string][] = [
+  ['get', '/'],
+  ['get', '/health'],
+  ['post', '/predict'],
+  ['post', '/predict/batch'],
+  ['get', '/v1/models'],
+  ['get', '/v1/models/{model}'],
+  ['get', '/v1/models/{model}/versions/{version}'],
+  ['post', '/v1/models/{model}/predict'],
+  ['post', '/v1/models/{model}/versions/{version}/predict'],
+  ['post', '/v1/models/{model}/predict/batch'],
+  ['post', '/v1/models/{model}/versions/{version}/predict/batch'],
+];
+
+interface Operation {
+  operationId?: string;
+  responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }>;
+  requestBody?: { content: Record<string, { schema: { $ref?: string } }> };
+}
+
+describe('OpenAPI document', () => {
+  let app: NestExpressApplication;
+  let doc: { openapi: string; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
+
+  beforeAll(async () => {
+    app = await startApp();
+    doc = (await request(app.getHttpServer()).get('/docs-json').expect(200)).body;
+  });
+  afterAll(() => app.close());
+
+  it('is a valid OpenAPI 3 document', async () => {
+    expect(doc.openapi).toMatch(/^3\./);
+    await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeDefined();
+  });
+
+  it('covers every route, and nothing else', () => {
+    const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`));
+    expect(documented.sort()).toEqual(ROUTES.map(([m, p]) => `${m} ${p}`).sort());
+  });
+
+  it.each(ROUTES)('%s %s has an operationId, a typed success response and typed errors', (method, route) => {
+    const op = doc.paths[route][method];
+    expect(op.operationId).toMatch(/^[a-zA-Z]+$/);
+    const ok = Object.entries(op.responses).find(([status]) => status.startsWith('2'));
+    expect(ok?.[1].content?.['application/json'].schema?.$ref).toMatch(/^#\/components\/schemas\/\w+Dto$/);
+    if (method === 'post') {
+      expect(op.requestBody?.content['application/json'].schema.$ref).toMatch(/RequestDto$/);
+      for (const status of ['400', '404', '503']) {
+        expect(op.responses[status].content?.['application/json'].schema?.$ref).toBe('#/components/schemas/ErrorResponseDto');
+      }
+    }
+  });
+
+  it('operationIds are unique, so generated SDKs get one method per route', () => {
+    const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((o) => o.operationId));
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('serves Swagger UI at /docs', async () => {
+    const res = await request(app.getHttpServer()).get('/docs').expect(200);
+    expect(res.headers['content-type']).toMatch(/text\/html/);
+    expect(res.text).toMatch(/swagger-ui/i);
+  });
+});

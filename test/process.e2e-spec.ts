@@ -1,0 +1,95 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { ROOT } from './support/app';
+
+/** Runs the real entry point (src/main.ts) as its own process, as `npm start` does with the build. */
+function serve(env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+function exited(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr })));
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    }).on('error', reject);
+  });
+}
+
+describe('the service as a process', () => {
+  it.each([
+    [{ PORT: 'eighty' }, /Invalid configuration:\n\s+PORT must be an integer between 0 and 65535 \(got "eighty"\)/],
+    [{ MAX_BATCH_SIZE: '-3', LOG_LEVEL: 'chatty' }, /MAX_BATCH_SIZE[\s\S]*LOG_LEVEL must be one of/],
+    [{ MODEL_REPOSITORY: '/no/such/dir' }, /Start-up failed: MODEL_REPOSITORY \/no\/such\/dir is not a directory/],
+  ])('refuses to start with %j, saying why', async (env, message) => {
+    const { code, stderr } = await exited(serve(env));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(message);
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('serves, and logs one structured JSON line per request with its latency', async () => {
+    const port = await freePort();
+    const child = serve({ PORT: String(port), HOST: '127.0.0.1' });
+    const lines: Record<string, unknown>[] = [];
+    let buffered = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const parts = buffered.split('\n');
+      buffered = parts.pop()!;
+      for (const part of parts) lines.push(JSON.parse(part) as Record<string, unknown>);
+    });
+    const done = exited(child);
+    try {
+      await waitFor(() => lines.some((l) => String(l.message).startsWith('models loaded: digits=READY, iris=READY')));
+      const base = `http://127.0.0.1:${port}`;
+      const ok = await fetch(`${base}/v1/models/iris/predict/batch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'proc-1' },
+        body: JSON.stringify({ instances: [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]] }),
+      });
+      expect(ok.status).toBe(200);
+      const missing = await fetch(`${base}/nowhere`, { headers: { 'x-request-id': 'proc-2' } });
+      expect(missing.status).toBe(404);
+
+      await waitFor(() => requestLine(lines, 'proc-2') !== undefined);
+      expect(requestLine(lines, 'proc-1')).toEqual({
+        msg: 'request',
+        method: 'POST',
+        route: '/v1/models/:model/predict/batch',
+        status: 200,
+        model: 'iris',
+        version: 1,
+        batch_size: 2,
+        duration_ms: expect.any(Number),
+        request_id: 'proc-1',
+      });
+      expect(requestLine(lines, 'proc-2')).toMatchObject({ method: 'GET', route: '/nowhere', status: 404, request_id: 'proc-2' });
+    } finally {
+      child.kill('SIGTERM');
+      await done;
+    }
+  });
+});
+
+function requestLine(lines: Record<string, unknown>[], id: string): Record<string, unknown> | undefined {
+  return lines.map((l) => l.message as Record<string, unknown>).find((m) => typeof m === 'object' && m?.request_id === id);
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 30000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error('timed out waiting for the service');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -14,7 +14,6 @@ async function loadRegistry(repository: string): Promise<ModelRegistry> {
   return registry;
 }
 
-const stateOf = (registry: ModelRegistry, name: string) => registry.stateOf(registry.get(name));
 
 describe('ModelRegistry (real onnxruntime sessions)', () => {
   beforeAll(() => Logger.overrideLogger(false));

@@ -14,7 +14,6 @@ async function loadRegistry(repository: string): Promise<ModelRegistry> {
   return registry;
 }
 
-
 describe('ModelRegistry (real onnxruntime sessions)', () => {
   beforeAll(() => Logger.overrideLogger(false));
   afterAll(() => Logger.overrideLogger(['log', 'error', 'warn', 'fatal']));

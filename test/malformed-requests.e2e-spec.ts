@@ -1,0 +1,293 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import * as vm from 'node:vm';
+import request from 'supertest';
+import { startApp } from './support/app';
+
+/**
+ * A sweep of malformed requests against the prediction routes of the bundled iris model, the
+ * lesson's routes and the batch routes. Each must be answered with the expected 4xx (never a 500)
+ * and the structured error body, naming the offending field where there is one.
+ */
+
+interface Case {
+  readonly name: string;
+  readonly method?: 'get' | 'post' | 'put' | 'delete';
+  readonly url: string;
+  /** Sent with supertest's JSON serialisation (Content-Type: application/json). */
+  readonly json?: unknown;
+  /** Sent as is, with `type` as Content-Type (application/json unless told). */
+  readonly raw?: string | Buffer;
+  readonly type?: string;
+  readonly headers?: Record<string, string>;
+  /** 'small' is the app started with BODY_LIMIT 10kb. */
+  readonly app?: 'small';
+  readonly status: number;
+  /** The expected error code, or the codes that are all acceptable. */
+  readonly code: string | readonly string[];
+  /** The expected path of details[0]; when absent, details is only checked to be an array. */
+  readonly path?: string;
+  readonly maxMs?: number;
+}
+
+const PREDICT = '/v1/models/iris/predict';
+const BATCH = '/v1/models/iris/predict/batch';
+const OK = [5.1, 3.5, 1.4, 0.2];
+const NAMED = { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 };
+
+const nested = (depth: number, inner: unknown = 1): unknown => {
+  let v = inner;
+  for (let i = 0; i < depth; i++) v = [v];
+  return v;
+};
+/** A deeply nested array as JSON text (built as text: no recursion in the test itself). */
+const deepArrayText = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
+const deepObjectText = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+const DEEP = 10_000;
+
+const CASES: Case[] = [
+  // Wrong element types.
+  { name: 'a string where a number belongs', url: PREDICT, json: { features: [5.1, 3.5, 'x', 0.2] }, status: 400, code: 'INVALID_INPUT', path: 'features[2]' },
+  { name: 'null where a number belongs', url: PREDICT, json: { features: [5.1, null, 1.4, 0.2] }, status: 400, code: 'INVALID_INPUT', path: 'features[1]' },
+  { name: 'a boolean where a number belongs', url: PREDICT, json: { features: [true, 3.5, 1.4, 0.2] }, status: 400, code: 'INVALID_INPUT', path: 'features[0]' },
+  { name: 'an object where a number belongs', url: PREDICT, json: { features: [5.1, 3.5, 1.4, { v: 1 }] }, status: 400, code: 'INVALID_INPUT', path: 'features[3]' },
+  { name: 'a numeric string where a number belongs', url: PREDICT, json: { features: [5.1, '3.5', 1.4, 0.2] }, status: 400, code: 'INVALID_INPUT', path: 'features[1]' },
+  { name: 'features as a string', url: PREDICT, json: { features: '5.1,3.5,1.4,0.2' }, status: 400, code: 'INVALID_INPUT', path: 'features' },
+  { name: 'features as a number', url: PREDICT, json: { features: 5.1 }, status: 400, code: 'INVALID_INPUT', path: 'features' },
+  { name: 'features null', url: PREDICT, json: { features: null }, status: 400, code: 'INVALID_INPUT', path: 'features' },
+  { name: 'inputs as an array', url: PREDICT, json: { inputs: [OK] }, status: 400, code: 'INVALID_INPUT', path: 'inputs' },
+
+  // Wrong counts and shapes.
+  { name: '3 features', url: PREDICT, json: { features: [5.1, 3.5, 1.4] }, status: 400, code: 'INVALID_INPUT', path: 'features' },
+  { name: '5 features', url: PREDICT, json: { features: [5.1, 3.5, 1.4, 0.2, 9] }, status: 400, code: 'INVALID_INPUT', path: 'features' },
+  { name: 'an empty features array', url: PREDICT, json: { features: [] }, status: 400, code: 'INVALID_INPUT', path: 'features' },
+  { name: 'nested features [[1,2,3,4]]', url: PREDICT, json: { features: [[1, 2, 3, 4]] }, status: 400, code: 'INVALID_INPUT', path: 'features' },
+  { name: 'inputs with the wrong shape', url: PREDICT, json: { inputs: { float_input: [1, 2, 3] } }, status: 400, code: 'INVALID_INPUT', path: 'inputs.float_input' },
+  { name: 'inputs with the batch dimension included', url: PREDICT, json: { inputs: { float_input: [OK] } }, status: 400, code: 'INVALID_INPUT', path: 'inputs.float_input' },
+
+  // Values that are not finite float32 numbers.
+  { name: '"NaN" as a string', url: PREDICT, json: { features: [5.1, 'NaN', 1.4, 0.2] }, status: 400, code: 'INVALID_INPUT', path: 'features[1]' },
+  { name: '"Infinity" as a string', url: PREDICT, json: { features: [5.1, 3.5, 'Infinity', 0.2] }, status: 400, code: 'INVALID_INPUT', path: 'features[2]' },
+  { name: '1e400 (parses to Infinity)', url: PREDICT, raw: '{"features":[5.1,3.5,1e400,0.2]}', status: 400, code: 'INVALID_INPUT', path: 'features[2]' },
+  { name: '-1e400 (parses to -Infinity)', url: PREDICT, raw: '{"features":[-1e400,3.5,1.4,0.2]}', status: 400, code: 'INVALID_INPUT', path: 'features[0]' },
+  { name: '1e39, beyond float32', url: PREDICT, raw: '{"features":[5.1,3.5,1.4,1e39]}', status: 400, code: 'INVALID_INPUT', path: 'features[3]' },
+  { name: '-1e39 in a batch, beyond float32', url: BATCH, raw: '{"instances":[[5.1,3.5,1.4,0.2],[5.1,-1e39,1.4,0.2]]}', status: 400, code: 'INVALID_INPUT', path: 'instances[1][1]' },
+
+  // Huge and deep.
+  { name: '100000 features', url: PREDICT, json: { features: new Array(100_000).fill(1.5) }, status: 400, code: 'INVALID_INPUT', path: 'features', maxMs: 2000 },
+  { name: 'a batch instance of 100000 features', url: BATCH, json: { instances: [OK, new Array(100_000).fill(1.5)] }, status: 400, code: 'INVALID_INPUT', path: 'instances[1]', maxMs: 2000 },
+  { name: 'a batch of 1025 instances (MAX_BATCH_SIZE 1024)', url: BATCH, json: { instances: new Array(1025).fill(OK) }, status: 400, code: 'INVALID_INPUT', path: 'instances', maxMs: 2000 },
+  { name: "the lesson's batch of 1025 instances", url: '/predict/batch', json: { instances: new Array(1025).fill(OK) }, status: 400, code: 'INVALID_INPUT', path: 'instances', maxMs: 2000 },
+  { name: 'a 200-level nested array as a feature', url: PREDICT, json: { features: [5.1, 3.5, nested(200), 0.2] }, status: 400, code: 'INVALID_INPUT', path: 'features[2]' },
+  { name: 'a 200-level nested array as features', url: PREDICT, json: { features: nested(200) }, status: 400, code: 'INVALID_INPUT', path: 'features' },
+  { name: `a ${DEEP}-level nested array as a feature`, url: PREDICT, raw: `{"features":[5.1,3.5,${deepArrayText(DEEP)},0.2]}`, status: 400, code: 'INVALID_INPUT' },
+  { name: `a ${DEEP}-level nested array as features`, url: PREDICT, raw: `{"features":${deepArrayText(DEEP)}}`, status: 400, code: 'INVALID_INPUT' },
+  { name: `a ${DEEP}-level nested array as a batch instance`, url: BATCH, raw: `{"instances":[${deepArrayText(DEEP)}]}`, status: 400, code: 'INVALID_INPUT' },
+  { name: `a ${DEEP}-level nested object in an unknown field`, url: PREDICT, raw: `{"features":[5.1,3.5,1.4,0.2],"extra":${deepObjectText(DEEP)}}`, status: 400, code: 'INVALID_INPUT' },
+
+  // Fields and body shapes.
+  { name: 'an unknown top-level field', url: PREDICT, json: { features: OK, extra: 1 }, status: 400, code: 'INVALID_INPUT', path: 'extra' },
+  { name: 'an unknown top-level field on a batch', url: BATCH, json: { instances: [OK], extra: 1 }, status: 400, code: 'INVALID_INPUT', path: 'extra' },
+  { name: 'features and inputs together', url: PREDICT, json: { features: OK, inputs: { float_input: OK } }, status: 400, code: 'INVALID_INPUT', path: 'body' },
+  { name: 'an empty object', url: PREDICT, json: {}, status: 400, code: 'INVALID_INPUT', path: 'body' },
+  { name: 'an empty body with Content-Type json', url: PREDICT, raw: '', status: 400, code: 'INVALID_INPUT', path: 'body' },
+  { name: 'a JSON array body', url: PREDICT, raw: '[1,2,3]', status: 400, code: 'INVALID_INPUT', path: 'body' },
+  // Express's JSON parser is strict: top-levels other than an object or array are not JSON to it.
+  { name: 'a JSON string body', url: PREDICT, raw: '"x"', status: 400, code: 'MALFORMED_JSON' },
+  { name: 'a JSON null body', url: PREDICT, raw: 'null', status: 400, code: 'MALFORMED_JSON' },
+  { name: 'a JSON number body', url: BATCH, raw: '42', status: 400, code: 'MALFORMED_JSON' },
+  { name: 'truncated JSON', url: PREDICT, raw: '{"features":[5.1,3.5', status: 400, code: 'MALFORMED_JSON' },
+  { name: 'JSON with a trailing comma', url: BATCH, raw: '{"instances":[[5.1,3.5,1.4,0.2],]}', status: 400, code: 'MALFORMED_JSON' },
+  { name: 'Content-Type text/plain', url: PREDICT, raw: JSON.stringify({ features: OK }), type: 'text/plain', status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  { name: 'Content-Type form-urlencoded', url: PREDICT, raw: 'features=5.1&features=3.5', type: 'application/x-www-form-urlencoded', status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  { name: 'no Content-Type on the lesson route', url: '/predict', raw: Buffer.from(JSON.stringify({ features: OK })), type: '', status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  { name: 'an unsupported charset', url: PREDICT, raw: JSON.stringify({ features: OK }), type: 'application/json; charset=latin1', status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  { name: 'an unsupported Content-Encoding', url: PREDICT, raw: JSON.stringify({ features: OK }), headers: { 'Content-Encoding': 'foo' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  { name: 'Content-Encoding gzip on a body that is not gzip', url: PREDICT, raw: JSON.stringify({ features: OK }), headers: { 'Content-Encoding': 'gzip' }, status: 400, code: ['INVALID_INPUT', 'MALFORMED_JSON'] },
+  { name: 'a body over BODY_LIMIT (10kb)', app: 'small', url: PREDICT, json: { features: new Array(5000).fill(1.2345) }, status: 413, code: 'PAYLOAD_TOO_LARGE' },
+  { name: 'a batch over BODY_LIMIT (10kb)', app: 'small', url: BATCH, json: { instances: new Array(1000).fill(OK) }, status: 413, code: 'PAYLOAD_TOO_LARGE' },
+
+  // Models, versions and routes.
+  { name: 'an unknown model', url: '/v1/models/nope/predict', json: { features: OK }, status: 404, code: 'MODEL_NOT_FOUND' },
+  { name: 'an unknown model, batch', url: '/v1/models/nope/predict/batch', json: { instances: [OK] }, status: 404, code: 'MODEL_NOT_FOUND' },
+  { name: 'a model named __proto__', url: '/v1/models/__proto__/predict', json: { features: OK }, status: 404, code: 'MODEL_NOT_FOUND' },
+  { name: 'a model named constructor', url: '/v1/models/constructor/predict/batch', json: { instances: [OK] }, status: 404, code: 'MODEL_NOT_FOUND' },
+  { name: 'unknown version 99', url: '/v1/models/iris/versions/99/predict', json: { features: OK }, status: 404, code: 'MODEL_NOT_FOUND' },
+  { name: 'unknown version 99, batch', url: '/v1/models/iris/versions/99/predict/batch', json: { instances: [OK] }, status: 404, code: 'MODEL_NOT_FOUND' },
+  { name: "version 'abc'", url: '/v1/models/iris/versions/abc/predict', json: { features: OK }, status: 400, code: 'INVALID_INPUT', path: 'version' },
+  { name: "version '0'", url: '/v1/models/iris/versions/0/predict', json: { features: OK }, status: 400, code: 'INVALID_INPUT', path: 'version' },
+  { name: "version '-1'", url: '/v1/models/iris/versions/-1/predict/batch', json: { instances: [OK] }, status: 400, code: 'INVALID_INPUT', path: 'version' },
+  { name: "version '1.0'", url: '/v1/models/iris/versions/1.0/predict', json: { features: OK }, status: 400, code: 'INVALID_INPUT', path: 'version' },
+  { name: "GET version 'abc'", method: 'get', url: '/v1/models/iris/versions/abc', status: 400, code: 'INVALID_INPUT', path: 'version' },
+  { name: 'GET unknown version 99', method: 'get', url: '/v1/models/iris/versions/99', status: 404, code: 'MODEL_NOT_FOUND' },
+  { name: 'GET an unknown model', method: 'get', url: '/v1/models/nope', status: 404, code: 'MODEL_NOT_FOUND' },
+  { name: 'an unknown route', url: '/v1/nothing/here', json: { features: OK }, status: 404, code: 'ROUTE_NOT_FOUND' },
+  { name: 'GET an unknown route', method: 'get', url: '/nope', status: 404, code: 'ROUTE_NOT_FOUND' },
+  { name: 'GET on the POST-only predict route', method: 'get', url: PREDICT, status: 404, code: 'ROUTE_NOT_FOUND' },
+  { name: "GET on the lesson's POST-only route", method: 'get', url: '/predict', status: 404, code: 'ROUTE_NOT_FOUND' },
+  { name: 'PUT on the predict route', method: 'put', url: PREDICT, json: { features: OK }, status: 404, code: 'ROUTE_NOT_FOUND' },
+  { name: 'DELETE on the batch route', method: 'delete', url: BATCH, status: 404, code: 'ROUTE_NOT_FOUND' },
+
+  // Named features and inputs.
+  { name: 'named features with a missing name', url: PREDICT, json: { features: { sepal_length: 5.1, petal_length: 1.4, petal_width: 0.2 } }, status: 400, code: 'INVALID_INPUT', path: 'features.sepal_width' },
+  { name: 'named features with an unknown name', url: PREDICT, json: { features: { ...NAMED, petal_colour: 3 } }, status: 400, code: 'INVALID_INPUT', path: 'features.petal_colour' },
+  { name: 'named features, empty', url: PREDICT, json: { features: {} }, status: 400, code: 'INVALID_INPUT', path: 'features.sepal_length' },
+  // The client named the feature, so the path names it too (not its position).
+  { name: 'named features with a string value', url: PREDICT, json: { features: { ...NAMED, sepal_width: 'wide' } }, status: 400, code: 'INVALID_INPUT', path: 'features.sepal_width' },
+  { name: 'a batch of named features with a null value', url: BATCH, json: { instances: [OK, OK, { ...NAMED, petal_width: null }] }, status: 400, code: 'INVALID_INPUT', path: 'instances[2].petal_width' },
+  { name: 'inputs with an unknown input name', url: PREDICT, json: { inputs: { float_input: OK, other: [1] } }, status: 400, code: 'INVALID_INPUT', path: 'inputs.other' },
+  { name: 'inputs with a missing input', url: PREDICT, json: { inputs: {} }, status: 400, code: 'INVALID_INPUT', path: 'inputs.float_input' },
+  { name: 'inputs null', url: PREDICT, json: { inputs: null }, status: 400, code: 'INVALID_INPUT', path: 'inputs' },
+
+  // Batch bodies.
+  { name: 'instances not an array', url: BATCH, json: { instances: { a: OK } }, status: 400, code: 'INVALID_INPUT', path: 'instances' },
+  { name: 'instances a string', url: BATCH, json: { instances: 'x' }, status: 400, code: 'INVALID_INPUT', path: 'instances' },
+  { name: 'instances missing', url: BATCH, json: {}, status: 400, code: 'INVALID_INPUT', path: 'instances' },
+  { name: 'instances empty', url: BATCH, json: { instances: [] }, status: 400, code: 'INVALID_INPUT', path: 'instances' },
+  { name: 'instances of strings', url: BATCH, json: { instances: ['5.1,3.5,1.4,0.2', 'x'] }, status: 400, code: 'INVALID_INPUT', path: 'instances[0]' },
+  { name: 'a null instance', url: BATCH, json: { instances: [OK, null] }, status: 400, code: 'INVALID_INPUT', path: 'instances[1]' },
+  { name: 'a number instance', url: BATCH, json: { instances: [OK, 7] }, status: 400, code: 'INVALID_INPUT', path: 'instances[1]' },
+  { name: 'an empty object instance', url: BATCH, json: { instances: [OK, {}] }, status: 400, code: 'INVALID_INPUT', path: 'instances[1]' },
+  { name: 'instance 3 with features as a string', url: BATCH, json: { instances: [OK, OK, OK, { features: 'x' }] }, status: 400, code: 'INVALID_INPUT', path: 'instances[3].features' },
+  { name: 'instance 3 with 2 features', url: BATCH, json: { instances: [OK, OK, OK, { features: [1, 2] }] }, status: 400, code: 'INVALID_INPUT', path: 'instances[3].features' },
+  { name: 'an instance with an unknown field', url: BATCH, json: { instances: [OK, { features: OK, weight: 2 }] }, status: 400, code: 'INVALID_INPUT', path: 'instances[1].weight' },
+  { name: 'an instance with both features and inputs', url: BATCH, json: { instances: [OK, { features: OK, inputs: { float_input: OK } }] }, status: 400, code: 'INVALID_INPUT', path: 'instances[1]' },
+  { name: 'an instance with inputs of the wrong shape', url: BATCH, json: { instances: [{ inputs: { float_input: [1, 2, 3] } }] }, status: 400, code: 'INVALID_INPUT', path: 'instances[0].inputs.float_input' },
+  { name: 'an instance with a string value', url: BATCH, json: { instances: [OK, [5.1, 3.5, 'x', 0.2]] }, status: 400, code: 'INVALID_INPUT', path: 'instances[1][2]' },
+
+  // The lesson's routes.
+  { name: "the lesson's /predict with 3 features", url: '/predict', json: { features: [5.1, 3.5, 1.4] }, status: 400, code: 'INVALID_INPUT', path: 'features' },
+  { name: "the lesson's /predict with features as a string", url: '/predict', json: { features: 'x' }, status: 400, code: 'INVALID_INPUT', path: 'features' },
+  { name: "the lesson's /predict with a null value", url: '/predict', json: { features: [5.1, 3.5, 1.4, null] }, status: 400, code: 'INVALID_INPUT', path: 'features[3]' },
+  { name: "the lesson's /predict with an unknown field", url: '/predict', json: { features: OK, model: 'iris' }, status: 400, code: 'INVALID_INPUT', path: 'model' },
+  { name: "the lesson's /predict with truncated JSON", url: '/predict', raw: '{"features":', status: 400, code: 'MALFORMED_JSON' },
+  { name: "the lesson's /predict/batch with instances not an array", url: '/predict/batch', json: { instances: 5 }, status: 400, code: 'INVALID_INPUT', path: 'instances' },
+  { name: "the lesson's /predict/batch with a bad value in row 1", url: '/predict/batch', json: { instances: [OK, [5.1, 3.5, true, 0.2]] }, status: 400, code: 'INVALID_INPUT', path: 'instances[1][2]' },
+  { name: "the lesson's /predict/batch with instances of strings", url: '/predict/batch', json: { instances: ['a', 'b'] }, status: 400, code: 'INVALID_INPUT', path: 'instances[0]' },
+
+  // Prototype keys: rejected like any other unknown field, never silently dropped nor merged.
+  { name: '__proto__ at the top level', url: PREDICT, raw: '{"features":[5.1,3.5,1.4,0.2],"__proto__":{"polluted":"yes"}}', status: 400, code: 'INVALID_INPUT', path: '__proto__' },
+  { name: 'constructor at the top level', url: PREDICT, raw: '{"features":[5.1,3.5,1.4,0.2],"constructor":{"prototype":{"polluted":"yes"}}}', status: 400, code: 'INVALID_INPUT', path: 'constructor' },
+  { name: '__proto__ alone at the top level', url: PREDICT, raw: '{"__proto__":{"features":[5.1,3.5,1.4,0.2]}}', status: 400, code: 'INVALID_INPUT' },
+  { name: '__proto__ at the top level of a batch', url: BATCH, raw: '{"instances":[[5.1,3.5,1.4,0.2]],"__proto__":{"polluted":"yes"}}', status: 400, code: 'INVALID_INPUT', path: '__proto__' },
+  { name: '__proto__ inside named features', url: PREDICT, raw: '{"features":{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2,"__proto__":{"polluted":"yes"}}}', status: 400, code: 'INVALID_INPUT', path: 'features.__proto__' },
+  { name: 'constructor inside named features', url: PREDICT, raw: '{"features":{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2,"constructor":{"prototype":{"polluted":"yes"}}}}', status: 400, code: 'INVALID_INPUT', path: 'features.constructor' },
+  { name: '__proto__ inside inputs', url: PREDICT, raw: '{"inputs":{"float_input":[5.1,3.5,1.4,0.2],"__proto__":{"polluted":"yes"}}}', status: 400, code: 'INVALID_INPUT', path: 'inputs.__proto__' },
+  { name: '__proto__ inside a batch instance of named features', url: BATCH, raw: '{"instances":[{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2,"__proto__":{"polluted":"yes"}}]}', status: 400, code: 'INVALID_INPUT', path: 'instances[0].__proto__' },
+  { name: "__proto__ inside the lesson's features", url: '/predict', raw: '{"features":{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2,"__proto__":{"polluted":"yes"}}}', status: 400, code: 'INVALID_INPUT', path: 'features.__proto__' },
+];
+
+/** Every string anywhere in a JSON value. */
+function strings(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.flatMap(strings);
+  if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => [k, ...strings(v)]);
+  return [];
+}
+
+/** A line of a stack trace: `at fn (file:1:2)`, `at file:1:2`, `at new X (<anonymous>)`. */
+const STACK_LINE = /(^|\n)\s*at\s+\S.*(:\d+:\d+\)?|\(<anonymous>\)|\(native\))\s*($|\n)/;
+
+function expectStructuredError(res: request.Response, c: Pick<Case, 'status' | 'code' | 'path'>): void {
+  const context = `${res.status} ${res.text.slice(0, 300)}`;
+  expect({ status: res.status, context }).toEqual({ status: c.status, context });
+  expect(res.headers['content-type']).toMatch(/^application\/json/);
+  const body = res.body as Record<string, unknown>;
+  expect(body.statusCode).toBe(c.status);
+  const codes = typeof c.code === 'string' ? [c.code] : c.code;
+  expect(codes).toContain(body.error);
+  expect(typeof body.message).toBe('string');
+  expect((body.message as string).length).toBeGreaterThan(0);
+  expect(Array.isArray(body.details)).toBe(true);
+  for (const d of body.details as { path: unknown; message: unknown }[]) {
+    expect(typeof d.path).toBe('string');
+    expect(typeof d.message).toBe('string');
+  }
+  if (c.path !== undefined) {
+    expect((body.details as { path: string }[])[0]?.path).toBe(c.path);
+  }
+  expect(typeof body.requestId).toBe('string');
+  expect((body.requestId as string).length).toBeGreaterThan(0);
+  expect(body.requestId).toBe(res.headers['x-request-id']);
+  // Never a stack trace or a file of the server.
+  for (const s of strings(body)) expect(s).not.toMatch(STACK_LINE);
+  expect(res.text).not.toContain('node_modules');
+  expect(res.text).not.toContain('/work/');
+}
+
+describe('malformed requests get a structured 4xx, never a 500', () => {
+  let app: NestExpressApplication;
+  let small: NestExpressApplication;
+  let prototypeBefore: string[];
+  const outerRealm = () => vm.runInThisContext('({})') as Record<string, unknown>;
+
+  beforeAll(async () => {
+    prototypeBefore = Object.getOwnPropertyNames(Object.prototype).sort();
+    [app, small] = await Promise.all([startApp(), startApp({ BODY_LIMIT: '10kb' })]);
+  });
+  afterAll(async () => {
+    await Promise.all([app?.close(), small?.close()]);
+  });
+
+  it.each(CASES)('$name → $status $code', async (c) => {
+    const server = (c.app === 'small' ? small : app).getHttpServer();
+    let req = request(server)[c.method ?? 'post'](c.url);
+    for (const [k, v] of Object.entries(c.headers ?? {})) req = req.set(k, v);
+    const started = performance.now();
+    let res: request.Response;
+    if (c.raw !== undefined) {
+      if (c.type !== '') req = req.set('Content-Type', c.type ?? 'application/json');
+      res = await req.send(c.raw);
+    } else if (c.json !== undefined) {
+      res = await req.send(c.json as object);
+    } else {
+      res = await req;
+    }
+    const elapsed = performance.now() - started;
+    expectStructuredError(res, c);
+    if (c.maxMs !== undefined) expect(elapsed).toBeLessThan(c.maxMs);
+  });
+
+  it('echoes a client-sent X-Request-Id in the error body', async () => {
+    const res = await request(app.getHttpServer()).post(PREDICT).set('X-Request-Id', 'sweep-42').send({ features: 1 });
+    expectStructuredError(res, { status: 400, code: 'INVALID_INPUT', path: 'features' });
+    expect(res.body.requestId).toBe('sweep-42');
+    expect(res.headers['x-request-id']).toBe('sweep-42');
+  });
+
+  it('says what was sent for 1e400 rather than "null"', async () => {
+    const res = await request(app.getHttpServer()).post(PREDICT).set('Content-Type', 'application/json').send('{"features":[5.1,3.5,1e400,0.2]}');
+    expectStructuredError(res, { status: 400, code: 'INVALID_INPUT', path: 'features[2]' });
+    expect(res.body.details[0].message).not.toMatch(/got null/);
+    expect(res.body.details[0].message).toMatch(/finite|Infinity|range/i);
+  });
+
+  it('lists every bad element (up to a bound) with its own path', async () => {
+    const res = await request(app.getHttpServer()).post(BATCH).send({ instances: new Array(1000).fill(['a', 'b', 'c', 'd']) });
+    expectStructuredError(res, { status: 400, code: 'INVALID_INPUT', path: 'instances[0][0]' });
+    const paths = (res.body.details as { path: string }[]).map((d) => d.path);
+    expect(paths.slice(0, 5)).toEqual(['instances[0][0]', 'instances[0][1]', 'instances[0][2]', 'instances[0][3]', 'instances[1][0]']);
+    expect(paths.length).toBeLessThanOrEqual(20);
+  });
+
+  it('leaves Object.prototype untouched after the prototype-key requests', () => {
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(([] as unknown as Record<string, unknown>).polluted).toBeUndefined();
+    expect(outerRealm().polluted).toBeUndefined();
+    expect(Object.getOwnPropertyNames(Object.prototype).sort()).toEqual(prototypeBefore);
+    expect(Object.prototype.toString.call({})).toBe('[object Object]');
+  });
+
+  it('still answers a valid request after the sweep', async () => {
+    const res = await request(app.getHttpServer()).post(PREDICT).send({ features: OK }).expect(200);
+    expect(res.body.model).toBe('iris');
+    expect(res.body.prediction).toBe(0);
+    expect(res.body.label).toBe('setosa');
+    expect(res.body.probability).toBeCloseTo(0.984695, 4);
+    const named = await request(app.getHttpServer()).post(PREDICT).send({ features: NAMED }).expect(200);
+    expect(named.body.label).toBe('setosa');
+    const lesson = await request(app.getHttpServer()).post('/predict').send({ features: OK }).expect(200);
+    expect(lesson.body).toMatchObject({ prediction: 0, class_name: 'setosa', model_version: '1' });
+    const batch = await request(small.getHttpServer()).post(BATCH).send({ instances: [OK, [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]] }).expect(200);
+    expect(batch.body.predictions.map((p: { label: string }) => p.label)).toEqual(['setosa', 'versicolor', 'virginica']);
+  });
+});

@@ -26,7 +26,7 @@ export function createLogger(config: AppConfig): ConsoleLogger {
 
 /** Express's body parser raises http-errors objects with a `type`; they become domain errors here. */
 function bodyParserErrors(err: unknown, _req: Request, _res: Response, next: NextFunction): void {
-  const e = err as { type?: string; message?: string; limit?: number };
+  const e = err as { type?: string; message?: string; limit?: number; status?: number };
   switch (e?.type) {
     case 'entity.parse.failed':
       return next(new DomainError('MALFORMED_JSON', `The body is not valid JSON: ${e.message}`));
@@ -39,6 +39,10 @@ function bodyParserErrors(err: unknown, _req: Request, _res: Response, next: Nex
     case 'request.size.invalid':
       return next(new DomainError('INVALID_INPUT', `The body was not received whole: ${e.message}`));
     default:
+      // Any other client fault the parser found (a bad Content-Encoding, say) is still the client's.
+      if (e?.status !== undefined && e.status >= 400 && e.status < 500) {
+        return next(new DomainError('INVALID_INPUT', `The body could not be read: ${e.message}`));
+      }
       return next(err);
   }
 }

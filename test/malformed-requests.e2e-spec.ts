@@ -2,6 +2,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import * as vm from 'node:vm';
 import request from 'supertest';
 import { startApp } from './support/app';
+import { MAX_JSON_DEPTH } from '../src/common/json-guard';
 
 /**
  * A sweep of malformed requests against the prediction routes of the bundled iris model, the
@@ -77,8 +78,8 @@ const CASES: Case[] = [
   { name: 'a batch instance of 100000 features', url: BATCH, json: { instances: [OK, new Array(100_000).fill(1.5)] }, status: 400, code: 'INVALID_INPUT', path: 'instances[1]', maxMs: 2000 },
   { name: 'a batch of 1025 instances (MAX_BATCH_SIZE 1024)', url: BATCH, json: { instances: new Array(1025).fill(OK) }, status: 400, code: 'INVALID_INPUT', path: 'instances', maxMs: 2000 },
   { name: "the lesson's batch of 1025 instances", url: '/predict/batch', json: { instances: new Array(1025).fill(OK) }, status: 400, code: 'INVALID_INPUT', path: 'instances', maxMs: 2000 },
-  { name: 'a 200-level nested array as a feature', url: PREDICT, json: { features: [5.1, 3.5, nested(200), 0.2] }, status: 400, code: 'INVALID_INPUT', path: 'features[2]' },
-  { name: 'a 200-level nested array as features', url: PREDICT, json: { features: nested(200) }, status: 400, code: 'INVALID_INPUT', path: 'features' },
+  { name: 'a 200-level nested array as a feature', url: PREDICT, json: { features: [5.1, 3.5, nested(200), 0.2] }, status: 400, code: 'INVALID_INPUT', path: `features[2]${'[0]'.repeat(MAX_JSON_DEPTH - 2)}` },
+  { name: 'a 200-level nested array as features', url: PREDICT, json: { features: nested(200) }, status: 400, code: 'INVALID_INPUT', path: `features${'[0]'.repeat(MAX_JSON_DEPTH - 1)}` },
   { name: `a ${DEEP}-level nested array as a feature`, url: PREDICT, raw: `{"features":[5.1,3.5,${deepArrayText(DEEP)},0.2]}`, status: 400, code: 'INVALID_INPUT' },
   { name: `a ${DEEP}-level nested array as features`, url: PREDICT, raw: `{"features":${deepArrayText(DEEP)}}`, status: 400, code: 'INVALID_INPUT' },
   { name: `a ${DEEP}-level nested array as a batch instance`, url: BATCH, raw: `{"instances":[${deepArrayText(DEEP)}]}`, status: 400, code: 'INVALID_INPUT' },

@@ -1,5 +1,6 @@
 import { ArgumentMetadata, Injectable, ValidationPipe } from '@nestjs/common';
 import { InvalidInputError } from './domain.errors';
+import { findJsonHazard } from './json-guard';
 import { flattenValidationErrors } from './validation-errors';
 
 /**
@@ -20,6 +21,10 @@ export class RequestValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (metadata.type === 'body' && (typeof value !== 'object' || value === null || Array.isArray(value))) {
       throw new InvalidInputError('The body must be a JSON object', [{ path: 'body', message: `got ${Array.isArray(value) ? 'an array' : typeof value}` }]);
+    }
+    if (metadata.type === 'body') {
+      const hazard = findJsonHazard(value);
+      if (hazard) throw new InvalidInputError('The request body is invalid', [hazard]);
     }
     return super.transform(value, metadata);
   }

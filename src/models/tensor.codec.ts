@@ -49,6 +49,7 @@ const FLOAT32_MAX = 3.4028234663852886e38;
 
 function show(value: unknown): string {
   if (value === undefined) return 'nothing';
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   const text = JSON.stringify(value) ?? typeof value;
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }
@@ -142,7 +143,6 @@ function readFeatures(features: unknown, signature: ModelSignature, path: string
   }
   const spec = signature.inputs[0];
   const shape = perInstanceShape(spec, signature);
-  let vector: unknown = features;
   if (isPlainObject(features)) {
     const names = signature.features;
     if (!names) {
@@ -154,15 +154,20 @@ function readFeatures(features: unknown, signature: ModelSignature, path: string
     for (const k of unknown) problems.add(join(path, k), `unknown feature; expected ${names.join(', ')}`);
     for (const n of missing) problems.add(join(path, n), 'missing feature');
     if (unknown.length || missing.length) return undefined;
-    vector = names.map((n) => features[n]);
-    const parsed = readTensor(vector, [names.length], spec.type, path, problems);
-    return parsed && new Map([[spec.name, { shape: shape.includes(-1) ? [names.length] : [...shape], values: parsed.values }]]);
+    const values: Scalar[] = [];
+    for (const n of names) {
+      const value = element(features[n], spec.type);
+      if (typeof value === 'object') problems.add(join(path, n), value.error);
+      else values.push(value);
+    }
+    if (values.length < names.length) return undefined;
+    return new Map([[spec.name, { shape: shape.includes(-1) ? [names.length] : [...shape], values }]]);
   }
-  if (!Array.isArray(vector)) {
-    problems.add(path, `features must be an array of values${signature.features ? ' or an object of named features' : ''}, got ${show(vector)}`);
+  if (!Array.isArray(features)) {
+    problems.add(path, `features must be an array of values${signature.features ? ' or an object of named features' : ''}, got ${show(features)}`);
     return undefined;
   }
-  const parsed = readTensor(vector, shape, spec.type, path, problems);
+  const parsed = readTensor(features, shape, spec.type, path, problems);
   return parsed && new Map([[spec.name, parsed]]);
 }
 

@@ -8,6 +8,7 @@ import { HttpExceptionFilter } from './common/http-exception.filter';
 import { RequestValidationPipe } from './common/request-validation.pipe';
 import { AppConfig, LogLevelName } from './config/app.config';
 import { latencyMiddleware } from './observability/latency.middleware';
+import { requestContextMiddleware } from './observability/request-context.middleware';
 import { setupOpenApi } from './openapi';
 
 const LEVELS: Record<LogLevelName, LogLevel[]> = {
@@ -65,8 +66,9 @@ export async function createApp(config: AppConfig): Promise<NestExpressApplicati
     abortOnError: false,
   });
   app.disable('x-powered-by');
-  // Order matters: the latency middleware must see every request, including those the parser rejects.
+  // Order matters: context and timing must cover every request, including those the parser rejects.
   app.use(latencyMiddleware(logger));
+  app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS));
   const origins = config.corsOrigins();
   if (origins !== false) app.enableCors({ origin: origins, exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After'] });
   app.useBodyParser('json', { limit: config.BODY_LIMIT });

@@ -10,6 +10,9 @@ export type ErrorCode =
   | 'ROUTE_NOT_FOUND'
   | 'MODEL_NOT_FOUND'
   | 'MODEL_NOT_READY'
+  | 'QUEUE_FULL'
+  | 'DEADLINE_EXCEEDED'
+  | 'CLIENT_CLOSED'
   | 'INFERENCE_FAILED'
   | 'INTERNAL';
 
@@ -52,5 +55,26 @@ export class ModelNotReadyError extends DomainError {
 export class InferenceFailedError extends DomainError {
   constructor(message: string) {
     super('INFERENCE_FAILED', message);
+  }
+}
+
+/** The model's queue is at its bound: the client should retry later rather than pile on. */
+export class QueueFullError extends DomainError {
+  constructor(message: string) {
+    super('QUEUE_FULL', message);
+  }
+}
+
+/** The request was still queued when its deadline passed; it never ran. */
+export class DeadlineExceededError extends DomainError {
+  constructor(message: string) {
+    super('DEADLINE_EXCEEDED', message);
+  }
+}
+
+/** The client went away while its request was queued; nobody is left to answer. */
+export class ClientClosedError extends DomainError {
+  constructor() {
+    super('CLIENT_CLOSED', 'The client closed the connection before the request ran');
   }
 }

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { DomainError, ErrorCode, ErrorDetail } from './domain.errors';
-import { requestContext } from './request-context';
+import type { RequestContext } from './request-context';
 
 const STATUS: Record<ErrorCode, number> = {
   INVALID_INPUT: 400,
@@ -11,6 +11,10 @@ const STATUS: Record<ErrorCode, number> = {
   ROUTE_NOT_FOUND: 404,
   MODEL_NOT_FOUND: 404,
   MODEL_NOT_READY: 503,
+  QUEUE_FULL: 503,
+  DEADLINE_EXCEEDED: 504,
+  // nginx's code for a client that closed the request; nobody reads it, but the log line does.
+  CLIENT_CLOSED: 499,
   INFERENCE_FAILED: 500,
   INTERNAL: 500,
 };
@@ -23,8 +27,8 @@ const CODE_OF_STATUS: Record<number, string> = {
   415: 'UNSUPPORTED_MEDIA_TYPE',
 };
 
-/** Seconds a client should wait before retrying a model that is not ready. */
-const RETRY_AFTER_NOT_READY = '5';
+/** Seconds a client should wait before retrying: a loading model takes a while, a full queue drains fast. */
+const RETRY_AFTER: Partial<Record<string, string>> = { MODEL_NOT_READY: '5', QUEUE_FULL: '1' };
 
 export interface ErrorBody {
   statusCode: number;
@@ -57,12 +61,13 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const http = host.switchToHttp();
     const res = http.getResponse<Response>();
     const req = http.getRequest<Request>();
-    const body: ErrorBody = { ...describe(exception), requestId: requestContext.getStore()?.requestId };
+    const body: ErrorBody = { ...describe(exception), requestId: (res.locals.context as RequestContext | undefined)?.requestId };
     if (body.statusCode >= 500) {
       this.logger.error(`${req.method} ${req.originalUrl}: ${(exception as Error)?.stack ?? String(exception)}`);
     }
     if (res.headersSent) return;
-    if (body.error === 'MODEL_NOT_READY') res.setHeader('Retry-After', RETRY_AFTER_NOT_READY);
+    const retryAfter = RETRY_AFTER[body.error];
+    if (retryAfter) res.setHeader('Retry-After', retryAfter);
     res.status(body.statusCode).json(body);
   }
 }

@@ -6,6 +6,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
  */
 export interface RequestContext {
   readonly requestId: string;
+  /** Epoch ms by which the request's inference must have started. */
+  readonly deadline?: number;
+  /** Aborted when the client goes away before the answer is sent. */
+  readonly signal?: AbortSignal;
   model?: string;
   version?: number;
   batchSize?: number;

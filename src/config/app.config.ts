@@ -1,6 +1,7 @@
 import 'reflect-metadata';
-import { plainToInstance, Type } from 'class-transformer';
-import { IsIn, IsInt, IsNotEmpty, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+import { plainToInstance, Transform, Type } from 'class-transformer';
+import { IsBoolean, IsIn, IsInt, IsNotEmpty, IsNumber, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+import { availableParallelism } from 'node:os';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose'] as const;
 export type LogLevelName = (typeof LOG_LEVELS)[number];
@@ -12,6 +13,17 @@ export type GraphOptimizationLevel = (typeof GRAPH_OPTIMIZATION_LEVELS)[number];
  * so a typo stops the process with a message naming the variable, instead of surfacing later.
  * The README's configuration table mirrors this class.
  */
+const BOOLEANS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, on: true, off: false, yes: true, no: false };
+
+/** Leaves values that are not a known spelling of a boolean as they are, so validation names them. */
+const toBoolean = ({ value }: { value: unknown }) => (typeof value === 'string' ? (BOOLEANS[value.toLowerCase()] ?? value) : value);
+
+/**
+ * One core is left to the event loop (HTTP parsing, validation, JSON) and the rest run inference;
+ * on a one-core machine the single worker still keeps the event loop free between runs.
+ */
+const DEFAULT_WORKERS = Math.max(1, availableParallelism() - 1);
+
 export class AppConfig {
   @Type(() => Number)
   @IsInt({ message: 'PORT must be an integer between 0 and 65535' })
@@ -67,6 +79,44 @@ export class AppConfig {
     message: `ORT_GRAPH_OPTIMIZATION_LEVEL must be one of ${GRAPH_OPTIMIZATION_LEVELS.join(', ')}`,
   })
   readonly ORT_GRAPH_OPTIMIZATION_LEVEL: GraphOptimizationLevel = 'all';
+
+  @Type(() => Number)
+  @IsInt({ message: 'INFERENCE_WORKERS must be an integer between 1 and 64' })
+  @Min(1, { message: 'INFERENCE_WORKERS must be an integer between 1 and 64' })
+  @Max(64, { message: 'INFERENCE_WORKERS must be an integer between 1 and 64' })
+  readonly INFERENCE_WORKERS: number = DEFAULT_WORKERS;
+
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'BATCHING_ENABLED must be true or false' })
+  readonly BATCHING_ENABLED: boolean = true;
+
+  /** Most rows in one coalesced run, unless a model's config.json says otherwise. */
+  @Type(() => Number)
+  @IsInt({ message: 'BATCH_MAX_SIZE must be an integer between 1 and 100000' })
+  @Min(1, { message: 'BATCH_MAX_SIZE must be an integer between 1 and 100000' })
+  @Max(100000, { message: 'BATCH_MAX_SIZE must be an integer between 1 and 100000' })
+  readonly BATCH_MAX_SIZE: number = 64;
+
+  /** How long a partial batch may wait for more rows while an inference worker is free. */
+  @Type(() => Number)
+  @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'BATCH_MAX_QUEUE_DELAY_MS must be a number between 0 and 1000' })
+  @Min(0, { message: 'BATCH_MAX_QUEUE_DELAY_MS must be a number between 0 and 1000' })
+  @Max(1000, { message: 'BATCH_MAX_QUEUE_DELAY_MS must be a number between 0 and 1000' })
+  readonly BATCH_MAX_QUEUE_DELAY_MS: number = 0;
+
+  /** Most rows waiting per model version; beyond it requests get 503 QUEUE_FULL. */
+  @Type(() => Number)
+  @IsInt({ message: 'MAX_QUEUE_SIZE must be an integer between 1 and 1000000' })
+  @Min(1, { message: 'MAX_QUEUE_SIZE must be an integer between 1 and 1000000' })
+  @Max(1000000, { message: 'MAX_QUEUE_SIZE must be an integer between 1 and 1000000' })
+  readonly MAX_QUEUE_SIZE: number = 4096;
+
+  /** Deadline for a request to start running, unless it sends X-Request-Timeout-Ms. */
+  @Type(() => Number)
+  @IsInt({ message: 'REQUEST_TIMEOUT_MS must be an integer between 1 and 600000' })
+  @Min(1, { message: 'REQUEST_TIMEOUT_MS must be an integer between 1 and 600000' })
+  @Max(600000, { message: 'REQUEST_TIMEOUT_MS must be an integer between 1 and 600000' })
+  readonly REQUEST_TIMEOUT_MS: number = 30000;
 
   /** Origins as a list, or true for any; false when cross-origin access is off. */
   corsOrigins(): string[] | boolean {

@@ -1,6 +1,6 @@
 import { plainToInstance, Type } from 'class-transformer';
 import {
-  ArrayNotEmpty, ArrayUnique, IsArray, IsInt, IsNotEmpty, IsNumber, IsObject, IsOptional, IsString, Min,
+  ArrayNotEmpty, ArrayUnique, IsArray, IsBoolean, IsInt, Max, IsNotEmpty, IsNumber, IsObject, IsOptional, IsString, Min,
   ValidateNested, validateSync,
 } from 'class-validator';
 import { flattenValidationErrors } from '../common/validation-errors';
@@ -23,6 +23,29 @@ export class ModelSample {
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
   readonly tolerance?: number;
+}
+
+/** Dynamic batching of this model; unset fields take the server-wide defaults. */
+export class ModelBatchingConfig {
+  @IsOptional()
+  @IsBoolean()
+  readonly enabled?: boolean;
+
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  readonly max_batch_size?: number;
+
+  @IsOptional()
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(0)
+  @Max(1000)
+  readonly max_queue_delay_ms?: number;
+
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  readonly max_queue_size?: number;
 }
 
 /** The optional `<model>/config.json` of a model folder. */
@@ -63,6 +86,11 @@ export class ModelConfig {
   @ValidateNested({ each: true })
   @Type(() => ModelSample)
   readonly samples?: ModelSample[];
+
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ModelBatchingConfig)
+  readonly batching?: ModelBatchingConfig;
 }
 
 /**

@@ -8,7 +8,8 @@ import { ModelRegistry } from './model.registry';
 import { OnnxRuntime } from './runtime/onnx.runtime';
 
 async function loadRegistry(repository: string): Promise<ModelRegistry> {
-  const registry = new ModelRegistry(new OnnxRuntime(), loadConfig({ MODEL_REPOSITORY: repository }));
+  const config = loadConfig({ MODEL_REPOSITORY: repository });
+  const registry = new ModelRegistry(new OnnxRuntime(config), config);
   await registry.onModuleInit();
   await registry.whenLoaded();
   return registry;
@@ -92,12 +93,14 @@ describe('ModelRegistry (real onnxruntime sessions)', () => {
   });
 
   it('stops start-up when the repository does not exist', async () => {
-    const registry = new ModelRegistry(new OnnxRuntime(), loadConfig({ MODEL_REPOSITORY: '/nonexistent/models' }));
+    const config = loadConfig({ MODEL_REPOSITORY: '/nonexistent/models' });
+    const registry = new ModelRegistry(new OnnxRuntime(config), config);
     await expect(registry.onModuleInit()).rejects.toThrow('MODEL_REPOSITORY /nonexistent/models is not a directory');
   });
 
   it('serves an empty repository with no models', async () => {
     const registry = await loadRegistry(await makeRepository({}));
     expect(registry.list()).toEqual([]);
+    await registry.onApplicationShutdown();
   });
 });

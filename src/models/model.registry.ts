@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from 
 import * as path from 'node:path';
 import { ModelNotFoundError, ModelNotReadyError } from '../common/domain.errors';
 import { AppConfig } from '../config/app.config';
+import { Batcher, BatchingOptions } from './batching/batcher';
 import { ModelConfig, ModelSample } from './model-config';
 import { ModelFolder, readModelRepository } from './model-repository.reader';
 import { buildSignature } from './model-signature';
@@ -16,12 +17,16 @@ export interface ModelVersion {
   reason?: string;
   signature?: ModelSignature;
   session?: RuntimeSession;
+  batcher?: Batcher;
+  batching?: BatchingOptions;
 }
 
 /** A version that can serve: what PredictionService works with. */
 export interface ReadyModelVersion extends ModelVersion {
   readonly signature: ModelSignature;
   readonly session: RuntimeSession;
+  readonly batcher: Batcher;
+  readonly batching: BatchingOptions;
 }
 
 export interface Model {
@@ -106,12 +111,12 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     for (const model of this.models.values()) {
       for (const v of model.versions.values()) {
         const session = v.session;
-        v.session = undefined;
-        v.state = 'FAILED';
-        v.reason = 'the service is shutting down';
+        v.batcher?.close('is shutting down');
+        Object.assign(v, { state: 'FAILED', reason: 'the service is shutting down', session: undefined, batcher: undefined });
         await session?.release().catch((err: Error) => this.logger.warn(`releasing ${v.model}/${v.version}: ${err.message}`));
       }
     }
+    await this.runtime.close();
   }
 
   private register(folder: ModelFolder): Model {
@@ -154,15 +159,33 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         graphOptimizationLevel: this.config.ORT_GRAPH_OPTIMIZATION_LEVEL,
       });
       const signature = buildSignature(session.inputs, session.outputs, model.config);
+      if (session.warmUpError) this.logger.warn(`model ${model.name} version ${entry.version}: warm-up with zeros failed: ${session.warmUpError}`);
       await this.selfTest(signature, session, model.config.samples ?? []);
-      Object.assign(entry, { state: 'READY', signature, session, reason: undefined });
+      const batching = this.batchingOptions(model.config, signature);
+      const batcher = new Batcher(session, batching, `Model '${model.name}' version ${entry.version}`);
+      Object.assign(entry, { state: 'READY', signature, session, batcher, batching, reason: undefined });
       const ms = (performance.now() - started).toFixed(1);
-      this.logger.log(`model ${model.name} version ${entry.version} READY in ${ms} ms (${model.config.samples?.length ?? 0} self-test samples passed)`);
+      this.logger.log(
+        `model ${model.name} version ${entry.version} READY in ${ms} ms (${model.config.samples?.length ?? 0} self-test samples passed; ` +
+          `batching ${batching.enabled ? `up to ${batching.maxBatchSize} rows` : 'off'})`,
+      );
     } catch (err) {
       await session?.release().catch(() => undefined);
       Object.assign(entry, { state: 'FAILED', reason: (err as Error).message, session: undefined });
       this.logger.error(`model ${model.name} version ${entry.version} FAILED: ${entry.reason}`);
     }
+  }
+
+  /** config.json's batching over the server-wide defaults; never for a model without a batch dimension. */
+  private batchingOptions(config: ModelConfig, signature: ModelSignature): BatchingOptions {
+    const own = config.batching ?? {};
+    return {
+      enabled: signature.batchable && (own.enabled ?? this.config.BATCHING_ENABLED),
+      maxBatchSize: own.max_batch_size ?? this.config.BATCH_MAX_SIZE,
+      maxQueueDelayMs: own.max_queue_delay_ms ?? this.config.BATCH_MAX_QUEUE_DELAY_MS,
+      maxQueueSize: own.max_queue_size ?? this.config.MAX_QUEUE_SIZE,
+      concurrency: this.runtime.concurrency,
+    };
   }
 
   /** Runs config.json samples and compares outputs, so a broken artifact is never served. */

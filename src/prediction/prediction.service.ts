@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { InferenceFailedError, InvalidInputError, ModelNotFoundError } from '../common/domain.errors';
+import { DomainError, InferenceFailedError, InvalidInputError, ModelNotFoundError } from '../common/domain.errors';
 import { requestContext } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
 import { Model, ModelRegistry, ReadyModelVersion } from '../models/model.registry';
@@ -113,12 +113,11 @@ export class PredictionService {
       ]);
     }
 
+    // Validation happens here, before queueing, so one bad request never spoils a batch.
     const runs = encodeInstances(entry.signature, instances, pathOf);
-    const predictions: Prediction[] = [];
-    for (const run of runs) {
-      const outputs = await this.run(entry, run.feeds);
-      for (const o of decodeOutputs(entry.signature, outputs, run.count)) predictions.push(classify(entry.signature, o));
-    }
+    const submit = { deadline: context?.deadline, signal: context?.signal };
+    const results = await Promise.all(runs.map((run) => this.run(entry, () => entry.batcher.submit(run.feeds, run.count, submit))));
+    const predictions = runs.flatMap((run, i) => decodeOutputs(entry.signature, results[i], run.count).map((o) => classify(entry.signature, o)));
     return { model: entry.model, version: entry.version, predictions, latencyMs: Number((performance.now() - started).toFixed(3)) };
   }
 
@@ -168,10 +167,12 @@ export class PredictionService {
     };
   }
 
-  private async run(entry: ReadyModelVersion, feeds: Parameters<ReadyModelVersion['session']['run']>[0]) {
+  /** Domain errors (queue full, deadline, shutting down) pass through; anything else is a fault of the run. */
+  private async run<T>(entry: ReadyModelVersion, call: () => Promise<T>): Promise<T> {
     try {
-      return await entry.session.run(feeds);
+      return await call();
     } catch (err) {
+      if (err instanceof DomainError) throw err;
       throw new InferenceFailedError(`Model '${entry.model}' version ${entry.version} failed to run: ${(err as Error).message}`);
     }
   }

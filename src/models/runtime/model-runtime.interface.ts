@@ -16,6 +16,8 @@ export interface RuntimeOptions {
 export interface RuntimeSession {
   readonly inputs: readonly ValueInfo[];
   readonly outputs: readonly ValueInfo[];
+  /** Why the warm-up run (zeros of the input shapes) failed, if it did; real inputs may still work. */
+  readonly warmUpError?: string;
   /** Runs the graph; `outputNames` limits which outputs are fetched (all when omitted). */
   run(feeds: Readonly<Record<string, TensorData>>, outputNames?: readonly string[]): Promise<Record<string, TensorData>>;
   release(): Promise<void>;
@@ -24,5 +26,9 @@ export interface RuntimeSession {
 /** A model framework the service can serve. ONNX is the one implementation today. */
 export interface ModelRuntime {
   readonly platform: string;
+  /** How many runs can usefully be in flight at once (the number of inference threads). */
+  readonly concurrency: number;
   load(modelPath: string, options: RuntimeOptions): Promise<RuntimeSession>;
+  /** Stops the runtime once every session is released. */
+  close(): Promise<void>;
 }

@@ -1,69 +1,154 @@
-import { Injectable } from '@nestjs/common';
-import * as ort from 'onnxruntime-node';
-import { ElementType, TensorData, ValueInfo } from '../model.types';
+import { Injectable, Logger } from '@nestjs/common';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { AppConfig } from '../../config/app.config';
+import { TensorData, ValueInfo } from '../model.types';
 import { ModelRuntime, RuntimeOptions, RuntimeSession } from './model-runtime.interface';
+import { WorkerReply, WorkerRequest } from './worker.protocol';
 
-const SUPPORTED: ReadonlySet<string> = new Set<ElementType>([
-  'float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64',
-  'uint8', 'uint16', 'uint32', 'uint64', 'bool', 'string',
-]);
+type Ok = Extract<WorkerReply, { ok: true }>;
+type Request = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
 
-function toValueInfo(meta: ort.InferenceSession.ValueMetadata): ValueInfo {
-  if (!meta.isTensor) return { name: meta.name, isTensor: false };
-  if (!SUPPORTED.has(meta.type)) {
-    throw new Error(`tensor '${meta.name}' has element type ${meta.type}, which this service does not support`);
+// Under ts-node/Jest the worker is TypeScript; built, it is JavaScript beside this file.
+const WORKER_FILE = path.join(__dirname, __filename.endsWith('.ts') ? 'onnx.worker.ts' : 'onnx.worker.js');
+const WORKER_EXEC_ARGV = __filename.endsWith('.ts') ? ['-r', 'ts-node/register/transpile-only'] : [];
+
+/** One inference thread and the requests it has not answered yet. */
+class InferenceWorker {
+  private readonly pending = new Map<number, { resolve: (r: Ok) => void; reject: (e: Error) => void }>();
+  private readonly worker: Worker;
+  private nextId = 1;
+  ready: Promise<void> = Promise.resolve();
+
+  constructor(onExit: (worker: InferenceWorker, error: Error) => void) {
+    this.worker = new Worker(WORKER_FILE, { execArgv: WORKER_EXEC_ARGV });
+    this.worker.on('message', (reply: WorkerReply) => {
+      const waiter = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      if (reply.ok) waiter?.resolve(reply);
+      else waiter?.reject(new Error(reply.error));
+    });
+    let failure = new Error('the inference worker stopped');
+    this.worker.on('error', (err) => (failure = err));
+    this.worker.on('exit', (code) => {
+      const error = new Error(`the inference worker stopped (exit code ${code}): ${failure.message}`);
+      for (const waiter of this.pending.values()) waiter.reject(error);
+      this.pending.clear();
+      onExit(this, error);
+    });
   }
-  // Symbolic dimensions come back as strings ("N", "batch"); both they and unknown sizes mean dynamic.
-  const shape = meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
-  return { name: meta.name, isTensor: true, type: meta.type as ElementType, shape };
+
+  /** Requests waiting on this worker: the pool sends new work to the least busy one. */
+  get busy(): number {
+    return this.pending.size;
+  }
+
+  request(message: Request, transfer: ArrayBuffer[] = []): Promise<Ok> {
+    const id = this.nextId++;
+    return new Promise<Ok>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...message, id }, transfer);
+    });
+  }
+
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
+  }
 }
 
-class OnnxSession implements RuntimeSession {
-  readonly inputs: readonly ValueInfo[];
-  readonly outputs: readonly ValueInfo[];
+/** Input buffers are handed to the worker rather than copied, when the array owns its whole buffer. */
+function transferables(feeds: Readonly<Record<string, TensorData>>): ArrayBuffer[] {
+  const buffers: ArrayBuffer[] = [];
+  for (const { data } of Object.values(feeds)) {
+    if (Array.isArray(data)) continue;
+    if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer && !buffers.includes(data.buffer)) {
+      buffers.push(data.buffer);
+    }
+  }
+  return buffers;
+}
 
-  constructor(private readonly session: ort.InferenceSession) {
-    this.inputs = session.inputMetadata.map(toValueInfo);
-    this.outputs = session.outputMetadata.map(toValueInfo);
+class PooledSession implements RuntimeSession {
+  constructor(
+    private readonly runtime: OnnxRuntime,
+    private readonly key: string,
+    readonly inputs: readonly ValueInfo[],
+    readonly outputs: readonly ValueInfo[],
+    readonly warmUpError: string | undefined,
+  ) {}
+
+  run(feeds: Readonly<Record<string, TensorData>>, outputNames?: readonly string[]): Promise<Record<string, TensorData>> {
+    return this.runtime.run(this.key, feeds, outputNames);
   }
 
-  async run(feeds: Readonly<Record<string, TensorData>>, outputNames?: readonly string[]): Promise<Record<string, TensorData>> {
-    const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(feeds)) {
-      ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
-    }
-    const results = outputNames
-      ? await this.session.run(ortFeeds, outputNames as string[])
-      : await this.session.run(ortFeeds);
-    const out: Record<string, TensorData> = {};
-    for (const [name, tensor] of Object.entries(results)) {
-      out[name] = { type: tensor.type as ElementType, dims: tensor.dims, data: tensor.data };
-    }
-    return out;
-  }
-
-  async release(): Promise<void> {
-    await this.session.release();
+  release(): Promise<void> {
+    return this.runtime.release(this.key);
   }
 }
 
-/** The only file that imports onnxruntime-node. */
+/**
+ * Runs ONNX sessions in a pool of worker threads, each holding its own session of every loaded
+ * model, so that inference never blocks the event loop. A worker that dies is replaced and its
+ * sessions are loaded again; the requests it held fail with the reason.
+ */
 @Injectable()
 export class OnnxRuntime implements ModelRuntime {
   readonly platform = 'onnxruntime';
+  private readonly logger = new Logger(OnnxRuntime.name);
+  private workers: InferenceWorker[] = [];
+  private readonly sessions = new Map<string, { modelPath: string; options: RuntimeOptions }>();
+  private nextKey = 1;
+  private closing = false;
+
+  constructor(private readonly config: AppConfig) {}
+
+  get concurrency(): number {
+    return this.config.INFERENCE_WORKERS;
+  }
 
   async load(modelPath: string, options: RuntimeOptions): Promise<RuntimeSession> {
-    const session = await ort.InferenceSession.create(modelPath, {
-      intraOpNumThreads: options.intraOpNumThreads,
-      interOpNumThreads: options.interOpNumThreads,
-      graphOptimizationLevel: options.graphOptimizationLevel,
-      executionProviders: ['cpu'],
-    });
-    try {
-      return new OnnxSession(session);
-    } catch (err) {
-      await session.release();
-      throw err;
+    if (this.workers.length === 0) {
+      this.workers = Array.from({ length: this.config.INFERENCE_WORKERS }, () => this.spawn());
     }
+    const key = `session-${this.nextKey++}`;
+    const replies = await Promise.allSettled(this.workers.map((w) => w.request({ op: 'load', key, path: modelPath, options })));
+    const failed = replies.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await this.release(key);
+      throw failed.reason;
+    }
+    this.sessions.set(key, { modelPath, options });
+    const first = (replies[0] as PromiseFulfilledResult<Ok>).value;
+    return new PooledSession(this, key, first.inputs ?? [], first.outputs ?? [], first.warmUpError);
+  }
+
+  async run(key: string, feeds: Readonly<Record<string, TensorData>>, outputNames?: readonly string[]): Promise<Record<string, TensorData>> {
+    const worker = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    await worker.ready;
+    const reply = await worker.request({ op: 'run', key, feeds, outputNames: outputNames && [...outputNames] }, transferables(feeds));
+    return reply.results!;
+  }
+
+  async release(key: string): Promise<void> {
+    this.sessions.delete(key);
+    await Promise.allSettled(this.workers.map((w) => w.request({ op: 'release', key })));
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
+  }
+
+  private spawn(): InferenceWorker {
+    return new InferenceWorker((dead, error) => {
+      if (this.closing) return;
+      this.logger.error(`${error.message}; starting a new inference worker`);
+      const fresh = this.spawn();
+      this.workers = this.workers.map((w) => (w === dead ? fresh : w));
+      fresh.ready = Promise.all(
+        [...this.sessions].map(([key, s]) => fresh.request({ op: 'load', key, path: s.modelPath, options: s.options })),
+      ).then(() => undefined);
+    });
   }
 }

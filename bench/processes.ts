@@ -1,0 +1,140 @@
+/**
+ * Child processes of the bench (the service, the baseline, the lesson's FastAPI app): start, wait for
+ * readiness, stop, and make sure none outlives the bench, whatever way the bench ends.
+ *
+ * Each child is spawned `detached`, i.e. as the leader of its own process group, so that stopping it
+ * signals the whole group (the lesson's run.sh could leave a python behind otherwise) and so that a
+ * Ctrl-C in the terminal reaches only the bench, which then stops its children in order instead of
+ * them dying mid-request under a load generator that is still running.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+
+/** How long a child gets between SIGTERM and SIGKILL. */
+const STOP_GRACE_MS = 5000;
+/** Lines of a child's output kept to explain a failure to start. */
+const TAIL_LINES = 40;
+
+export interface Child {
+  readonly name: string;
+  readonly pid: number;
+  readonly proc: ChildProcess;
+  /** Resolves when the process has exited, with its exit code or the signal that ended it. */
+  readonly exited: Promise<string>;
+  hasExited(): boolean;
+  /** The last lines the child wrote to stdout/stderr. */
+  tail(): string;
+}
+
+const running = new Set<Child>();
+
+export function startChild(name: string, command: string, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Child {
+  const proc = spawn(command, args, { cwd: opts.cwd, env: opts.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (proc.pid === undefined) throw new Error(`${name}: could not spawn ${command}`);
+  const lines: string[] = [];
+  // Always drain the pipes: a child that fills its pipe buffer blocks on its next log line.
+  const keep = (chunk: Buffer): void => {
+    lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.trim() !== ''));
+    if (lines.length > TAIL_LINES) lines.splice(0, lines.length - TAIL_LINES);
+  };
+  proc.stdout?.on('data', keep);
+  proc.stderr?.on('data', keep);
+  let done = false;
+  const exited = new Promise<string>((resolve) => {
+    proc.on('exit', (code, signal) => {
+      done = true;
+      resolve(signal ? `signal ${signal}` : `exit code ${code}`);
+    });
+    proc.on('error', (err) => {
+      done = true;
+      lines.push(String(err));
+      resolve(`spawn error: ${err.message}`);
+    });
+  });
+  const child: Child = { name, pid: proc.pid, proc, exited, hasExited: () => done, tail: () => lines.join('\n') };
+  running.add(child);
+  void exited.then(() => running.delete(child));
+  return child;
+}
+
+function signalGroup(child: Child, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // The group is already gone.
+  }
+}
+
+/** SIGTERM, then SIGKILL after a grace period; resolves once the process has exited. */
+export async function stopChild(child: Child): Promise<void> {
+  if (child.hasExited()) return;
+  signalGroup(child, 'SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const killed = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      signalGroup(child, 'SIGKILL');
+      resolve();
+    }, STOP_GRACE_MS);
+  });
+  await Promise.race([child.exited, killed]);
+  clearTimeout(timer);
+  await child.exited;
+  // The leader may exit before the rest of its group (run.sh's python, say): make sure they go too.
+  signalGroup(child, 'SIGKILL');
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map(stopChild));
+}
+
+/** Last resort, for process.on('exit') where nothing asynchronous can run any more. */
+export function killAllNow(): void {
+  for (const child of running) signalGroup(child, 'SIGKILL');
+}
+
+/** A port that was free a moment ago on 127.0.0.1 (the OS picks it, so concurrent benches don't collide). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/**
+ * Polls `probe` until it returns true. Fails at once if the child exits, and after `timeoutMs`
+ * otherwise, with the child's last output in the message.
+ */
+export async function waitUntil(child: Child, what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    if (child.hasExited()) {
+      throw new Error(`${child.name} exited (${await child.exited}) before ${what}:\n${child.tail()}`);
+    }
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      // Connection refused while it is still starting: keep polling, remember why for the timeout message.
+      lastError = err instanceof Error ? err.message : String(err);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${child.name}: not ${what} after ${timeoutMs / 1000} s${lastError ? ` (${lastError})` : ''}:\n${child.tail()}`);
+}
+
+/** Resident set size of a process in kB (Linux: VmRSS in /proc/<pid>/status), or null elsewhere. */
+export function rssKb(pid: number): number | null {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}

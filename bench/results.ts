@@ -1,0 +1,96 @@
+/**
+ * The shape of one bench run, as written to bench/results/<timestamp>.json and bench/results/latest.json,
+ * and the lookups the report, the chart and the document share.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CellStats } from './load';
+import { ModelName, Route, TargetId } from './workload';
+
+export interface Cell extends CellStats {
+  model: ModelName;
+  route: Route;
+  target: TargetId;
+  concurrency: number;
+  /** Batch routes only: req_per_s × instances per request. */
+  instances_per_s: number | null;
+}
+
+export interface TargetRun {
+  id: TargetId;
+  label: string;
+  status: 'measured' | 'skipped';
+  /** Why it was skipped, or anything worth knowing about how it ran. */
+  note: string | null;
+  command: string;
+  env: Record<string, string>;
+}
+
+export interface RssResult {
+  target: TargetId;
+  model: ModelName;
+  route: Route;
+  concurrency: number;
+  first_requests: number;
+  total_requests: number;
+  rss_first_kb: number;
+  rss_total_kb: number;
+  /** rss_total_kb / rss_first_kb */
+  ratio: number;
+  errors: number;
+}
+
+export interface Evaluation {
+  id: string;
+  title: string;
+  status: 'PASS' | 'FAIL' | 'SKIP';
+  detail: string;
+}
+
+export interface Results {
+  schema: 1;
+  started_at: string;
+  finished_at: string;
+  wall_time_s: number;
+  machine: {
+    cpu_model: string;
+    cpu_count: number;
+    total_mem_mb: number;
+    node: string;
+    platform: string;
+    release: string;
+  };
+  git: { commit: string | null; dirty: boolean | null };
+  settings: {
+    quick: boolean;
+    duration_s: number;
+    warmup_s: number;
+    concurrencies: number[];
+    batch_size: number;
+    request_timeout_s: number;
+    autocannon: string;
+    onnxruntime_node: string;
+    service_env: Record<string, string>;
+    baseline_session_options: Record<string, number>;
+  };
+  targets: TargetRun[];
+  cells: Cell[];
+  rss: RssResult | null;
+  evaluation: Evaluation[];
+}
+
+export function findCell(results: Pick<Results, 'cells'>, model: ModelName, route: Route, target: TargetId, concurrency: number): Cell | undefined {
+  return results.cells.find((c) => c.model === model && c.route === route && c.target === target && c.concurrency === concurrency);
+}
+
+/** Writes the dated file and latest.json (same content); returns the dated file's path. */
+export function saveResults(dir: string, results: Results): string {
+  fs.mkdirSync(dir, { recursive: true });
+  // Colons are not portable in file names; keep the ISO form otherwise so the files sort by time.
+  const stamp = results.started_at.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  const json = JSON.stringify(results, null, 2) + '\n';
+  const dated = path.join(dir, `${stamp}.json`);
+  fs.writeFileSync(dated, json);
+  fs.writeFileSync(path.join(dir, 'latest.json'), json);
+  return dated;
+}

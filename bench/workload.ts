@@ -1,0 +1,138 @@
+/**
+ * What the bench sends and what it expects back: the request bodies (real rows from the models'
+ * reference.json, i.e. scikit-learn's own predictions), each target's routes and answer shapes, and the
+ * correctness check every target must pass before it is loaded.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const MODELS = ['iris', 'digits'] as const;
+export type ModelName = (typeof MODELS)[number];
+export const ROUTES = ['single', 'batch'] as const;
+export type Route = (typeof ROUTES)[number];
+/** Instances per batch request. */
+export const BATCH_SIZE = 16;
+/**
+ * Several different bodies per cell, cycled by every connection, so that no layer (ours or a future
+ * cache) can answer the whole cell from one memorised response.
+ */
+const SINGLE_BODIES = 8;
+const BATCH_BODIES = 4;
+
+export type TargetId = 'on' | 'off' | 'baseline' | 'lesson';
+export const TARGET_IDS: readonly TargetId[] = ['on', 'off', 'baseline', 'lesson'];
+
+export interface TargetInfo {
+  id: TargetId;
+  /** Long name, for documents. */
+  label: string;
+  /** Short name, for table headers. */
+  short: string;
+  models: readonly ModelName[];
+  path(model: ModelName, route: Route): string;
+  /** The predicted class of each instance in a 200 answer, whatever the target's answer shape. */
+  labels(route: Route, answer: unknown): number[];
+}
+
+// The service and the baseline answer alike: a prediction object, or { predictions: [object, ...] }.
+const v1Path = (model: ModelName, route: Route): string => `/v1/models/${model}/predict${route === 'batch' ? '/batch' : ''}`;
+const v1Labels = (route: Route, answer: unknown): number[] => {
+  const a = answer as { prediction?: unknown; predictions?: { prediction?: unknown }[] };
+  return route === 'single' ? [Number(a.prediction)] : (a.predictions ?? []).map((p) => Number(p.prediction));
+};
+
+export const TARGETS: Record<TargetId, TargetInfo> = {
+  on: { id: 'on', label: 'service, batching on', short: 'svc on', models: MODELS, path: v1Path, labels: v1Labels },
+  off: { id: 'off', label: 'service, batching off', short: 'svc off', models: MODELS, path: v1Path, labels: v1Labels },
+  baseline: { id: 'baseline', label: 'baseline (node:http + ort)', short: 'baseline', models: MODELS, path: v1Path, labels: v1Labels },
+  lesson: {
+    id: 'lesson',
+    label: 'lesson FastAPI (iris only)',
+    short: 'lesson',
+    models: ['iris'],
+    // The lesson serves iris only, on its own routes: /predict answers { prediction, ... },
+    // /predict/batch answers { predictions: [int, ...], probabilities: [...] }.
+    path: (_model, route) => (route === 'batch' ? '/predict/batch' : '/predict'),
+    labels: (route, answer) => {
+      const a = answer as { prediction?: unknown; predictions?: unknown[] };
+      return route === 'single' ? [Number(a.prediction)] : (a.predictions ?? []).map(Number);
+    },
+  },
+};
+
+export interface Sample {
+  body: string;
+  /** The class scikit-learn predicts for each instance of the body, in order. */
+  expected: number[];
+}
+
+interface ReferenceRow {
+  features: number[];
+  label: number;
+}
+
+function referenceRows(repoRoot: string, model: ModelName): ReferenceRow[] {
+  const file = path.join(repoRoot, 'models', model, 'reference.json');
+  const rows = (JSON.parse(fs.readFileSync(file, 'utf8')) as { rows: ReferenceRow[] }).rows;
+  if (!Array.isArray(rows) || rows.length < BATCH_SIZE) throw new Error(`${file}: expected at least ${BATCH_SIZE} rows`);
+  return rows;
+}
+
+/**
+ * The bodies of one (model, route). Rows are taken with a stride so that the bodies span the classes
+ * (iris's reference rows are sorted by class). Iris's first single body is [5.1, 3.5, 1.4, 0.2], class 0,
+ * the row every target is first checked with.
+ */
+export function samples(repoRoot: string, model: ModelName, route: Route): Sample[] {
+  const rows = referenceRows(repoRoot, model);
+  const stride = Math.floor(rows.length / SINGLE_BODIES);
+  if (route === 'single') {
+    return Array.from({ length: SINGLE_BODIES }, (_, i) => {
+      const row = rows[(i * stride + (i % 3)) % rows.length];
+      return { body: JSON.stringify({ features: row.features }), expected: [row.label] };
+    });
+  }
+  return Array.from({ length: BATCH_BODIES }, (_, b) => {
+    const batch = Array.from({ length: BATCH_SIZE }, (_, j) => rows[(b * 37 + j * 9) % rows.length]);
+    return { body: JSON.stringify({ instances: batch.map((r) => r.features) }), expected: batch.map((r) => r.label) };
+  });
+}
+
+async function post(baseUrl: string, route: string, body: string): Promise<{ status: number; json: unknown }> {
+  const res = await fetch(baseUrl + route, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, json };
+}
+
+/**
+ * Sends every body the target will be loaded with once and compares the predicted classes with
+ * scikit-learn's. Throws on the first wrong answer: a fast wrong service is not a result.
+ */
+export async function checkAnswers(repoRoot: string, baseUrl: string, target: TargetInfo): Promise<void> {
+  // The canonical check first, so that a broken target fails with the simplest possible message.
+  const first = await post(baseUrl, target.path('iris', 'single'), JSON.stringify({ features: [5.1, 3.5, 1.4, 0.2] }));
+  const got = first.status === 200 ? target.labels('single', first.json) : [];
+  if (got.length !== 1 || got[0] !== 0) {
+    throw new Error(`${target.label}: iris [5.1, 3.5, 1.4, 0.2] should be class 0, got HTTP ${first.status} ${JSON.stringify(first.json).slice(0, 300)}`);
+  }
+  for (const model of target.models) {
+    for (const route of ROUTES) {
+      for (const sample of samples(repoRoot, model, route)) {
+        const res = await post(baseUrl, target.path(model, route), sample.body);
+        const labels = res.status === 200 ? target.labels(route, res.json) : [];
+        if (JSON.stringify(labels) !== JSON.stringify(sample.expected)) {
+          throw new Error(
+            `${target.label}: ${model} ${route} answered HTTP ${res.status} with classes ${JSON.stringify(labels)}, ` +
+              `expected ${JSON.stringify(sample.expected)}: ${JSON.stringify(res.json).slice(0, 300)}`,
+          );
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,210 @@
+import { ClientClosedError, DeadlineExceededError, ModelNotReadyError, QueueFullError } from '../../common/domain.errors';
+import { TensorData, TensorValues } from '../model.types';
+import { RuntimeSession } from '../runtime/model-runtime.interface';
+
+export interface BatchingOptions {
+  /** Coalesce concurrent requests into one run; off for models without a batch dimension. */
+  readonly enabled: boolean;
+  /** Most rows in one coalesced run (a single larger request still runs, alone). */
+  readonly maxBatchSize: number;
+  /** How long a partial batch may wait for more rows while a worker is free. */
+  readonly maxQueueDelayMs: number;
+  /** Most rows waiting; beyond it submissions are refused with QUEUE_FULL. */
+  readonly maxQueueSize: number;
+  /** Runs in flight at once: one per inference worker. */
+  readonly concurrency: number;
+}
+
+export interface SubmitOptions {
+  /** Epoch ms by which the request must have started running. */
+  readonly deadline?: number;
+  /** Aborted when the client goes away; a queued request is then dropped. */
+  readonly signal?: AbortSignal;
+}
+
+/** What a batch run reports, for logs and metrics. */
+export interface RunReport {
+  readonly requests: number;
+  readonly rows: number;
+  readonly queueWaitMs: readonly number[];
+  readonly runMs: number;
+}
+
+interface Pending {
+  readonly feeds: Record<string, TensorData>;
+  readonly rows: number;
+  /** Requests with the same key have the same inner dimensions, so they can share a run. */
+  readonly shapeKey: string;
+  readonly enqueuedAt: number;
+  readonly resolve: (outputs: Record<string, TensorData>) => void;
+  readonly reject: (error: Error) => void;
+  cleanup: () => void;
+}
+
+const slice = (data: TensorValues, start: number, end: number): TensorValues =>
+  Array.isArray(data) ? data.slice(start, end) : data.subarray(start, end);
+
+function concat(parts: readonly TensorData[], rows: number): TensorData {
+  const [first] = parts;
+  const dims = [rows, ...first.dims.slice(1)];
+  if (Array.isArray(first.data)) return { type: first.type, dims, data: parts.flatMap((p) => p.data as string[]) };
+  const size = parts.reduce((n, p) => n + p.data.length, 0);
+  const data = new (first.data.constructor as new (n: number) => Exclude<TensorValues, string[]>)(size);
+  let offset = 0;
+  for (const p of parts) {
+    (data as unknown as { set(a: ArrayLike<unknown>, o: number): void }).set(p.data as ArrayLike<unknown>, offset);
+    offset += p.data.length;
+  }
+  return { type: first.type, dims, data };
+}
+
+/**
+ * The dynamic batcher of one model version, after Triton's: requests queue here (bounded), and
+ * whenever an inference worker is free the queue's compatible requests, up to maxBatchSize rows,
+ * go out as one run. Under load batches form by themselves while the workers are busy; when idle,
+ * a request runs at once unless maxQueueDelayMs asks to wait for company. Every caller gets exactly
+ * its own rows back; a failed run fails only its own requests.
+ */
+export class Batcher {
+  private readonly queue: Pending[] = [];
+  private queuedRows = 0;
+  private inFlight = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closedReason: string | undefined;
+
+  constructor(
+    private readonly session: RuntimeSession,
+    private readonly options: BatchingOptions,
+    private readonly name: string,
+    private readonly onRun?: (report: RunReport) => void,
+  ) {}
+
+  /** Rows waiting to run. */
+  get depth(): number {
+    return this.queuedRows;
+  }
+
+  submit(feeds: Record<string, TensorData>, rows: number, options: SubmitOptions = {}): Promise<Record<string, TensorData>> {
+    if (this.closedReason) return Promise.reject(new ModelNotReadyError(`${this.name} ${this.closedReason}`));
+    if (this.queuedRows > 0 && this.queuedRows + rows > this.options.maxQueueSize) {
+      return Promise.reject(new QueueFullError(`${this.name} has ${this.queuedRows} rows queued (limit ${this.options.maxQueueSize}); retry later`));
+    }
+    if (options.signal?.aborted) return Promise.reject(new ClientClosedError());
+    return new Promise((resolve, reject) => {
+      const entry: Pending = {
+        feeds,
+        rows,
+        shapeKey: Object.entries(feeds).map(([k, t]) => `${k}:${t.dims.slice(1).join('x')}`).join(';'),
+        enqueuedAt: performance.now(),
+        resolve,
+        reject,
+        cleanup: () => undefined,
+      };
+      const drop = (error: Error) => {
+        if (this.remove(entry)) reject(error);
+      };
+      const timer = options.deadline === undefined ? undefined
+        : setTimeout(() => drop(new DeadlineExceededError(`${this.name}: the request was not started within its deadline`)), Math.max(0, options.deadline - Date.now()));
+      const onAbort = () => drop(new ClientClosedError());
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      entry.cleanup = () => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+      };
+      this.queue.push(entry);
+      this.queuedRows += rows;
+      this.schedule();
+    });
+  }
+
+  /** Refuses new work and fails what is still queued; runs in flight finish. */
+  close(reason: string): void {
+    this.closedReason = reason;
+    clearTimeout(this.timer);
+    for (const entry of this.queue.splice(0)) {
+      entry.cleanup();
+      entry.reject(new ModelNotReadyError(`${this.name} ${reason}`));
+    }
+    this.queuedRows = 0;
+  }
+
+  private remove(entry: Pending): boolean {
+    const index = this.queue.indexOf(entry);
+    if (index < 0) return false;
+    this.queue.splice(index, 1);
+    this.queuedRows -= entry.rows;
+    entry.cleanup();
+    return true;
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.inFlight < this.options.concurrency && this.queue.length > 0) {
+      if (this.options.enabled && this.options.maxQueueDelayMs > 0 && this.queuedRows < this.options.maxBatchSize) {
+        const waited = performance.now() - this.queue[0].enqueuedAt;
+        if (waited < this.options.maxQueueDelayMs) {
+          this.timer = setTimeout(() => this.schedule(), this.options.maxQueueDelayMs - waited);
+          return;
+        }
+      }
+      void this.dispatch(this.take());
+    }
+  }
+
+  /** The oldest request, and the compatible ones after it that fit in one run. */
+  private take(): Pending[] {
+    const first = this.queue[0];
+    const batch = [first];
+    let rows = first.rows;
+    if (this.options.enabled) {
+      for (const entry of this.queue.slice(1)) {
+        if (rows >= this.options.maxBatchSize) break;
+        if (entry.shapeKey === first.shapeKey && rows + entry.rows <= this.options.maxBatchSize) {
+          batch.push(entry);
+          rows += entry.rows;
+        }
+      }
+    }
+    for (const entry of batch) this.remove(entry);
+    return batch;
+  }
+
+  private async dispatch(batch: Pending[]): Promise<void> {
+    this.inFlight++;
+    const started = performance.now();
+    const rows = batch.reduce((n, e) => n + e.rows, 0);
+    try {
+      const feeds = batch.length === 1 ? batch[0].feeds
+        : Object.fromEntries(Object.keys(batch[0].feeds).map((name) => [name, concat(batch.map((e) => e.feeds[name]), rows)]));
+      const outputs = await this.session.run(feeds);
+      this.onRun?.({ requests: batch.length, rows, queueWaitMs: batch.map((e) => started - e.enqueuedAt), runMs: performance.now() - started });
+      this.split(batch, outputs, rows);
+    } catch (err) {
+      for (const entry of batch) entry.reject(err as Error);
+    } finally {
+      this.inFlight--;
+      this.schedule();
+    }
+  }
+
+  private split(batch: Pending[], outputs: Record<string, TensorData>, rows: number): void {
+    if (batch.length === 1) {
+      batch[0].resolve(outputs);
+      return;
+    }
+    for (const [name, t] of Object.entries(outputs)) {
+      if (t.dims[0] !== rows) throw new Error(`output '${name}' has ${t.dims[0]} rows for a batch of ${rows}`);
+    }
+    let offset = 0;
+    for (const entry of batch) {
+      const mine: Record<string, TensorData> = {};
+      for (const [name, t] of Object.entries(outputs)) {
+        const stride = t.dims.slice(1).reduce((a, b) => a * b, 1);
+        mine[name] = { type: t.type, dims: [entry.rows, ...t.dims.slice(1)], data: slice(t.data, offset * stride, (offset + entry.rows) * stride) };
+      }
+      offset += entry.rows;
+      entry.resolve(mine);
+    }
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * A worker thread that owns onnxruntime sessions. onnxruntime-node's run() blocks the thread it is
+ * called on, so sessions live here and the main thread keeps parsing, validating and answering.
+ * This is the only file that imports onnxruntime-node.
+ */
+import * as ort from 'onnxruntime-node';
+import { parentPort } from 'node:worker_threads';
+import type { ElementType, TensorData, ValueInfo } from '../model.types';
+import type { WorkerReply, WorkerRequest } from './worker.protocol';
+
+const SUPPORTED: ReadonlySet<string> = new Set<ElementType>([
+  'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'bool', 'string',
+]);
+
+const sessions = new Map<string, ort.InferenceSession>();
+
+function toValueInfo(meta: ort.InferenceSession.ValueMetadata): ValueInfo {
+  if (!meta.isTensor) return { name: meta.name, isTensor: false };
+  if (!SUPPORTED.has(meta.type)) {
+    throw new Error(`tensor '${meta.name}' has element type ${meta.type}, which this service does not support`);
+  }
+  // Symbolic dimensions come back as strings ("N", "batch"); both they and unknown sizes mean dynamic.
+  const shape = meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
+  return { name: meta.name, isTensor: true, type: meta.type as ElementType, shape };
+}
+
+async function run(session: ort.InferenceSession, feeds: Record<string, TensorData>, outputNames?: string[]): Promise<Record<string, TensorData>> {
+  const ortFeeds: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+  const results = outputNames ? await session.run(ortFeeds, outputNames) : await session.run(ortFeeds);
+  const out: Record<string, TensorData> = {};
+  for (const [name, tensor] of Object.entries(results)) {
+    out[name] = { type: tensor.type as ElementType, dims: tensor.dims, data: tensor.data };
+  }
+  return out;
+}
+
+const ZEROS: Record<Exclude<ElementType, 'string' | 'float16'>, new (size: number) => TensorData['data']> = {
+  float32: Float32Array, float64: Float64Array, int8: Int8Array, int16: Int16Array, int32: Int32Array,
+  int64: BigInt64Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, uint64: BigUint64Array, bool: Uint8Array,
+};
+
+/** Feeds of zeros (dynamic dimensions as 1) so the first real request does not pay the cold start. */
+function zeroFeeds(inputs: readonly ValueInfo[]): Record<string, TensorData> | undefined {
+  const feeds: Record<string, TensorData> = {};
+  for (const input of inputs) {
+    if (!input.isTensor || input.type === 'float16') return undefined;
+    const dims = input.shape.map((d) => (d === -1 ? 1 : d));
+    const size = dims.reduce((a, b) => a * b, 1);
+    const data = input.type === 'string' ? new Array<string>(size).fill('') : new ZEROS[input.type](size);
+    feeds[input.name] = { type: input.type, dims, data };
+  }
+  return feeds;
+}
+
+async function handle(request: WorkerRequest): Promise<WorkerReply> {
+  switch (request.op) {
+    case 'load': {
+      const session = await ort.InferenceSession.create(request.path, {
+        intraOpNumThreads: request.options.intraOpNumThreads,
+        interOpNumThreads: request.options.interOpNumThreads,
+        graphOptimizationLevel: request.options.graphOptimizationLevel,
+        executionProviders: ['cpu'],
+      });
+      try {
+        const inputs = session.inputMetadata.map(toValueInfo);
+        const outputs = session.outputMetadata.map(toValueInfo);
+        let warmUp: string | undefined;
+        const feeds = zeroFeeds(inputs);
+        const tensorOutputs = outputs.filter((o) => o.isTensor).map((o) => o.name);
+        if (feeds && tensorOutputs.length) {
+          await run(session, feeds, tensorOutputs).catch((err: Error) => (warmUp = err.message));
+        }
+        sessions.set(request.key, session);
+        return { id: request.id, ok: true, inputs, outputs, warmUpError: warmUp };
+      } catch (err) {
+        await session.release();
+        throw err;
+      }
+    }
+    case 'run': {
+      const session = sessions.get(request.key);
+      if (!session) throw new Error(`no session ${request.key} in this worker`);
+      return { id: request.id, ok: true, results: await run(session, request.feeds, request.outputNames) };
+    }
+    case 'release': {
+      await sessions.get(request.key)?.release();
+      sessions.delete(request.key);
+      return { id: request.id, ok: true };
+    }
+  }
+}
+
+parentPort!.on('message', (request: WorkerRequest) => {
+  handle(request).then(
+    (reply) => parentPort!.postMessage(reply),
+    (err: Error) => parentPort!.postMessage({ id: request.id, ok: false, error: err.message } satisfies WorkerReply),
+  );
+});

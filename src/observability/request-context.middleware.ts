@@ -1,0 +1,41 @@
+import type { NextFunction, Request, Response } from 'express';
+import { randomUUID } from 'node:crypto';
+import { InvalidInputError } from '../common/domain.errors';
+import { RequestContext, requestContext } from '../common/request-context';
+
+/** Client-sent ids are echoed only when they are short and plain, so they cannot forge log lines. */
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const MAX_TIMEOUT_MS = 600000;
+
+/**
+ * Opens the request's context before anything else runs: its id (`X-Request-Id`, echoed when
+ * safe), its deadline (`X-Request-Timeout-Ms`, else REQUEST_TIMEOUT_MS) and a signal that fires if
+ * the client disconnects, so queued inference for a departed client is dropped.
+ */
+export function requestContextMiddleware(defaultTimeoutMs: number) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const sent = req.headers['x-request-id'];
+    const requestId = typeof sent === 'string' && SAFE_REQUEST_ID.test(sent) ? sent : randomUUID();
+    res.setHeader('X-Request-Id', requestId);
+
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+
+    const timeout = req.headers['x-request-timeout-ms'];
+    let timeoutMs = defaultTimeoutMs;
+    let error: Error | undefined;
+    if (timeout !== undefined) {
+      timeoutMs = Number(timeout);
+      if (typeof timeout !== 'string' || !/^\d{1,6}$/.test(timeout) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
+        error = new InvalidInputError('X-Request-Timeout-Ms must be a whole number of milliseconds from 1 to 600000', [
+          { path: 'headers.x-request-timeout-ms', message: `got ${JSON.stringify(String(timeout).slice(0, 40))}` },
+        ]);
+      }
+    }
+    const context: RequestContext = { requestId, deadline: Date.now() + timeoutMs, signal: abort.signal };
+    res.locals.context = context;
+    requestContext.run(context, () => next(error));
+  };
+}

@@ -31,7 +31,12 @@ const running = new Set<Child>();
 
 export function startChild(name: string, command: string, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Child {
   const proc = spawn(command, args, { cwd: opts.cwd, env: opts.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (proc.pid === undefined) throw new Error(`${name}: could not spawn ${command}`);
+  if (proc.pid === undefined) {
+    // Not started (command not found, say): the reason arrives as an 'error' event, which must be
+    // listened to or it would crash the bench.
+    proc.on('error', () => undefined);
+    throw new Error(`${name}: could not start ${command}`);
+  }
   const lines: string[] = [];
   // Always drain the pipes: a child that fills its pipe buffer blocks on its next log line.
   const keep = (chunk: Buffer): void => {

@@ -7,6 +7,7 @@ import { startApp } from './support/app';
 const ROUTES: [string, string][] = [
   ['get', '/'],
   ['get', '/health'],
+  ['get', '/health/live'],
   ['post', '/predict'],
   ['post', '/predict/batch'],
   ['get', '/v1/models'],

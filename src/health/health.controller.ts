@@ -2,12 +2,19 @@ import { Controller, Get, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ModelRegistry } from '../models/model.registry';
-import { HealthDto } from './dto/health.dto';
+import { HealthDto, LiveDto } from './dto/health.dto';
 
 @ApiTags('health')
 @Controller('health')
 export class HealthController {
   constructor(private readonly registry: ModelRegistry) {}
+
+  @Get('live')
+  @ApiOperation({ operationId: 'live', summary: 'Liveness: the process and its event loop answer (no dependency is checked)' })
+  @ApiOkResponse({ type: LiveDto })
+  live(): LiveDto {
+    return { status: 'ok' };
+  }
 
   @Get()
   @ApiOperation({ operationId: 'health', summary: "The lesson's health check: 200 while any model serves, 503 when none does" })

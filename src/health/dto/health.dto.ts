@@ -8,3 +8,8 @@ export class HealthDto {
   @ApiProperty({ type: [String], example: ['digits', 'iris'], description: 'Models with every version READY' })
   readonly models_loaded!: string[];
 }
+
+export class LiveDto {
+  @ApiProperty({ example: 'ok' })
+  readonly status!: string;
+}

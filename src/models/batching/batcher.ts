@@ -52,7 +52,7 @@ function concat(parts: readonly TensorData[], rows: number): TensorData {
   const data = new (first.data.constructor as new (n: number) => Exclude<TensorValues, string[]>)(size);
   let offset = 0;
   for (const p of parts) {
-    (data as unknown as { set(a: ArrayLike<unknown>, o: number): void }).set(p.data as ArrayLike<unknown>, offset);
+    (data as unknown as { set(a: ArrayLike<unknown>, o: number): void }).set(p.data, offset);
     offset += p.data.length;
   }
   return { type: first.type, dims, data };
@@ -71,6 +71,8 @@ export class Batcher {
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
   private closedReason: string | undefined;
+  private runs = 0;
+  private rowsRun = 0;
 
   constructor(
     private readonly session: RuntimeSession,
@@ -82,6 +84,11 @@ export class Batcher {
   /** Rows waiting to run. */
   get depth(): number {
     return this.queuedRows;
+  }
+
+  /** Runs started so far, the rows they carried, and runs in flight now. */
+  get stats(): { runs: number; rows: number; inFlight: number } {
+    return { runs: this.runs, rows: this.rowsRun, inFlight: this.inFlight };
   }
 
   submit(feeds: Record<string, TensorData>, rows: number, options: SubmitOptions = {}): Promise<Record<string, TensorData>> {
@@ -171,9 +178,11 @@ export class Batcher {
   }
 
   private async dispatch(batch: Pending[]): Promise<void> {
-    this.inFlight++;
     const started = performance.now();
     const rows = batch.reduce((n, e) => n + e.rows, 0);
+    this.inFlight++;
+    this.runs++;
+    this.rowsRun += rows;
     try {
       const feeds = batch.length === 1 ? batch[0].feeds
         : Object.fromEntries(Object.keys(batch[0].feeds).map((name) => [name, concat(batch.map((e) => e.feeds[name]), rows)]));

@@ -1,0 +1,228 @@
+/**
+ * Turns a run's cells into the comparison table (plain text for the terminal, markdown for the
+ * document) and evaluates the performance targets against them.
+ */
+import { Cell, Evaluation, Results, RssResult, findCell } from './results';
+import { MODELS, ModelName, ROUTES, Route, TARGETS, TARGET_IDS, TargetId } from './workload';
+
+interface Row {
+  model: ModelName;
+  route: Route;
+  concurrency: number;
+}
+
+function rowsOf(results: Pick<Results, 'settings'>): Row[] {
+  const rows: Row[] = [];
+  for (const model of MODELS) {
+    for (const route of ROUTES) {
+      for (const concurrency of results.settings.concurrencies) rows.push({ model, route, concurrency });
+    }
+  }
+  return rows;
+}
+
+/** The targets that have at least one cell, in the canonical order. */
+function targetsIn(results: Pick<Results, 'cells'>): TargetId[] {
+  return TARGET_IDS.filter((t) => results.cells.some((c) => c.target === t));
+}
+
+const fmtRate = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(1));
+const fmtMs = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const fmtRatio = (a: Cell | undefined, b: Cell | undefined): string =>
+  a && b && b.req_per_s > 0 ? `${(a.req_per_s / b.req_per_s).toFixed(2)}x` : '-';
+
+interface Column {
+  header: string;
+  /** Markdown alignment. */
+  right: boolean;
+  value(row: Row): string;
+}
+
+function columns(results: Pick<Results, 'cells' | 'settings'>): { groups: { title: string; span: number }[]; cols: Column[] } {
+  const cell = (t: TargetId, r: Row): Cell | undefined => findCell(results, r.model, r.route, t, r.concurrency);
+  const groups: { title: string; span: number }[] = [{ title: '', span: 3 }];
+  const cols: Column[] = [
+    { header: 'model', right: false, value: (r) => r.model },
+    { header: 'route', right: false, value: (r) => r.route },
+    { header: 'c', right: true, value: (r) => String(r.concurrency) },
+  ];
+  const present = targetsIn(results);
+  for (const t of present) {
+    groups.push({ title: TARGETS[t].short, span: 4 });
+    cols.push(
+      { header: 'req/s', right: true, value: (r) => fmtRate(cell(t, r)?.req_per_s) },
+      { header: 'p50', right: true, value: (r) => fmtMs(cell(t, r)?.p50_ms) },
+      { header: 'p99', right: true, value: (r) => fmtMs(cell(t, r)?.p99_ms) },
+      { header: 'err', right: true, value: (r) => (cell(t, r) ? String(cell(t, r)?.errors) : '-') },
+    );
+  }
+  const ratios: Column[] = [];
+  if (present.includes('on') && present.includes('baseline')) {
+    ratios.push({ header: 'on/base', right: true, value: (r) => fmtRatio(cell('on', r), cell('baseline', r)) });
+  }
+  if (present.includes('on') && present.includes('off')) {
+    ratios.push({ header: 'on/off', right: true, value: (r) => fmtRatio(cell('on', r), cell('off', r)) });
+  }
+  if (present.includes('on') && present.includes('lesson')) {
+    ratios.push({ header: 'on/lesson', right: true, value: (r) => fmtRatio(cell('on', r), cell('lesson', r)) });
+  }
+  if (ratios.length) groups.push({ title: 'req/s ratios', span: ratios.length });
+  cols.push(...ratios);
+  return { groups, cols };
+}
+
+/** The table for the terminal: one row per (model, route, concurrency), a column group per target. */
+export function textTable(results: Pick<Results, 'cells' | 'settings'>): string {
+  const { groups, cols } = columns(results);
+  const rows = rowsOf(results);
+  const cells = rows.map((r) => cols.map((c) => c.value(r)));
+  const widths = cols.map((c, i) => Math.max(c.header.length, ...cells.map((row) => row[i].length)));
+  const pad = (s: string, i: number): string => (cols[i].right ? s.padStart(widths[i]) : s.padEnd(widths[i]));
+  // Column groups are separated by " | "; within a group, by two spaces.
+  const groupStarts = new Set<number>();
+  let at = 0;
+  for (const g of groups) {
+    groupStarts.add(at);
+    at += g.span;
+  }
+  const join = (parts: string[]): string => parts.map((p, i) => (i === 0 ? p : (groupStarts.has(i) ? ' | ' : '  ') + p)).join('');
+  let titleLine = '';
+  let col = 0;
+  for (const g of groups) {
+    const span = widths.slice(col, col + g.span).reduce((a, b) => a + b, 0) + 2 * (g.span - 1);
+    titleLine += (col === 0 ? '' : ' | ') + g.title.padEnd(span);
+    col += g.span;
+  }
+  const header = join(cols.map((c, i) => pad(c.header, i)));
+  const lines = [titleLine.trimEnd(), header, '-'.repeat(header.length)];
+  rows.forEach((r, ri) => {
+    if (ri > 0 && (rows[ri - 1].model !== r.model || rows[ri - 1].route !== r.route)) lines.push('');
+    lines.push(join(cells[ri].map((v, i) => pad(v, i))));
+  });
+  return lines.join('\n');
+}
+
+/** The same table in markdown; the target's name goes into each header since markdown has no column groups. */
+export function markdownTable(results: Pick<Results, 'cells' | 'settings'>): string {
+  const { groups, cols } = columns(results);
+  const headers: string[] = [];
+  let col = 0;
+  for (const g of groups) {
+    for (let i = 0; i < g.span; i++, col++) {
+      const h = cols[col].header;
+      headers.push(g.title && g.title !== 'req/s ratios' ? `${g.title} ${h}` : h);
+    }
+  }
+  const lines = [`| ${headers.join(' | ')} |`, `|${cols.map((c) => (c.right ? '---:' : '---')).join('|')}|`];
+  for (const r of rowsOf(results)) lines.push(`| ${cols.map((c) => c.value(r)).join(' | ')} |`);
+  return lines.join('\n');
+}
+
+/** Batch routes in instances per second (req/s × instances per request), for the document. */
+export function markdownInstancesTable(results: Pick<Results, 'cells' | 'settings'>): string {
+  const present = targetsIn(results);
+  const lines = [
+    `| model | c | ${present.map((t) => `${TARGETS[t].short} inst/s`).join(' | ')} |`,
+    `|---|---:|${present.map(() => '---:').join('|')}|`,
+  ];
+  for (const model of MODELS) {
+    for (const c of results.settings.concurrencies) {
+      const values = present.map((t) => {
+        const cell = findCell(results, model, 'batch', t, c);
+        return cell?.instances_per_s != null ? fmtRate(cell.instances_per_s) : '-';
+      });
+      lines.push(`| ${model} | ${c} | ${values.join(' | ')} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+const rate = (c: Cell): string => `${fmtRate(c.req_per_s)} req/s`;
+const errorsNote = (...cells: Cell[]): string => {
+  const bad = cells.filter((c) => c.errors > 0).map((c) => `${TARGETS[c.target].short} c=${c.concurrency}: ${c.errors} errors`);
+  return bad.length ? ` [${bad.join('; ')}]` : '';
+};
+
+/**
+ * The targets the service is held to. Each is evaluated on this run only; a target whose cells were not
+ * measured (the lesson skipped, or a concurrency left out) is SKIP rather than FAIL.
+ */
+export function evaluate(results: Pick<Results, 'cells' | 'rss'>): Evaluation[] {
+  const out: Evaluation[] = [];
+  const get = (model: ModelName, target: TargetId, c: number): Cell | undefined => findCell(results, model, 'single', target, c);
+
+  {
+    const title = '(a) digits, single, c=32: service (batching on) >= 1.5x baseline req/s, and p99 <= baseline p99';
+    const on = get('digits', 'on', 32);
+    const base = get('digits', 'baseline', 32);
+    if (!on || !base) out.push({ id: 'a', title, status: 'SKIP', detail: 'cells not measured' });
+    else {
+      const ratio = on.req_per_s / base.req_per_s;
+      const ok = ratio >= 1.5 && on.p99_ms <= base.p99_ms;
+      out.push({
+        id: 'a',
+        title,
+        status: ok ? 'PASS' : 'FAIL',
+        detail:
+          `on ${rate(on)} vs baseline ${rate(base)} = ${ratio.toFixed(2)}x (need >= 1.50x); ` +
+          `p99 ${fmtMs(on.p99_ms)} ms vs ${fmtMs(base.p99_ms)} ms (need <=)${errorsNote(on, base)}`,
+      });
+    }
+  }
+  {
+    const title = '(b) digits, single: batching on >= 2x batching off req/s at c=32, and p50 at c=1 at most 1 ms above off';
+    const on32 = get('digits', 'on', 32);
+    const off32 = get('digits', 'off', 32);
+    const on1 = get('digits', 'on', 1);
+    const off1 = get('digits', 'off', 1);
+    if (!on32 || !off32 || !on1 || !off1) out.push({ id: 'b', title, status: 'SKIP', detail: 'cells not measured' });
+    else {
+      const ratio = on32.req_per_s / off32.req_per_s;
+      const delta = on1.p50_ms - off1.p50_ms;
+      const ok = ratio >= 2 && delta <= 1;
+      out.push({
+        id: 'b',
+        title,
+        status: ok ? 'PASS' : 'FAIL',
+        detail:
+          `c=32: on ${rate(on32)} vs off ${rate(off32)} = ${ratio.toFixed(2)}x (need >= 2.00x); ` +
+          `c=1 p50: on ${fmtMs(on1.p50_ms)} ms vs off ${fmtMs(off1.p50_ms)} ms = ${delta >= 0 ? '+' : ''}${delta.toFixed(2)} ms (need <= +1 ms)` +
+          errorsNote(on32, off32, on1, off1),
+      });
+    }
+  }
+  {
+    const title = '(c) iris, single, c=32: service (batching on) >= 4x the lesson FastAPI req/s';
+    const on = get('iris', 'on', 32);
+    const lesson = get('iris', 'lesson', 32);
+    if (!on || !lesson) out.push({ id: 'c', title, status: 'SKIP', detail: lesson ? 'cells not measured' : 'lesson service not measured in this run' });
+    else {
+      const ratio = on.req_per_s / lesson.req_per_s;
+      out.push({
+        id: 'c',
+        title,
+        status: ratio >= 4 ? 'PASS' : 'FAIL',
+        detail: `on ${rate(on)} vs lesson ${rate(lesson)} = ${ratio.toFixed(2)}x (need >= 4.00x)${errorsNote(on, lesson)}`,
+      });
+    }
+  }
+  {
+    const rss: RssResult | null = results.rss;
+    const title = rss
+      ? `(d) memory: service RSS after ${rss.total_requests} requests within 20% of RSS after ${rss.first_requests}`
+      : '(d) memory: service RSS after N requests within 20% of RSS after N/10';
+    if (!rss) out.push({ id: 'd', title, status: 'SKIP', detail: 'RSS not measured (no /proc?)' });
+    else {
+      const ok = Math.abs(rss.ratio - 1) <= 0.2;
+      out.push({
+        id: 'd',
+        title,
+        status: ok ? 'PASS' : 'FAIL',
+        detail:
+          `${(rss.rss_first_kb / 1024).toFixed(1)} MB -> ${(rss.rss_total_kb / 1024).toFixed(1)} MB = ${rss.ratio.toFixed(3)}x (need 0.80x..1.20x)` +
+          (rss.errors ? ` [${rss.errors} errors]` : ''),
+      });
+    }
+  }
+  return out;
+}

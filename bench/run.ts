@@ -1,0 +1,374 @@
+/**
+ * `npm run bench`: loads the service (batching on and off), the naive baseline and the lesson's FastAPI
+ * app one after the other, prints the comparison table and the targets, and writes
+ * bench/results/<start>.json, bench/results/latest.json, docs/PERFORMANCE.md and docs/throughput.svg.
+ *
+ * Environment: BENCH_DURATION_S (seconds per cell, default 5), BENCH_QUICK=1 (1 s cells at c=1 and 32
+ * only: a smoke check). The npm script builds the service first; this file expects dist/ to be current.
+ *
+ * stdout gets the table and the targets only; progress goes to stderr.
+ * Exit code: 0 whether or not the targets are met; 1 if a target cannot start or answers wrongly
+ * (the lesson, which is not ours, is skipped instead when it is missing or does not come up);
+ * 130 when interrupted.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { renderChart } from './chart';
+import { writePerformanceDoc } from './docs';
+import { LoadSpec, fire, measureCell, stopLoad } from './load';
+import { Child, freePort, killAllNow, rssKb, startChild, stopAll, stopChild, waitUntil } from './processes';
+import { evaluate, textTable } from './report';
+import { Cell, Results, RssResult, TargetRun, saveResults } from './results';
+import { BATCH_SIZE, ModelName, ROUTES, Route, TARGETS, TARGET_IDS, TargetId, checkAnswers, samples } from './workload';
+
+const ROOT = path.resolve(__dirname, '..');
+const LESSON_SCRIPT = path.resolve(ROOT, '..', 'shared', 'anchors', 'lesson-fastapi', 'run.sh');
+const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
+const DOC_FILE = path.join(ROOT, 'docs', 'PERFORMANCE.md');
+const CHART_FILE = path.join(ROOT, 'docs', 'throughput.svg');
+
+const QUICK = ['1', 'true', 'yes'].includes((process.env.BENCH_QUICK ?? '').toLowerCase());
+const DURATION_S = QUICK ? 1 : positiveNumber('BENCH_DURATION_S', 5);
+const WARMUP_S = 1;
+const CONCURRENCIES = QUICK ? [1, 32] : [1, 8, 32, 128];
+const RSS_FIRST = QUICK ? 2_000 : 10_000;
+const RSS_TOTAL = QUICK ? 20_000 : 100_000;
+const RSS_CONCURRENCY = 32;
+const REQUEST_TIMEOUT_S = 10;
+const SERVICE_READY_TIMEOUT_MS = 60_000;
+const LESSON_READY_TIMEOUT_MS = 120_000;
+
+function positiveNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) {
+    console.error(`${name} must be a positive number of seconds, got "${raw}"`);
+    process.exit(1);
+  }
+  return value;
+}
+
+const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
+
+/** Set on Ctrl-C: the loops stop at the next cell instead of starting new work while children are stopped. */
+let interrupted = false;
+class Interrupted extends Error {}
+function checkInterrupted(): void {
+  if (interrupted) throw new Interrupted('interrupted');
+}
+
+/** A started target: its process and where it listens. */
+interface Running {
+  child: Child;
+  baseUrl: string;
+}
+
+/** The service's own settings that the bench sets; recorded with the results. */
+function serviceEnv(port: number, batching: boolean): Record<string, string> {
+  return { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', BATCHING_ENABLED: String(batching) };
+}
+
+/**
+ * Settings the service might read that come from the bench's own environment (an operator's
+ * ORT_INTRA_OP_NUM_THREADS, say): they change the results, so they are recorded too.
+ */
+function inheritedServiceEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && /^(ORT_|BATCH|MAX_BATCH|INFERENCE_|MODEL_REPOSITORY$|DEFAULT_MODEL$|BODY_LIMIT$|NODE_ENV$|UV_THREADPOOL_SIZE$)/.test(k)) out[k] = v;
+  }
+  return out;
+}
+
+async function getJson(url: string): Promise<{ status: number; json: unknown }> {
+  const res = await fetch(url);
+  const text = await res.text();
+  try {
+    return { status: res.status, json: JSON.parse(text) };
+  } catch {
+    return { status: res.status, json: text };
+  }
+}
+
+async function startService(id: 'on' | 'off', port: number): Promise<Running> {
+  const env = serviceEnv(port, id === 'on');
+  const child = startChild(TARGETS[id].label, process.execPath, ['dist/main.js'], { cwd: ROOT, env: { ...process.env, ...env } });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  // The service listens before its models are loaded; ready means every model READY (FAILED is final).
+  await waitUntil(child, 'READY', SERVICE_READY_TIMEOUT_MS, async () => {
+    const { status, json } = await getJson(`${baseUrl}/v1/models`);
+    const models = status === 200 ? ((json as { models?: { name: string; state: string }[] }).models ?? []) : [];
+    const failed = models.filter((m) => m.state === 'FAILED');
+    if (failed.length) throw new Error(`models FAILED: ${failed.map((m) => m.name).join(', ')}: ${JSON.stringify(json)}`);
+    const names = new Set(models.filter((m) => m.state === 'READY').map((m) => m.name));
+    return models.length > 0 && models.every((m) => m.state === 'READY') && names.has('iris') && names.has('digits');
+  }).catch(async (err: Error) => {
+    await stopChild(child);
+    throw err;
+  });
+  return { child, baseUrl };
+}
+
+async function startBaseline(port: number): Promise<Running> {
+  const child = startChild(TARGETS.baseline.label, process.execPath, ['-r', 'ts-node/register/transpile-only', 'bench/baseline.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1' },
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  // The baseline listens only once its models are loaded.
+  await waitUntil(child, 'listening', 30_000, async () => (await getJson(`${baseUrl}/health`)).status === 200).catch(async (err: Error) => {
+    await stopChild(child);
+    throw err;
+  });
+  return { child, baseUrl };
+}
+
+/** The lesson's app, or a reason to skip it: it is not ours, so its absence is a note, not a failure. */
+async function startLesson(port: number): Promise<Running | string> {
+  if (!fs.existsSync(LESSON_SCRIPT)) return `${path.relative(ROOT, LESSON_SCRIPT)} not found`;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  let child: Child | undefined;
+  try {
+    child = startChild(TARGETS.lesson.label, 'bash', [LESSON_SCRIPT], { cwd: ROOT, env: { ...process.env, PORT: String(port) } });
+    await waitUntil(child, 'healthy', LESSON_READY_TIMEOUT_MS, async () => (await getJson(`${baseUrl}/health`)).status === 200);
+    return { child, baseUrl };
+  } catch (err) {
+    if (child) await stopChild(child);
+    const reason = (err instanceof Error ? err.message : String(err)).replace(`${TARGETS.lesson.label}: `, '').split('\n');
+    return `did not come up: ${reason[0]}${reason.length > 1 ? ` (last output: ${reason.slice(1).join(' ').slice(-300)})` : ''}`;
+  }
+}
+
+function loadSpec(baseUrl: string, target: TargetId, model: ModelName, route: Route, concurrency: number): LoadSpec {
+  const requestPath = TARGETS[target].path(model, route);
+  return {
+    url: baseUrl,
+    connections: concurrency,
+    requests: samples(ROOT, model, route).map((s) => ({
+      method: 'POST',
+      path: requestPath,
+      headers: { 'content-type': 'application/json' },
+      body: s.body,
+    })),
+  };
+}
+
+function describeCommand(id: TargetId): string {
+  switch (id) {
+    case 'on':
+    case 'off':
+      return 'node dist/main.js';
+    case 'baseline':
+      return 'node -r ts-node/register/transpile-only bench/baseline.ts';
+    case 'lesson':
+      return `bash ${path.relative(ROOT, LESSON_SCRIPT)}`;
+  }
+}
+
+async function startTarget(id: TargetId): Promise<Running | string> {
+  const port = await freePort();
+  if (id === 'on' || id === 'off') return startService(id, port);
+  if (id === 'baseline') return startBaseline(port);
+  return startLesson(port);
+}
+
+async function measureTarget(id: TargetId, cells: Cell[]): Promise<TargetRun> {
+  const info = TARGETS[id];
+  const run: TargetRun = { id, label: info.label, status: 'measured', note: null, command: describeCommand(id), env: {} };
+  checkInterrupted();
+  log(`\n== ${info.label}: starting`);
+  const started = await startTarget(id);
+  if (typeof started === 'string') {
+    log(`   SKIPPED: ${started}`);
+    return { ...run, status: 'skipped', note: started };
+  }
+  if (id === 'on' || id === 'off') run.env = serviceEnv(Number(new URL(started.baseUrl).port), id === 'on');
+  try {
+    await checkAnswers(ROOT, started.baseUrl, info);
+    log(`   pid ${started.child.pid} on ${started.baseUrl}, answers checked`);
+    for (const model of info.models) {
+      for (const route of ROUTES) {
+        for (const concurrency of CONCURRENCIES) {
+          checkInterrupted();
+          const stats = await measureCell(loadSpec(started.baseUrl, id, model, route, concurrency), DURATION_S, WARMUP_S);
+          checkInterrupted(); // a cell cut short by Ctrl-C is not a result
+          cells.push({
+            model,
+            route,
+            target: id,
+            concurrency,
+            ...stats,
+            instances_per_s: route === 'batch' ? Number((stats.req_per_s * BATCH_SIZE).toFixed(1)) : null,
+          });
+          log(
+            `   ${model.padEnd(6)} ${route.padEnd(6)} c=${String(concurrency).padEnd(3)} ` +
+              `${stats.req_per_s.toFixed(0).padStart(6)} req/s  p50 ${stats.p50_ms.toFixed(2)} ms  p99 ${stats.p99_ms.toFixed(2)} ms` +
+              (stats.errors ? `  ERRORS ${stats.errors} ${JSON.stringify(stats.error_detail)}` : ''),
+          );
+        }
+      }
+    }
+  } finally {
+    await stopChild(started.child);
+  }
+  return run;
+}
+
+/** RSS of a fresh service process (batching on) after RSS_FIRST and RSS_TOTAL digits single requests. */
+async function measureRss(): Promise<RssResult | null> {
+  checkInterrupted();
+  log(`\n== memory: service, batching on, digits single, c=${RSS_CONCURRENCY}, ${RSS_FIRST} then ${RSS_TOTAL} requests`);
+  const started = await startService('on', await freePort());
+  try {
+    if (rssKb(started.child.pid) === null) {
+      log('   SKIPPED: no /proc/<pid>/status on this platform');
+      return null;
+    }
+    await checkAnswers(ROOT, started.baseUrl, TARGETS.on);
+    const spec = loadSpec(started.baseUrl, 'on', 'digits', 'single', RSS_CONCURRENCY);
+    const first = await fire(spec, RSS_FIRST);
+    checkInterrupted();
+    const rssFirst = rssKb(started.child.pid) ?? NaN;
+    log(`   after ${RSS_FIRST}: ${(rssFirst / 1024).toFixed(1)} MB (${first.duration_s} s)`);
+    const rest = await fire(spec, RSS_TOTAL - RSS_FIRST);
+    checkInterrupted();
+    const rssTotal = rssKb(started.child.pid) ?? NaN;
+    log(`   after ${RSS_TOTAL}: ${(rssTotal / 1024).toFixed(1)} MB (${rest.duration_s} s)`);
+    return {
+      target: 'on',
+      model: 'digits',
+      route: 'single',
+      concurrency: RSS_CONCURRENCY,
+      first_requests: RSS_FIRST,
+      total_requests: RSS_TOTAL,
+      rss_first_kb: rssFirst,
+      rss_total_kb: rssTotal,
+      ratio: Number((rssTotal / rssFirst).toFixed(4)),
+      errors: first.errors + rest.errors,
+    };
+  } finally {
+    await stopChild(started.child);
+  }
+}
+
+function packageVersion(name: string): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function gitState(): Results['git'] {
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const status = execFileSync('git', ['status', '--porcelain', '--', 'src', 'package.json', 'package-lock.json'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    return { commit, dirty: status.trim() !== '' };
+  } catch {
+    return { commit: null, dirty: null };
+  }
+}
+
+function installCleanup(): void {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) {
+      // Second Ctrl-C: no more waiting for graceful stops.
+      killAllNow();
+      process.exit(130);
+    }
+    interrupted = true;
+    log(`\n${signal}: stopping the load and every child process (again to force)`);
+    stopLoad();
+    void stopAll().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  // Whatever else ends the process (an uncaught error, process.exit), no child may outlive it.
+  process.on('exit', killAllNow);
+}
+
+async function main(): Promise<void> {
+  installCleanup();
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'main.js'))) {
+    throw new Error('dist/main.js is missing: run `npm run build` first (`npm run bench` does)');
+  }
+  const started = new Date();
+  const cellsPlanned = CONCURRENCIES.length * ROUTES.length * (2 * 3 + 1);
+  log(
+    `bench: ${QUICK ? 'QUICK mode, ' : ''}${cellsPlanned} cells × (${WARMUP_S} s warm-up + ${DURATION_S} s) ` +
+      `≈ ${Math.ceil((cellsPlanned * (WARMUP_S + DURATION_S)) / 60)} min of load, plus start-ups and ${RSS_TOTAL} requests for the memory check`,
+  );
+
+  const cells: Cell[] = [];
+  const targets: TargetRun[] = [];
+  for (const id of TARGET_IDS) targets.push(await measureTarget(id, cells));
+  const rss = await measureRss();
+
+  const finished = new Date();
+  const m = os.cpus();
+  const results: Results = {
+    schema: 1,
+    started_at: started.toISOString(),
+    finished_at: finished.toISOString(),
+    wall_time_s: Math.round((finished.getTime() - started.getTime()) / 1000),
+    machine: {
+      cpu_model: m[0]?.model.trim() ?? 'unknown',
+      cpu_count: m.length,
+      total_mem_mb: Math.round(os.totalmem() / 2 ** 20),
+      node: process.version,
+      platform: os.platform(),
+      release: os.release(),
+    },
+    git: gitState(),
+    settings: {
+      quick: QUICK,
+      duration_s: DURATION_S,
+      warmup_s: WARMUP_S,
+      concurrencies: CONCURRENCIES,
+      batch_size: BATCH_SIZE,
+      request_timeout_s: REQUEST_TIMEOUT_S,
+      autocannon: packageVersion('autocannon'),
+      onnxruntime_node: packageVersion('onnxruntime-node'),
+      service_env: { ...inheritedServiceEnv(), HOST: '127.0.0.1', LOG_LEVEL: 'warn', BATCHING_ENABLED: 'true | false' },
+      baseline_session_options: { intraOpNumThreads: 1, interOpNumThreads: 1 },
+    },
+    targets,
+    cells,
+    rss,
+    evaluation: [],
+  };
+  results.evaluation = evaluate(results);
+
+  console.log('');
+  console.log(textTable(results));
+  console.log(`\n(latencies in ms; err = connection errors + timeouts + non-2xx; batch rows: ${BATCH_SIZE} instances per request, instances/s = req/s × ${BATCH_SIZE})`);
+  for (const t of targets.filter((x) => x.status === 'skipped')) console.log(`skipped: ${t.label}: ${t.note}`);
+  console.log('\ntargets');
+  for (const e of results.evaluation) console.log(`  ${e.status.padEnd(4)} ${e.title}\n       ${e.detail}`);
+
+  const dated = saveResults(RESULTS_DIR, results);
+  fs.mkdirSync(path.dirname(CHART_FILE), { recursive: true });
+  fs.writeFileSync(CHART_FILE, renderChart(results));
+  writePerformanceDoc(DOC_FILE, results, CHART_FILE, dated);
+  console.log(`\nwall time ${results.wall_time_s} s; wrote ${path.relative(ROOT, dated)}, bench/results/latest.json, docs/PERFORMANCE.md, docs/throughput.svg`);
+}
+
+main().then(
+  () => process.exit(0),
+  async (err: unknown) => {
+    // On Ctrl-C the signal handler owns the shutdown (and the exit code).
+    if (err instanceof Interrupted) return;
+    console.error(`\nbench failed: ${err instanceof Error ? err.message : String(err)}`);
+    stopLoad();
+    await stopAll();
+    process.exit(1);
+  },
+);

@@ -1,7 +1,9 @@
-import { ConsoleLogger, LogLevel } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { ConsoleLogger, INestApplication, LogLevel } from '@nestjs/common';
+import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppModule } from './app.module';
 import { DomainError } from './common/domain.errors';
 import { HttpExceptionFilter } from './common/http-exception.filter';
@@ -9,6 +11,7 @@ import { RequestValidationPipe } from './common/request-validation.pipe';
 import { AppConfig, LogLevelName } from './config/app.config';
 import { latencyMiddleware } from './observability/latency.middleware';
 import { requestContextMiddleware } from './observability/request-context.middleware';
+import { RouteInterceptor } from './observability/route.interceptor';
 import { setupOpenApi } from './openapi';
 
 const LEVELS: Record<LogLevelName, LogLevel[]> = {
@@ -25,12 +28,14 @@ export function createLogger(config: AppConfig): ConsoleLogger {
   return new ConsoleLogger({ json, colors: !json && process.stdout.isTTY, logLevels: LEVELS[config.LOG_LEVEL] });
 }
 
+const malformedJson = (message: string) => new DomainError('MALFORMED_JSON', `The body is not valid JSON: ${message}`);
+
 /** Express's body parser raises http-errors objects with a `type`; they become domain errors here. */
 function bodyParserErrors(err: unknown, _req: Request, _res: Response, next: NextFunction): void {
   const e = err as { type?: string; message?: string; limit?: number; status?: number };
   switch (e?.type) {
     case 'entity.parse.failed':
-      return next(new DomainError('MALFORMED_JSON', `The body is not valid JSON: ${e.message}`));
+      return next(malformedJson(e.message ?? ''));
     case 'entity.too.large':
       return next(new DomainError('PAYLOAD_TOO_LARGE', `The body is larger than the limit of ${e.limit} bytes (BODY_LIMIT); send fewer instances per request`));
     case 'encoding.unsupported':
@@ -48,34 +53,80 @@ function bodyParserErrors(err: unknown, _req: Request, _res: Response, next: Nex
   }
 }
 
-/** Bodies that are not JSON get a 415 that says so, instead of an empty object failing validation. */
-function requireJson(req: Request, _res: Response, next: NextFunction): void {
-  if (['POST', 'PUT', 'PATCH'].includes(req.method) && !req.is('application/json')) {
-    next(new DomainError('UNSUPPORTED_MEDIA_TYPE', `Send the body as JSON with Content-Type: application/json (got ${req.headers['content-type'] ?? 'none'})`));
-    return;
+const isJson = (contentType: string | undefined) => /^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType ?? '');
+
+/**
+ * What a body must be before either adapter parses it: JSON, in UTF-8, not compressed. Checked
+ * here, once, so Express and Fastify refuse the same requests with the same 415.
+ */
+function requireJson(req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void {
+  if (!['POST', 'PUT', 'PATCH'].includes(req.method ?? '')) return next();
+  const contentType = req.headers['content-type'];
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(contentType ?? '')?.[1].toLowerCase();
+  const encoding = req.headers['content-encoding']?.toLowerCase();
+  if (!isJson(contentType)) {
+    return next(new DomainError('UNSUPPORTED_MEDIA_TYPE', `Send the body as JSON with Content-Type: application/json (got ${contentType ?? 'none'})`));
+  }
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    return next(new DomainError('UNSUPPORTED_MEDIA_TYPE', `The body must be UTF-8 JSON (got charset ${charset})`));
+  }
+  if (encoding !== undefined && encoding !== 'identity') {
+    return next(new DomainError('UNSUPPORTED_MEDIA_TYPE', `Compressed bodies are not accepted (got Content-Encoding ${encoding}); send plain JSON`));
   }
   next();
 }
 
-/** Builds the application with everything but listening, for main.ts and the end-to-end tests alike. */
-export async function createApp(config: AppConfig): Promise<NestExpressApplication> {
-  const logger = createLogger(config);
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
-    logger,
-    bodyParser: false,
-    abortOnError: false,
-  });
+/** Parses like Express's strict JSON parser: an object or an array, and an empty body as {}. */
+function parseJsonBody(text: string): unknown {
+  if (text.trim() === '') return {};
+  const value: unknown = JSON.parse(text);
+  if (typeof value !== 'object' || value === null) throw new SyntaxError('the body must be a JSON object');
+  return value;
+}
+
+async function createExpressApp(config: AppConfig, logger: ConsoleLogger): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger, bodyParser: false, abortOnError: false });
   app.disable('x-powered-by');
-  // Order matters: context and timing must cover every request, including those the parser rejects.
+  return app;
+}
+
+async function createFastifyApp(config: AppConfig, logger: ConsoleLogger): Promise<NestFastifyApplication> {
+  // Prototype keys are let through the parser so the validation pipe can refuse them with a path.
+  const adapter = new FastifyAdapter({ bodyLimit: config.bodyLimitBytes(), onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
+  const fastify = adapter.getInstance();
+  fastify.removeContentTypeParser('application/json');
+  fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (err) {
+      done(malformedJson((err as Error).message), undefined);
+    }
+  });
+  // bodyParser: false keeps Nest from replacing the JSON parser above with its own.
+  return NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, { logger, bodyParser: false, abortOnError: false });
+}
+
+/**
+ * Builds the application with everything but listening, for main.ts and the end-to-end tests
+ * alike, on the HTTP adapter HTTP_ADAPTER names. Everything past the adapter is shared.
+ */
+export async function createApp(config: AppConfig): Promise<INestApplication> {
+  const logger = createLogger(config);
+  const app = config.HTTP_ADAPTER === 'fastify' ? await createFastifyApp(config, logger) : await createExpressApp(config, logger);
+  // Order matters: timing and context must cover every request, including those the parser rejects.
   app.use(latencyMiddleware(logger));
   app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS));
   const origins = config.corsOrigins();
   if (origins !== false) app.enableCors({ origin: origins, exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After'] });
-  app.useBodyParser('json', { limit: config.BODY_LIMIT });
-  app.use(bodyParserErrors);
   app.use(requireJson);
-  app.useGlobalFilters(new HttpExceptionFilter());
+  if (config.HTTP_ADAPTER === 'express') {
+    const express = app as NestExpressApplication;
+    express.useBodyParser('json', { limit: config.bodyLimitBytes(), type: (req: IncomingMessage) => isJson(req.headers['content-type']) });
+    express.use(bodyParserErrors);
+  }
+  app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   app.useGlobalPipes(new RequestValidationPipe());
+  app.useGlobalInterceptors(new RouteInterceptor());
   app.enableShutdownHooks();
   setupOpenApi(app);
   return app;

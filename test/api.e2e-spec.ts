@@ -1,4 +1,4 @@
-import { NestExpressApplication } from '@nestjs/platform-express';
+import { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { fixture, makeRepository, startApp, bundled } from './support/app';
 
@@ -6,8 +6,8 @@ const SETOSA = [5.1, 3.5, 1.4, 0.2];
 const VIRGINICA = [6.3, 3.3, 6.0, 2.5];
 
 describe('REST API v1 and the lesson routes', () => {
-  let app: NestExpressApplication;
-  let http: ReturnType<NestExpressApplication['getHttpServer']>;
+  let app: INestApplication;
+  let http: ReturnType<INestApplication['getHttpServer']>;
 
   beforeAll(async () => {
     // The bundled iris and digits, plus a two-version iris under another name.
@@ -166,7 +166,7 @@ describe('REST API v1 and the lesson routes', () => {
 });
 
 describe('CORS_ORIGINS restricts cross-origin callers', () => {
-  let app: NestExpressApplication;
+  let app: INestApplication;
   beforeAll(async () => (app = await startApp({ CORS_ORIGINS: 'https://allowed.example' })));
   afterAll(() => app.close());
 
@@ -179,7 +179,7 @@ describe('CORS_ORIGINS restricts cross-origin callers', () => {
 });
 
 describe('models that are loading or failed', () => {
-  let app: NestExpressApplication;
+  let app: INestApplication;
   beforeAll(async () => {
     const dir = await makeRepository({ iris: bundled('iris') }, { 'broken/1/model.onnx': 'not a model' });
     app = await startApp({ MODEL_REPOSITORY: dir });

@@ -1,4 +1,4 @@
-import { NestExpressApplication } from '@nestjs/platform-express';
+import { INestApplication } from '@nestjs/common';
 import { promises as fs } from 'node:fs';
 import request from 'supertest';
 import { fixture, makeRepository, startApp } from './support/app';
@@ -41,7 +41,7 @@ function generator(seed: number) {
 const NOT_A_CLASSIFIER = { prediction: null, label: null, probability: null, probabilities: null };
 
 describe('models without config.json', () => {
-  let app: NestExpressApplication;
+  let app: INestApplication;
   let dir: string;
   const http = () => request(app.getHttpServer());
 

@@ -1,5 +1,5 @@
 import SwaggerParser from '@apidevtools/swagger-parser';
-import { NestExpressApplication } from '@nestjs/platform-express';
+import { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { startApp } from './support/app';
 
@@ -26,7 +26,7 @@ interface Operation {
 }
 
 describe('OpenAPI document', () => {
-  let app: NestExpressApplication;
+  let app: INestApplication;
   let doc: { openapi: string; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
 
   beforeAll(async () => {

@@ -1,12 +1,12 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { ROOT } from './support/app';
+import { HTTP_ADAPTER, ROOT } from './support/app';
 
 /** Runs the real entry point (src/main.ts) as its own process, as `npm start` does with the build. */
 function serve(env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, HTTP_ADAPTER, LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

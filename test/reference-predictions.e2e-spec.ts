@@ -1,4 +1,4 @@
-import { NestExpressApplication } from '@nestjs/platform-express';
+import { INestApplication } from '@nestjs/common';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import request from 'supertest';
@@ -25,7 +25,7 @@ function expectMatches(predictions: { prediction: number; probabilities: number[
 }
 
 describe('bundled models reproduce the reference predictions of scikit-learn', () => {
-  let app: NestExpressApplication;
+  let app: INestApplication;
   beforeAll(async () => (app = await startApp()));
   afterAll(() => app.close());
 

@@ -1,4 +1,4 @@
-import { NestExpressApplication } from '@nestjs/platform-express';
+import { INestApplication } from '@nestjs/common';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,8 +16,8 @@ const irisRows = (JSON.parse(readFileSync(path.join(BUNDLED_MODELS, 'iris', 'ref
 }).rows;
 
 describe('inference off the event loop, batching and backpressure', () => {
-  let app: NestExpressApplication;
-  let http: ReturnType<NestExpressApplication['getHttpServer']>;
+  let app: INestApplication;
+  let http: ReturnType<INestApplication['getHttpServer']>;
   let registry: ModelRegistry;
 
   beforeAll(async () => {
@@ -81,7 +81,8 @@ describe('inference off the event loop, batching and backpressure', () => {
     const { running } = await occupyWorker();
     // supertest sends on then(); these two must be on their way before the third.
     const queued = [1, 2].map(() => request(http).post('/v1/models/slow/predict').send(slowBody(10)).then((r) => r));
-    await new Promise((r) => setTimeout(r, 20));
+    const batcher = registry.resolve('slow').batcher;
+    for (let i = 0; batcher.depth < 2 && i < 1000; i++) await new Promise((r) => setTimeout(r, 2));
     const refused = await request(http).post('/v1/models/slow/predict').send(slowBody(10)).expect(503);
     expect(refused.body).toMatchObject({ statusCode: 503, error: 'QUEUE_FULL', message: expect.stringMatching(/2 rows queued \(limit 2\)/) });
     expect(refused.headers['retry-after']).toBe('1');
@@ -138,7 +139,7 @@ describe('inference off the event loop, batching and backpressure', () => {
 });
 
 describe('batching switched off', () => {
-  let app: NestExpressApplication;
+  let app: INestApplication;
   beforeAll(async () => (app = await startApp({ BATCHING_ENABLED: 'false' })));
   afterAll(() => app.close());
 

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import { HttpAdapterHost } from '@nestjs/core';
 import { DomainError, ErrorCode, ErrorDetail } from './domain.errors';
-import type { RequestContext } from './request-context';
+import { AnyRequest, contextOf } from './request-context';
 
 const STATUS: Record<ErrorCode, number> = {
   INVALID_INPUT: 400,
@@ -44,7 +44,8 @@ function describe(exception: unknown): Omit<ErrorBody, 'requestId'> {
   }
   if (exception instanceof HttpException) {
     const status = exception.getStatus();
-    return { statusCode: status, error: CODE_OF_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'HTTP_ERROR'), message: exception.message, details: [] };
+    const message = status === 413 ? `${exception.message}: the limit is BODY_LIMIT; send fewer instances per request` : exception.message;
+    return { statusCode: status, error: CODE_OF_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'HTTP_ERROR'), message, details: [] };
   }
   return { statusCode: 500, error: 'INTERNAL', message: 'Internal server error', details: [] };
 }
@@ -57,17 +58,20 @@ function describe(exception: unknown): Omit<ErrorBody, 'requestId'> {
 export class HttpExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('Errors');
 
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
+    const adapter = this.adapterHost.httpAdapter;
     const http = host.switchToHttp();
-    const res = http.getResponse<Response>();
-    const req = http.getRequest<Request>();
-    const body: ErrorBody = { ...describe(exception), requestId: (res.locals.context as RequestContext | undefined)?.requestId };
+    const res: unknown = http.getResponse();
+    const req = http.getRequest<AnyRequest>();
+    const body: ErrorBody = { ...describe(exception), requestId: contextOf(req)?.requestId };
     if (body.statusCode >= 500) {
-      this.logger.error(`${req.method} ${req.originalUrl}: ${(exception as Error)?.stack ?? String(exception)}`);
+      this.logger.error(`${String(adapter.getRequestMethod(req))} ${String(adapter.getRequestUrl(req))}: ${(exception as Error)?.stack ?? String(exception)}`);
     }
-    if (res.headersSent) return;
+    if (adapter.isHeadersSent(res)) return;
     const retryAfter = RETRY_AFTER[body.error];
-    if (retryAfter) res.setHeader('Retry-After', retryAfter);
-    res.status(body.statusCode).json(body);
+    if (retryAfter) adapter.setHeader(res, 'Retry-After', retryAfter);
+    adapter.reply(res, body, body.statusCode);
   }
 }

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { IncomingMessage } from 'node:http';
 
 /**
  * Facts about the request in flight that the latency log line reports. The HTTP layer opens the
@@ -13,6 +14,23 @@ export interface RequestContext {
   model?: string;
   version?: number;
   batchSize?: number;
+  /** The matched route pattern, once routing has found one. */
+  route?: string;
 }
 
 export const requestContext = new AsyncLocalStorage<RequestContext>();
+
+/** The raw Node request under either adapter's request object (Fastify wraps it as `.raw`). */
+export type AnyRequest = IncomingMessage | { readonly raw: IncomingMessage };
+const rawOf = (req: AnyRequest): IncomingMessage => ('raw' in req ? req.raw : req);
+
+const CONTEXTS = new WeakMap<IncomingMessage, RequestContext>();
+
+/** Ties a context to its request, for code that runs outside the async scope (response events, filters). */
+export function attachContext(req: AnyRequest, context: RequestContext): void {
+  CONTEXTS.set(rawOf(req), context);
+}
+
+export function contextOf(req: AnyRequest): RequestContext | undefined {
+  return CONTEXTS.get(rawOf(req));
+}

@@ -1,6 +1,5 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
 import { ModelRegistry } from '../models/model.registry';
 import { HealthDto, LiveDto } from './dto/health.dto';
 
@@ -20,7 +19,8 @@ export class HealthController {
   @ApiOperation({ operationId: 'health', summary: "The lesson's health check: 200 while any model serves, 503 when none does" })
   @ApiOkResponse({ type: HealthDto })
   @ApiServiceUnavailableResponse({ type: HealthDto })
-  health(@Res({ passthrough: true }) res: Response): HealthDto {
+  // Express's response and Fastify's reply both have status(code).
+  health(@Res({ passthrough: true }) res: { status(code: number): unknown }): HealthDto {
     const models = this.registry.list();
     const loaded = models.filter((m) => this.registry.stateOf(m).state === 'READY').map((m) => m.name);
     const status = models.length > 0 && loaded.length === models.length ? 'healthy' : loaded.length > 0 ? 'degraded' : 'unhealthy';

@@ -1,7 +1,7 @@
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { InvalidInputError } from '../common/domain.errors';
-import { RequestContext, requestContext } from '../common/request-context';
+import { attachContext, RequestContext, requestContext } from '../common/request-context';
 
 /** Client-sent ids are echoed only when they are short and plain, so they cannot forge log lines. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -10,10 +10,11 @@ const MAX_TIMEOUT_MS = 600000;
 /**
  * Opens the request's context before anything else runs: its id (`X-Request-Id`, echoed when
  * safe), its deadline (`X-Request-Timeout-Ms`, else REQUEST_TIMEOUT_MS) and a signal that fires if
- * the client disconnects, so queued inference for a departed client is dropped.
+ * the client disconnects, so queued inference for a departed client is dropped. Written against
+ * Node's own request and response, so it serves under Express and Fastify alike.
  */
 export function requestContextMiddleware(defaultTimeoutMs: number) {
-  return (req: Request, res: Response, next: NextFunction): void => {
+  return (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void => {
     const sent = req.headers['x-request-id'];
     const requestId = typeof sent === 'string' && SAFE_REQUEST_ID.test(sent) ? sent : randomUUID();
     res.setHeader('X-Request-Id', requestId);
@@ -35,7 +36,7 @@ export function requestContextMiddleware(defaultTimeoutMs: number) {
       }
     }
     const context: RequestContext = { requestId, deadline: Date.now() + timeoutMs, signal: abort.signal };
-    res.locals.context = context;
+    attachContext(req, context);
     requestContext.run(context, () => next(error));
   };
 }

@@ -1,4 +1,5 @@
-import { NestExpressApplication } from '@nestjs/platform-express';
+import { INestApplication } from '@nestjs/common';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -7,6 +8,13 @@ import { loadConfig } from '../../src/config/app.config';
 import { ModelRegistry } from '../../src/models/model.registry';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
+
+/**
+ * The adapter the end-to-end suites run on: the Jest project's TEST_HTTP_ADAPTER global (see
+ * jest.config.js: `npm test` runs the suites once per adapter), else the variable, else Express.
+ */
+export const HTTP_ADAPTER: 'express' | 'fastify' =
+  ((globalThis as { TEST_HTTP_ADAPTER?: string }).TEST_HTTP_ADAPTER ?? process.env.TEST_HTTP_ADAPTER) === 'fastify' ? 'fastify' : 'express';
 export const BUNDLED_MODELS = path.join(ROOT, 'models');
 export const FIXTURE_MODELS = path.join(ROOT, 'test', 'fixtures', 'models');
 
@@ -14,10 +22,12 @@ export const FIXTURE_MODELS = path.join(ROOT, 'test', 'fixtures', 'models');
  * Builds the real application (real onnxruntime sessions) on a model repository, initialised and
  * with every model loaded. Use supertest on `app.getHttpServer()`; close with `app.close()`.
  */
-export async function startApp(env: Record<string, string> = {}): Promise<NestExpressApplication> {
-  const config = loadConfig({ MODEL_REPOSITORY: BUNDLED_MODELS, LOG_LEVEL: 'error', ...env });
+export async function startApp(env: Record<string, string> = {}): Promise<INestApplication> {
+  const config = loadConfig({ MODEL_REPOSITORY: BUNDLED_MODELS, LOG_LEVEL: 'error', HTTP_ADAPTER: HTTP_ADAPTER, ...env });
   const app = await createApp(config);
   await app.init();
+  // Fastify routes requests only once its plugins are ready; supertest then talks to its server.
+  if (config.HTTP_ADAPTER === 'fastify') await (app as NestFastifyApplication).getHttpAdapter().getInstance().ready();
   await app.get(ModelRegistry).whenLoaded();
   return app;
 }

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { ConfigError, loadConfig } from './app.config';
 
 describe('loadConfig', () => {
@@ -14,7 +15,14 @@ describe('loadConfig', () => {
       CORS_ORIGINS: '*',
       ORT_INTRA_OP_NUM_THREADS: 1,
       ORT_GRAPH_OPTIMIZATION_LEVEL: 'all',
+      HTTP_ADAPTER: 'fastify',
+      BATCHING_ENABLED: true,
+      BATCH_MAX_SIZE: 64,
+      BATCH_MAX_QUEUE_DELAY_MS: 0,
+      MAX_QUEUE_SIZE: 4096,
+      REQUEST_TIMEOUT_MS: 30000,
     });
+    expect(config.INFERENCE_WORKERS).toBe(Math.max(1, availableParallelism() - 1));
   });
 
   it('converts numbers and keeps given strings', () => {
@@ -36,9 +44,34 @@ describe('loadConfig', () => {
     ['DEFAULT_MODEL', '../etc'],
     ['ORT_INTRA_OP_NUM_THREADS', '-1'],
     ['ORT_GRAPH_OPTIMIZATION_LEVEL', 'max'],
+    ['HTTP_ADAPTER', 'koa'],
+    ['INFERENCE_WORKERS', '0'],
+    ['BATCHING_ENABLED', 'maybe'],
+    ['BATCH_MAX_QUEUE_DELAY_MS', '-1'],
+    ['MAX_QUEUE_SIZE', '0'],
+    ['REQUEST_TIMEOUT_MS', '0'],
   ])('refuses %s=%s with a message naming the variable and the value', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}[^\\n]*got "${value.replace(/[.]/g, '\\.')}"`));
+  });
+
+  it.each([
+    ['off', false],
+    ['false', false],
+    ['0', false],
+    ['ON', true],
+    ['yes', true],
+  ])('reads BATCHING_ENABLED=%s', (value, expected) => {
+    expect(loadConfig({ BATCHING_ENABLED: value }).BATCHING_ENABLED).toBe(expected);
+  });
+
+  it.each([
+    ['1mb', 1048576],
+    ['512kb', 524288],
+    ['1.5mb', 1572864],
+    ['2048', 2048],
+  ])('reads BODY_LIMIT=%s as %i bytes', (value, bytes) => {
+    expect(loadConfig({ BODY_LIMIT: value }).bodyLimitBytes()).toBe(bytes);
   });
 
   it('reports every bad variable at once', () => {

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { InvalidInputError } from '../common/domain.errors';
-import { attachContext, RequestContext, requestContext } from '../common/request-context';
+import { attachContext, RequestContext } from '../common/request-context';
 
 /** Client-sent ids are echoed only when they are short and plain, so they cannot forge log lines. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -37,6 +37,6 @@ export function requestContextMiddleware(defaultTimeoutMs: number) {
     }
     const context: RequestContext = { requestId, deadline: Date.now() + timeoutMs, signal: abort.signal };
     attachContext(req, context);
-    requestContext.run(context, () => next(error));
+    next(error);
   };
 }

@@ -2,6 +2,7 @@ import { Body, Controller, HttpCode, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiPredictErrors } from '../common/api-errors.decorator';
 import { InvalidInputError } from '../common/domain.errors';
+import { ReqContext, RequestContext } from '../common/request-context';
 import { LessonBatchResponseDto, LessonPredictResponseDto } from './dto/lesson.dto';
 import { BatchPredictRequestDto, PredictRequestDto } from './dto/predict-request.dto';
 import { Prediction, PredictionResult, PredictionService } from './prediction.service';
@@ -20,8 +21,8 @@ export class LessonController {
   @ApiOperation({ operationId: 'lessonPredict', summary: "Predict one instance with the default model (the lesson's route)" })
   @ApiOkResponse({ type: LessonPredictResponseDto })
   @ApiPredictErrors()
-  async predict(@Body() body: PredictRequestDto): Promise<LessonPredictResponseDto> {
-    const result = await this.run([body], () => '');
+  async predict(@Body() body: PredictRequestDto, @ReqContext() context?: RequestContext): Promise<LessonPredictResponseDto> {
+    const result = await this.run([body], () => '', context);
     const [p] = result.predictions;
     return { prediction: p.prediction, probability: p.probability, class_name: p.label, model_version: String(result.version), latency_ms: result.latencyMs };
   }
@@ -31,8 +32,8 @@ export class LessonController {
   @ApiOperation({ operationId: 'lessonPredictBatch', summary: "Predict many instances with the default model (the lesson's route)" })
   @ApiOkResponse({ type: LessonBatchResponseDto })
   @ApiPredictErrors()
-  async predictBatch(@Body() body: BatchPredictRequestDto): Promise<LessonBatchResponseDto> {
-    const result = await this.run(body.instances, (i) => `instances[${i}]`);
+  async predictBatch(@Body() body: BatchPredictRequestDto, @ReqContext() context?: RequestContext): Promise<LessonBatchResponseDto> {
+    const result = await this.run(body.instances, (i) => `instances[${i}]`, context);
     return {
       predictions: result.predictions.map((p) => p.prediction!),
       probabilities: result.predictions.map((p) => p.probability),
@@ -42,9 +43,9 @@ export class LessonController {
     };
   }
 
-  private async run(instances: unknown[], pathOf: (i: number) => string): Promise<PredictionResult & { predictions: (Prediction & { prediction: number })[] }> {
+  private async run(instances: unknown[], pathOf: (i: number) => string, context: RequestContext | undefined): Promise<PredictionResult & { predictions: (Prediction & { prediction: number })[] }> {
     const model = this.predictions.defaultModelName();
-    const result = await this.predictions.predict(model, undefined, instances, pathOf);
+    const result = await this.predictions.predict(model, undefined, instances, pathOf, context);
     if (result.predictions.some((p) => p.prediction === null)) {
       throw new InvalidInputError(`The default model '${model}' is not a classifier; use POST /v1/models/${model}/predict`);
     }

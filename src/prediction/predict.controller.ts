@@ -1,6 +1,7 @@
 import { Body, Controller, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { ApiPredictErrors } from '../common/api-errors.decorator';
+import { ReqContext, RequestContext } from '../common/request-context';
 import { BatchPredictRequestDto, PredictRequestDto } from './dto/predict-request.dto';
 import { BatchPredictResponseDto, PredictResponseDto } from './dto/prediction.dto';
 import { parseVersion, PredictionResult, PredictionService } from './prediction.service';
@@ -27,8 +28,8 @@ export class PredictController {
   @MODEL
   @ApiOkResponse({ type: PredictResponseDto })
   @ApiPredictErrors()
-  async predict(@Param('model') model: string, @Body() body: PredictRequestDto): Promise<PredictResponseDto> {
-    return single(await this.predictions.predict(model, undefined, [body], () => ''));
+  async predict(@Param('model') model: string, @Body() body: PredictRequestDto, @ReqContext() context?: RequestContext): Promise<PredictResponseDto> {
+    return single(await this.predictions.predict(model, undefined, [body], () => '', context));
   }
 
   @Post('versions/:version/predict')
@@ -38,8 +39,8 @@ export class PredictController {
   @VERSION
   @ApiOkResponse({ type: PredictResponseDto })
   @ApiPredictErrors()
-  async predictVersion(@Param('model') model: string, @Param('version') version: string, @Body() body: PredictRequestDto): Promise<PredictResponseDto> {
-    return single(await this.predictions.predict(model, parseVersion(version), [body], () => ''));
+  async predictVersion(@Param('model') model: string, @Param('version') version: string, @Body() body: PredictRequestDto, @ReqContext() context?: RequestContext): Promise<PredictResponseDto> {
+    return single(await this.predictions.predict(model, parseVersion(version), [body], () => '', context));
   }
 
   @Post('predict/batch')
@@ -48,8 +49,8 @@ export class PredictController {
   @MODEL
   @ApiOkResponse({ type: BatchPredictResponseDto })
   @ApiPredictErrors()
-  async predictBatch(@Param('model') model: string, @Body() body: BatchPredictRequestDto): Promise<BatchPredictResponseDto> {
-    return batch(await this.predictions.predict(model, undefined, body.instances, (i) => `instances[${i}]`));
+  async predictBatch(@Param('model') model: string, @Body() body: BatchPredictRequestDto, @ReqContext() context?: RequestContext): Promise<BatchPredictResponseDto> {
+    return batch(await this.predictions.predict(model, undefined, body.instances, (i) => `instances[${i}]`, context));
   }
 
   @Post('versions/:version/predict/batch')
@@ -59,7 +60,7 @@ export class PredictController {
   @VERSION
   @ApiOkResponse({ type: BatchPredictResponseDto })
   @ApiPredictErrors()
-  async predictBatchVersion(@Param('model') model: string, @Param('version') version: string, @Body() body: BatchPredictRequestDto): Promise<BatchPredictResponseDto> {
-    return batch(await this.predictions.predict(model, parseVersion(version), body.instances, (i) => `instances[${i}]`));
+  async predictBatchVersion(@Param('model') model: string, @Param('version') version: string, @Body() body: BatchPredictRequestDto, @ReqContext() context?: RequestContext): Promise<BatchPredictResponseDto> {
+    return batch(await this.predictions.predict(model, parseVersion(version), body.instances, (i) => `instances[${i}]`, context));
   }
 }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DomainError, InferenceFailedError, InvalidInputError, ModelNotFoundError } from '../common/domain.errors';
-import { requestContext } from '../common/request-context';
+import { RequestContext } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
 import { Model, ModelRegistry, ReadyModelVersion } from '../models/model.registry';
 import { ModelSignature, ModelState, TensorSpec } from '../models/model.types';
@@ -98,12 +98,18 @@ export class PredictionService {
 
   /**
    * Predicts for a list of instances in as few runtime calls as the model allows.
-   * `pathOf` names each instance in error details (`instances[3]`, or `` for a single body).
+   * `pathOf` names each instance in error details (`instances[3]`, or `` for a single body);
+   * `context` carries the deadline and cancellation, and receives what was resolved.
    */
-  async predict(modelName: string, version: number | undefined, instances: readonly unknown[], pathOf: (i: number) => string): Promise<PredictionResult> {
+  async predict(
+    modelName: string,
+    version: number | undefined,
+    instances: readonly unknown[],
+    pathOf: (i: number) => string,
+    context?: RequestContext,
+  ): Promise<PredictionResult> {
     const started = performance.now();
     const entry = this.registry.resolve(modelName, version);
-    const context = requestContext.getStore();
     if (context) Object.assign(context, { model: entry.model, version: entry.version, batchSize: instances.length });
 
     if (instances.length === 0) throw new InvalidInputError('The batch is empty', [{ path: 'instances', message: 'send at least one instance' }]);

@@ -110,9 +110,11 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     await this.loading;
     for (const model of this.models.values()) {
       for (const v of model.versions.values()) {
-        const session = v.session;
-        v.batcher?.close('is shutting down');
+        const { session, batcher } = v;
+        batcher?.close('is shutting down');
         Object.assign(v, { state: 'FAILED', reason: 'the service is shutting down', session: undefined, batcher: undefined });
+        // A session released under a run in flight would crash its worker: let the runs finish first.
+        await batcher?.idle();
         await session?.release().catch((err: Error) => this.logger.warn(`releasing ${v.model}/${v.version}: ${err.message}`));
       }
     }

@@ -162,7 +162,7 @@ describe('Batcher', () => {
     await Promise.all([a, b]);
   });
 
-  it('fails what is queued when closed, and refuses new work', async () => {
+  it('fails what is queued when closed, refuses new work, and says when the last run is done', async () => {
     const session = new GatedSession();
     const batcher = new Batcher(session, OPTIONS, 'm');
     const running = batcher.submit({ x: rows([1, 1]) }, 1);
@@ -170,7 +170,13 @@ describe('Batcher', () => {
     batcher.close('is shutting down');
     await expect(queued).rejects.toBeInstanceOf(ModelNotReadyError);
     await expect(batcher.submit({ x: rows([3, 3]) }, 1)).rejects.toThrow('m is shutting down');
+    let idle = false;
+    const waiting = batcher.idle().then(() => (idle = true));
+    await new Promise((r) => setImmediate(r));
+    expect(idle).toBe(false);
     await session.finishAll();
     await expect(running).resolves.toBeDefined();
+    await waiting;
+    expect(idle).toBe(true);
   });
 });

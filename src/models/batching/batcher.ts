@@ -73,6 +73,7 @@ export class Batcher {
   private closedReason: string | undefined;
   private runs = 0;
   private rowsRun = 0;
+  private idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly session: RuntimeSession,
@@ -135,6 +136,12 @@ export class Batcher {
     this.queuedRows = 0;
   }
 
+  /** Resolves once no run is in flight, so the session can be released safely. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
   private remove(entry: Pending): boolean {
     const index = this.queue.indexOf(entry);
     if (index < 0) return false;
@@ -193,6 +200,7 @@ export class Batcher {
       for (const entry of batch) entry.reject(err as Error);
     } finally {
       this.inFlight--;
+      if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
       this.schedule();
     }
   }

@@ -12,6 +12,9 @@
  * on the calling thread behind a setImmediate, so under plain Node each run blocks this event loop:
  * that is exactly the naive behaviour being measured.
  *
+ * It also answers GET /health/live with {"status":"ok"}, as the service does: loaded by the bench, that
+ * route is the floor of bare node:http (what the HTTP layer alone allows, with nothing else in the way).
+ *
  * Run: PORT=9000 HOST=127.0.0.1 node -r ts-node/register/transpile-only bench/baseline.ts
  */
 import * as http from 'node:http';
@@ -108,6 +111,8 @@ const ROUTE = /^\/v1\/models\/([^/]+)\/predict(\/batch)?$/;
 async function handle(models: Map<string, LoadedModel>, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const url = req.url ?? '/';
   if (req.method === 'GET' && url === '/health') return send(res, 200, { status: 'healthy' });
+  // The bench's HTTP layer floor: the service's liveness route and answer, with no framework in front.
+  if (req.method === 'GET' && url === '/health/live') return send(res, 200, { status: 'ok' });
   const match = req.method === 'POST' ? ROUTE.exec(url) : null;
   if (!match) return send(res, 404, { error: 'ROUTE_NOT_FOUND' });
   const model = models.get(match[1]);

@@ -6,12 +6,16 @@
 import { Results, findCell } from './results';
 import { MODELS, ModelName, ROUTES, Route, TARGETS, TARGET_IDS, TargetId } from './workload';
 
-const COLOURS: Record<TargetId, string> = { on: '#1f77b4', off: '#ff7f0e', baseline: '#2ca02c', lesson: '#d62728' };
+const COLOURS: Record<TargetId, string> = { on: '#1f77b4', off: '#ff7f0e', express: '#9467bd', baseline: '#2ca02c', lesson: '#d62728' };
 const PANEL_W = 430;
 const PANEL_H = 250;
 const MARGIN = { left: 64, right: 16, top: 28, bottom: 42 };
 const TITLE_H = 48;
-const LEGEND_H = 36;
+/** Height of one legend row; the legend wraps onto more rows when its labels do not fit in one. */
+const LEGEND_ROW_H = 22;
+const LEGEND_PAD = 14;
+/** Rough width of a 12px sans-serif character: enough to lay the legend out without measuring text. */
+const LEGEND_CHAR_W = 6.8;
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -74,16 +78,28 @@ export function renderChart(results: Results): string {
   const panels = MODELS.flatMap((m) => ROUTES.map((r) => ({ model: m, route: r })));
   const rows = Math.ceil(panels.length / cols);
   const width = cols * PANEL_W;
-  const height = TITLE_H + rows * PANEL_H + LEGEND_H;
+  // Legend items flow left to right (swatch, gap, label, gap) and wrap when the next one would not fit.
+  const items: { t: TargetId; x: number; row: number }[] = [];
+  let x = 16;
+  let row = 0;
+  for (const t of targets) {
+    const itemW = 32 + TARGETS[t].label.length * LEGEND_CHAR_W + 24;
+    if (x > 16 && x + itemW > width - 16) {
+      x = 16;
+      row++;
+    }
+    items.push({ t, x, row });
+    x += Math.round(itemW);
+  }
+  const legendRows = Math.max(1, row + 1);
+  const height = TITLE_H + rows * PANEL_H + legendRows * LEGEND_ROW_H + LEGEND_PAD;
   const when = results.started_at.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
   const subtitle = `${when}, ${results.machine.cpu_count} x ${results.machine.cpu_model}, Node ${results.machine.node}` +
     `, ${results.settings.duration_s} s per point${results.settings.quick ? ' (quick mode)' : ''}`;
 
   const body = panels.map((p, i) => panel(results, p.model, p.route, (i % cols) * PANEL_W, TITLE_H + Math.floor(i / cols) * PANEL_H, targets));
-  const legendY = TITLE_H + rows * PANEL_H + 20;
-  const itemW = width / Math.max(1, targets.length);
-  const legend = targets.map((t, i) => {
-    const x = i * itemW + 16;
+  const legend = items.map(({ t, x, row: r }) => {
+    const legendY = TITLE_H + rows * PANEL_H + 20 + r * LEGEND_ROW_H;
     return `<line x1="${x}" x2="${x + 24}" y1="${legendY}" y2="${legendY}" stroke="${COLOURS[t]}" stroke-width="3"/>` +
       `<circle cx="${x + 12}" cy="${legendY}" r="3.5" fill="${COLOURS[t]}"/>` +
       `<text x="${x + 32}" y="${legendY + 4}" class="legend">${esc(TARGETS[t].label)}</text>`;

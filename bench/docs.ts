@@ -4,8 +4,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { markdownInstancesTable, markdownTable } from './report';
+import { markdownFloorTable, markdownInstancesTable, markdownTable } from './report';
 import { Results } from './results';
+import { FLOOR_CONCURRENCY, FLOOR_PATH } from './workload';
 
 const START = '<!-- analysis:start -->';
 const END = '<!-- analysis:end -->';
@@ -30,6 +31,7 @@ export function writePerformanceDoc(file: string, results: Results, chartFile: s
   const skipped = results.targets.filter((t) => t.status === 'skipped');
   const rss = results.rss;
   const when = results.started_at.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  const floorTable = markdownFloorTable(results);
 
   const doc = `# Performance
 
@@ -43,21 +45,26 @@ ${skipped.length ? `\nSkipped in this run: ${skipped.map((t) => `${t.label} (${t
 ## How the bench works
 
 \`npm run bench\` builds the service (\`npm run build\`), then loads each target in turn, alone on the machine:
-each target is started as a child process on a free port of 127.0.0.1 for its own cells only and stopped
-afterwards (SIGTERM, SIGKILL after 5 s), so no two targets ever compete for the CPU, and never two loads at once.
+each target is started as a child process on a free port of 127.0.0.1 for its own cells only (and its
+HTTP layer floor cell, below) and stopped afterwards (SIGTERM, SIGKILL after 5 s), so no two targets ever
+compete for the CPU, and never two loads at once.
 
 Targets:
 
-- **service, batching on**: \`node dist/main.js\` with \`BATCHING_ENABLED=true\`, \`LOG_LEVEL=warn\` (so the
-  per-request log line is not what is measured) and every other setting at its default (one onnxruntime
-  thread per session: \`ORT_INTRA_OP_NUM_THREADS=1\`, \`ORT_INTER_OP_NUM_THREADS=1\`).
-- **service, batching off**: the same with \`BATCHING_ENABLED=false\`.
+- **service, batching on, Fastify**: \`node dist/main.js\` with \`HTTP_ADAPTER=fastify\` (the default, set
+  explicitly), \`BATCHING_ENABLED=true\`, \`LOG_LEVEL=warn\` (so the per-request log line is not what is
+  measured) and every other setting at its default (one onnxruntime thread per session:
+  \`ORT_INTRA_OP_NUM_THREADS=1\`, \`ORT_INTER_OP_NUM_THREADS=1\`). The performance targets (Targets, below) are evaluated on this one.
+- **service, batching off, Fastify**: the same with \`BATCHING_ENABLED=false\`.
+- **service, batching on, Express**: the same as batching on, Fastify, with \`HTTP_ADAPTER=express\`, and
+  the same cells: the difference between the two is the HTTP framework layer alone.
 - **baseline**: \`bench/baseline.ts\`, the least code that gives the same answers: bare \`node:http\` plus
   onnxruntime-node, no framework, no worker threads, no batching, one \`session.run\` per request on the
   main thread (onnxruntime-node runs it synchronously behind a \`setImmediate\`, so each run blocks the
   event loop). Same routes and answer shape as the service (\`/v1/models/{iris|digits}/predict\` and
   \`.../predict/batch\`), minimal validation, and the service's default session settings:
-  \`InferenceSession.create(path, { intraOpNumThreads: 1, interOpNumThreads: 1 })\`.
+  \`InferenceSession.create(path, { intraOpNumThreads: 1, interOpNumThreads: 1 })\`. It also answers
+  \`GET ${FLOOR_PATH}\` with \`{"status":"ok"}\`, as the service does, for the HTTP layer floor.
 - **lesson FastAPI**: the lesson's reference service (\`../shared/anchors/lesson-fastapi/run.sh\`: FastAPI,
   scikit-learn, one uvicorn worker), iris only, on its own routes \`POST /predict\` and \`POST /predict/batch\`.
   Skipped, with a note, when that folder is missing or the service is not up within 120 s${lessonRun?.status === 'skipped' ? ' (as in this run)' : ''}.
@@ -69,6 +76,14 @@ predictions), several different bodies per cell, cycled by every connection. Bef
 every body is sent once and the predicted classes are compared with scikit-learn's (iris
 [5.1, 3.5, 1.4, 0.2] must be class 0 first); a wrong answer stops the bench with a non-zero exit.
 
+HTTP layer floor: while the service on Fastify, the service on Express and the baseline are up for their
+own cells, one more cell loads \`GET ${FLOOR_PATH}\` at c=${FLOOR_CONCURRENCY} (same duration and warm-up). On the service
+that route does nothing but answer the constant \`{"status":"ok"}\` through the whole framework stack
+(routing, middleware, interceptors, serialisation); the baseline answers the same route and JSON with bare
+\`node:http\`. So each row is the most requests per second that HTTP stack allows on this machine, before
+any inference, and its fraction of the bare server's shows what the framework layer costs.
+(The service with batching off runs the same Fastify stack as with batching on, so it has no floor row.)
+
 Each cell is an autocannon run (in the bench's own process, HTTP/1.1 keep-alive, no pipelining, ${s.request_timeout_s} s
 request timeout) of ${s.duration_s} s after an unrecorded ${s.warmup_s} s warm-up at the same concurrency. Reported:
 
@@ -77,7 +92,7 @@ request timeout) of ${s.duration_s} s after an unrecorded ${s.warmup_s} s warm-u
   times (its own summary rounds latencies to whole milliseconds).
 - **err**: connection errors + timeouts + non-2xx responses.
 
-Memory: a fresh service process (batching on) is sent ${rss ? rss.first_requests.toLocaleString('en-US') : 'N'} digits single
+Memory: a fresh service process (batching on, Fastify) is sent ${rss ? rss.first_requests.toLocaleString('en-US') : 'N'} digits single
 requests at c=${rss?.concurrency ?? 32}, its RSS read from \`/proc/<pid>/status\` (VmRSS), then requests up to
 ${rss ? rss.total_requests.toLocaleString('en-US') : '10 N'} in all, and its RSS read again.
 
@@ -87,7 +102,7 @@ lower than on a dedicated load generator; the comparisons between targets are wh
 ### How to run
 
 \`\`\`sh
-npm run bench                     # full run: 5 s cells at c = 1, 8, 32, 128, about 6.5 minutes
+npm run bench                     # full run: 5 s cells at c = 1, 8, 32, 128, about 8.5 minutes
 BENCH_DURATION_S=10 npm run bench # longer cells
 BENCH_QUICK=1 npm run bench       # smoke check: 1 s cells at c = 1 and 32, about 1.5 minutes
 \`\`\`
@@ -98,8 +113,9 @@ only when a target process cannot start or answers wrongly.
 
 ## Results
 
-All latencies in ms. Ratios compare req/s: service with batching on against the baseline, against
-batching off, and against the lesson.
+All latencies in ms. Ratios compare req/s of the service with batching on, on Fastify, against the
+baseline (on/base), against batching off (on/off), against the same service on Express
+(fastify/express), and against the lesson (on/lesson).
 
 ${markdownTable(results)}
 
@@ -107,9 +123,21 @@ Batch routes in instances per second (${s.batch_size} instances per request):
 
 ${markdownInstancesTable(results)}
 
-${rss ? `Memory (service, batching on, digits single, c=${rss.concurrency}): RSS ${(rss.rss_first_kb / 1024).toFixed(1)} MB after ${rss.first_requests.toLocaleString('en-US')} requests, ${(rss.rss_total_kb / 1024).toFixed(1)} MB after ${rss.total_requests.toLocaleString('en-US')} (${rss.ratio.toFixed(3)}×)${rss.errors ? `, ${rss.errors} errors` : ''}.` : 'Memory: not measured in this run.'}
+${rss ? `Memory (service, batching on, Fastify, digits single, c=${rss.concurrency}): RSS ${(rss.rss_first_kb / 1024).toFixed(1)} MB after ${rss.first_requests.toLocaleString('en-US')} requests, ${(rss.rss_total_kb / 1024).toFixed(1)} MB after ${rss.total_requests.toLocaleString('en-US')} (${rss.ratio.toFixed(3)}×)${rss.errors ? `, ${rss.errors} errors` : ''}.` : 'Memory: not measured in this run.'}
 
 ![throughput](${path.basename(chartFile)})
+
+## HTTP layer floor
+
+${
+  floorTable
+    ? `\`GET ${FLOOR_PATH}\` at c=${FLOOR_CONCURRENCY}, ${s.duration_s} s, answering \`{"status":"ok"}\`. Latencies in ms. *of bare*: req/s as a
+fraction of the bare node:http server's. *predict req/s*: the same process's iris single predict at the same
+concurrency (from the table above); *predict/floor*: that as a fraction of the row's floor.
+
+${floorTable}${floorSummary(results)}`
+    : 'Not measured in this run.'
+}
 
 ## Targets
 
@@ -123,6 +151,28 @@ ${END}
 `;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, doc);
+}
+
+/** One generated sentence under the floor table: the adapters' shares of bare node:http, and their ratio. */
+function floorSummary(results: Results): string {
+  const get = (t: 'on' | 'express' | 'baseline') => results.floor.find((f) => f.target === t);
+  const [fastify, express, bare] = [get('on'), get('express'), get('baseline')];
+  const parts: string[] = [];
+  const shares = [
+    { name: 'Fastify', f: fastify },
+    { name: 'Express', f: express },
+  ].filter((x) => x.f?.of_bare != null);
+  if (bare && shares.length) {
+    // "30% of bare node:http's 24221 req/s on Fastify and 11% on Express"
+    const pct = (x: (typeof shares)[number]): string => `${((x.f?.of_bare ?? 0) * 100).toFixed(0)}%`;
+    const [first, ...rest] = shares;
+    parts.push(
+      `the service's floor reaches ${pct(first)} of bare node:http's ${bare.req_per_s.toFixed(0)} req/s on ${first.name}` +
+        rest.map((x) => ` and ${pct(x)} on ${x.name}`).join(''),
+    );
+  }
+  if (fastify && express && express.req_per_s > 0) parts.push(`Fastify's floor is ${(fastify.req_per_s / express.req_per_s).toFixed(2)}× Express's`);
+  return parts.length ? `\n\nIn this run ${parts.join('; ')}.` : '';
 }
 
 function formatDuration(seconds: number): string {

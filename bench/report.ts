@@ -1,9 +1,9 @@
 /**
- * Turns a run's cells into the comparison table (plain text for the terminal, markdown for the
- * document) and evaluates the performance targets against them.
+ * Turns a run's cells into the comparison table and the HTTP layer floor table (plain text for the
+ * terminal, markdown for the document) and evaluates the performance targets against them.
  */
-import { Cell, Evaluation, Results, RssResult, findCell } from './results';
-import { MODELS, ModelName, ROUTES, Route, TARGETS, TARGET_IDS, TargetId } from './workload';
+import { Cell, Evaluation, FloorCell, Results, RssResult, findCell } from './results';
+import { FLOOR_LABELS, FLOOR_TARGET_IDS, MODELS, ModelName, ROUTES, Route, TARGETS, TARGET_IDS, TargetId } from './workload';
 
 interface Row {
   model: ModelName;
@@ -62,6 +62,10 @@ function columns(results: Pick<Results, 'cells' | 'settings'>): { groups: { titl
   }
   if (present.includes('on') && present.includes('off')) {
     ratios.push({ header: 'on/off', right: true, value: (r) => fmtRatio(cell('on', r), cell('off', r)) });
+  }
+  // Same service, same settings, only the HTTP adapter differs: what the framework layer costs.
+  if (present.includes('on') && present.includes('express')) {
+    ratios.push({ header: 'fastify/express', right: true, value: (r) => fmtRatio(cell('on', r), cell('express', r)) });
   }
   if (present.includes('on') && present.includes('lesson')) {
     ratios.push({ header: 'on/lesson', right: true, value: (r) => fmtRatio(cell('on', r), cell('lesson', r)) });
@@ -135,6 +139,59 @@ export function markdownInstancesTable(results: Pick<Results, 'cells' | 'setting
     }
   }
   return lines.join('\n');
+}
+
+/**
+ * The HTTP layer floor, one row per floor target: GET /health/live, its share of the bare node:http
+ * server's req/s, and, for scale, the same process's iris single predict at the same concurrency and
+ * its share of that floor (close to 1: the HTTP layer, not inference, is what limits the route).
+ */
+interface FloorRow {
+  server: string;
+  values: string[];
+}
+const FLOOR_HEADERS = ['req/s', 'p50', 'p99', 'err', 'of bare', 'predict req/s', 'predict/floor'];
+
+function floorRows(results: Pick<Results, 'cells' | 'floor'>): FloorRow[] {
+  return FLOOR_TARGET_IDS.map((t) => results.floor.find((f) => f.target === t))
+    .filter((f): f is FloorCell => f !== undefined)
+    .map((f) => {
+      const predict = findCell(results, 'iris', 'single', f.target, f.concurrency);
+      return {
+        server: FLOOR_LABELS[f.target],
+        values: [
+          fmtRate(f.req_per_s),
+          fmtMs(f.p50_ms),
+          fmtMs(f.p99_ms),
+          String(f.errors),
+          f.of_bare === null ? '-' : `${(f.of_bare * 100).toFixed(0)}%`,
+          fmtRate(predict?.req_per_s),
+          predict && f.req_per_s > 0 ? `${((predict.req_per_s / f.req_per_s) * 100).toFixed(0)}%` : '-',
+        ],
+      };
+    });
+}
+
+/** The floor table for the terminal; empty when no floor cell was measured. */
+export function floorTextTable(results: Pick<Results, 'cells' | 'floor'>): string {
+  const rows = floorRows(results);
+  if (!rows.length) return '';
+  const first = Math.max('server'.length, ...rows.map((r) => r.server.length));
+  const widths = FLOOR_HEADERS.map((h, i) => Math.max(h.length, ...rows.map((r) => r.values[i].length)));
+  const line = (server: string, values: string[]): string => [server.padEnd(first), ...values.map((v, i) => v.padStart(widths[i]))].join('  ');
+  const header = line('server', FLOOR_HEADERS);
+  return [header, '-'.repeat(header.length), ...rows.map((r) => line(r.server, r.values))].join('\n');
+}
+
+/** The same in markdown; empty when no floor cell was measured. */
+export function markdownFloorTable(results: Pick<Results, 'cells' | 'floor'>): string {
+  const rows = floorRows(results);
+  if (!rows.length) return '';
+  return [
+    `| server | ${FLOOR_HEADERS.join(' | ')} |`,
+    `|---|${FLOOR_HEADERS.map(() => '---:').join('|')}|`,
+    ...rows.map((r) => `| ${r.server} | ${r.values.join(' | ')} |`),
+  ].join('\n');
 }
 
 const rate = (c: Cell): string => `${fmtRate(c.req_per_s)} req/s`;

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CellStats } from './load';
-import { ModelName, Route, TargetId } from './workload';
+import { FloorTargetId, ModelName, Route, TargetId } from './workload';
 
 export interface Cell extends CellStats {
   model: ModelName;
@@ -14,6 +14,16 @@ export interface Cell extends CellStats {
   concurrency: number;
   /** Batch routes only: req_per_s × instances per request. */
   instances_per_s: number | null;
+}
+
+/** One HTTP layer floor cell: GET /health/live on one target's process, loaded like any other cell. */
+export interface FloorCell extends CellStats {
+  target: FloorTargetId;
+  method: 'GET';
+  path: string;
+  concurrency: number;
+  /** req_per_s ÷ the bare node:http server's (the baseline's) req_per_s; null when that was not measured. */
+  of_bare: number | null;
 }
 
 export interface TargetRun {
@@ -48,7 +58,8 @@ export interface Evaluation {
 }
 
 export interface Results {
-  schema: 1;
+  /** 1: targets on, off, baseline, lesson. 2: adds the express target and the floor cells. */
+  schema: 2;
   started_at: string;
   finished_at: string;
   wall_time_s: number;
@@ -75,6 +86,8 @@ export interface Results {
   };
   targets: TargetRun[];
   cells: Cell[];
+  /** The HTTP layer floor, one cell per target in FLOOR_TARGET_IDS that was measured. */
+  floor: FloorCell[];
   rss: RssResult | null;
   evaluation: Evaluation[];
 }

@@ -1,6 +1,8 @@
 /**
- * `npm run bench`: loads the service (batching on and off), the naive baseline and the lesson's FastAPI
- * app one after the other, prints the comparison table and the targets, and writes
+ * `npm run bench`: loads the service (batching on and off on Fastify, batching on on Express), the naive
+ * baseline and the lesson's FastAPI app one after the other, measures the HTTP layer floor
+ * (GET /health/live) on the service's two adapters and on the baseline's bare node:http while each is up,
+ * prints the comparison table, the floor table and the targets, and writes
  * bench/results/<start>.json, bench/results/latest.json, docs/PERFORMANCE.md and docs/throughput.svg.
  *
  * Environment: BENCH_DURATION_S (seconds per cell, default 5), BENCH_QUICK=1 (1 s cells at c=1 and 32
@@ -19,9 +21,28 @@ import { renderChart } from './chart';
 import { writePerformanceDoc } from './docs';
 import { LoadSpec, fire, measureCell, stopLoad } from './load';
 import { Child, freePort, killAllNow, rssKb, startChild, stopAll, stopChild, waitUntil } from './processes';
-import { evaluate, textTable } from './report';
-import { Cell, Results, RssResult, TargetRun, saveResults } from './results';
-import { BATCH_SIZE, ModelName, ROUTES, Route, TARGETS, TARGET_IDS, TargetId, checkAnswers, samples } from './workload';
+import { evaluate, floorTextTable, textTable } from './report';
+import { Cell, FloorCell, Results, RssResult, TargetRun, saveResults } from './results';
+import {
+  BATCH_SIZE,
+  FLOOR_CONCURRENCY,
+  FLOOR_PATH,
+  FLOOR_TARGET_IDS,
+  FloorTargetId,
+  ModelName,
+  ROUTES,
+  Route,
+  SERVICE_SETTINGS,
+  ServiceTargetId,
+  TARGETS,
+  TARGET_IDS,
+  TargetId,
+  checkAnswers,
+  checkFloorAnswer,
+  isFloorTarget,
+  isServiceTarget,
+  samples,
+} from './workload';
 
 const ROOT = path.resolve(__dirname, '..');
 const LESSON_SCRIPT = path.resolve(ROOT, '..', 'shared', 'anchors', 'lesson-fastapi', 'run.sh');
@@ -66,9 +87,13 @@ interface Running {
   baseUrl: string;
 }
 
-/** The service's own settings that the bench sets; recorded with the results. */
-function serviceEnv(port: number, batching: boolean): Record<string, string> {
-  return { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', BATCHING_ENABLED: String(batching) };
+/**
+ * The service's own settings that the bench sets; recorded with the results. HTTP_ADAPTER is set even
+ * where it is the default (fastify), so that a change of default cannot silently change what a target is.
+ */
+function serviceEnv(port: number, id: ServiceTargetId): Record<string, string> {
+  const { adapter, batching } = SERVICE_SETTINGS[id];
+  return { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', HTTP_ADAPTER: adapter, BATCHING_ENABLED: String(batching) };
 }
 
 /**
@@ -78,7 +103,7 @@ function serviceEnv(port: number, batching: boolean): Record<string, string> {
 function inheritedServiceEnv(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && /^(ORT_|BATCH|MAX_BATCH|INFERENCE_|MODEL_REPOSITORY$|DEFAULT_MODEL$|BODY_LIMIT$|NODE_ENV$|UV_THREADPOOL_SIZE$)/.test(k)) out[k] = v;
+    if (v !== undefined && /^(ORT_|BATCH|MAX_BATCH|MAX_QUEUE_SIZE$|REQUEST_TIMEOUT_MS$|INFERENCE_|MODEL_REPOSITORY$|DEFAULT_MODEL$|BODY_LIMIT$|NODE_ENV$|UV_THREADPOOL_SIZE$)/.test(k)) out[k] = v;
   }
   return out;
 }
@@ -93,8 +118,8 @@ async function getJson(url: string): Promise<{ status: number; json: unknown }> 
   }
 }
 
-async function startService(id: 'on' | 'off', port: number): Promise<Running> {
-  const env = serviceEnv(port, id === 'on');
+async function startService(id: ServiceTargetId, port: number): Promise<Running> {
+  const env = serviceEnv(port, id);
   const child = startChild(TARGETS[id].label, process.execPath, ['dist/main.js'], { cwd: ROOT, env: { ...process.env, ...env } });
   const baseUrl = `http://127.0.0.1:${port}`;
   // The service listens before its models are loaded; ready means every model READY (FAILED is final).
@@ -160,6 +185,7 @@ function describeCommand(id: TargetId): string {
   switch (id) {
     case 'on':
     case 'off':
+    case 'express':
       return 'node dist/main.js';
     case 'baseline':
       return 'node -r ts-node/register/transpile-only bench/baseline.ts';
@@ -170,12 +196,30 @@ function describeCommand(id: TargetId): string {
 
 async function startTarget(id: TargetId): Promise<Running | string> {
   const port = await freePort();
-  if (id === 'on' || id === 'off') return startService(id, port);
+  if (isServiceTarget(id)) return startService(id, port);
   if (id === 'baseline') return startBaseline(port);
   return startLesson(port);
 }
 
-async function measureTarget(id: TargetId, cells: Cell[]): Promise<TargetRun> {
+/** GET /health/live at FLOOR_CONCURRENCY: what the target's HTTP stack alone allows. */
+async function measureFloor(id: FloorTargetId, baseUrl: string): Promise<FloorCell> {
+  const spec: LoadSpec = { url: baseUrl, connections: FLOOR_CONCURRENCY, requests: [{ method: 'GET', path: FLOOR_PATH }] };
+  const stats = await measureCell(spec, DURATION_S, WARMUP_S);
+  checkInterrupted();
+  log(
+    `   floor  GET ${FLOOR_PATH} c=${FLOOR_CONCURRENCY} ` +
+      `${stats.req_per_s.toFixed(0).padStart(6)} req/s  p50 ${stats.p50_ms.toFixed(2)} ms  p99 ${stats.p99_ms.toFixed(2)} ms` +
+      (stats.errors ? `  ERRORS ${stats.errors} ${JSON.stringify(stats.error_detail)}` : ''),
+  );
+  // of_bare is filled in once every floor cell is in (the bare server runs after the service).
+  return { target: id, method: 'GET', path: FLOOR_PATH, concurrency: FLOOR_CONCURRENCY, ...stats, of_bare: null };
+}
+
+/**
+ * Starts the target, checks its answers, runs its cells and, for the floor targets, its floor cell in the
+ * same process (no extra start-up, and the process is as warm as for its own cells), then stops it.
+ */
+async function measureTarget(id: TargetId, cells: Cell[], floor: FloorCell[]): Promise<TargetRun> {
   const info = TARGETS[id];
   const run: TargetRun = { id, label: info.label, status: 'measured', note: null, command: describeCommand(id), env: {} };
   checkInterrupted();
@@ -185,9 +229,10 @@ async function measureTarget(id: TargetId, cells: Cell[]): Promise<TargetRun> {
     log(`   SKIPPED: ${started}`);
     return { ...run, status: 'skipped', note: started };
   }
-  if (id === 'on' || id === 'off') run.env = serviceEnv(Number(new URL(started.baseUrl).port), id === 'on');
+  if (isServiceTarget(id)) run.env = serviceEnv(Number(new URL(started.baseUrl).port), id);
   try {
     await checkAnswers(ROOT, started.baseUrl, info);
+    if (isFloorTarget(id)) await checkFloorAnswer(started.baseUrl, info);
     log(`   pid ${started.child.pid} on ${started.baseUrl}, answers checked`);
     for (const model of info.models) {
       for (const route of ROUTES) {
@@ -211,16 +256,20 @@ async function measureTarget(id: TargetId, cells: Cell[]): Promise<TargetRun> {
         }
       }
     }
+    if (isFloorTarget(id)) {
+      checkInterrupted();
+      floor.push(await measureFloor(id, started.baseUrl));
+    }
   } finally {
     await stopChild(started.child);
   }
   return run;
 }
 
-/** RSS of a fresh service process (batching on) after RSS_FIRST and RSS_TOTAL digits single requests. */
+/** RSS of a fresh service process (batching on, Fastify) after RSS_FIRST and RSS_TOTAL digits single requests. */
 async function measureRss(): Promise<RssResult | null> {
   checkInterrupted();
-  log(`\n== memory: service, batching on, digits single, c=${RSS_CONCURRENCY}, ${RSS_FIRST} then ${RSS_TOTAL} requests`);
+  log(`\n== memory: ${TARGETS.on.label}, digits single, c=${RSS_CONCURRENCY}, ${RSS_FIRST} then ${RSS_TOTAL} requests`);
   const started = await startService('on', await freePort());
   try {
     if (rssKb(started.child.pid) === null) {
@@ -301,21 +350,26 @@ async function main(): Promise<void> {
     throw new Error('dist/main.js is missing: run `npm run build` first (`npm run bench` does)');
   }
   const started = new Date();
-  const cellsPlanned = CONCURRENCIES.length * ROUTES.length * (2 * 3 + 1);
+  // Every target's models × routes × concurrencies, plus one floor cell per floor target.
+  const cellsPlanned =
+    TARGET_IDS.reduce((n, id) => n + TARGETS[id].models.length * ROUTES.length * CONCURRENCIES.length, 0) + FLOOR_TARGET_IDS.length;
   log(
     `bench: ${QUICK ? 'QUICK mode, ' : ''}${cellsPlanned} cells × (${WARMUP_S} s warm-up + ${DURATION_S} s) ` +
       `≈ ${Math.ceil((cellsPlanned * (WARMUP_S + DURATION_S)) / 60)} min of load, plus start-ups and ${RSS_TOTAL} requests for the memory check`,
   );
 
   const cells: Cell[] = [];
+  const floor: FloorCell[] = [];
   const targets: TargetRun[] = [];
-  for (const id of TARGET_IDS) targets.push(await measureTarget(id, cells));
+  for (const id of TARGET_IDS) targets.push(await measureTarget(id, cells, floor));
+  const bare = floor.find((f) => f.target === 'baseline');
+  for (const f of floor) f.of_bare = bare && bare.req_per_s > 0 ? Number((f.req_per_s / bare.req_per_s).toFixed(4)) : null;
   const rss = await measureRss();
 
   const finished = new Date();
   const m = os.cpus();
   const results: Results = {
-    schema: 1,
+    schema: 2,
     started_at: started.toISOString(),
     finished_at: finished.toISOString(),
     wall_time_s: Math.round((finished.getTime() - started.getTime()) / 1000),
@@ -337,11 +391,12 @@ async function main(): Promise<void> {
       request_timeout_s: REQUEST_TIMEOUT_S,
       autocannon: packageVersion('autocannon'),
       onnxruntime_node: packageVersion('onnxruntime-node'),
-      service_env: { ...inheritedServiceEnv(), HOST: '127.0.0.1', LOG_LEVEL: 'warn', BATCHING_ENABLED: 'true | false' },
+      service_env: { ...inheritedServiceEnv(), HOST: '127.0.0.1', LOG_LEVEL: 'warn', HTTP_ADAPTER: 'fastify | express', BATCHING_ENABLED: 'true | false' },
       baseline_session_options: { intraOpNumThreads: 1, interOpNumThreads: 1 },
     },
     targets,
     cells,
+    floor,
     rss,
     evaluation: [],
   };
@@ -351,6 +406,10 @@ async function main(): Promise<void> {
   console.log(textTable(results));
   console.log(`\n(latencies in ms; err = connection errors + timeouts + non-2xx; batch rows: ${BATCH_SIZE} instances per request, instances/s = req/s × ${BATCH_SIZE})`);
   for (const t of targets.filter((x) => x.status === 'skipped')) console.log(`skipped: ${t.label}: ${t.note}`);
+  if (floor.length) {
+    console.log(`\nHTTP layer floor: GET ${FLOOR_PATH} at c=${FLOOR_CONCURRENCY}, ${DURATION_S} s (of bare = req/s ÷ the bare node:http server's)`);
+    console.log(floorTextTable(results));
+  }
   console.log('\ntargets');
   for (const e of results.evaluation) console.log(`  ${e.status.padEnd(4)} ${e.title}\n       ${e.detail}`);
 

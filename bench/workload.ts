@@ -19,8 +19,17 @@ export const BATCH_SIZE = 16;
 const SINGLE_BODIES = 8;
 const BATCH_BODIES = 4;
 
-export type TargetId = 'on' | 'off' | 'baseline' | 'lesson';
-export const TARGET_IDS: readonly TargetId[] = ['on', 'off', 'baseline', 'lesson'];
+export type TargetId = 'on' | 'off' | 'express' | 'baseline' | 'lesson';
+/** The canonical order: the order targets are run in, and of the table's column groups and the chart's legend. */
+export const TARGET_IDS: readonly TargetId[] = ['on', 'off', 'express', 'baseline', 'lesson'];
+/** The targets that are the service (node dist/main.js), with the settings each one runs with. */
+export type ServiceTargetId = 'on' | 'off' | 'express';
+export const SERVICE_SETTINGS: Record<ServiceTargetId, { adapter: 'fastify' | 'express'; batching: boolean }> = {
+  on: { adapter: 'fastify', batching: true },
+  off: { adapter: 'fastify', batching: false },
+  express: { adapter: 'express', batching: true },
+};
+export const isServiceTarget = (id: TargetId): id is ServiceTargetId => id in SERVICE_SETTINGS;
 
 export interface TargetInfo {
   id: TargetId;
@@ -42,8 +51,10 @@ const v1Labels = (route: Route, answer: unknown): number[] => {
 };
 
 export const TARGETS: Record<TargetId, TargetInfo> = {
-  on: { id: 'on', label: 'service, batching on', short: 'svc on', models: MODELS, path: v1Path, labels: v1Labels },
-  off: { id: 'off', label: 'service, batching off', short: 'svc off', models: MODELS, path: v1Path, labels: v1Labels },
+  on: { id: 'on', label: 'service, batching on, Fastify', short: 'svc on', models: MODELS, path: v1Path, labels: v1Labels },
+  off: { id: 'off', label: 'service, batching off, Fastify', short: 'svc off', models: MODELS, path: v1Path, labels: v1Labels },
+  // Same cells as `on`, on the other HTTP adapter: what the framework layer alone changes.
+  express: { id: 'express', label: 'service, batching on, Express', short: 'svc express', models: MODELS, path: v1Path, labels: v1Labels },
   baseline: { id: 'baseline', label: 'baseline (node:http + ort)', short: 'baseline', models: MODELS, path: v1Path, labels: v1Labels },
   lesson: {
     id: 'lesson',
@@ -134,5 +145,38 @@ export async function checkAnswers(repoRoot: string, baseUrl: string, target: Ta
         }
       }
     }
+  }
+}
+
+/**
+ * The HTTP layer floor: the cheapest route each server has, loaded like a cell, to show how many requests
+ * per second the HTTP stack alone allows before any inference. The service's GET /health/live answers a
+ * constant {"status":"ok"}; the baseline (bare node:http) has the same route with the same answer.
+ * `off` is left out: it is the same Fastify stack as `on`, so its floor would be `on`'s.
+ */
+export type FloorTargetId = 'on' | 'express' | 'baseline';
+export const FLOOR_TARGET_IDS: readonly FloorTargetId[] = ['on', 'express', 'baseline'];
+export const isFloorTarget = (id: TargetId): id is FloorTargetId => (FLOOR_TARGET_IDS as readonly TargetId[]).includes(id);
+export const FLOOR_PATH = '/health/live';
+export const FLOOR_CONCURRENCY = 32;
+/** Short names for the floor table (the baseline's process is the bare node:http server there). */
+export const FLOOR_LABELS: Record<FloorTargetId, string> = {
+  on: 'service, Fastify',
+  express: 'service, Express',
+  baseline: 'bare node:http (baseline)',
+};
+
+/** The floor route must answer 200 {"status":"ok"}, or the floor would measure an error path. */
+export async function checkFloorAnswer(baseUrl: string, target: TargetInfo): Promise<void> {
+  const res = await fetch(baseUrl + FLOOR_PATH);
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  if (res.status !== 200 || JSON.stringify(json) !== JSON.stringify({ status: 'ok' })) {
+    throw new Error(`${target.label}: GET ${FLOOR_PATH} should answer 200 {"status":"ok"}, got HTTP ${res.status} ${text.slice(0, 300)}`);
   }
 }

@@ -6,12 +6,12 @@ import type { NextFunction, Request, Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppModule } from './app.module';
 import { DomainError } from './common/domain.errors';
+import { contextOf } from './common/request-context';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { RequestValidationPipe } from './common/request-validation.pipe';
 import { AppConfig, LogLevelName } from './config/app.config';
 import { latencyMiddleware } from './observability/latency.middleware';
 import { requestContextMiddleware } from './observability/request-context.middleware';
-import { RouteInterceptor } from './observability/route.interceptor';
 import { setupOpenApi } from './openapi';
 
 const LEVELS: Record<LogLevelName, LogLevel[]> = {
@@ -94,6 +94,12 @@ async function createFastifyApp(config: AppConfig, logger: ConsoleLogger): Promi
   // Prototype keys are let through the parser so the validation pipe can refuse them with a path.
   const adapter = new FastifyAdapter({ bodyLimit: config.bodyLimitBytes(), onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
   const fastify = adapter.getInstance();
+  // The matched route pattern, for the request's log line (Express keeps it on the request itself).
+  fastify.addHook('preHandler', (request, _reply, done) => {
+    const context = contextOf(request.raw);
+    if (context) context.route = request.routeOptions.url;
+    done();
+  });
   fastify.removeContentTypeParser('application/json');
   fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'string' }, (_req, body, done) => {
     try {
@@ -126,7 +132,6 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
   }
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   app.useGlobalPipes(new RequestValidationPipe());
-  app.useGlobalInterceptors(new RouteInterceptor());
   app.enableShutdownHooks();
   setupOpenApi(app);
   return app;

@@ -27,7 +27,8 @@ export function latencyMiddleware(logger: LoggerService) {
       logger.log({
         msg: 'request',
         method: req.method,
-        route: context?.route ?? (req.url ?? '').split('?')[0].slice(0, 200),
+        // Fastify's route is put in the context by a hook; Express leaves its own on the request.
+        route: context?.route ?? (req as { route?: { path?: string } }).route?.path ?? (req.url ?? '').split('?')[0].slice(0, 200),
         status: res.statusCode,
         model: context?.model,
         version: context?.version,

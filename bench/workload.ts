@@ -109,8 +109,8 @@ export function samples(repoRoot: string, model: ModelName, route: Route): Sampl
   });
 }
 
-async function post(baseUrl: string, route: string, body: string): Promise<{ status: number; json: unknown }> {
-  const res = await fetch(baseUrl + route, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+/** Status, JSON (or the raw text when it is not JSON) and text of an answer. */
+async function read(res: Response): Promise<{ status: number; json: unknown; text: string }> {
   const text = await res.text();
   let json: unknown;
   try {
@@ -118,7 +118,11 @@ async function post(baseUrl: string, route: string, body: string): Promise<{ sta
   } catch {
     json = text;
   }
-  return { status: res.status, json };
+  return { status: res.status, json, text };
+}
+
+function post(baseUrl: string, route: string, body: string): Promise<{ status: number; json: unknown }> {
+  return fetch(baseUrl + route, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body }).then(read);
 }
 
 /**
@@ -168,15 +172,8 @@ export const FLOOR_LABELS: Record<FloorTargetId, string> = {
 
 /** The floor route must answer 200 {"status":"ok"}, or the floor would measure an error path. */
 export async function checkFloorAnswer(baseUrl: string, target: TargetInfo): Promise<void> {
-  const res = await fetch(baseUrl + FLOOR_PATH);
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  if (res.status !== 200 || JSON.stringify(json) !== JSON.stringify({ status: 'ok' })) {
-    throw new Error(`${target.label}: GET ${FLOOR_PATH} should answer 200 {"status":"ok"}, got HTTP ${res.status} ${text.slice(0, 300)}`);
+  const { status, json, text } = await read(await fetch(baseUrl + FLOOR_PATH));
+  if (status !== 200 || JSON.stringify(json) !== JSON.stringify({ status: 'ok' })) {
+    throw new Error(`${target.label}: GET ${FLOOR_PATH} should answer 200 {"status":"ok"}, got HTTP ${status} ${text.slice(0, 300)}`);
   }
 }

@@ -17,6 +17,15 @@ const ROUTES: [string, string][] = [
   ['post', '/v1/models/{model}/versions/{version}/predict'],
   ['post', '/v1/models/{model}/predict/batch'],
   ['post', '/v1/models/{model}/versions/{version}/predict/batch'],
+  ['get', '/v2'],
+  ['get', '/v2/health/live'],
+  ['get', '/v2/health/ready'],
+  ['get', '/v2/models/{model}'],
+  ['get', '/v2/models/{model}/versions/{version}'],
+  ['get', '/v2/models/{model}/ready'],
+  ['get', '/v2/models/{model}/versions/{version}/ready'],
+  ['post', '/v2/models/{model}/infer'],
+  ['post', '/v2/models/{model}/versions/{version}/infer'],
 ];
 
 interface Operation {
@@ -47,13 +56,15 @@ describe('OpenAPI document', () => {
 
   it.each(ROUTES)('%s %s has an operationId, a typed success response and typed errors', (method, route) => {
     const op = doc.paths[route][method];
-    expect(op.operationId).toMatch(/^[a-zA-Z]+$/);
+    expect(op.operationId).toMatch(/^[a-zA-Z][a-zA-Z0-9]*$/);
     const ok = Object.entries(op.responses).find(([status]) => status.startsWith('2'));
     expect(ok?.[1].content?.['application/json'].schema?.$ref).toMatch(/^#\/components\/schemas\/\w+Dto$/);
     if (method === 'post') {
       expect(op.requestBody?.content['application/json'].schema.$ref).toMatch(/RequestDto$/);
+      // The Open Inference Protocol's routes answer errors in its own shape.
+      const error = route.startsWith('/v2') ? 'V2ErrorDto' : 'ErrorResponseDto';
       for (const status of ['400', '404', '503']) {
-        expect(op.responses[status].content?.['application/json'].schema?.$ref).toBe('#/components/schemas/ErrorResponseDto');
+        expect(op.responses[status].content?.['application/json'].schema?.$ref).toBe(`#/components/schemas/${error}`);
       }
     }
   });

@@ -50,9 +50,18 @@ function describe(exception: unknown): Omit<ErrorBody, 'requestId'> {
   return { statusCode: 500, error: 'INTERNAL', message: 'Internal server error', details: [] };
 }
 
+/** The Open Inference Protocol's error body: one message, details folded in. */
+function v2Body(body: ErrorBody): { error: string } {
+  return { error: [body.message, ...body.details.map((d) => `${d.path}: ${d.message}`)].join('; ') };
+}
+
+const isV2 = (url: string) => url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
+
 /**
- * The one place where errors become HTTP responses: a structured body for every failure, with the
- * request id, and never a stack trace. Real faults (5xx) are logged with their stack.
+ * The one place where errors become HTTP responses, with the same statuses for every protocol:
+ * v1 and the lesson's routes get the structured body with the request id, the Open Inference
+ * Protocol's routes (/v2) get its `{"error": "..."}`. Never a stack trace; real faults (5xx) are
+ * logged with theirs.
  */
 @Catch()
 export class HttpExceptionFilter implements ExceptionFilter {
@@ -72,6 +81,6 @@ export class HttpExceptionFilter implements ExceptionFilter {
     if (adapter.isHeadersSent(res)) return;
     const retryAfter = RETRY_AFTER[body.error];
     if (retryAfter) adapter.setHeader(res, 'Retry-After', retryAfter);
-    adapter.reply(res, body, body.statusCode);
+    adapter.reply(res, isV2(String(adapter.getRequestUrl(req))) ? v2Body(body) : body, body.statusCode);
   }
 }

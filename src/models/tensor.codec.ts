@@ -281,6 +281,97 @@ export function encodeInstances(signature: ModelSignature, instances: readonly u
   return [{ feeds, count: parsed.length }];
 }
 
+/** A whole tensor as a tensor protocol (Open Inference Protocol) sends it: batch dimension included. */
+export interface TensorInput {
+  readonly name: string;
+  readonly type: ElementType;
+  readonly shape: readonly number[];
+  /** Row-major values, flat or nested. */
+  readonly data: unknown;
+}
+
+/** Flattens nested arrays iteratively, in row-major order (depth is already bounded by the JSON guard). */
+function flatten(data: unknown[]): unknown[] {
+  if (!data.some(Array.isArray)) return data;
+  const out: unknown[] = [];
+  const stack: unknown[][] = [data];
+  const index: number[] = [0];
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const i = index[index.length - 1]++;
+    if (i >= top.length) {
+      stack.pop();
+      index.pop();
+    } else if (Array.isArray(top[i])) {
+      stack.push(top[i] as unknown[]);
+      index.push(0);
+    } else out.push(top[i]);
+  }
+  return out;
+}
+
+/**
+ * Checks whole tensors (name, element type, shape, values) against the model's inputs and packs
+ * them into one run. The first dimension is the batch for a batchable model, so every input must
+ * agree on it; `count` is that many rows (1 for a model without a batch dimension).
+ */
+export function encodeTensors(signature: ModelSignature, inputs: readonly TensorInput[], pathOf: (index: number) => string): EncodedRun {
+  const problems = new Problems();
+  const given = new Map<string, number>();
+  inputs.forEach((input, i) => {
+    if (given.has(input.name)) problems.add(`${pathOf(i)}.name`, `input '${input.name}' is given twice`);
+    given.set(input.name, i);
+    if (!signature.inputs.some((s) => s.name === input.name)) {
+      problems.add(`${pathOf(i)}.name`, `unknown input '${input.name}'; this model's inputs are ${signature.inputs.map((s) => s.name).join(', ')}`);
+    }
+  });
+  for (const spec of signature.inputs) {
+    if (!given.has(spec.name)) problems.add('inputs', `missing input '${spec.name}' (${spec.type}, shape ${shapeText(spec.shape)})`);
+  }
+  if (problems.any) throw new InvalidInputError("The request does not match the model's inputs", problems.details);
+
+  const feeds: Record<string, TensorData> = {};
+  for (const spec of signature.inputs) {
+    const i = given.get(spec.name)!;
+    const { type, shape, data } = inputs[i];
+    const path = pathOf(i);
+    if (type !== spec.type) {
+      problems.add(`${path}.datatype`, `input '${spec.name}' holds ${spec.type}, not ${type}`);
+      continue;
+    }
+    const fits = shape.length === spec.shape.length && spec.shape.every((d, k) => d === -1 || d === shape[k]);
+    if (!fits) {
+      problems.add(`${path}.shape`, `input '${spec.name}' has shape ${shapeText(spec.shape)}; got ${shapeText(shape)}`);
+      continue;
+    }
+    if (!Array.isArray(data)) {
+      problems.add(`${path}.data`, `data must be an array, got ${show(data)}`);
+      continue;
+    }
+    const flat = flatten(data);
+    const size = product(shape);
+    if (flat.length !== size) {
+      problems.add(`${path}.data`, `shape ${shapeText(shape)} holds ${size} values; data has ${flat.length}`);
+      continue;
+    }
+    const values: Scalar[] = new Array(size);
+    for (let k = 0; k < size && problems.details.length < MAX_DETAILS; k++) {
+      const value = element(flat[k], type);
+      if (typeof value === 'object') problems.add(`${path}.data[${k}]`, value.error);
+      else values[k] = value;
+    }
+    feeds[spec.name] = { type, dims: [...shape], data: typedArray(type, values) };
+  }
+  if (problems.any) throw new InvalidInputError("The request does not match the model's inputs", problems.details);
+
+  if (!signature.batchable) return { feeds, count: 1 };
+  const rows = new Set(Object.values(feeds).map((t) => t.dims[0]));
+  if (rows.size > 1) {
+    throw new InvalidInputError('The inputs disagree on the batch size', [{ path: 'inputs', message: `first dimensions ${[...rows].join(', ')}; they must be equal` }]);
+  }
+  return { feeds, count: [...rows][0] };
+}
+
 function jsonValue(data: TensorValues, i: number, type: ElementType): JsonTensor {
   const v = data[i];
   if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();

@@ -3,8 +3,8 @@ import { DomainError, InferenceFailedError, InvalidInputError, ModelNotFoundErro
 import { RequestContext } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
 import { Model, ModelRegistry, ReadyModelVersion } from '../models/model.registry';
-import { ModelSignature, ModelState, TensorSpec } from '../models/model.types';
-import { decodeOutputs, encodeInstances, InstanceOutputs } from '../models/tensor.codec';
+import { ModelSignature, ModelState, TensorData, TensorSpec } from '../models/model.types';
+import { decodeOutputs, encodeInstances, encodeTensors, InstanceOutputs, TensorInput } from '../models/tensor.codec';
 
 /** The answer for one instance. Classifier fields are null for models that are not classifiers. */
 export interface Prediction {
@@ -20,6 +20,14 @@ export interface PredictionResult {
   readonly version: number;
   readonly predictions: Prediction[];
   readonly latencyMs: number;
+}
+
+/** The answer to whole tensors in: whole tensors out, for tensor protocols. */
+export interface TensorResult {
+  readonly model: string;
+  readonly version: number;
+  readonly outputs: Record<string, TensorData>;
+  readonly labels?: readonly string[];
 }
 
 export interface VersionStatus {
@@ -125,6 +133,40 @@ export class PredictionService {
     const results = await Promise.all(runs.map((run) => this.run(entry, () => entry.batcher.submit(run.feeds, run.count, submit))));
     const predictions = runs.flatMap((run, i) => decodeOutputs(entry.signature, results[i], run.count).map((o) => classify(entry.signature, o)));
     return { model: entry.model, version: entry.version, predictions, latencyMs: Number((performance.now() - started).toFixed(3)) };
+  }
+
+  /**
+   * Runs whole tensors (batch dimension included), as tensor protocols send them, through the same
+   * validation, batcher and error handling as predict().
+   */
+  async infer(modelName: string, version: number | undefined, inputs: readonly TensorInput[], context?: RequestContext): Promise<TensorResult> {
+    const entry = this.registry.resolve(modelName, version);
+    const run = encodeTensors(entry.signature, inputs, (i) => `inputs[${i}]`);
+    if (context) Object.assign(context, { model: entry.model, version: entry.version, batchSize: run.count });
+    if (run.count > this.config.MAX_BATCH_SIZE) {
+      throw new InvalidInputError(`The batch has ${run.count} rows; the limit is ${this.config.MAX_BATCH_SIZE} (MAX_BATCH_SIZE)`, [
+        { path: 'inputs', message: `at most ${this.config.MAX_BATCH_SIZE} rows per request` },
+      ]);
+    }
+    const submit = { deadline: context?.deadline, signal: context?.signal };
+    const outputs = await this.run(entry, () => entry.batcher.submit(run.feeds, run.count, submit));
+    return { model: entry.model, version: entry.version, outputs, labels: entry.signature.labels };
+  }
+
+  /** Whether a model (or one version of it) can serve now; unknown models and versions throw. */
+  isReady(modelName: string, version?: number): boolean {
+    const model = this.registry.get(modelName);
+    if (version !== undefined && !model.versions.has(version)) {
+      throw new ModelNotFoundError(`Model '${modelName}' has no version ${version}; versions: ${[...model.versions.keys()].join(', ')}`);
+    }
+    const wanted = version ?? model.defaultVersion;
+    return wanted !== undefined && model.versions.get(wanted)?.state === 'READY';
+  }
+
+  /** Every model of the repository is READY, and there is at least one. */
+  allReady(): boolean {
+    const models = this.registry.list();
+    return models.length > 0 && models.every((m) => this.registry.stateOf(m).state === 'READY');
   }
 
   /** The model the lesson's routes answer with: DEFAULT_MODEL, or the repository's only model. */

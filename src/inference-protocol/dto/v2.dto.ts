@@ -1,0 +1,186 @@
+import { ApiProperty, ApiPropertyOptional, ApiPropertyOptions } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize, ArrayNotEmpty, IsArray, IsBoolean, IsIn, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Min, ValidateNested,
+} from 'class-validator';
+import { V2_DATATYPE_NAMES } from '../v2.datatypes';
+
+/** Tensor values: numbers, decimal strings (int64/uint64 beyond 2^53), strings (BYTES) or booleans, flat or nested. */
+const DATA_SCHEMA: ApiPropertyOptions = {
+  type: 'array',
+  description: 'Row-major values, flat or nested. FP*/INT*/UINT*: numbers (INT64/UINT64 beyond 2^53 as decimal strings); BOOL: true/false; BYTES: strings.',
+  items: {
+    oneOf: [{ type: 'number' }, { type: 'string' }, { type: 'boolean' }, { type: 'array', items: {} }],
+  },
+};
+
+const SHAPE: ApiPropertyOptions = { type: 'array', items: { type: 'integer' }, description: 'Dimensions; -1 marks a dynamic one in metadata', example: [1, 4] };
+
+export class V2TensorMetadataDto {
+  @ApiProperty({ example: 'float_input' })
+  readonly name!: string;
+
+  @ApiProperty({ enum: V2_DATATYPE_NAMES, example: 'FP32' })
+  readonly datatype!: string;
+
+  @ApiProperty({ ...SHAPE, example: [-1, 4] })
+  readonly shape!: number[];
+}
+
+export class V2ServerMetadataDto {
+  @ApiProperty({ example: 'onnx-inference-service' })
+  readonly name!: string;
+
+  @ApiProperty({ example: '0.1.0' })
+  readonly version!: string;
+
+  @ApiProperty({ type: [String], example: ['classification'] })
+  readonly extensions!: string[];
+}
+
+export class V2LiveDto {
+  @ApiProperty({ example: true })
+  readonly live!: boolean;
+}
+
+export class V2ReadyDto {
+  @ApiProperty({ example: true })
+  readonly ready!: boolean;
+}
+
+export class V2ModelReadyDto {
+  @ApiProperty({ example: 'iris' })
+  readonly name!: string;
+
+  @ApiProperty({ example: true })
+  readonly ready!: boolean;
+}
+
+export class V2ModelMetadataDto {
+  @ApiProperty({ example: 'iris' })
+  readonly name!: string;
+
+  @ApiProperty({ type: [String], example: ['1'] })
+  readonly versions!: string[];
+
+  @ApiProperty({ example: 'onnx_onnxv1' })
+  readonly platform!: string;
+
+  @ApiProperty({ type: [V2TensorMetadataDto] })
+  readonly inputs!: V2TensorMetadataDto[];
+
+  @ApiProperty({ type: [V2TensorMetadataDto] })
+  readonly outputs!: V2TensorMetadataDto[];
+}
+
+export class V2InferInputDto {
+  @ApiProperty({ example: 'float_input' })
+  @IsString()
+  @IsNotEmpty()
+  readonly name!: string;
+
+  @ApiProperty(SHAPE)
+  @IsArray()
+  @ArrayMaxSize(16)
+  @IsInt({ each: true })
+  @Min(0, { each: true })
+  readonly shape!: number[];
+
+  @ApiProperty({ enum: V2_DATATYPE_NAMES, example: 'FP32' })
+  @IsIn(V2_DATATYPE_NAMES)
+  readonly datatype!: string;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true })
+  @IsOptional()
+  @IsObject()
+  readonly parameters?: Record<string, unknown>;
+
+  @ApiProperty({ ...DATA_SCHEMA, example: [5.1, 3.5, 1.4, 0.2] })
+  @IsArray({ message: 'data must be an array' })
+  readonly data!: unknown[];
+}
+
+export class V2OutputParametersDto {
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, description: 'Classification extension: the top N classes as "<score>:<index>[:<label>]"' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  readonly classification?: number;
+
+  @ApiPropertyOptional({ description: 'Accepted; binary tensor data is not supported, so it must be false when given' })
+  @IsOptional()
+  @IsBoolean()
+  readonly binary_data?: boolean;
+}
+
+export class V2RequestedOutputDto {
+  @ApiProperty({ example: 'output_probability' })
+  @IsString()
+  @IsNotEmpty()
+  readonly name!: string;
+
+  @ApiPropertyOptional({ type: V2OutputParametersDto })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => V2OutputParametersDto)
+  readonly parameters?: V2OutputParametersDto;
+}
+
+export class V2InferRequestDto {
+  @ApiPropertyOptional({ example: '42' })
+  @IsOptional()
+  @IsString()
+  readonly id?: string;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true })
+  @IsOptional()
+  @IsObject()
+  readonly parameters?: Record<string, unknown>;
+
+  @ApiProperty({ type: [V2InferInputDto] })
+  @IsArray({ message: 'inputs must be an array' })
+  @ArrayNotEmpty()
+  @ValidateNested({ each: true })
+  @Type(() => V2InferInputDto)
+  readonly inputs!: V2InferInputDto[];
+
+  @ApiPropertyOptional({ type: [V2RequestedOutputDto], description: 'Outputs to return (all when absent)' })
+  @IsOptional()
+  @IsArray()
+  @ValidateNested({ each: true })
+  @Type(() => V2RequestedOutputDto)
+  readonly outputs?: V2RequestedOutputDto[];
+}
+
+export class V2OutputTensorDto {
+  @ApiProperty({ example: 'output_label' })
+  readonly name!: string;
+
+  @ApiProperty({ ...SHAPE, example: [1] })
+  readonly shape!: number[];
+
+  @ApiProperty({ enum: V2_DATATYPE_NAMES, example: 'INT64' })
+  readonly datatype!: string;
+
+  @ApiProperty({ ...DATA_SCHEMA, example: [0] })
+  readonly data!: (number | string | boolean)[];
+}
+
+export class V2InferResponseDto {
+  @ApiProperty({ example: 'iris' })
+  readonly model_name!: string;
+
+  @ApiProperty({ example: '1' })
+  readonly model_version!: string;
+
+  @ApiPropertyOptional({ example: '42' })
+  readonly id?: string;
+
+  @ApiProperty({ type: [V2OutputTensorDto] })
+  readonly outputs!: V2OutputTensorDto[];
+}
+
+export class V2ErrorDto {
+  @ApiProperty({ example: "Model 'rose' not found; available models: digits, iris" })
+  readonly error!: string;
+}

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
 import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { APP_INFO } from '../app.info';
-import { InvalidInputError } from '../common/domain.errors';
+import { InvalidInputError, ModelNotReadyError } from '../common/domain.errors';
 import { ReqContext, RequestContext } from '../common/request-context';
 import { parseVersion, PredictionService } from '../prediction/prediction.service';
 import {
@@ -125,6 +125,11 @@ export class V2Controller {
 
   private describe(model: string, version?: number): V2ModelMetadataDto {
     const d = this.predictions.describeModel(model, version);
+    // Without a loaded session there are no tensors to describe; say why, as ready and infer do.
+    if (d.version_state !== 'READY') {
+      const reason = d.versions.find((v) => v.version === d.version)?.reason;
+      throw new ModelNotReadyError(`Model '${d.name}' version ${d.version} is ${d.version_state}${reason ? `: ${reason}` : ''}`);
+    }
     const tensors = (list: typeof d.inputs) => list.map((t) => ({ name: t.name, datatype: toV2Datatype(t.type), shape: [...t.shape] }));
     return {
       name: d.name,
@@ -152,10 +157,13 @@ export class V2Controller {
           { path: `outputs[${i}].name`, message: 'unknown output' },
         ]);
       }
-      if (wanted.parameters?.binary_data) {
+      const { binary_data: binary, classification: n } = wanted.parameters ?? {};
+      if (binary !== undefined && binary !== false) {
         throw new InvalidInputError('Binary tensor data is not supported; send and receive JSON', [{ path: `outputs[${i}].parameters.binary_data`, message: 'must be false' }]);
       }
-      const n = wanted.parameters?.classification;
+      if (n !== undefined && (typeof n !== 'number' || !Number.isInteger(n) || n < 1)) {
+        throw new InvalidInputError('classification must be a positive integer', [{ path: `outputs[${i}].parameters.classification`, message: `got ${JSON.stringify(n)}` }]);
+      }
       if (n !== undefined) {
         if (tensor.type === 'string' || tensor.type === 'bool') {
           throw new InvalidInputError(`Output '${wanted.name}' holds ${tensor.type}, not scores to classify`, [{ path: `outputs[${i}].parameters.classification`, message: 'needs a numeric output' }]);

@@ -87,6 +87,9 @@ describe('ModelRegistry (real onnxruntime sessions)', () => {
     expect(reasons.badfield.reason).toMatch(/labels: labels must be an array/);
     expect(reasons.badfield.reason).toMatch(/default_version: default_version must not be less than 1/);
     expect(reasons.badfield.reason).toMatch(/colour: unknown field/);
+    // Reasons reach clients, so they name files relative to the repository, never the server's paths.
+    expect(JSON.stringify(reasons)).not.toContain(dir);
+    expect(reasons.corrupt.reason).toMatch(/corrupt\/1\/model\.onnx/);
     expect(() => registry.resolve('selftest')).toThrow(ModelNotReadyError);
     expect(() => registry.resolve('selftest')).toThrow(/failed to load: self-test sample 0/);
     await registry.onApplicationShutdown();

@@ -50,6 +50,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(ModelRegistry.name);
   private readonly models = new Map<string, Model>();
   private loading: Promise<void> = Promise.resolve();
+  private root = '';
 
   constructor(
     @Inject(MODEL_RUNTIME) private readonly runtime: ModelRuntime,
@@ -57,7 +58,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   ) {}
 
   async onModuleInit(): Promise<void> {
-    const root = path.resolve(this.config.MODEL_REPOSITORY);
+    const root = (this.root = path.resolve(this.config.MODEL_REPOSITORY));
     const folders = await readModelRepository(root);
     for (const folder of folders) this.models.set(folder.name, this.register(folder));
     if (folders.length === 0) this.logger.warn(`model repository ${root} holds no models`);
@@ -173,7 +174,9 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       );
     } catch (err) {
       await session?.release().catch(() => undefined);
-      Object.assign(entry, { state: 'FAILED', reason: (err as Error).message, session: undefined });
+      // Reasons reach clients: name the model file relative to the repository, not the server's path.
+      const reason = (err as Error).message.split(this.root + path.sep).join('');
+      Object.assign(entry, { state: 'FAILED', reason, session: undefined });
       this.logger.error(`model ${model.name} version ${entry.version} FAILED: ${entry.reason}`);
     }
   }

@@ -355,12 +355,15 @@ export function encodeTensors(signature: ModelSignature, inputs: readonly Tensor
       continue;
     }
     const values: Scalar[] = new Array(size);
+    let bad = false;
     for (let k = 0; k < size && problems.details.length < MAX_DETAILS; k++) {
       const value = element(flat[k], type);
-      if (typeof value === 'object') problems.add(`${path}.data[${k}]`, value.error);
-      else values[k] = value;
+      if (typeof value === 'object') {
+        problems.add(`${path}.data[${k}]`, value.error);
+        bad = true;
+      } else values[k] = value;
     }
-    feeds[spec.name] = { type, dims: [...shape], data: typedArray(type, values) };
+    if (!bad) feeds[spec.name] = { type, dims: [...shape], data: typedArray(type, values) };
   }
   if (problems.any) throw new InvalidInputError("The request does not match the model's inputs", problems.details);
 

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional, ApiPropertyOptions } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayNotEmpty, IsArray, IsBoolean, IsIn, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Min, ValidateNested,
+  ArrayMaxSize, ArrayNotEmpty, IsArray, IsIn, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Min, ValidateNested,
 } from 'class-validator';
 import { V2_DATATYPE_NAMES } from '../v2.datatypes';
 
@@ -100,16 +100,12 @@ export class V2InferInputDto {
   readonly data!: unknown[];
 }
 
+/** Output parameters the service reads; others are accepted and ignored, as the protocol allows. */
 export class V2OutputParametersDto {
   @ApiPropertyOptional({ type: 'integer', minimum: 1, description: 'Classification extension: the top N classes as "<score>:<index>[:<label>]"' })
-  @IsOptional()
-  @IsInt()
-  @Min(1)
   readonly classification?: number;
 
   @ApiPropertyOptional({ description: 'Accepted; binary tensor data is not supported, so it must be false when given' })
-  @IsOptional()
-  @IsBoolean()
   readonly binary_data?: boolean;
 }
 
@@ -119,11 +115,11 @@ export class V2RequestedOutputDto {
   @IsNotEmpty()
   readonly name!: string;
 
+  // A plain object here, not a nested DTO: unknown parameters must pass (the controller reads the known ones).
   @ApiPropertyOptional({ type: V2OutputParametersDto })
   @IsOptional()
-  @ValidateNested()
-  @Type(() => V2OutputParametersDto)
-  readonly parameters?: V2OutputParametersDto;
+  @IsObject()
+  readonly parameters?: V2OutputParametersDto & Record<string, unknown>;
 }
 
 export class V2InferRequestDto {

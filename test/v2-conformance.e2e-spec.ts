@@ -1,0 +1,474 @@
+import { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { bundled, fixture, makeRepository, startApp } from './support/app';
+
+/**
+ * The Open Inference Protocol (KServe V2) REST routes, end to end on real models: server and model
+ * metadata, health and readiness, and inference for every tensor datatype the service feeds. Every
+ * expected output is computed here, independently, from the formulas in test/fixtures/README.md.
+ */
+
+const SETOSA = [5.1, 3.5, 1.4, 0.2];
+const VIRGINICA = [6.3, 3.3, 6.0, 2.5];
+const JSON_TYPE = /^application\/json/;
+
+const f32 = Math.fround;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** How the service answers an integer: a JSON number up to 2^53 − 1, a decimal string beyond. */
+const asJson = (v: bigint): number | string => (v >= -MAX_SAFE && v <= MAX_SAFE ? Number(v) : v.toString());
+
+interface TypeCase {
+  /** Prefix of the fixture's tensors: `<name>_in` → `<name>_out`. */
+  readonly name: string;
+  readonly datatype: string;
+  readonly data: readonly (number | string | boolean)[];
+  readonly expected: readonly (number | string | boolean)[];
+}
+
+/** An integer case: `op` on exact integers, wrapped to the type's width as onnxruntime does. */
+const intCase = (name: string, datatype: string, data: (number | string)[], op: (v: bigint) => bigint): TypeCase => ({
+  name,
+  datatype,
+  data,
+  expected: data.map((v) => asJson(op(BigInt(v)))),
+});
+
+/** One [2, 2] tensor per input of the `types` fixture, and its output by the README's formula. */
+const TYPE_CASES: readonly TypeCase[] = [
+  { name: 'f32', datatype: 'FP32', data: [1.5, -2, 0.1, 1000], expected: [1.5, -2, 0.1, 1000].map((x) => f32(f32(f32(x) * 2) + 1)) },
+  { name: 'f64', datatype: 'FP64', data: [0.1, -2.5, 1e300, 3], expected: [0.1, -2.5, 1e300, 3].map((x) => x * 2 + 1) },
+  intCase('i8', 'INT8', [1, -2, 127, -127], (v) => BigInt.asIntN(8, -v)),
+  intCase('i16', 'INT16', [300, -300, 32767, -32768], (v) => BigInt.asIntN(16, -v)),
+  intCase('i32', 'INT32', [0, -1, 2147483646, -2147483648], (v) => BigInt.asIntN(32, v + 1n)),
+  // int64: small values as numbers or decimal strings, 2^62 and -2^63 as decimal strings.
+  intCase('i64', 'INT64', [0, '-1', '4611686018427387904', '-9223372036854775808'], (v) => BigInt.asIntN(64, v + 1n)),
+  intCase('u8', 'UINT8', [0, 1, 100, 200], (v) => BigInt.asUintN(8, v << 1n)),
+  intCase('u16', 'UINT16', [0, 1, 65534, 65535], (v) => BigInt.asUintN(16, v + 1n)),
+  intCase('u32', 'UINT32', [0, 1, 4294967294, 4294967295], (v) => BigInt.asUintN(32, v + 1n)),
+  // uint64: 2^53 and the top of the range as decimal strings.
+  intCase('u64', 'UINT64', [7, '9007199254740992', '18446744073709551614', '18446744073709551615'], (v) => BigInt.asUintN(64, v + 1n)),
+  { name: 'bool', datatype: 'BOOL', data: [true, false, false, true], expected: [false, true, true, false] },
+  { name: 'str', datatype: 'BYTES', data: ['a', '', 'héllo', '✓ 1'], expected: ['a', '', 'héllo', '✓ 1'] },
+];
+
+const typesRequest = (cases: readonly TypeCase[] = TYPE_CASES) => ({
+  inputs: cases.map((c) => ({ name: `${c.name}_in`, shape: [2, 2], datatype: c.datatype, data: c.data })),
+});
+
+interface V2Output {
+  name: string;
+  shape: number[];
+  datatype: string;
+  data: unknown[];
+}
+const byName = (outputs: V2Output[]) => Object.fromEntries(outputs.map((o) => [o.name, o]));
+
+describe('Open Inference Protocol (V2) REST: conformance', () => {
+  let app: INestApplication;
+  let http: ReturnType<INestApplication['getHttpServer']>;
+
+  beforeAll(async () => {
+    const dir = await makeRepository({
+      iris: bundled('iris'),
+      iris_versions: fixture('iris_versions'),
+      linear: fixture('linear'),
+      multi_input: fixture('multi_input'),
+      fixed_shape: fixture('fixed_shape'),
+      slow: fixture('slow'),
+      types: fixture('types'),
+      spec_example: fixture('spec_example'),
+    });
+    app = await startApp({ MODEL_REPOSITORY: dir });
+    http = app.getHttpServer();
+  });
+  afterAll(() => app.close());
+
+  const infer = (model: string, body: unknown) => request(http).post(`/v2/models/${model}/infer`).send(body as object);
+
+  describe('server', () => {
+    it('GET /v2 answers the server metadata with the classification extension', async () => {
+      const res = await request(http).get('/v2').expect(200);
+      expect(res.headers['content-type']).toMatch(JSON_TYPE);
+      expect(res.body).toEqual({ name: expect.any(String), version: expect.any(String), extensions: expect.arrayContaining(['classification']) });
+      expect(res.body.name.length).toBeGreaterThan(0);
+      expect(res.body.extensions.every((e: unknown) => typeof e === 'string')).toBe(true);
+    });
+
+    it('GET /v2/health/live answers {"live": true}', async () => {
+      const res = await request(http).get('/v2/health/live').expect(200);
+      expect(res.headers['content-type']).toMatch(JSON_TYPE);
+      expect(res.body).toEqual({ live: true });
+    });
+
+    it('GET /v2/health/ready answers {"ready": true} when every model is READY', async () => {
+      const res = await request(http).get('/v2/health/ready').expect(200);
+      expect(res.body).toEqual({ ready: true });
+    });
+  });
+
+  describe('model metadata', () => {
+    const io = (name: string, datatype: string, shape: number[]) => ({ name, datatype, shape });
+    const META: [string, { inputs: object[]; outputs: object[] }][] = [
+      ['iris', { inputs: [io('float_input', 'FP32', [-1, 4])], outputs: [io('output_label', 'INT64', [-1]), io('output_probability', 'FP32', [-1, 3])] }],
+      ['linear', { inputs: [io('x', 'FP32', [-1, 3])], outputs: [io('y', 'FP32', [-1, 1])] }],
+      ['multi_input', { inputs: [io('a', 'FP32', [-1, 2]), io('b', 'INT64', [-1, 3])], outputs: [io('total', 'FP32', [-1, 1]), io('b_max', 'INT64', [-1])] }],
+      ['fixed_shape', { inputs: [io('x', 'FP32', [1, 4])], outputs: [io('y', 'FP32', [1, 2])] }],
+      ['slow', { inputs: [io('x', 'FP32', [-1, -1])], outputs: [io('s', 'FP32', [])] }],
+      ['spec_example', { inputs: [io('input0', 'UINT32', [-1, 2]), io('input1', 'BOOL', [-1])], outputs: [io('output0', 'FP32', [-1, 2])] }],
+      [
+        'types',
+        {
+          inputs: TYPE_CASES.map((c) => io(`${c.name}_in`, c.datatype, [-1, 2])),
+          outputs: TYPE_CASES.map((c) => io(`${c.name}_out`, c.datatype, [-1, 2])),
+        },
+      ],
+    ];
+
+    it.each(META)('GET /v2/models/%s names its tensors with V2 datatypes and -1 for dynamic dimensions', async (name, tensors) => {
+      const res = await request(http).get(`/v2/models/${name}`).expect(200);
+      expect(res.headers['content-type']).toMatch(JSON_TYPE);
+      expect(res.body).toEqual({ name, versions: ['1'], platform: 'onnx_onnxv1', ...tensors });
+      // The same document for the version by number.
+      const versioned = await request(http).get(`/v2/models/${name}/versions/1`).expect(200);
+      expect(versioned.body).toEqual(res.body);
+    });
+
+    it('lists every version of a model with several, as strings', async () => {
+      const res = await request(http).get('/v2/models/iris_versions').expect(200);
+      expect(res.body).toMatchObject({ name: 'iris_versions', versions: ['1', '2'], platform: 'onnx_onnxv1' });
+      const v2 = await request(http).get('/v2/models/iris_versions/versions/2').expect(200);
+      expect(v2.body).toMatchObject({ name: 'iris_versions', versions: expect.arrayContaining(['2']), platform: 'onnx_onnxv1' });
+      expect(v2.body.inputs).toEqual([{ name: 'float_input', datatype: 'FP32', shape: [-1, 4] }]);
+    });
+
+    it('answers 404 {"error"} for an unknown model or version', async () => {
+      for (const url of ['/v2/models/nope', '/v2/models/iris/versions/7', '/v2/models/nope/versions/1']) {
+        const res = await request(http).get(url).expect(404);
+        expect(res.headers['content-type']).toMatch(JSON_TYPE);
+        expect(res.body).toEqual({ error: expect.any(String) });
+      }
+    });
+  });
+
+  describe('model readiness', () => {
+    it('GET /v2/models/{name}/ready and .../versions/{version}/ready answer ready true', async () => {
+      expect((await request(http).get('/v2/models/iris/ready').expect(200)).body).toEqual({ name: 'iris', ready: true });
+      expect((await request(http).get('/v2/models/iris_versions/versions/2/ready').expect(200)).body).toEqual({ name: 'iris_versions', ready: true });
+      expect((await request(http).get('/v2/models/types/versions/1/ready').expect(200)).body).toEqual({ name: 'types', ready: true });
+    });
+
+    it('answers 404 {"error"} for the readiness of an unknown model or version', async () => {
+      expect((await request(http).get('/v2/models/nope/ready').expect(404)).body).toEqual({ error: expect.any(String) });
+      expect((await request(http).get('/v2/models/iris/versions/9/ready').expect(404)).body).toEqual({ error: expect.any(String) });
+    });
+  });
+
+  describe('inference for every datatype (the types fixture)', () => {
+    let outputs: Record<string, V2Output>;
+    beforeAll(async () => {
+      const res = await infer('types', typesRequest());
+      if (res.status !== 200) throw new Error(`types inference answered ${res.status}: ${JSON.stringify(res.body)}`);
+      outputs = byName(res.body.outputs);
+    });
+
+    it('answers every output, and only the outputs, with the V2 envelope', async () => {
+      const res = await infer('types', typesRequest()).expect(200);
+      expect(res.headers['content-type']).toMatch(JSON_TYPE);
+      expect(res.body).toMatchObject({ model_name: 'types', model_version: '1' });
+      expect(res.body.outputs.map((o: V2Output) => o.name).sort()).toEqual(TYPE_CASES.map((c) => `${c.name}_out`).sort());
+    });
+
+    it.each(TYPE_CASES.map((c) => [c.datatype, c] as const))('%s: the output is the fixture formula of the input, same datatype, shape [2, 2]', (_, c) => {
+      expect(outputs[`${c.name}_out`]).toEqual({ name: `${c.name}_out`, datatype: c.datatype, shape: [2, 2], data: c.expected });
+    });
+
+    it('carries INT64 2^62 and UINT64 beyond 2^53 as decimal strings, and smaller values as numbers', () => {
+      // Spelled out, not computed: 2^62 + 1 and 2^53 + 1 are not exact JavaScript numbers.
+      expect(outputs.i64_out.data).toEqual([1, 0, '4611686018427387905', '-9223372036854775807']);
+      expect(outputs.u64_out.data).toEqual([8, '9007199254740993', '18446744073709551615', 0]);
+    });
+
+    it('round-trips an INT64 2^62 and a UINT64 2^53 + 1 through one-element tensors', async () => {
+      const cases = TYPE_CASES.map((c) => {
+        if (c.name === 'i64') return { ...c, data: ['4611686018427387904', '-4611686018427387904', '9007199254740991', 5] };
+        if (c.name === 'u64') return { ...c, data: ['9007199254740993', '4611686018427387904', '9007199254740990', '0'] };
+        return c;
+      });
+      const res = await infer('types', { ...typesRequest(cases), outputs: [{ name: 'i64_out' }, { name: 'u64_out' }] }).expect(200);
+      const out = byName(res.body.outputs);
+      expect(Object.keys(out).sort()).toEqual(['i64_out', 'u64_out']);
+      expect(out.i64_out.data).toEqual(['4611686018427387905', '-4611686018427387903', '9007199254740992', 6]);
+      expect(out.u64_out.data).toEqual(['9007199254740994', '4611686018427387905', 9007199254740991, 1]);
+    });
+
+    it('takes nested data for every datatype too', async () => {
+      const nested = TYPE_CASES.map((c) => ({ name: `${c.name}_in`, shape: [2, 2], datatype: c.datatype, data: [c.data.slice(0, 2), c.data.slice(2)] }));
+      const res = await infer('types', { inputs: nested }).expect(200);
+      const out = byName(res.body.outputs);
+      for (const c of TYPE_CASES) expect(out[`${c.name}_out`].data).toEqual(c.expected);
+    });
+
+    it('runs a batch of 3 rows ([3, 2] per input)', async () => {
+      const rows3 = TYPE_CASES.map((c) => ({ ...c, data: [...c.data, c.data[0], c.data[1]], expected: [...c.expected, c.expected[0], c.expected[1]] }));
+      const body = { inputs: rows3.map((c) => ({ name: `${c.name}_in`, shape: [3, 2], datatype: c.datatype, data: c.data })) };
+      const out = byName((await infer('types', body).expect(200)).body.outputs);
+      for (const c of rows3) expect(out[`${c.name}_out`]).toEqual({ name: `${c.name}_out`, datatype: c.datatype, shape: [3, 2], data: c.expected });
+    });
+  });
+
+  describe('inference on the other fixtures', () => {
+    it('multi_input: FP32 and INT64 in, total (FP32 [N, 1]) and b_max (INT64 [N]) out', async () => {
+      const res = await infer('multi_input', {
+        inputs: [
+          { name: 'a', shape: [2, 2], datatype: 'FP32', data: [1.5, 2, 0, -1] },
+          { name: 'b', shape: [2, 3], datatype: 'INT64', data: [1, 5, 3, -7, -2, -9] },
+        ],
+      }).expect(200);
+      expect(res.body).toMatchObject({ model_name: 'multi_input', model_version: '1' });
+      const out = byName(res.body.outputs);
+      expect(out.total).toEqual({ name: 'total', datatype: 'FP32', shape: [2, 1], data: [1.5 + 2 + 1 + 5 + 3, 0 - 1 - 7 - 2 - 9] });
+      expect(out.b_max).toEqual({ name: 'b_max', datatype: 'INT64', shape: [2], data: [5, -2] });
+    });
+
+    it('fixed_shape: [1, 4] → [1, 2]', async () => {
+      const res = await infer('fixed_shape', { inputs: [{ name: 'x', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }).expect(200);
+      expect(res.body.outputs).toEqual([{ name: 'y', datatype: 'FP32', shape: [1, 2], data: [1 + 3, 2 + 4] }]);
+    });
+
+    it('slow: a [1, D] input answers a scalar, shape [] and data [D^3]', async () => {
+      const D = 8;
+      const res = await infer('slow', { inputs: [{ name: 'x', shape: [1, D], datatype: 'FP32', data: new Array(D).fill(1) }] }).expect(200);
+      expect(res.body.outputs).toEqual([{ name: 's', datatype: 'FP32', shape: [], data: [D ** 3] }]);
+    });
+
+    const LINEAR_ROWS = [
+      [1, 2, 3],
+      [0, 0, 0],
+      [-1, 0.5, 4],
+    ];
+    const linear = (x: number[]) => f32(0.5 * x[0] - x[1] + 2 * x[2] + 0.25);
+
+    it('linear: a batch of 3 rows as shape [3, 3], flat and nested data alike', async () => {
+      const expected = [{ name: 'y', datatype: 'FP32', shape: [3, 1], data: LINEAR_ROWS.map(linear) }];
+      const flat = await infer('linear', { inputs: [{ name: 'x', shape: [3, 3], datatype: 'FP32', data: LINEAR_ROWS.flat() }] }).expect(200);
+      expect(flat.body.outputs).toEqual(expected);
+      const nested = await infer('linear', { inputs: [{ name: 'x', shape: [3, 3], datatype: 'FP32', data: LINEAR_ROWS }] }).expect(200);
+      expect(nested.body.outputs).toEqual(expected);
+      expect(expected[0].data).toEqual([4.75, 0.25, 7.25]);
+    });
+
+    it('a specific version answers with its own model and names it', async () => {
+      const body = { inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: SETOSA }], outputs: [{ name: 'output_probability' }] };
+      const v1 = await request(http).post('/v2/models/iris_versions/versions/1/infer').send(body).expect(200);
+      const v2 = await request(http).post('/v2/models/iris_versions/versions/2/infer').send(body).expect(200);
+      const byDefault = await request(http).post('/v2/models/iris_versions/infer').send(body).expect(200);
+      expect(v1.body).toMatchObject({ model_name: 'iris_versions', model_version: '1' });
+      expect(v2.body).toMatchObject({ model_name: 'iris_versions', model_version: '2' });
+      expect(byDefault.body.model_version).toBe('1');
+      // Probabilities from test/fixtures/README.md.
+      expect(v1.body.outputs[0].data).toEqual([expect.closeTo(0.984695, 5), expect.closeTo(0.015305, 5), expect.closeTo(0, 5)]);
+      expect(v2.body.outputs[0].data).toEqual([expect.closeTo(0.92037, 5), expect.closeTo(0.077343, 5), expect.closeTo(0.002287, 5)]);
+    });
+  });
+
+  describe('request and response fields', () => {
+    const IRIS_2 = { name: 'float_input', shape: [2, 4], datatype: 'FP32', data: [...SETOSA, ...VIRGINICA] };
+
+    it('answers every output of iris for two rows', async () => {
+      const res = await infer('iris', { inputs: [IRIS_2] }).expect(200);
+      expect(res.body).toMatchObject({ model_name: 'iris', model_version: '1' });
+      const out = byName(res.body.outputs);
+      expect(Object.keys(out).sort()).toEqual(['output_label', 'output_probability']);
+      expect(out.output_label).toEqual({ name: 'output_label', datatype: 'INT64', shape: [2], data: [0, 2] });
+      expect(out.output_probability).toMatchObject({ name: 'output_probability', datatype: 'FP32', shape: [2, 3] });
+      expect(out.output_probability.data).toEqual([0.984695, 0.015305, 0, 1.5e-5, 0.006225, 0.99376].map((p) => expect.closeTo(p, 5)));
+    });
+
+    it('answers only the outputs the request names', async () => {
+      const res = await infer('iris', { inputs: [IRIS_2], outputs: [{ name: 'output_label' }] }).expect(200);
+      expect(res.body.outputs).toEqual([{ name: 'output_label', datatype: 'INT64', shape: [2], data: [0, 2] }]);
+      const multi = await infer('multi_input', {
+        inputs: [
+          { name: 'a', shape: [1, 2], datatype: 'FP32', data: [1, 2] },
+          { name: 'b', shape: [1, 3], datatype: 'INT64', data: [4, 9, 6] },
+        ],
+        outputs: [{ name: 'b_max' }],
+      }).expect(200);
+      expect(multi.body.outputs).toEqual([{ name: 'b_max', datatype: 'INT64', shape: [1], data: [9] }]);
+    });
+
+    it('echoes the request id', async () => {
+      const res = await infer('iris', { id: 'req-7f3a', inputs: [IRIS_2], outputs: [{ name: 'output_label' }] }).expect(200);
+      expect(res.body).toEqual({ model_name: 'iris', model_version: '1', id: 'req-7f3a', outputs: [expect.objectContaining({ name: 'output_label' })] });
+    });
+
+    it('accepts parameters on the request, its inputs and its outputs', async () => {
+      const res = await infer('iris', {
+        id: 'p1',
+        parameters: { custom_flag: true, note: 'x', n: 3 },
+        inputs: [{ ...IRIS_2, parameters: { tag: 'rows' } }],
+        outputs: [{ name: 'output_label', parameters: { note: 'plain' } }],
+      }).expect(200);
+      expect(res.body).toMatchObject({ model_name: 'iris', id: 'p1', outputs: [{ name: 'output_label', data: [0, 2] }] });
+    });
+  });
+
+  describe('the classification extension', () => {
+    const IRIS_3 = { name: 'float_input', shape: [3, 4], datatype: 'FP32', data: [...SETOSA, [7.0, 3.2, 4.7, 1.4], ...VIRGINICA].flat() };
+    const LABELS = ['setosa', 'versicolor', 'virginica'];
+    /** `"<score>:<index>[:<label>]"`. */
+    const CLASS = /^([-+0-9.eE]+):(\d+)(?::(.+))?$/;
+    let probabilities: number[];
+
+    beforeAll(async () => {
+      const res = await infer('iris', { inputs: [IRIS_3], outputs: [{ name: 'output_probability' }] });
+      if (res.status !== 200) throw new Error(`iris inference answered ${res.status}: ${JSON.stringify(res.body)}`);
+      probabilities = res.body.outputs[0].data;
+    });
+
+    /** Checks one row of classification strings against that row's probabilities: top n, highest first, with labels. */
+    function checkRow(row: string[], r: number, n: number, labels?: string[], probs = probabilities, classes = 3) {
+      const scores = probs.slice(r * classes, (r + 1) * classes);
+      const order = scores.map((_, k) => k).sort((a, b) => scores[b] - scores[a]);
+      expect(row).toHaveLength(n);
+      row.forEach((text, i) => {
+        const m = CLASS.exec(text);
+        expect(m).not.toBeNull();
+        const [, score, index, label] = m!;
+        expect(Number(index)).toBe(order[i]);
+        expect(Math.abs(parseFloat(score) - scores[order[i]])).toBeLessThan(1e-5);
+        expect(label).toBe(labels?.[order[i]]);
+      });
+    }
+
+    it('classification 2 on iris probabilities: BYTES [rows, 2], "<score>:<index>:<label>", highest first', async () => {
+      const res = await infer('iris', { inputs: [IRIS_3], outputs: [{ name: 'output_probability', parameters: { classification: 2 } }] }).expect(200);
+      expect(res.body.outputs).toHaveLength(1);
+      const out = res.body.outputs[0];
+      expect(out).toMatchObject({ name: 'output_probability', datatype: 'BYTES', shape: [3, 2] });
+      expect(out.data).toHaveLength(6);
+      for (let r = 0; r < 3; r++) checkRow(out.data.slice(r * 2, r * 2 + 2), r, 2, LABELS);
+      expect(out.data.map((t: string) => t.split(':')[2])).toEqual(['setosa', 'versicolor', 'versicolor', 'virginica', 'virginica', 'versicolor']);
+      // The README's iris example, loosely.
+      expect(parseFloat(out.data[0])).toBeCloseTo(0.984695, 5);
+      expect(parseFloat(out.data[1])).toBeCloseTo(0.015305, 5);
+    });
+
+    it('classification 1 next to a plain output', async () => {
+      const res = await infer('iris', {
+        inputs: [IRIS_3],
+        outputs: [{ name: 'output_label' }, { name: 'output_probability', parameters: { classification: 1 } }],
+      }).expect(200);
+      const out = byName(res.body.outputs);
+      expect(out.output_label).toEqual({ name: 'output_label', datatype: 'INT64', shape: [3], data: [0, 1, 2] });
+      expect(out.output_probability).toMatchObject({ datatype: 'BYTES', shape: [3, 1] });
+      for (let r = 0; r < 3; r++) checkRow([out.output_probability.data[r] as string], r, 1, LABELS);
+    });
+
+    it('without labels (no config.json), "<score>:<index>"', async () => {
+      const res = await infer('linear', {
+        inputs: [{ name: 'x', shape: [2, 3], datatype: 'FP32', data: [1, 2, 3, -1, 0.5, 4] }],
+        outputs: [{ name: 'y', parameters: { classification: 1 } }],
+      }).expect(200);
+      expect(res.body.outputs).toEqual([{ name: 'y', datatype: 'BYTES', shape: [2, 1], data: [expect.any(String), expect.any(String)] }]);
+      checkRow([res.body.outputs[0].data[0]], 0, 1, undefined, [4.75], 1);
+      checkRow([res.body.outputs[0].data[1]], 0, 1, undefined, [7.25], 1);
+    });
+  });
+
+  it("the spec's example (corrected): input0 UINT32 [2, 2] and input1 BOOL [2] → output0 FP32", async () => {
+    // The spec sends input1 with shape [3] and one element, which no server can accept; here it has shape [2].
+    const res = await infer('spec_example', {
+      id: '42',
+      inputs: [
+        { name: 'input0', shape: [2, 2], datatype: 'UINT32', data: [1, 2, 3, 4] },
+        { name: 'input1', shape: [2], datatype: 'BOOL', data: [true, false] },
+      ],
+      outputs: [{ name: 'output0' }],
+    }).expect(200);
+    expect(res.headers['content-type']).toMatch(JSON_TYPE);
+    // output0[i, j] = float(input0[i, j]) + (input1[i] ? 0.5 : 0)
+    expect(res.body).toEqual({
+      model_name: 'spec_example',
+      model_version: '1',
+      id: '42',
+      outputs: [{ name: 'output0', shape: [2, 2], datatype: 'FP32', data: [1 + 0.5, 2 + 0.5, 3, 4] }],
+    });
+  });
+});
+
+describe('Open Inference Protocol (V2) REST: readiness with a model that failed to load', () => {
+  let app: INestApplication;
+  let http: ReturnType<INestApplication['getHttpServer']>;
+
+  beforeAll(async () => {
+    const dir = await makeRepository({ iris: bundled('iris') }, { 'broken/1/model.onnx': 'not a model' });
+    app = await startApp({ MODEL_REPOSITORY: dir });
+    http = app.getHttpServer();
+  });
+  afterAll(() => app.close());
+
+  it('GET /v2/health/ready answers 503 {"ready": false}; live stays true', async () => {
+    const res = await request(http).get('/v2/health/ready').expect(503);
+    expect(res.headers['content-type']).toMatch(JSON_TYPE);
+    expect(res.body).toEqual({ ready: false });
+    expect((await request(http).get('/v2/health/live').expect(200)).body).toEqual({ live: true });
+  });
+
+  it('the failed model answers ready false with 503; the other, ready true', async () => {
+    expect((await request(http).get('/v2/models/broken/ready').expect(503)).body).toEqual({ name: 'broken', ready: false });
+    expect((await request(http).get('/v2/models/broken/versions/1/ready').expect(503)).body).toEqual({ name: 'broken', ready: false });
+    expect((await request(http).get('/v2/models/iris/ready').expect(200)).body).toEqual({ name: 'iris', ready: true });
+  });
+
+  it('the other model still serves inference', async () => {
+    const res = await request(http)
+      .post('/v2/models/iris/infer')
+      .send({ inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: SETOSA }], outputs: [{ name: 'output_label' }] })
+      .expect(200);
+    expect(res.body.outputs).toEqual([{ name: 'output_label', datatype: 'INT64', shape: [1], data: [0] }]);
+  });
+});
+
+describe('Open Inference Protocol (V2) REST: an FP16 model', () => {
+  let app: INestApplication;
+  let http: ReturnType<INestApplication['getHttpServer']>;
+
+  beforeAll(async () => {
+    const dir = await makeRepository({ fp16: fixture('fp16') });
+    app = await startApp({ MODEL_REPOSITORY: dir });
+    http = app.getHttpServer();
+  });
+  afterAll(() => app.close());
+
+  // Either the service serves float16 (metadata FP16, f16_out = f16_in * 2 + 1), or it refuses the
+  // model at load time and says so consistently: not ready (503) on every route, never a 500, and
+  // never metadata that pretends the model has no inputs.
+  it('serves FP16 by the fixture formula, or refuses the model consistently as not ready', async () => {
+    const ready = await request(http).get('/v2/models/fp16/ready');
+    const meta = await request(http).get('/v2/models/fp16');
+    const res = await request(http)
+      .post('/v2/models/fp16/infer')
+      .send({ inputs: [{ name: 'f16_in', shape: [2, 2], datatype: 'FP16', data: [1, 2, -1, 0] }] });
+    expect(res.headers['content-type']).toMatch(JSON_TYPE);
+    if (ready.status === 200) {
+      expect(meta.body).toEqual({
+        name: 'fp16',
+        versions: ['1'],
+        platform: 'onnx_onnxv1',
+        inputs: [{ name: 'f16_in', datatype: 'FP16', shape: [-1, 2] }],
+        outputs: [{ name: 'f16_out', datatype: 'FP16', shape: [-1, 2] }],
+      });
+      expect(res.status).toBe(200);
+      expect(res.body.outputs).toEqual([{ name: 'f16_out', datatype: 'FP16', shape: [2, 2], data: [3, 5, -1, 1] }]);
+    } else {
+      expect(ready.status).toBe(503);
+      expect(ready.body).toEqual({ name: 'fp16', ready: false });
+      expect((await request(http).get('/v2/health/ready').expect(503)).body).toEqual({ ready: false });
+      expect(meta.status).toBe(503);
+      expect(meta.body).toEqual({ error: expect.stringMatching(/float16|FP16/i) });
+      expect(res.status).toBe(503);
+      expect(res.body).toEqual({ error: expect.stringMatching(/float16|FP16/i) });
+    }
+  });
+});

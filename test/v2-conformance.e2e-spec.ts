@@ -441,34 +441,35 @@ describe('Open Inference Protocol (V2) REST: an FP16 model', () => {
   });
   afterAll(() => app.close());
 
-  // Either the service serves float16 (metadata FP16, f16_out = f16_in * 2 + 1), or it refuses the
-  // model at load time and says so consistently: not ready (503) on every route, never a 500, and
-  // never metadata that pretends the model has no inputs.
-  it('serves FP16 by the fixture formula, or refuses the model consistently as not ready', async () => {
-    const ready = await request(http).get('/v2/models/fp16/ready');
-    const meta = await request(http).get('/v2/models/fp16');
+  // f16_out = f16_in * 2 + 1 (test/fixtures/README.md). float16 travels as JSON numbers; 0.1 is not a
+  // half, so it comes back as the nearest half's value, doubled, plus one.
+  it('serves FP16: metadata, values, and rounding to the nearest half', async () => {
+    const meta = await request(http).get('/v2/models/fp16').expect(200);
+    expect(meta.body).toEqual({
+      name: 'fp16',
+      versions: ['1'],
+      platform: 'onnx_onnxv1',
+      inputs: [{ name: 'f16_in', datatype: 'FP16', shape: [-1, 2] }],
+      outputs: [{ name: 'f16_out', datatype: 'FP16', shape: [-1, 2] }],
+    });
     const res = await request(http)
       .post('/v2/models/fp16/infer')
-      .send({ inputs: [{ name: 'f16_in', shape: [2, 2], datatype: 'FP16', data: [1, 2, -1, 0] }] });
+      .send({ inputs: [{ name: 'f16_in', shape: [3, 2], datatype: 'FP16', data: [1, 2, -1, 0, 0.1, 1000] }] })
+      .expect(200);
     expect(res.headers['content-type']).toMatch(JSON_TYPE);
-    if (ready.status === 200) {
-      expect(meta.body).toEqual({
-        name: 'fp16',
-        versions: ['1'],
-        platform: 'onnx_onnxv1',
-        inputs: [{ name: 'f16_in', datatype: 'FP16', shape: [-1, 2] }],
-        outputs: [{ name: 'f16_out', datatype: 'FP16', shape: [-1, 2] }],
-      });
-      expect(res.status).toBe(200);
-      expect(res.body.outputs).toEqual([{ name: 'f16_out', datatype: 'FP16', shape: [2, 2], data: [3, 5, -1, 1] }]);
-    } else {
-      expect(ready.status).toBe(503);
-      expect(ready.body).toEqual({ name: 'fp16', ready: false });
-      expect((await request(http).get('/v2/health/ready').expect(503)).body).toEqual({ ready: false });
-      expect(meta.status).toBe(503);
-      expect(meta.body).toEqual({ error: expect.stringMatching(/float16|FP16/i) });
-      expect(res.status).toBe(503);
-      expect(res.body).toEqual({ error: expect.stringMatching(/float16|FP16/i) });
-    }
+    expect(res.body.outputs).toEqual([{ name: 'f16_out', datatype: 'FP16', shape: [3, 2], data: [3, 5, -1, 1, 1.2001953125, 2001] }]);
+  });
+
+  it('refuses FP16 values beyond the half range with 400', async () => {
+    const res = await request(http)
+      .post('/v2/models/fp16/infer')
+      .send({ inputs: [{ name: 'f16_in', shape: [1, 2], datatype: 'FP16', data: [1, 70000] }] })
+      .expect(400);
+    expect(res.body).toEqual({ error: expect.stringMatching(/inputs\[0\]\.data\[1\]: 70000 is outside the float16 range/) });
+  });
+
+  it('serves the same model through the v1 route', async () => {
+    const res = await request(http).post('/v1/models/fp16/predict').send({ features: [0.5, -2] }).expect(200);
+    expect(res.body.outputs).toEqual({ f16_out: [2, -3] });
   });
 });

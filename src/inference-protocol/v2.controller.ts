@@ -168,7 +168,7 @@ export class V2Controller {
         if (tensor.type === 'string' || tensor.type === 'bool') {
           throw new InvalidInputError(`Output '${wanted.name}' holds ${tensor.type}, not scores to classify`, [{ path: `outputs[${i}].parameters.classification`, message: 'needs a numeric output' }]);
         }
-        return { name: wanted.name, datatype: 'BYTES', ...classify(tensor, n, result.labels) };
+        return { name: wanted.name, datatype: 'BYTES', ...classify({ ...tensor, data: v2Data(tensor) }, n, result.labels) };
       }
       return { name: wanted.name, shape: [...tensor.dims], datatype: toV2Datatype(tensor.type), data: v2Data(tensor) };
     });

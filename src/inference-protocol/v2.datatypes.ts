@@ -1,3 +1,4 @@
+import { fromHalfBits } from '../models/float16';
 import { ElementType, TensorData } from '../models/model.types';
 
 /** The Open Inference Protocol's tensor datatypes and the element types onnxruntime names them by. */
@@ -28,7 +29,7 @@ export const fromV2Datatype = (datatype: V2Datatype): ElementType => V2_DATATYPE
 export type V2Value = number | string | boolean;
 
 /**
- * Flat JSON values of a tensor. int64/uint64 values beyond 2^53 cannot be exact JSON numbers in
+ * Flat JSON values of a tensor (float16 decoded from its 16-bit patterns). int64/uint64 values beyond 2^53 cannot be exact JSON numbers in
  * JavaScript, so they are carried as decimal strings; all others are numbers.
  */
 export function v2Data(tensor: TensorData): V2Value[] {
@@ -37,6 +38,7 @@ export function v2Data(tensor: TensorData): V2Value[] {
     const v = tensor.data[i];
     if (typeof v === 'bigint') out[i] = v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
     else if (tensor.type === 'bool') out[i] = v === 1;
+    else if (tensor.type === 'float16') out[i] = fromHalfBits(v as number);
     else out[i] = v;
   }
   return out;
@@ -46,7 +48,7 @@ export function v2Data(tensor: TensorData): V2Value[] {
  * The classification extension: each row of a score tensor becomes its top `n` classes as
  * `"<score>:<index>[:<label>]"`, highest first.
  */
-export function classify(tensor: TensorData, n: number, labels?: readonly string[]): { shape: number[]; data: string[] } {
+export function classify(tensor: { dims: readonly number[]; data: ArrayLike<V2Value> }, n: number, labels?: readonly string[]): { shape: number[]; data: string[] } {
   const classes = tensor.dims.at(-1) ?? 1;
   const rows = classes === 0 ? 0 : tensor.data.length / classes;
   const top = Math.min(n, classes);

@@ -1,4 +1,5 @@
 import { ErrorDetail, InferenceFailedError, InvalidInputError } from '../common/domain.errors';
+import { FLOAT16_MAX, fromHalfBits, toHalfBits } from './float16';
 import { ElementType, FLOAT_TYPES, ModelSignature, TensorData, TensorSpec, TensorValues } from './model.types';
 
 /**
@@ -62,6 +63,7 @@ function element(value: unknown, type: ElementType): Scalar | { error: string } 
   if (FLOAT_TYPES.has(type)) {
     if (typeof value !== 'number' || !Number.isFinite(value)) return { error: `must be a finite number, got ${show(value)}` };
     if (type === 'float32' && Math.abs(value) > FLOAT32_MAX) return { error: `${value} is outside the float32 range` };
+    if (type === 'float16' && Math.abs(value) > FLOAT16_MAX) return { error: `${value} is outside the float16 range` };
     return value;
   }
   if (type === 'bool') {
@@ -227,6 +229,7 @@ function typedArray(type: ElementType, values: Scalar[]): TensorValues {
   switch (type) {
     case 'float32': return Float32Array.from(values as number[]);
     case 'float64': return Float64Array.from(values as number[]);
+    case 'float16': return Uint16Array.from(values as number[], toHalfBits);
     case 'int8': return Int8Array.from(values as number[]);
     case 'int16': return Int16Array.from(values as number[]);
     case 'int32': return Int32Array.from(values as number[]);
@@ -236,7 +239,6 @@ function typedArray(type: ElementType, values: Scalar[]): TensorValues {
     case 'uint32': return Uint32Array.from(values as number[]);
     case 'uint64': return BigUint64Array.from(values as bigint[]);
     case 'string': return values as string[];
-    default: throw new Error(`element type ${type} cannot be fed`);
   }
 }
 
@@ -379,6 +381,7 @@ function jsonValue(data: TensorValues, i: number, type: ElementType): JsonTensor
   const v = data[i];
   if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
   if (type === 'bool') return v === 1;
+  if (type === 'float16') return fromHalfBits(v as number);
   return v;
 }
 

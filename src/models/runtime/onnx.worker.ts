@@ -9,7 +9,7 @@ import type { ElementType, TensorData, ValueInfo } from '../model.types';
 import type { WorkerReply, WorkerRequest } from './worker.protocol';
 
 const SUPPORTED: ReadonlySet<string> = new Set<ElementType>([
-  'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'bool', 'string',
+  'float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'bool', 'string',
 ]);
 
 const sessions = new Map<string, ort.InferenceSession>();
@@ -35,7 +35,9 @@ async function run(session: ort.InferenceSession, feeds: Record<string, TensorDa
   return out;
 }
 
-const ZEROS: Record<Exclude<ElementType, 'string' | 'float16'>, new (size: number) => TensorData['data']> = {
+// float16 travels as its 16-bit patterns, and all-zero bits are 0.0.
+const ZEROS: Record<Exclude<ElementType, 'string'>, new (size: number) => TensorData['data']> = {
+  float16: Uint16Array,
   float32: Float32Array, float64: Float64Array, int8: Int8Array, int16: Int16Array, int32: Int32Array,
   int64: BigInt64Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, uint64: BigUint64Array, bool: Uint8Array,
 };
@@ -44,7 +46,7 @@ const ZEROS: Record<Exclude<ElementType, 'string' | 'float16'>, new (size: numbe
 function zeroFeeds(inputs: readonly ValueInfo[]): Record<string, TensorData> | undefined {
   const feeds: Record<string, TensorData> = {};
   for (const input of inputs) {
-    if (!input.isTensor || input.type === 'float16') return undefined;
+    if (!input.isTensor) return undefined;
     const dims = input.shape.map((d) => (d === -1 ? 1 : d));
     const size = dims.reduce((a, b) => a * b, 1);
     const data = input.type === 'string' ? new Array<string>(size).fill('') : new ZEROS[input.type](size);

@@ -7,7 +7,6 @@ const base = {
   moduleFileExtensions: ['js', 'json', 'ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
   testEnvironment: '<rootDir>/test/jest-environment.js',
-  testTimeout: 60000,
 };
 
 const e2e = (adapter) => ({
@@ -19,6 +18,8 @@ const e2e = (adapter) => ({
 
 /** @type {import('jest').Config} */
 module.exports = {
+  // Real models, worker threads and child processes: generous, since these machines are shared.
+  testTimeout: 60000,
   // Model sessions and servers are heavy; two workers match the two cores these machines have.
   maxWorkers: 2,
   projects: [{ ...base, displayName: 'unit', testRegex: ['src/.*\\.spec\\.ts$'] }, e2e('express'), e2e('fastify')],

@@ -10,6 +10,7 @@ import { contextOf } from './common/request-context';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { RequestValidationPipe } from './common/request-validation.pipe';
 import { AppConfig, LogLevelName } from './config/app.config';
+import { LifecycleService } from './health/lifecycle.service';
 import { latencyMiddleware } from './observability/latency.middleware';
 import { requestContextMiddleware } from './observability/request-context.middleware';
 import { setupOpenApi } from './openapi';
@@ -121,7 +122,8 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
   const app = config.HTTP_ADAPTER === 'fastify' ? await createFastifyApp(config, logger) : await createExpressApp(config, logger);
   // Order matters: timing and context must cover every request, including those the parser rejects.
   app.use(latencyMiddleware(logger));
-  app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS));
+  const lifecycle = app.get(LifecycleService);
+  app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, () => lifecycle.shuttingDown));
   const origins = config.corsOrigins();
   if (origins !== false) app.enableCors({ origin: origins, exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After'] });
   app.use(requireJson);
@@ -132,7 +134,6 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
   }
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   app.useGlobalPipes(new RequestValidationPipe());
-  app.enableShutdownHooks();
   setupOpenApi(app);
   return app;
 }

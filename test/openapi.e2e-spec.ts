@@ -8,6 +8,8 @@ const ROUTES: [string, string][] = [
   ['get', '/'],
   ['get', '/health'],
   ['get', '/health/live'],
+  ['get', '/health/ready'],
+  ['get', '/health/startup'],
   ['post', '/predict'],
   ['post', '/predict/batch'],
   ['get', '/v1/models'],

@@ -6,7 +6,7 @@ import { HTTP_ADAPTER, ROOT } from './support/app';
 function serve(env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, HTTP_ADAPTER, LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, HTTP_ADAPTER, LOG_FORMAT: 'json', LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
@@ -80,7 +80,59 @@ describe('the service as a process', () => {
       await done;
     }
   });
+  it('on SIGTERM under load: not ready at once, every accepted request answered, then exit 0', async () => {
+    const port = await freePort();
+    const child = serve({ PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', SHUTDOWN_GRACE_MS: '700' });
+    const done = exited(child);
+    const base = `http://127.0.0.1:${port}`;
+    await waitUntilReady(`${base}/health/ready`);
+
+    // Eight clients post back to back until the server stops taking connections.
+    const outcomes: string[] = [];
+    const body = JSON.stringify({ features: [6.3, 3.3, 6.0, 2.5] });
+    let signalled = false;
+    const client = async () => {
+      for (;;) {
+        try {
+          const res = await fetch(`${base}/v1/models/iris/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+          const answer = (await res.json()) as { label?: string };
+          // A 200 must be a whole, right answer; a 503 is a clean refusal while closing.
+          outcomes.push(res.status === 200 && answer.label === 'virginica' ? 'ok' : res.status === 503 ? 'refused' : `bad ${res.status}`);
+        } catch (err) {
+          if (!signalled) throw err;
+          outcomes.push('closed');
+          return;
+        }
+      }
+    };
+    const clients = Array.from({ length: 8 }, client);
+    await new Promise((r) => setTimeout(r, 300));
+    const before = outcomes.length;
+    signalled = true;
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    const duringGrace = await fetch(`${base}/health/ready`);
+    expect(duringGrace.status).toBe(503);
+    await Promise.all(clients);
+    const { code } = await done;
+
+    expect(code).toBe(0);
+    expect(before).toBeGreaterThan(0);
+    // Requests kept being answered during the grace period, and nothing else than these three happened.
+    expect(outcomes.slice(before).filter((o) => o === 'ok').length).toBeGreaterThan(0);
+    expect(outcomes.filter((o) => !['ok', 'refused', 'closed'].includes(o))).toEqual([]);
+  });
 });
+
+async function waitUntilReady(url: string): Promise<void> {
+  const until = Date.now() + 30000;
+  for (;;) {
+    const ok = await fetch(url).then((r) => r.ok, () => false);
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`${url} never became ready`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 function requestLine(lines: Record<string, unknown>[], id: string): Record<string, unknown> | undefined {
   return lines.map((l) => l.message as Record<string, unknown>).find((m) => typeof m === 'object' && m?.request_id === id);

@@ -128,6 +128,20 @@ export class AppConfig {
     return Math.floor(Number(amount) * 1024 ** ['b', 'kb', 'mb', 'gb'].indexOf(unit.toLowerCase()));
   }
 
+  /** After SIGTERM: how long readiness says 503 while requests are still accepted, for load balancers to notice. */
+  @Type(() => Number)
+  @IsInt({ message: 'SHUTDOWN_GRACE_MS must be an integer between 0 and 600000' })
+  @Min(0, { message: 'SHUTDOWN_GRACE_MS must be an integer between 0 and 600000' })
+  @Max(600000, { message: 'SHUTDOWN_GRACE_MS must be an integer between 0 and 600000' })
+  readonly SHUTDOWN_GRACE_MS: number = 5000;
+
+  /** After the grace period: how long accepted and queued requests may take to finish before the process exits anyway. */
+  @Type(() => Number)
+  @IsInt({ message: 'SHUTDOWN_TIMEOUT_MS must be an integer between 0 and 600000' })
+  @Min(0, { message: 'SHUTDOWN_TIMEOUT_MS must be an integer between 0 and 600000' })
+  @Max(600000, { message: 'SHUTDOWN_TIMEOUT_MS must be an integer between 0 and 600000' })
+  readonly SHUTDOWN_TIMEOUT_MS: number = 20000;
+
   /** Origins as a list, or true for any; false when cross-origin access is off. */
   corsOrigins(): string[] | boolean {
     const origins = this.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean);

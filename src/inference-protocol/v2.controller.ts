@@ -3,6 +3,7 @@ import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiService
 import { APP_INFO } from '../app.info';
 import { InvalidInputError, ModelNotReadyError } from '../common/domain.errors';
 import { ReqContext, RequestContext } from '../common/request-context';
+import { LifecycleService } from '../health/lifecycle.service';
 import { parseVersion, PredictionService } from '../prediction/prediction.service';
 import {
   V2ErrorDto, V2InferRequestDto, V2InferResponseDto, V2LiveDto, V2ModelMetadataDto, V2ModelReadyDto, V2OutputTensorDto, V2ReadyDto,
@@ -29,7 +30,10 @@ function errors(target: object, key: string, descriptor: PropertyDescriptor) {
 @ApiTags('open-inference-protocol')
 @Controller('v2')
 export class V2Controller {
-  constructor(private readonly predictions: PredictionService) {}
+  constructor(
+    private readonly predictions: PredictionService,
+    private readonly lifecycle: LifecycleService,
+  ) {}
 
   @Get()
   @ApiOperation({ operationId: 'v2ServerMetadata', summary: 'Server metadata' })
@@ -46,11 +50,12 @@ export class V2Controller {
   }
 
   @Get('health/ready')
-  @ApiOperation({ operationId: 'v2ServerReady', summary: 'Server readiness: every model of the repository is READY (and there is one)' })
+  @ApiOperation({ operationId: 'v2ServerReady', summary: 'Server readiness, as GET /health/ready: every model READY (and there is one), not shutting down' })
   @ApiOkResponse({ type: V2ReadyDto })
   @ApiServiceUnavailableResponse({ type: V2ReadyDto })
   ready(@Res({ passthrough: true }) res: Status): V2ReadyDto {
-    const ready = this.predictions.allReady();
+    // The same truth as GET /health/ready.
+    const ready = !this.lifecycle.shuttingDown && this.predictions.allReady();
     if (!ready) res.status(503);
     return { ready };
   }

@@ -13,8 +13,11 @@ const MAX_TIMEOUT_MS = 600000;
  * the client disconnects, so queued inference for a departed client is dropped. Written against
  * Node's own request and response, so it serves under Express and Fastify alike.
  */
-export function requestContextMiddleware(defaultTimeoutMs: number) {
+export function requestContextMiddleware(defaultTimeoutMs: number, shuttingDown: () => boolean) {
   return (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void => {
+    // Once shutdown has begun, keep-alive connections end after their answer, so clients reconnect
+    // (to another pod) and the server can close without cutting a request in flight.
+    if (shuttingDown()) res.setHeader('Connection', 'close');
     const sent = req.headers['x-request-id'];
     const requestId = typeof sent === 'string' && SAFE_REQUEST_ID.test(sent) ? sent : randomUUID();
     res.setHeader('X-Request-Id', requestId);

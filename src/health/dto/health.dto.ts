@@ -13,3 +13,22 @@ export class LiveDto {
   @ApiProperty({ example: 'ok' })
   readonly status!: string;
 }
+
+/** Terminus's probe answer: each check under `info` (up) or `error` (down), all under `details`. */
+export class ProbeDto {
+  @ApiProperty({ enum: ['ok', 'error', 'shutting_down'], example: 'error' })
+  readonly status!: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true, example: { shutdown: { status: 'up' } } })
+  readonly info!: Record<string, unknown>;
+
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: true,
+    example: { models: { status: 'down', ready: ['iris'], failing: { digits: 'FAILED: version 1: self-test sample 0: output_label expected 3, got 5' } } },
+  })
+  readonly error!: Record<string, unknown>;
+
+  @ApiProperty({ type: 'object', additionalProperties: true })
+  readonly details!: Record<string, unknown>;
+}

@@ -12,6 +12,7 @@ import { RequestValidationPipe } from './common/request-validation.pipe';
 import { AppConfig, LogLevelName } from './config/app.config';
 import { LifecycleService } from './health/lifecycle.service';
 import { latencyMiddleware } from './observability/latency.middleware';
+import { MetricsService } from './observability/metrics.service';
 import { requestContextMiddleware } from './observability/request-context.middleware';
 import { setupOpenApi } from './openapi';
 
@@ -121,7 +122,7 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
   const logger = createLogger(config);
   const app = config.HTTP_ADAPTER === 'fastify' ? await createFastifyApp(config, logger) : await createExpressApp(config, logger);
   // Order matters: timing and context must cover every request, including those the parser rejects.
-  app.use(latencyMiddleware(logger));
+  app.use(latencyMiddleware(logger, app.get(MetricsService)));
   const lifecycle = app.get(LifecycleService);
   app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, () => lifecycle.shuttingDown));
   const origins = config.corsOrigins();

@@ -10,6 +10,7 @@ const ROUTES: [string, string][] = [
   ['get', '/health/live'],
   ['get', '/health/ready'],
   ['get', '/health/startup'],
+  ['get', '/metrics'],
   ['post', '/predict'],
   ['post', '/predict/batch'],
   ['get', '/v1/models'],
@@ -60,7 +61,8 @@ describe('OpenAPI document', () => {
     const op = doc.paths[route][method];
     expect(op.operationId).toMatch(/^[a-zA-Z][a-zA-Z0-9]*$/);
     const ok = Object.entries(op.responses).find(([status]) => status.startsWith('2'));
-    expect(ok?.[1].content?.['application/json'].schema?.$ref).toMatch(/^#\/components\/schemas\/\w+Dto$/);
+    if (route === '/metrics') expect(ok?.[1].content?.['text/plain'].schema).toEqual({ type: 'string' });
+    else expect(ok?.[1].content?.['application/json'].schema?.$ref).toMatch(/^#\/components\/schemas\/\w+Dto$/);
     if (method === 'post') {
       expect(op.requestBody?.content['application/json'].schema.$ref).toMatch(/RequestDto$/);
       // The Open Inference Protocol's routes answer errors in its own shape.

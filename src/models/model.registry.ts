@@ -1,7 +1,8 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
 import * as path from 'node:path';
 import { ModelNotFoundError, ModelNotReadyError } from '../common/domain.errors';
 import { AppConfig } from '../config/app.config';
+import { MetricsService } from '../observability/metrics.service';
 import { Batcher, BatchingOptions } from './batching/batcher';
 import { ModelConfig, ModelSample } from './model-config';
 import { ModelFolder, readModelRepository } from './model-repository.reader';
@@ -55,6 +56,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(MODEL_RUNTIME) private readonly runtime: ModelRuntime,
     private readonly config: AppConfig,
+    @Optional() private readonly metrics?: MetricsService,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -63,6 +65,9 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     for (const folder of folders) this.models.set(folder.name, this.register(folder));
     if (folders.length === 0) this.logger.warn(`model repository ${root} holds no models`);
     this.loading = this.loadAll(folders);
+    this.metrics?.setQueueDepthSource(() =>
+      this.list().flatMap((m) => [...m.versions.values()].filter((v) => v.batcher).map((v) => ({ model: v.model, version: v.version, depth: v.batcher!.depth }))),
+    );
   }
 
   /** Resolves once every version has finished loading, successfully or not. */
@@ -165,7 +170,9 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       if (session.warmUpError) this.logger.warn(`model ${model.name} version ${entry.version}: warm-up with zeros failed: ${session.warmUpError}`);
       await this.selfTest(signature, session, model.config.samples ?? []);
       const batching = this.batchingOptions(model.config, signature);
-      const batcher = new Batcher(session, batching, `Model '${model.name}' version ${entry.version}`);
+      const batcher = new Batcher(session, batching, `Model '${model.name}' version ${entry.version}`, (run) =>
+        this.metrics?.observeRun(model.name, entry.version, run),
+      );
       Object.assign(entry, { state: 'READY', signature, session, batcher, batching, reason: undefined });
       const ms = (performance.now() - started).toFixed(1);
       this.logger.log(

@@ -1,6 +1,7 @@
 import { LoggerService } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { contextOf } from '../common/request-context';
+import { MetricsService } from './metrics.service';
 
 const elapsedMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 
@@ -11,7 +12,7 @@ const elapsedMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1
  * oversized bodies, unknown routes), and those are exactly the ones an operator wants logged too.
  * Written against Node's own request and response, so it serves under Express and Fastify alike.
  */
-export function latencyMiddleware(logger: LoggerService) {
+export function latencyMiddleware(logger: LoggerService, metrics: MetricsService) {
   return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
     const start = process.hrtime.bigint();
 
@@ -24,6 +25,9 @@ export function latencyMiddleware(logger: LoggerService) {
 
     res.on('finish', () => {
       const context = contextOf(req);
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      // The route label is the matched pattern, never the raw path: unmatched paths would be unbounded.
+      metrics.observeHttp(req.method ?? 'UNKNOWN', context?.route ?? (req as { route?: { path?: string } }).route?.path ?? 'unmatched', res.statusCode, seconds);
       logger.log({
         msg: 'request',
         method: req.method,

@@ -3,6 +3,7 @@ import { DomainError, InferenceFailedError, InvalidInputError, ModelNotFoundErro
 import { RequestContext } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
 import { Model, ModelRegistry, ReadyModelVersion } from '../models/model.registry';
+import { MetricsService } from '../observability/metrics.service';
 import { ModelSignature, ModelState, TensorData, TensorSpec } from '../models/model.types';
 import { decodeOutputs, encodeInstances, encodeTensors, InstanceOutputs, TensorInput } from '../models/tensor.codec';
 
@@ -102,6 +103,7 @@ export class PredictionService {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**
@@ -119,7 +121,16 @@ export class PredictionService {
     const started = performance.now();
     const entry = this.registry.resolve(modelName, version);
     if (context) Object.assign(context, { model: entry.model, version: entry.version, batchSize: instances.length });
+    return this.measured(entry, () => this.predictWith(entry, instances, pathOf, context, started));
+  }
 
+  private async predictWith(
+    entry: ReadyModelVersion,
+    instances: readonly unknown[],
+    pathOf: (i: number) => string,
+    context: RequestContext | undefined,
+    started: number,
+  ): Promise<PredictionResult> {
     if (instances.length === 0) throw new InvalidInputError('The batch is empty', [{ path: 'instances', message: 'send at least one instance' }]);
     if (instances.length > this.config.MAX_BATCH_SIZE) {
       throw new InvalidInputError(`The batch has ${instances.length} instances; the limit is ${this.config.MAX_BATCH_SIZE} (MAX_BATCH_SIZE)`, [
@@ -141,6 +152,10 @@ export class PredictionService {
    */
   async infer(modelName: string, version: number | undefined, inputs: readonly TensorInput[], context?: RequestContext): Promise<TensorResult> {
     const entry = this.registry.resolve(modelName, version);
+    return this.measured(entry, () => this.inferWith(entry, inputs, context));
+  }
+
+  private async inferWith(entry: ReadyModelVersion, inputs: readonly TensorInput[], context?: RequestContext): Promise<TensorResult> {
     const run = encodeTensors(entry.signature, inputs, (i) => `inputs[${i}]`);
     if (context) Object.assign(context, { model: entry.model, version: entry.version, batchSize: run.count });
     if (run.count > this.config.MAX_BATCH_SIZE) {
@@ -213,6 +228,19 @@ export class PredictionService {
       ...this.registry.stateOf(model),
       versions: [...model.versions.values()].map((v) => ({ version: v.version, state: v.state, reason: v.reason })),
     };
+  }
+
+  /** Counts a request against its model version as answered (with its duration) or failed (with its code). */
+  private async measured<T>(entry: ReadyModelVersion, work: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await work();
+      this.metrics.observeInference(entry.model, entry.version, (performance.now() - started) / 1000);
+      return result;
+    } catch (err) {
+      this.metrics.observeInference(entry.model, entry.version, 0, err instanceof DomainError ? err.code : 'INTERNAL');
+      throw err;
+    }
   }
 
   /** Domain errors (queue full, deadline, shutting down) pass through; anything else is a fault of the run. */

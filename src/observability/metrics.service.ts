@@ -1,0 +1,142 @@
+import { Injectable } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Where queue depths come from; the model registry registers itself at start-up. */
+export type QueueDepthSource = () => Iterable<{ model: string; version: number; depth: number }>;
+
+const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/**
+ * Prometheus metrics, named after Triton's so dashboards port over (the README has the mapping).
+ * One registry per application, so that several instances in one process (the tests) stay apart.
+ */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+  private queueDepths: QueueDepthSource = () => [];
+
+  private readonly httpRequests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests by method, matched route and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [this.registry],
+  });
+
+  private readonly httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request latency, from the first byte read to the last byte written',
+    labelNames: ['method', 'route', 'status'],
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+
+  private readonly success = new Counter({
+    name: 'inference_request_success_total',
+    help: 'Inference requests answered (Triton: nv_inference_request_success)',
+    labelNames: ['model', 'version'],
+    registers: [this.registry],
+  });
+
+  private readonly failure = new Counter({
+    name: 'inference_request_failure_total',
+    help: 'Inference requests failed, by error code (Triton: nv_inference_request_failure)',
+    labelNames: ['model', 'version', 'code'],
+    registers: [this.registry],
+  });
+
+  private readonly requestDuration = new Histogram({
+    name: 'inference_request_duration_seconds',
+    help: 'Time in the service for an inference request: validation, queue and run (Triton: nv_inference_request_duration_us)',
+    labelNames: ['model', 'version'],
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+
+  private readonly queueDuration = new Histogram({
+    name: 'inference_queue_duration_seconds',
+    help: 'Time a request waited in the batcher before its run started (Triton: nv_inference_queue_duration_us)',
+    labelNames: ['model', 'version'],
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+
+  private readonly computeDuration = new Histogram({
+    name: 'inference_compute_duration_seconds',
+    help: 'Time of one run in an inference worker, per batch (Triton: nv_inference_compute_infer_duration_us)',
+    labelNames: ['model', 'version'],
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+
+  private readonly batchSize = new Histogram({
+    name: 'inference_batch_size',
+    help: 'Rows per run after dynamic batching',
+    labelNames: ['model', 'version'],
+    buckets: BATCH_SIZES,
+    registers: [this.registry],
+  });
+
+  private readonly executions = new Counter({
+    name: 'inference_exec_count_total',
+    help: 'Runs executed, each a batch of one or more requests (Triton: nv_inference_exec_count)',
+    labelNames: ['model', 'version'],
+    registers: [this.registry],
+  });
+
+  private readonly rows = new Counter({
+    name: 'inference_count_total',
+    help: 'Rows (instances) inferred (Triton: nv_inference_count)',
+    labelNames: ['model', 'version'],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    // Read when scraped, so the gauge is always the queue's current depth.
+    const depth: Gauge = new Gauge({
+      name: 'inference_queue_depth',
+      help: 'Rows waiting in the batcher (Triton: nv_inference_pending_request_count)',
+      labelNames: ['model', 'version'],
+      registers: [this.registry],
+      collect: () => {
+        depth.reset();
+        for (const q of this.queueDepths()) depth.set({ model: q.model, version: String(q.version) }, q.depth);
+      },
+    });
+    // Process metrics: event-loop lag, heap, RSS, GC, handles.
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  setQueueDepthSource(source: QueueDepthSource): void {
+    this.queueDepths = source;
+  }
+
+  observeHttp(method: string, route: string, status: number, seconds: number): void {
+    const labels = { method, route, status: String(status) };
+    this.httpRequests.inc(labels);
+    this.httpDuration.observe(labels, seconds);
+  }
+
+  observeInference(model: string, version: number, seconds: number, errorCode?: string): void {
+    const labels = { model, version: String(version) };
+    if (errorCode) {
+      this.failure.inc({ ...labels, code: errorCode });
+    } else {
+      this.success.inc(labels);
+      this.requestDuration.observe(labels, seconds);
+    }
+  }
+
+  observeRun(model: string, version: number, run: { rows: number; runMs: number; queueWaitMs: readonly number[] }): void {
+    const labels = { model, version: String(version) };
+    this.executions.inc(labels);
+    this.rows.inc(labels, run.rows);
+    this.batchSize.observe(labels, run.rows);
+    this.computeDuration.observe(labels, run.runMs / 1000);
+    for (const wait of run.queueWaitMs) this.queueDuration.observe(labels, wait / 1000);
+  }
+
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,77 @@
+import { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { startApp } from './support/app';
+
+/**
+ * The exposition format's sample line: name, optional labels, a value (and an optional timestamp).
+ * Values are Go floats, so NaN and Inf are case-insensitive (prom-client writes "Nan").
+ */
+const SAMPLE = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? (-?[0-9.e+-]+|[Nn][Aa][Nn]|[+-][Ii]nf)( -?\d+)?$/;
+const COMMENT = /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/;
+
+/** Parses Prometheus text into `name{labels}` → value, failing on any line that is not well formed. */
+function parse(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith('#')) {
+      expect(line).toMatch(COMMENT);
+      continue;
+    }
+    expect(line).toMatch(SAMPLE);
+    const at = line.lastIndexOf(' ');
+    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return samples;
+}
+
+describe('GET /metrics', () => {
+  let app: INestApplication;
+  let http: ReturnType<INestApplication['getHttpServer']>;
+  const scrape = async () => {
+    const res = await request(http).get('/metrics').expect(200);
+    // Express moves the charset forward; both orders are the same media type.
+    expect(res.headers['content-type']).toMatch(/^text\/plain;.*version=0\.0\.4/);
+    return parse(res.text);
+  };
+  const value = (m: Map<string, number>, key: string) => m.get(key) ?? 0;
+
+  beforeAll(async () => {
+    app = await startApp();
+    http = app.getHttpServer();
+  });
+  afterAll(() => app.close());
+
+  it('is Prometheus text with the service, inference and process metrics', async () => {
+    const m = await scrape();
+    const names = [...m.keys()].map((k) => k.split('{')[0]);
+    for (const name of ['process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
+      expect(names).toContain(name);
+    }
+    expect(m.get('inference_queue_depth{model="iris",version="1"}')).toBe(0);
+  });
+
+  it('moves as traffic flows: requests, failures by code, runs, batch sizes, latencies', async () => {
+    const before = await scrape();
+    for (let i = 0; i < 3; i++) await request(http).post('/v1/models/iris/predict').send({ features: [5.1, 3.5, 1.4, 0.2] }).expect(200);
+    await request(http).post('/v1/models/iris/predict/batch').send({ instances: [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]] }).expect(200);
+    await request(http).post('/v1/models/iris/predict').send({ features: [1, 2] }).expect(400);
+    await request(http).get('/no/such/route').expect(404);
+    const after = await scrape();
+    const delta = (key: string) => value(after, key) - value(before, key);
+
+    expect(delta('inference_request_success_total{model="iris",version="1"}')).toBe(4);
+    expect(delta('inference_request_failure_total{model="iris",version="1",code="INVALID_INPUT"}')).toBe(1);
+    expect(delta('inference_count_total{model="iris",version="1"}')).toBe(5);
+    expect(delta('inference_exec_count_total{model="iris",version="1"}')).toBe(4);
+    expect(delta('inference_batch_size_count{model="iris",version="1"}')).toBe(4);
+    expect(delta('inference_batch_size_sum{model="iris",version="1"}')).toBe(5);
+    expect(delta('inference_request_duration_seconds_count{model="iris",version="1"}')).toBe(4);
+    expect(delta('inference_queue_duration_seconds_count{model="iris",version="1"}')).toBe(4);
+    expect(delta('inference_compute_duration_seconds_count{model="iris",version="1"}')).toBe(4);
+    expect(delta('http_requests_total{method="POST",route="/v1/models/:model/predict",status="200"}')).toBe(3);
+    expect(delta('http_requests_total{method="POST",route="/v1/models/:model/predict",status="400"}')).toBe(1);
+    expect(delta('http_requests_total{method="GET",route="unmatched",status="404"}')).toBe(1);
+    expect(delta('http_request_duration_seconds_count{method="POST",route="/v1/models/:model/predict/batch",status="200"}')).toBe(1);
+  });
+});

@@ -1,6 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { HTTP_ADAPTER, ROOT } from './support/app';
+import { bundled, fixture, HTTP_ADAPTER, makeRepository, ROOT } from './support/app';
 
 /** Runs the real entry point (src/main.ts) as its own process, as `npm start` does with the build. */
 function serve(env: Record<string, string>): ChildProcess {
@@ -38,20 +38,24 @@ describe('the service as a process', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
   });
 
-  it('serves, and logs one structured JSON line per request with its latency', async () => {
+  it('serves, and logs one structured JSON line per request with its latency, and faults with their request id', async () => {
     const port = await freePort();
-    const child = serve({ PORT: String(port), HOST: '127.0.0.1' });
+    const repository = await makeRepository({ iris: bundled('iris'), gather: fixture('gather') });
+    const child = serve({ PORT: String(port), HOST: '127.0.0.1', MODEL_REPOSITORY: repository });
+    // Nest's logger writes errors to stderr and the rest to stdout: read both, line by line.
     const lines: Record<string, unknown>[] = [];
-    let buffered = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      const parts = buffered.split('\n');
-      buffered = parts.pop()!;
-      for (const part of parts) lines.push(JSON.parse(part) as Record<string, unknown>);
-    });
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let buffered = '';
+      stream.on('data', (d: Buffer) => {
+        buffered += d.toString();
+        const parts = buffered.split('\n');
+        buffered = parts.pop()!;
+        for (const part of parts) lines.push(JSON.parse(part) as Record<string, unknown>);
+      });
+    }
     const done = exited(child);
     try {
-      await waitFor(() => lines.some((l) => String(l.message).startsWith('models loaded: digits=READY, iris=READY')));
+      await waitFor(() => lines.some((l) => String(l.message).startsWith('models loaded: gather=READY, iris=READY')));
       const base = `http://127.0.0.1:${port}`;
       const ok = await fetch(`${base}/v1/models/iris/predict/batch`, {
         method: 'POST',
@@ -61,8 +65,19 @@ describe('the service as a process', () => {
       expect(ok.status).toBe(200);
       const missing = await fetch(`${base}/nowhere`, { headers: { 'x-request-id': 'proc-2' } });
       expect(missing.status).toBe(404);
+      // An index outside the gather fixture's table fails inside onnxruntime: a real fault, a 500.
+      const fault = await fetch(`${base}/v1/models/gather/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'proc-3' },
+        body: JSON.stringify({ inputs: { idx: [7] } }),
+      });
+      expect(fault.status).toBe(500);
+      expect(await fault.text()).not.toMatch(/\n\s+at /);
 
-      await waitFor(() => requestLine(lines, 'proc-2') !== undefined);
+      await waitFor(() => requestLine(lines, 'proc-2') !== undefined && lines.some((l) => l.level === 'error'));
+      const errorLine = lines.find((l) => l.level === 'error')!.message as Record<string, unknown>;
+      expect(errorLine).toMatchObject({ msg: 'request failed', method: 'POST', status: 500, request_id: 'proc-3', url: '/v1/models/gather/predict' });
+      expect(errorLine.error).toMatch(/INFERENCE_FAILED|failed to run/);
       expect(requestLine(lines, 'proc-1')).toEqual({
         msg: 'request',
         method: 'POST',

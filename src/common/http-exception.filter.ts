@@ -60,7 +60,7 @@ const isV2 = (url: string) => url === '/v2' || url.startsWith('/v2/') || url.sta
 /**
  * The one place where errors become HTTP responses, with the same statuses for every protocol:
  * v1 and the lesson's routes get the structured body with the request id, the Open Inference
- * Protocol's routes (/v2) get its `{"error": "..."}`. Never a stack trace; real faults (5xx) are
+ * Protocol's routes (/v2) get its `{"error": "..."}`. Never a stack trace; real faults (500) are
  * logged with theirs.
  */
 @Catch()
@@ -75,8 +75,17 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const res: unknown = http.getResponse();
     const req = http.getRequest<AnyRequest>();
     const body: ErrorBody = { ...describe(exception), requestId: contextOf(req)?.requestId };
-    if (body.statusCode >= 500) {
-      this.logger.error(`${String(adapter.getRequestMethod(req))} ${String(adapter.getRequestUrl(req))}: ${(exception as Error)?.stack ?? String(exception)}`);
+    // Faults only: 503 and 504 (not ready, queue full, deadline) are the service working as designed.
+    if (body.statusCode === 500) {
+      // The request id ties this line to the request's own log line and to what the client saw.
+      this.logger.error({
+        msg: 'request failed',
+        method: String(adapter.getRequestMethod(req)),
+        url: String(adapter.getRequestUrl(req)).slice(0, 200),
+        status: body.statusCode,
+        request_id: body.requestId,
+        error: (exception as Error)?.stack ?? String(exception),
+      });
     }
     if (adapter.isHeadersSent(res)) return;
     const retryAfter = RETRY_AFTER[body.error];

@@ -63,6 +63,9 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
         interOpNumThreads: request.options.interOpNumThreads,
         graphOptimizationLevel: request.options.graphOptimizationLevel,
         executionProviders: ['cpu'],
+        // onnxruntime would print its own coloured lines to stderr, breaking the JSON log stream; a
+        // failed run is reported through the service's error path (and log line) instead.
+        logSeverityLevel: 4,
       });
       try {
         const inputs = session.inputMetadata.map(toValueInfo);

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import request from 'supertest';
 import { ModelRegistry } from '../src/models/model.registry';
-import { bundled, BUNDLED_MODELS, fixture, makeRepository, startApp } from './support/app';
+import { BUNDLED_MODELS, startApp, startBackpressureApp } from './support/app';
 
 /** One run of the slow fixture on a row of ones of this width takes a few hundred ms (2·D³ flops). */
 const SLOW_WIDTH = 2400;
@@ -21,12 +21,7 @@ describe('inference off the event loop, batching and backpressure', () => {
   let registry: ModelRegistry;
 
   beforeAll(async () => {
-    // One inference worker, and a short queue for the slow model, make the queue's behaviour visible.
-    const dir = await makeRepository(
-      { iris: bundled('iris'), slow: fixture('slow'), gather: fixture('gather') },
-      { 'slow/config.json': JSON.stringify({ batching: { max_queue_size: 2 } }) },
-    );
-    app = await startApp({ MODEL_REPOSITORY: dir, INFERENCE_WORKERS: '1' });
+    app = await startBackpressureApp();
     // Listening on a real port, so that a raw client can hang up mid-request.
     await app.listen(0, '127.0.0.1');
     http = app.getHttpServer();

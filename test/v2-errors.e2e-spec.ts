@@ -1,7 +1,7 @@
 import { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { ModelRegistry } from '../src/models/model.registry';
-import { bundled, fixture, makeRepository, startApp } from './support/app';
+import { bundled, fixture, makeRepository, startApp, startBackpressureApp } from './support/app';
 
 /**
  * A sweep of malformed Open Inference Protocol (V2) requests. Each must be answered with the
@@ -261,12 +261,7 @@ describe('Open Inference Protocol (V2) REST: failures inside the server', () => 
   let registry: ModelRegistry;
 
   beforeAll(async () => {
-    // One inference worker and a queue of 2 rows for the slow model make the queue's bound reachable.
-    const dir = await makeRepository(
-      { iris: bundled('iris'), slow: fixture('slow'), gather: fixture('gather') },
-      { 'slow/config.json': JSON.stringify({ batching: { max_queue_size: 2 } }) },
-    );
-    app = await startApp({ MODEL_REPOSITORY: dir, INFERENCE_WORKERS: '1' });
+    app = await startBackpressureApp();
     http = app.getHttpServer();
     registry = app.get(ModelRegistry);
   });

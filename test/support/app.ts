@@ -50,3 +50,16 @@ export async function makeRepository(models: Record<string, string>, files: Reco
 
 export const fixture = (name: string) => path.join(FIXTURE_MODELS, name);
 export const bundled = (name: string) => path.join(BUNDLED_MODELS, name);
+
+/**
+ * The app on iris, the slow fixture (a run takes as long as its input is wide) and the gather
+ * fixture (a run that fails), with one inference worker and a 2-row queue for the slow model, so
+ * that queue bounds, deadlines and run failures can be reached on purpose.
+ */
+export async function startBackpressureApp(): Promise<INestApplication> {
+  const dir = await makeRepository(
+    { iris: bundled('iris'), slow: fixture('slow'), gather: fixture('gather') },
+    { 'slow/config.json': JSON.stringify({ batching: { max_queue_size: 2 } }) },
+  );
+  return startApp({ MODEL_REPOSITORY: dir, INFERENCE_WORKERS: '1' });
+}

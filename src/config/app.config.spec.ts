@@ -1,5 +1,5 @@
-import { availableParallelism } from 'node:os';
 import { ConfigError, loadConfig } from './app.config';
+import { usableCpus } from './cpu-count';
 
 describe('loadConfig', () => {
   it('takes documented defaults when nothing is set, and treats empty values as unset', () => {
@@ -22,7 +22,7 @@ describe('loadConfig', () => {
       MAX_QUEUE_SIZE: 4096,
       REQUEST_TIMEOUT_MS: 30000,
     });
-    expect(config.INFERENCE_WORKERS).toBe(Math.max(1, availableParallelism() - 1));
+    expect(config.INFERENCE_WORKERS).toBe(Math.max(1, usableCpus() - 1));
   });
 
   it('converts numbers and keeps given strings', () => {

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { plainToInstance, Transform, Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsNotEmpty, IsNumber, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
-import { availableParallelism } from 'node:os';
+import { usableCpus } from './cpu-count';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose'] as const;
 export type LogLevelName = (typeof LOG_LEVELS)[number];
@@ -20,9 +20,10 @@ const toBoolean = ({ value }: { value: unknown }) => (typeof value === 'string' 
 
 /**
  * One core is left to the event loop (HTTP parsing, validation, JSON) and the rest run inference;
- * on a one-core machine the single worker still keeps the event loop free between runs.
+ * on a one-core machine the single worker still keeps the event loop free between runs. Cores are
+ * counted within a container's CPU limit.
  */
-const DEFAULT_WORKERS = Math.max(1, availableParallelism() - 1);
+const DEFAULT_WORKERS = Math.max(1, usableCpus() - 1);
 
 export class AppConfig {
   @Type(() => Number)

@@ -8,11 +8,6 @@ export type LogLevelName = (typeof LOG_LEVELS)[number];
 export const GRAPH_OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
 export type GraphOptimizationLevel = (typeof GRAPH_OPTIMIZATION_LEVELS)[number];
 
-/**
- * Every setting the service reads from the environment, with its default. Validated once at start
- * so a typo stops the process with a message naming the variable, instead of surfacing later.
- * The README's configuration table mirrors this class.
- */
 const BOOLEANS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, on: true, off: false, yes: true, no: false };
 
 /** Leaves values that are not a known spelling of a boolean as they are, so validation names them. */
@@ -25,11 +20,21 @@ const toBoolean = ({ value }: { value: unknown }) => (typeof value === 'string' 
  */
 const DEFAULT_WORKERS = Math.max(1, usableCpus() - 1);
 
+/** A whole number in [min, max], read from its environment string; the message names the variable. */
+function IntBetween(min: number, max: number, hint = ''): PropertyDecorator {
+  return (target, key) => {
+    const message = `${String(key)} must be an integer between ${min} and ${max}${hint}`;
+    for (const decorate of [Type(() => Number), IsInt({ message }), Min(min, { message }), Max(max, { message })]) decorate(target, key);
+  };
+}
+
+/**
+ * Every setting the service reads from the environment, with its default. Validated once at start
+ * so a typo stops the process with a message naming the variable, instead of surfacing later.
+ * The README's configuration table mirrors this class.
+ */
 export class AppConfig {
-  @Type(() => Number)
-  @IsInt({ message: 'PORT must be an integer between 0 and 65535' })
-  @Min(0, { message: 'PORT must be an integer between 0 and 65535' })
-  @Max(65535, { message: 'PORT must be an integer between 0 and 65535' })
+  @IntBetween(0, 65535)
   readonly PORT: number = 8000;
 
   @IsString()
@@ -45,10 +50,7 @@ export class AppConfig {
   @Matches(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { message: 'DEFAULT_MODEL must be a model folder name' })
   readonly DEFAULT_MODEL?: string = 'iris';
 
-  @Type(() => Number)
-  @IsInt({ message: 'MAX_BATCH_SIZE must be an integer between 1 and 100000' })
-  @Min(1, { message: 'MAX_BATCH_SIZE must be an integer between 1 and 100000' })
-  @Max(100000, { message: 'MAX_BATCH_SIZE must be an integer between 1 and 100000' })
+  @IntBetween(1, 100000)
   readonly MAX_BATCH_SIZE: number = 1024;
 
   @Matches(/^\d+(\.\d+)?\s*(b|kb|mb|gb)?$/i, { message: 'BODY_LIMIT must be a size such as 1mb, 512kb or 1048576' })
@@ -68,16 +70,10 @@ export class AppConfig {
   @IsString()
   readonly CORS_ORIGINS: string = '*';
 
-  @Type(() => Number)
-  @IsInt({ message: 'ORT_INTRA_OP_NUM_THREADS must be an integer between 0 and 256 (0: onnxruntime decides)' })
-  @Min(0, { message: 'ORT_INTRA_OP_NUM_THREADS must be an integer between 0 and 256 (0: onnxruntime decides)' })
-  @Max(256, { message: 'ORT_INTRA_OP_NUM_THREADS must be an integer between 0 and 256 (0: onnxruntime decides)' })
+  @IntBetween(0, 256, ' (0: onnxruntime decides)')
   readonly ORT_INTRA_OP_NUM_THREADS: number = 1;
 
-  @Type(() => Number)
-  @IsInt({ message: 'ORT_INTER_OP_NUM_THREADS must be an integer between 0 and 256 (0: onnxruntime decides)' })
-  @Min(0, { message: 'ORT_INTER_OP_NUM_THREADS must be an integer between 0 and 256 (0: onnxruntime decides)' })
-  @Max(256, { message: 'ORT_INTER_OP_NUM_THREADS must be an integer between 0 and 256 (0: onnxruntime decides)' })
+  @IntBetween(0, 256, ' (0: onnxruntime decides)')
   readonly ORT_INTER_OP_NUM_THREADS: number = 1;
 
   @IsIn(GRAPH_OPTIMIZATION_LEVELS, {
@@ -85,10 +81,7 @@ export class AppConfig {
   })
   readonly ORT_GRAPH_OPTIMIZATION_LEVEL: GraphOptimizationLevel = 'all';
 
-  @Type(() => Number)
-  @IsInt({ message: 'INFERENCE_WORKERS must be an integer between 1 and 64' })
-  @Min(1, { message: 'INFERENCE_WORKERS must be an integer between 1 and 64' })
-  @Max(64, { message: 'INFERENCE_WORKERS must be an integer between 1 and 64' })
+  @IntBetween(1, 64)
   readonly INFERENCE_WORKERS: number = DEFAULT_WORKERS;
 
   @Transform(toBoolean)
@@ -96,10 +89,7 @@ export class AppConfig {
   readonly BATCHING_ENABLED: boolean = true;
 
   /** Most rows in one coalesced run, unless a model's config.json says otherwise. */
-  @Type(() => Number)
-  @IsInt({ message: 'BATCH_MAX_SIZE must be an integer between 1 and 100000' })
-  @Min(1, { message: 'BATCH_MAX_SIZE must be an integer between 1 and 100000' })
-  @Max(100000, { message: 'BATCH_MAX_SIZE must be an integer between 1 and 100000' })
+  @IntBetween(1, 100000)
   readonly BATCH_MAX_SIZE: number = 64;
 
   /** How long a partial batch may wait for more rows while an inference worker is free. */
@@ -110,17 +100,11 @@ export class AppConfig {
   readonly BATCH_MAX_QUEUE_DELAY_MS: number = 0;
 
   /** Most rows waiting per model version; beyond it requests get 503 QUEUE_FULL. */
-  @Type(() => Number)
-  @IsInt({ message: 'MAX_QUEUE_SIZE must be an integer between 1 and 1000000' })
-  @Min(1, { message: 'MAX_QUEUE_SIZE must be an integer between 1 and 1000000' })
-  @Max(1000000, { message: 'MAX_QUEUE_SIZE must be an integer between 1 and 1000000' })
+  @IntBetween(1, 1000000)
   readonly MAX_QUEUE_SIZE: number = 4096;
 
   /** Deadline for a request to start running, unless it sends X-Request-Timeout-Ms. */
-  @Type(() => Number)
-  @IsInt({ message: 'REQUEST_TIMEOUT_MS must be an integer between 1 and 600000' })
-  @Min(1, { message: 'REQUEST_TIMEOUT_MS must be an integer between 1 and 600000' })
-  @Max(600000, { message: 'REQUEST_TIMEOUT_MS must be an integer between 1 and 600000' })
+  @IntBetween(1, 600000)
   readonly REQUEST_TIMEOUT_MS: number = 30000;
 
   /** BODY_LIMIT in bytes (k, m and g are powers of 1024, as Express reads them). */
@@ -130,17 +114,11 @@ export class AppConfig {
   }
 
   /** After SIGTERM: how long readiness says 503 while requests are still accepted, for load balancers to notice. */
-  @Type(() => Number)
-  @IsInt({ message: 'SHUTDOWN_GRACE_MS must be an integer between 0 and 600000' })
-  @Min(0, { message: 'SHUTDOWN_GRACE_MS must be an integer between 0 and 600000' })
-  @Max(600000, { message: 'SHUTDOWN_GRACE_MS must be an integer between 0 and 600000' })
+  @IntBetween(0, 600000)
   readonly SHUTDOWN_GRACE_MS: number = 5000;
 
   /** After the grace period: how long accepted and queued requests may take to finish before the process exits anyway. */
-  @Type(() => Number)
-  @IsInt({ message: 'SHUTDOWN_TIMEOUT_MS must be an integer between 0 and 600000' })
-  @Min(0, { message: 'SHUTDOWN_TIMEOUT_MS must be an integer between 0 and 600000' })
-  @Max(600000, { message: 'SHUTDOWN_TIMEOUT_MS must be an integer between 0 and 600000' })
+  @IntBetween(0, 600000)
   readonly SHUTDOWN_TIMEOUT_MS: number = 20000;
 
   /** Origins as a list, or true for any; false when cross-origin access is off. */

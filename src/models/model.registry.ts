@@ -88,15 +88,23 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     return model;
   }
 
-  /** The version that answers a request: the given one, or the model's default. */
-  resolve(name: string, version?: number): ReadyModelVersion {
+  /**
+   * A model and the version asked for: the given one (unknown versions throw), or the default,
+   * which is undefined when the model folder itself has a problem. The version may not be ready.
+   */
+  find(name: string, version?: number): { model: Model; entry?: ModelVersion } {
     const model = this.get(name);
-    const wanted = version ?? model.defaultVersion;
-    const entry = wanted === undefined ? undefined : model.versions.get(wanted);
-    if (!entry) {
-      if (version === undefined) throw new ModelNotReadyError(`Model '${name}' cannot serve: ${model.problem}`);
+    if (version !== undefined && !model.versions.has(version)) {
       throw new ModelNotFoundError(`Model '${name}' has no version ${version}; versions: ${[...model.versions.keys()].join(', ')}`);
     }
+    const wanted = version ?? model.defaultVersion;
+    return { model, entry: wanted === undefined ? undefined : model.versions.get(wanted) };
+  }
+
+  /** The version that answers a request: the given one, or the model's default. */
+  resolve(name: string, version?: number): ReadyModelVersion {
+    const { model, entry } = this.find(name, version);
+    if (!entry) throw new ModelNotReadyError(`Model '${name}' cannot serve: ${model.problem}`);
     if (entry.state === 'LOADING') throw new ModelNotReadyError(`Model '${name}' version ${entry.version} is still loading`);
     if (entry.state === 'FAILED') throw new ModelNotReadyError(`Model '${name}' version ${entry.version} failed to load: ${entry.reason}`);
     return entry as ReadyModelVersion;

@@ -170,12 +170,7 @@ export class PredictionService {
 
   /** Whether a model (or one version of it) can serve now; unknown models and versions throw. */
   isReady(modelName: string, version?: number): boolean {
-    const model = this.registry.get(modelName);
-    if (version !== undefined && !model.versions.has(version)) {
-      throw new ModelNotFoundError(`Model '${modelName}' has no version ${version}; versions: ${[...model.versions.keys()].join(', ')}`);
-    }
-    const wanted = version ?? model.defaultVersion;
-    return wanted !== undefined && model.versions.get(wanted)?.state === 'READY';
+    return this.registry.find(modelName, version).entry?.state === 'READY';
   }
 
   /** Every model of the repository is READY, and there is at least one. */
@@ -200,10 +195,11 @@ export class PredictionService {
   }
 
   describeModel(name: string, version?: number): ModelDescription {
-    const model = this.registry.get(name);
-    const number = version ?? model.defaultVersion ?? model.versions.keys().next().value;
-    const entry = number === undefined ? undefined : model.versions.get(number);
-    if (!entry) throw new ModelNotFoundError(`Model '${name}' has no version ${version}; versions: ${[...model.versions.keys()].join(', ')}`);
+    const found = this.registry.find(name, version);
+    const model = found.model;
+    // A model without a usable default is still described, by its first version.
+    const entry = found.entry ?? model.versions.values().next().value;
+    if (!entry) throw new ModelNotFoundError(`Model '${name}' has no versions`);
     const signature = entry.signature;
     return {
       ...this.summarize(model),

@@ -1,5 +1,5 @@
-import { fromHalfBits } from '../models/float16';
 import { ElementType, TensorData } from '../models/model.types';
+import { jsonValue } from '../models/tensor.codec';
 
 /** The Open Inference Protocol's tensor datatypes and the element types onnxruntime names them by. */
 export const V2_DATATYPES = {
@@ -28,20 +28,9 @@ export const fromV2Datatype = (datatype: V2Datatype): ElementType => V2_DATATYPE
 
 export type V2Value = number | string | boolean;
 
-/**
- * Flat JSON values of a tensor (float16 decoded from its 16-bit patterns). int64/uint64 values beyond 2^53 cannot be exact JSON numbers in
- * JavaScript, so they are carried as decimal strings; all others are numbers.
- */
+/** Flat JSON values of a tensor, element by element as every protocol writes them (see jsonValue). */
 export function v2Data(tensor: TensorData): V2Value[] {
-  const out: V2Value[] = new Array(tensor.data.length);
-  for (let i = 0; i < tensor.data.length; i++) {
-    const v = tensor.data[i];
-    if (typeof v === 'bigint') out[i] = v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
-    else if (tensor.type === 'bool') out[i] = v === 1;
-    else if (tensor.type === 'float16') out[i] = fromHalfBits(v as number);
-    else out[i] = v;
-  }
-  return out;
+  return Array.from({ length: tensor.data.length }, (_, i) => jsonValue(tensor.data, i, tensor.type));
 }
 
 /**

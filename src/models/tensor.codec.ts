@@ -377,7 +377,11 @@ export function encodeTensors(signature: ModelSignature, inputs: readonly Tensor
   return { feeds, count: [...rows][0] };
 }
 
-function jsonValue(data: TensorValues, i: number, type: ElementType): JsonTensor {
+/**
+ * One element as JSON: int64/uint64 beyond 2^53 as decimal strings (smaller ones as numbers),
+ * bool as true/false, float16 decoded from its 16-bit pattern. Every protocol answers with this.
+ */
+export function jsonValue(data: TensorValues, i: number, type: ElementType): number | string | boolean {
   const v = data[i];
   if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
   if (type === 'bool') return v === 1;

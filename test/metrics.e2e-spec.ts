@@ -51,8 +51,9 @@ describe('GET /metrics', () => {
     expect(m.get('inference_queue_depth{model="iris",version="1"}')).toBe(0);
   });
 
-  it('moves as traffic flows: requests, failures by code, runs, batch sizes, latencies', async () => {
+  it('moves as traffic flows: requests, failures by code, runs, batch sizes, latencies, cache hits and misses', async () => {
     const before = await scrape();
+    // Three identical requests: one computed, two from the cache; then a batch with one cached row and one new.
     for (let i = 0; i < 3; i++) await request(http).post('/v1/models/iris/predict').send({ features: [5.1, 3.5, 1.4, 0.2] }).expect(200);
     await request(http).post('/v1/models/iris/predict/batch').send({ instances: [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]] }).expect(200);
     await request(http).post('/v1/models/iris/predict').send({ features: [1, 2] }).expect(400);
@@ -62,13 +63,17 @@ describe('GET /metrics', () => {
 
     expect(delta('inference_request_success_total{model="iris",version="1"}')).toBe(4);
     expect(delta('inference_request_failure_total{model="iris",version="1",code="INVALID_INPUT"}')).toBe(1);
-    expect(delta('inference_count_total{model="iris",version="1"}')).toBe(5);
-    expect(delta('inference_exec_count_total{model="iris",version="1"}')).toBe(4);
-    expect(delta('inference_batch_size_count{model="iris",version="1"}')).toBe(4);
-    expect(delta('inference_batch_size_sum{model="iris",version="1"}')).toBe(5);
     expect(delta('inference_request_duration_seconds_count{model="iris",version="1"}')).toBe(4);
-    expect(delta('inference_queue_duration_seconds_count{model="iris",version="1"}')).toBe(4);
-    expect(delta('inference_compute_duration_seconds_count{model="iris",version="1"}')).toBe(4);
+    expect(delta('inference_cache_hits_total{model="iris",version="1"}')).toBe(3);
+    expect(delta('inference_cache_misses_total{model="iris",version="1"}')).toBe(2);
+    expect(value(after, 'inference_cache_entries')).toBeGreaterThanOrEqual(2);
+    // Only the two computed rows reached the model, in two runs of one row.
+    expect(delta('inference_count_total{model="iris",version="1"}')).toBe(2);
+    expect(delta('inference_exec_count_total{model="iris",version="1"}')).toBe(2);
+    expect(delta('inference_batch_size_count{model="iris",version="1"}')).toBe(2);
+    expect(delta('inference_batch_size_sum{model="iris",version="1"}')).toBe(2);
+    expect(delta('inference_queue_duration_seconds_count{model="iris",version="1"}')).toBe(2);
+    expect(delta('inference_compute_duration_seconds_count{model="iris",version="1"}')).toBe(2);
     expect(delta('http_requests_total{method="POST",route="/v1/models/:model/predict",status="200"}')).toBe(3);
     expect(delta('http_requests_total{method="POST",route="/v1/models/:model/predict",status="400"}')).toBe(1);
     expect(delta('http_requests_total{method="GET",route="unmatched",status="404"}')).toBe(1);

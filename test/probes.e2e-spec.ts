@@ -22,9 +22,9 @@ describe('probes tell the truth', () => {
     const res = await http.get('/health/ready').expect(200);
     expect(res.body).toEqual({
       status: 'ok',
-      info: { shutdown: { status: 'up' }, models: { status: 'up', ready: ['digits', 'iris'] } },
+      info: { shutdown: { status: 'up' }, models: { status: 'up', ready: ['digits', 'iris'] }, cache: { status: 'up', store: 'memory' } },
       error: {},
-      details: { shutdown: { status: 'up' }, models: { status: 'up', ready: ['digits', 'iris'] } },
+      details: { shutdown: { status: 'up' }, models: { status: 'up', ready: ['digits', 'iris'] }, cache: { status: 'up', store: 'memory' } },
     });
     await http.get('/health/startup').expect(200);
     await http.get('/v2/health/ready').expect(200);

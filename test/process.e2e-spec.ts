@@ -1,30 +1,5 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { bundled, fixture, HTTP_ADAPTER, makeRepository, ROOT } from './support/app';
-
-/** Runs the real entry point (src/main.ts) as its own process, as `npm start` does with the build. */
-function serve(env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, HTTP_ADAPTER, LOG_FORMAT: 'json', LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
-
-function exited(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr })));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    }).on('error', reject);
-  });
-}
+import { bundled, fixture, makeRepository } from './support/app';
+import { exited, freePort, serve, waitFor, waitUntilReady } from './support/process';
 
 describe('the service as a process', () => {
   it.each([
@@ -105,11 +80,13 @@ describe('the service as a process', () => {
     // Eight clients post back to back until the server stops taking connections.
     const outcomes: string[] = [];
     const body = JSON.stringify({ features: [6.3, 3.3, 6.0, 2.5] });
+    // no-store: every request runs the model, so that shutdown has queued inference to drain, not cache hits.
+    const headers = { 'content-type': 'application/json', 'cache-control': 'no-store' };
     let signalled = false;
     const client = async () => {
       for (;;) {
         try {
-          const res = await fetch(`${base}/v1/models/iris/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+          const res = await fetch(`${base}/v1/models/iris/predict`, { method: 'POST', headers, body });
           const answer = (await res.json()) as { label?: string };
           // A 200 must be a whole, right answer; a 503 is a clean refusal while closing.
           outcomes.push(res.status === 200 && answer.label === 'virginica' ? 'ok' : res.status === 503 ? 'refused' : `bad ${res.status}`);
@@ -139,24 +116,6 @@ describe('the service as a process', () => {
   });
 });
 
-async function waitUntilReady(url: string): Promise<void> {
-  const until = Date.now() + 30000;
-  for (;;) {
-    const ok = await fetch(url).then((r) => r.ok, () => false);
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`${url} never became ready`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function requestLine(lines: Record<string, unknown>[], id: string): Record<string, unknown> | undefined {
   return lines.map((l) => l.message as Record<string, unknown>).find((m) => typeof m === 'object' && m?.request_id === id);
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 30000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error('timed out waiting for the service');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

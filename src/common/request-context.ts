@@ -17,6 +17,11 @@ export interface RequestContext {
   model?: string;
   version?: number;
   batchSize?: number;
+  /** How this request may use the prediction cache; set on the routes the cache interceptor covers. */
+  cache?: { readonly read: boolean; readonly write: boolean };
+  /** Instances answered from the cache and computed, once the cache was consulted. */
+  cacheHits?: number;
+  cacheMisses?: number;
   /** The matched route pattern, once routing has found one. */
   route?: string;
 }

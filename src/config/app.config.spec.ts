@@ -21,6 +21,13 @@ describe('loadConfig', () => {
       BATCH_MAX_QUEUE_DELAY_MS: 0,
       MAX_QUEUE_SIZE: 4096,
       REQUEST_TIMEOUT_MS: 30000,
+      CACHE_ENABLED: true,
+      CACHE_MAX_ENTRIES: 10000,
+      CACHE_TTL_SECONDS: 3600,
+      CACHE_KEY_PREFIX: 'onnx-inference:',
+      CACHE_TIMEOUT_MS: 50,
+      REDIS_URL: undefined,
+      READY_REQUIRES_REDIS: true,
     });
     expect(config.INFERENCE_WORKERS).toBe(Math.max(1, usableCpus() - 1));
   });
@@ -50,6 +57,13 @@ describe('loadConfig', () => {
     ['BATCH_MAX_QUEUE_DELAY_MS', '-1'],
     ['MAX_QUEUE_SIZE', '0'],
     ['REQUEST_TIMEOUT_MS', '0'],
+    ['CACHE_ENABLED', 'sometimes'],
+    ['CACHE_MAX_ENTRIES', '0'],
+    ['CACHE_TTL_SECONDS', '0'],
+    ['CACHE_KEY_PREFIX', 'has space'],
+    ['CACHE_TIMEOUT_MS', '0'],
+    ['REDIS_URL', 'localhost:6379'],
+    ['READY_REQUIRES_REDIS', 'perhaps'],
   ])('refuses %s=%s with a message naming the variable and the value', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}[^\\n]*got "${value.replace(/[.]/g, '\\.')}"`));

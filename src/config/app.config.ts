@@ -121,6 +121,37 @@ export class AppConfig {
   @IntBetween(0, 600000)
   readonly SHUTDOWN_TIMEOUT_MS: number = 20000;
 
+  /** Cache repeated predictions (config.json `cache.enabled` turns it off per model). */
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'CACHE_ENABLED must be true or false' })
+  readonly CACHE_ENABLED: boolean = true;
+
+  /** Most entries (one per instance) of the in-memory cache; the least recently used go first. */
+  @IntBetween(1, 10000000)
+  readonly CACHE_MAX_ENTRIES: number = 10000;
+
+  /** How long a cached prediction lives, unless a model's config.json says otherwise. */
+  @IntBetween(1, 31536000)
+  readonly CACHE_TTL_SECONDS: number = 3600;
+
+  /** Prefix of every cache key, so several services (or environments) can share one Redis. */
+  @Matches(/^[\x21-\x7e]{0,64}$/, { message: 'CACHE_KEY_PREFIX must be at most 64 printable characters without spaces' })
+  readonly CACHE_KEY_PREFIX: string = 'onnx-inference:';
+
+  /** Longest wait for the cache store; past it the prediction is computed as if the cache missed. */
+  @IntBetween(1, 10000)
+  readonly CACHE_TIMEOUT_MS: number = 50;
+
+  /** Redis shared by every replica; unset, each replica keeps its own in-memory cache. */
+  @IsOptional()
+  @Matches(/^rediss?:\/\/\S+$/, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
+  readonly REDIS_URL?: string = undefined;
+
+  /** Whether readiness waits for Redis when REDIS_URL is set (predictions work without it, uncached). */
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'READY_REQUIRES_REDIS must be true or false' })
+  readonly READY_REQUIRES_REDIS: boolean = true;
+
   /** Origins as a list, or true for any; false when cross-origin access is off. */
   corsOrigins(): string[] | boolean {
     const origins = this.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean);

@@ -25,11 +25,11 @@ export class HealthController {
   }
 
   @Get('ready')
-  @ApiOperation({ operationId: 'ready', summary: 'Readiness: 200 only when every model is loaded, warmed and self-tested and the service is not shutting down' })
+  @ApiOperation({ operationId: 'ready', summary: 'Readiness: 200 only when every model is loaded, warmed and self-tested, the service is not shutting down, and Redis answers (with REDIS_URL, unless READY_REQUIRES_REDIS=false)' })
   @ApiOkResponse({ type: ProbeDto })
   @ApiServiceUnavailableResponse({ type: ProbeDto, description: 'Not ready: `error` names each failing check and why' })
   ready(@Res({ passthrough: true }) res: Status): Promise<HealthCheckResult> {
-    return this.probe(res, [() => this.indicators.shutdown(), () => this.indicators.models()]);
+    return this.probe(res, this.indicators.readiness());
   }
 
   @Get('startup')

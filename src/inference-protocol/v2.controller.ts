@@ -1,9 +1,10 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Res, UseInterceptors } from '@nestjs/common';
 import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { APP_INFO } from '../app.info';
+import { PredictionCacheInterceptor } from '../cache/prediction-cache.interceptor';
 import { InvalidInputError, ModelNotReadyError } from '../common/domain.errors';
 import { ReqContext, RequestContext } from '../common/request-context';
-import { LifecycleService } from '../health/lifecycle.service';
+import { ReadinessIndicators } from '../health/readiness.indicators';
 import { parseVersion, PredictionService } from '../prediction/prediction.service';
 import {
   V2ErrorDto, V2InferRequestDto, V2InferResponseDto, V2LiveDto, V2ModelMetadataDto, V2ModelReadyDto, V2OutputTensorDto, V2ReadyDto,
@@ -32,7 +33,7 @@ function errors(target: object, key: string, descriptor: PropertyDescriptor) {
 export class V2Controller {
   constructor(
     private readonly predictions: PredictionService,
-    private readonly lifecycle: LifecycleService,
+    private readonly indicators: ReadinessIndicators,
   ) {}
 
   @Get()
@@ -53,9 +54,9 @@ export class V2Controller {
   @ApiOperation({ operationId: 'v2ServerReady', summary: 'Server readiness, as GET /health/ready: every model READY (and there is one), not shutting down' })
   @ApiOkResponse({ type: V2ReadyDto })
   @ApiServiceUnavailableResponse({ type: V2ReadyDto })
-  ready(@Res({ passthrough: true }) res: Status): V2ReadyDto {
+  async ready(@Res({ passthrough: true }) res: Status): Promise<V2ReadyDto> {
     // The same truth as GET /health/ready.
-    const ready = !this.lifecycle.shuttingDown && this.predictions.allReady();
+    const ready = await this.indicators.ready();
     if (!ready) res.status(503);
     return { ready };
   }
@@ -101,6 +102,7 @@ export class V2Controller {
   }
 
   @Post('models/:model/infer')
+  @UseInterceptors(PredictionCacheInterceptor)
   @HttpCode(200)
   @ApiOperation({ operationId: 'v2Infer', summary: "Inference with the model's default version" })
   @MODEL
@@ -112,6 +114,7 @@ export class V2Controller {
   }
 
   @Post('models/:model/versions/:version/infer')
+  @UseInterceptors(PredictionCacheInterceptor)
   @HttpCode(200)
   @ApiOperation({ operationId: 'v2InferVersion', summary: 'Inference with a given version' })
   @MODEL

@@ -48,6 +48,19 @@ export class ModelBatchingConfig {
   readonly max_queue_size?: number;
 }
 
+/** Prediction caching of this model; unset fields take the server-wide defaults. */
+export class ModelCacheConfig {
+  @IsOptional()
+  @IsBoolean()
+  readonly enabled?: boolean;
+
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(31536000)
+  readonly ttl_seconds?: number;
+}
+
 /** The optional `<model>/config.json` of a model folder. */
 export class ModelConfig {
   @IsOptional()
@@ -91,6 +104,11 @@ export class ModelConfig {
   @ValidateNested()
   @Type(() => ModelBatchingConfig)
   readonly batching?: ModelBatchingConfig;
+
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ModelCacheConfig)
+  readonly cache?: ModelCacheConfig;
 }
 
 /**

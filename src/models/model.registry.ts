@@ -1,4 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import * as path from 'node:path';
 import { ModelNotFoundError, ModelNotReadyError } from '../common/domain.errors';
 import { AppConfig } from '../config/app.config';
@@ -20,6 +22,8 @@ export interface ModelVersion {
   session?: RuntimeSession;
   batcher?: Batcher;
   batching?: BatchingOptions;
+  /** SHA-256 of the model file: what the version really is, should a file be replaced under the same number. */
+  digest?: string;
 }
 
 /** A version that can serve: what PredictionService works with. */
@@ -28,6 +32,7 @@ export interface ReadyModelVersion extends ModelVersion {
   readonly session: RuntimeSession;
   readonly batcher: Batcher;
   readonly batching: BatchingOptions;
+  readonly digest: string;
 }
 
 export interface Model {
@@ -40,6 +45,13 @@ export interface Model {
 }
 
 const DEFAULT_TOLERANCE = 1e-5;
+
+/** Read as a stream so that hashing a large model never holds the event loop for long. */
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
 
 /**
  * Holds every model of the repository and its versions' states. The repository is read at module
@@ -169,6 +181,9 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     const started = performance.now();
     let session: RuntimeSession | undefined;
     try {
+      const digest = sha256Of(file);
+      // Awaited once the session is up; if loading fails first, its own error is the one to report.
+      digest.catch(() => undefined);
       session = await this.runtime.load(file, {
         intraOpNumThreads: this.config.ORT_INTRA_OP_NUM_THREADS,
         interOpNumThreads: this.config.ORT_INTER_OP_NUM_THREADS,
@@ -181,7 +196,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       const batcher = new Batcher(session, batching, `Model '${model.name}' version ${entry.version}`, (run) =>
         this.metrics?.observeRun(model.name, entry.version, run),
       );
-      Object.assign(entry, { state: 'READY', signature, session, batcher, batching, reason: undefined });
+      Object.assign(entry, { state: 'READY', signature, session, batcher, batching, digest: await digest, reason: undefined });
       const ms = (performance.now() - started).toFixed(1);
       this.logger.log(
         `model ${model.name} version ${entry.version} READY in ${ms} ms (${model.config.samples?.length ?? 0} self-test samples passed; ` +

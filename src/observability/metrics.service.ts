@@ -91,7 +91,40 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly cacheHits = new Counter({
+    name: 'inference_cache_hits_total',
+    help: 'Instances answered from the prediction cache, or by joining an identical computation in flight (Triton: nv_cache_num_hits_per_model)',
+    labelNames: ['model', 'version'],
+    registers: [this.registry],
+  });
+
+  private readonly cacheMisses = new Counter({
+    name: 'inference_cache_misses_total',
+    help: 'Instances the prediction cache did not hold, computed by the model (Triton: nv_cache_num_misses_per_model)',
+    labelNames: ['model', 'version'],
+    registers: [this.registry],
+  });
+
+  private readonly cacheErrors = new Counter({
+    name: 'inference_cache_errors_total',
+    help: 'Cache store calls that failed or timed out; the prediction was computed and served regardless',
+    labelNames: ['operation', 'reason'],
+    registers: [this.registry],
+  });
+
+  private cacheEntries: () => number | undefined = () => undefined;
+
   constructor() {
+    // Only an in-memory cache can count its entries cheaply; Redis's own INFO covers a shared one.
+    const entries: Gauge = new Gauge({
+      name: 'inference_cache_entries',
+      help: 'Entries held by the in-memory prediction cache (at most CACHE_MAX_ENTRIES)',
+      registers: [this.registry],
+      collect: () => {
+        const count = this.cacheEntries();
+        if (count !== undefined) entries.set(count);
+      },
+    });
     // Read when scraped, so the gauge is always the queue's current depth.
     const depth: Gauge = new Gauge({
       name: 'inference_queue_depth',
@@ -105,6 +138,20 @@ export class MetricsService {
     });
     // Process metrics: event-loop lag, heap, RSS, GC, handles.
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  setCacheEntriesSource(source: () => number | undefined): void {
+    this.cacheEntries = source;
+  }
+
+  observeCache(model: string, version: number, hits: number, misses: number): void {
+    const labels = { model, version: String(version) };
+    if (hits > 0) this.cacheHits.inc(labels, hits);
+    if (misses > 0) this.cacheMisses.inc(labels, misses);
+  }
+
+  observeCacheError(operation: 'read' | 'write', reason: 'timeout' | 'error'): void {
+    this.cacheErrors.inc({ operation, reason });
   }
 
   setQueueDepthSource(source: QueueDepthSource): void {

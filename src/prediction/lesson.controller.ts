@@ -1,5 +1,6 @@
-import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+import { Body, Controller, HttpCode, Post, UseInterceptors } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { PredictionCacheInterceptor } from '../cache/prediction-cache.interceptor';
 import { ApiPredictErrors } from '../common/api-errors.decorator';
 import { InvalidInputError } from '../common/domain.errors';
 import { ReqContext, RequestContext } from '../common/request-context';
@@ -12,6 +13,7 @@ import { Prediction, PredictionResult, PredictionService } from './prediction.se
  * the default model, so that the lesson's clients keep working unchanged.
  */
 @ApiTags('lesson-compatible')
+@UseInterceptors(PredictionCacheInterceptor)
 @Controller('predict')
 export class LessonController {
   constructor(private readonly predictions: PredictionService) {}

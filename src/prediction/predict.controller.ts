@@ -1,5 +1,6 @@
-import { Body, Controller, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, HttpCode, Param, Post, UseInterceptors } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { PredictionCacheInterceptor } from '../cache/prediction-cache.interceptor';
 import { ApiPredictErrors } from '../common/api-errors.decorator';
 import { ReqContext, RequestContext } from '../common/request-context';
 import { BatchPredictRequestDto, PredictRequestDto } from './dto/predict-request.dto';
@@ -18,6 +19,7 @@ function batch(result: PredictionResult): BatchPredictResponseDto {
 }
 
 @ApiTags('predictions')
+@UseInterceptors(PredictionCacheInterceptor)
 @Controller('v1/models/:model')
 export class PredictController {
   constructor(private readonly predictions: PredictionService) {}

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { PredictionCacheModule } from '../cache/cache.module';
 import { ModelsModule } from '../models/models.module';
 import { LessonController } from './lesson.controller';
 import { ModelsController } from './models.controller';
@@ -7,9 +8,9 @@ import { PredictionService } from './prediction.service';
 import { ServiceInfoController } from './service-info.controller';
 
 @Module({
-  imports: [ModelsModule],
+  imports: [ModelsModule, PredictionCacheModule],
   controllers: [ServiceInfoController, ModelsController, PredictController, LessonController],
   providers: [PredictionService],
-  exports: [PredictionService],
+  exports: [PredictionService, PredictionCacheModule],
 })
 export class PredictionModule {}

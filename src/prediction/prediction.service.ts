@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
+import { PredictionCache } from '../cache/prediction-cache.service';
 import { DomainError, InferenceFailedError, InvalidInputError, ModelNotFoundError } from '../common/domain.errors';
 import { RequestContext } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
 import { Model, ModelRegistry, ReadyModelVersion } from '../models/model.registry';
 import { MetricsService } from '../observability/metrics.service';
 import { ModelSignature, ModelState, TensorData, TensorSpec } from '../models/model.types';
-import { decodeOutputs, encodeInstances, encodeTensors, InstanceOutputs, TensorInput } from '../models/tensor.codec';
+import { decodeOutputs, EncodedRun, encodeInstances, encodeTensors, InstanceOutputs, TensorInput } from '../models/tensor.codec';
 
 /** The answer for one instance. Classifier fields are null for models that are not classifiers. */
 export interface Prediction {
@@ -104,6 +105,7 @@ export class PredictionService {
     private readonly registry: ModelRegistry,
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
+    private readonly cache: PredictionCache,
   ) {}
 
   /**
@@ -140,8 +142,7 @@ export class PredictionService {
 
     // Validation happens here, before queueing, so one bad request never spoils a batch.
     const runs = encodeInstances(entry.signature, instances, pathOf);
-    const submit = { deadline: context?.deadline, signal: context?.signal };
-    const results = await Promise.all(runs.map((run) => this.run(entry, () => entry.batcher.submit(run.feeds, run.count, submit))));
+    const results = await Promise.all(runs.map((run) => this.run(entry, () => this.execute(entry, run, context))));
     const predictions = runs.flatMap((run, i) => decodeOutputs(entry.signature, results[i], run.count).map((o) => classify(entry.signature, o)));
     return { model: entry.model, version: entry.version, predictions, latencyMs: Number((performance.now() - started).toFixed(3)) };
   }
@@ -163,20 +164,13 @@ export class PredictionService {
         { path: 'inputs', message: `at most ${this.config.MAX_BATCH_SIZE} rows per request` },
       ]);
     }
-    const submit = { deadline: context?.deadline, signal: context?.signal };
-    const outputs = await this.run(entry, () => entry.batcher.submit(run.feeds, run.count, submit));
+    const outputs = await this.run(entry, () => this.execute(entry, run, context));
     return { model: entry.model, version: entry.version, outputs, labels: entry.signature.labels };
   }
 
   /** Whether a model (or one version of it) can serve now; unknown models and versions throw. */
   isReady(modelName: string, version?: number): boolean {
     return this.registry.find(modelName, version).entry?.state === 'READY';
-  }
-
-  /** Every model of the repository is READY, and there is at least one. */
-  allReady(): boolean {
-    const models = this.registry.list();
-    return models.length > 0 && models.every((m) => this.registry.stateOf(m).state === 'READY');
   }
 
   /** The model the lesson's routes answer with: DEFAULT_MODEL, or the repository's only model. */
@@ -237,6 +231,14 @@ export class PredictionService {
       this.metrics.observeInference(entry.model, entry.version, 0, err instanceof DomainError ? err.code : 'INTERNAL');
       throw err;
     }
+  }
+
+  /** Runs through the batcher, with the prediction cache around it when the route and the model allow caching. */
+  private execute(entry: ReadyModelVersion, run: EncodedRun, context?: RequestContext): Promise<Record<string, TensorData>> {
+    const submit = { deadline: context?.deadline, signal: context?.signal };
+    const compute = (feeds: Record<string, TensorData>, rows: number) => entry.batcher.submit(feeds, rows, submit);
+    if (!context?.cache || !this.cache.enabledFor(entry.model)) return compute(run.feeds, run.count);
+    return this.cache.run(entry, run, context.cache, context, compute);
   }
 
   /** Domain errors (queue full, deadline, shutting down) pass through; anything else is a fault of the run. */

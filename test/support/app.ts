@@ -54,12 +54,13 @@ export const bundled = (name: string) => path.join(BUNDLED_MODELS, name);
 /**
  * The app on iris, the slow fixture (a run takes as long as its input is wide) and the gather
  * fixture (a run that fails), with one inference worker and a 2-row queue for the slow model, so
- * that queue bounds, deadlines and run failures can be reached on purpose.
+ * that queue bounds, deadlines and run failures can be reached on purpose. The prediction cache is
+ * off: these tests repeat identical requests to fill the queue, which a cache would answer.
  */
 export async function startBackpressureApp(): Promise<INestApplication> {
   const dir = await makeRepository(
     { iris: bundled('iris'), slow: fixture('slow'), gather: fixture('gather') },
     { 'slow/config.json': JSON.stringify({ batching: { max_queue_size: 2 } }) },
   );
-  return startApp({ MODEL_REPOSITORY: dir, INFERENCE_WORKERS: '1' });
+  return startApp({ MODEL_REPOSITORY: dir, INFERENCE_WORKERS: '1', CACHE_ENABLED: 'false' });
 }

@@ -1,5 +1,6 @@
 import { ClientClosedError, DeadlineExceededError, ModelNotReadyError, QueueFullError } from '../../common/domain.errors';
-import { TensorData, TensorValues } from '../model.types';
+import { TensorData } from '../model.types';
+import { concatRows, sliceRows } from '../tensor-rows';
 import { RuntimeSession } from '../runtime/model-runtime.interface';
 
 export interface BatchingOptions {
@@ -39,23 +40,6 @@ interface Pending {
   readonly resolve: (outputs: Record<string, TensorData>) => void;
   readonly reject: (error: Error) => void;
   cleanup: () => void;
-}
-
-const slice = (data: TensorValues, start: number, end: number): TensorValues =>
-  Array.isArray(data) ? data.slice(start, end) : data.subarray(start, end);
-
-function concat(parts: readonly TensorData[], rows: number): TensorData {
-  const [first] = parts;
-  const dims = [rows, ...first.dims.slice(1)];
-  if (Array.isArray(first.data)) return { type: first.type, dims, data: parts.flatMap((p) => p.data as string[]) };
-  const size = parts.reduce((n, p) => n + p.data.length, 0);
-  const data = new (first.data.constructor as new (n: number) => Exclude<TensorValues, string[]>)(size);
-  let offset = 0;
-  for (const p of parts) {
-    (data as unknown as { set(a: ArrayLike<unknown>, o: number): void }).set(p.data, offset);
-    offset += p.data.length;
-  }
-  return { type: first.type, dims, data };
 }
 
 /**
@@ -192,7 +176,7 @@ export class Batcher {
     this.rowsRun += rows;
     try {
       const feeds = batch.length === 1 ? batch[0].feeds
-        : Object.fromEntries(Object.keys(batch[0].feeds).map((name) => [name, concat(batch.map((e) => e.feeds[name]), rows)]));
+        : Object.fromEntries(Object.keys(batch[0].feeds).map((name) => [name, concatRows(batch.map((e) => e.feeds[name]))]));
       const outputs = await this.session.run(feeds);
       this.onRun?.({ requests: batch.length, rows, queueWaitMs: batch.map((e) => started - e.enqueuedAt), runMs: performance.now() - started });
       this.split(batch, outputs, rows);
@@ -216,10 +200,7 @@ export class Batcher {
     let offset = 0;
     for (const entry of batch) {
       const mine: Record<string, TensorData> = {};
-      for (const [name, t] of Object.entries(outputs)) {
-        const stride = t.dims.slice(1).reduce((a, b) => a * b, 1);
-        mine[name] = { type: t.type, dims: [entry.rows, ...t.dims.slice(1)], data: slice(t.data, offset * stride, (offset + entry.rows) * stride) };
-      }
+      for (const [name, t] of Object.entries(outputs)) mine[name] = sliceRows(t, offset, offset + entry.rows);
       offset += entry.rows;
       entry.resolve(mine);
     }

@@ -1,0 +1,222 @@
+import { CACHE_MANAGER } from '@nestjs/cache-manager';
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import type { Cache } from 'cache-manager';
+import { AppConfig } from '../config/app.config';
+import { ModelRegistry, ReadyModelVersion } from '../models/model.registry';
+import { TensorData } from '../models/model.types';
+import { EncodedRun } from '../models/tensor.codec';
+import { concatRows, gatherRows, splitRows } from '../models/tensor-rows';
+import { MetricsService } from '../observability/metrics.service';
+import { fromStored, rowKeys, StoredOutputs, toStored } from './cache-entry.codec';
+import { CACHE_STORE, CacheStore } from './cache-store';
+import { CacheTimeout, withTimeout } from './with-timeout';
+
+type Outputs = Record<string, TensorData>;
+
+/** How one request may use the cache: `no-cache` skips the read, `no-store` the write too. */
+export interface CachePolicy {
+  readonly read: boolean;
+  readonly write: boolean;
+}
+
+/** Where a request's cache outcome is counted (its RequestContext). */
+export interface CacheTally {
+  cacheHits?: number;
+  cacheMisses?: number;
+}
+
+/** Runs the rows it is given through the model in one run. */
+export type Compute = (feeds: Record<string, TensorData>, rows: number) => Promise<Outputs>;
+
+/** After a store failure, calls are skipped this long, so an outage costs no request a timeout each. */
+const RETRY_AFTER_MS = 1000;
+
+interface Deferred {
+  readonly promise: Promise<Outputs>;
+  resolve(outputs: Outputs): void;
+  reject(error: unknown): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: (outputs: Outputs) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<Outputs>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A row nobody else joined may fail unobserved; the request that owns it reports the error.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/**
+ * The prediction cache, per instance: each row of a run is keyed by model, version, the version's
+ * file digest and the row's encoded input bytes. Rows found in the store are served from it, the
+ * rest go to the model together in one run, and identical rows already being computed on this
+ * replica are joined rather than computed again. The store (memory or Redis, through cache-manager)
+ * is never allowed to fail or slow a prediction: each call has a short timeout, and a failure is
+ * counted, logged, and the row computed.
+ */
+@Injectable()
+export class PredictionCache implements OnApplicationShutdown {
+  private readonly logger = new Logger('Cache');
+  private readonly inflight = new Map<string, Promise<Outputs>>();
+  /** cache-manager reports a failed read as an event and answers misses: the event is matched to its call here. */
+  private readonly failedReads = new WeakMap<readonly string[], unknown>();
+  private skipUntil = 0;
+  private healthy = true;
+
+  constructor(
+    @Inject(CACHE_MANAGER) private readonly cache: Cache,
+    @Inject(CACHE_STORE) private readonly store: CacheStore,
+    private readonly registry: ModelRegistry,
+    private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
+  ) {
+    this.cache.on('mget', (event: { keys: string[]; error?: unknown }) => {
+      if (event.error !== undefined) this.failedReads.set(event.keys, event.error);
+    });
+    metrics.setCacheEntriesSource(() => store.entries());
+  }
+
+  /** Whether predictions of this model are cached at all (CACHE_ENABLED, and its config.json). */
+  enabledFor(model: string): boolean {
+    return this.config.CACHE_ENABLED && (this.registry.get(model).config.cache?.enabled ?? true);
+  }
+
+  /**
+   * The outputs of `run` on `entry`, as `compute` would give them, with every row the cache holds
+   * taken from it and only the others computed. Counts hits and misses into `tally`.
+   */
+  async run(entry: ReadyModelVersion, run: EncodedRun, policy: CachePolicy, tally: CacheTally, compute: Compute): Promise<Outputs> {
+    const batched = entry.signature.batchable;
+    const keys = rowKeys(this.config.CACHE_KEY_PREFIX, entry, run.feeds, batched ? run.count : 1, batched);
+    const rows: Promise<Outputs>[] = new Array<Promise<Outputs>>(keys.length);
+    const joined = new Set<number>();
+    const own = new Map<number, Deferred>();
+    for (let i = 0; i < keys.length; i++) {
+      const pending = policy.read ? this.inflight.get(keys[i]) : undefined;
+      if (pending) {
+        rows[i] = pending;
+        joined.add(i);
+        continue;
+      }
+      const row = deferred();
+      own.set(i, row);
+      rows[i] = row.promise;
+      // Only requests that read the cache share computations: a no-cache request asked for its own.
+      if (policy.read) this.inflight.set(keys[i], row.promise);
+    }
+
+    let hits = 0;
+    let computedAll: Outputs | undefined;
+    try {
+      const missing = policy.read ? await this.readInto(entry, keys, own) : [...own.keys()];
+      hits += own.size - missing.length;
+      if (missing.length > 0) {
+        computedAll = await this.computeInto(entry, run, batched, keys, missing, own, policy, compute);
+      }
+    } catch (err) {
+      for (const row of own.values()) row.reject(err);
+      throw err;
+    } finally {
+      if (policy.read) for (const [i, row] of own) if (this.inflight.get(keys[i]) === row.promise) this.inflight.delete(keys[i]);
+    }
+
+    // A joined computation that failed (its own client left, its deadline passed) is no answer for this request: compute it here.
+    const outputs = await Promise.all(rows.map((row, i) => (joined.has(i) ? row.catch(() => this.computeAlone(entry, run, batched, i, compute)) : row)));
+    hits += joined.size;
+    const misses = keys.length - hits;
+    tally.cacheHits = (tally.cacheHits ?? 0) + hits;
+    tally.cacheMisses = (tally.cacheMisses ?? 0) + misses;
+    this.metrics.observeCache(entry.model, entry.version, hits, misses);
+    if (computedAll) return computedAll;
+    if (!batched) return outputs[0];
+    return Object.fromEntries(Object.keys(outputs[0]).map((name) => [name, concatRows(outputs.map((o) => o[name]))]));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.store.close();
+  }
+
+  /** Resolves the rows the store holds; returns the indexes of the others. */
+  private async readInto(entry: ReadyModelVersion, keys: readonly string[], own: ReadonlyMap<number, Deferred>): Promise<number[]> {
+    const indexes = [...own.keys()];
+    const values = await this.read(indexes.map((i) => keys[i]));
+    const names = entry.signature.outputs.map((o) => o.name);
+    const missing: number[] = [];
+    indexes.forEach((rowIndex, j) => {
+      const outputs = values[j] === undefined ? undefined : fromStored(values[j]);
+      // An entry without exactly this model's outputs is not this model's answer, whoever wrote it.
+      if (outputs && names.length === Object.keys(outputs).length && names.every((n) => n in outputs)) own.get(rowIndex)!.resolve(outputs);
+      else missing.push(rowIndex);
+    });
+    return missing;
+  }
+
+  /** Runs the missing rows in one run, resolves them and stores them; the run's whole outputs when it carried every row. */
+  private async computeInto(
+    entry: ReadyModelVersion,
+    run: EncodedRun,
+    batched: boolean,
+    keys: readonly string[],
+    missing: readonly number[],
+    own: ReadonlyMap<number, Deferred>,
+    policy: CachePolicy,
+    compute: Compute,
+  ): Promise<Outputs | undefined> {
+    const all = missing.length === keys.length;
+    const outputs = await compute(all ? run.feeds : gatherRows(run.feeds, missing), batched ? missing.length : run.count);
+    const split = batched ? splitRows(outputs, missing.length) : [outputs];
+    if (!split) throw new Error(`the model's outputs do not have one row per instance (${missing.length} instances)`);
+    missing.forEach((rowIndex, j) => own.get(rowIndex)!.resolve(split[j]));
+    if (policy.write) await this.write(entry, missing.map((rowIndex, j) => ({ key: keys[rowIndex], value: toStored(split[j]) })));
+    return all ? outputs : undefined;
+  }
+
+  private async computeAlone(entry: ReadyModelVersion, run: EncodedRun, batched: boolean, row: number, compute: Compute): Promise<Outputs> {
+    if (!batched) return compute(run.feeds, run.count);
+    return splitRows(await compute(gatherRows(run.feeds, [row]), 1), 1)![0];
+  }
+
+  private async read(keys: string[]): Promise<unknown[]> {
+    if (Date.now() < this.skipUntil) return keys.map(() => undefined);
+    try {
+      const values = await withTimeout(this.cache.mget(keys), this.config.CACHE_TIMEOUT_MS, 'CACHE_TIMEOUT_MS');
+      if (this.failedReads.has(keys)) throw this.failedReads.get(keys);
+      this.succeeded();
+      return values;
+    } catch (err) {
+      this.failed('read', err);
+      return keys.map(() => undefined);
+    }
+  }
+
+  private async write(entry: ReadyModelVersion, list: { key: string; value: StoredOutputs }[]): Promise<void> {
+    if (Date.now() < this.skipUntil) return;
+    const seconds = this.registry.get(entry.model).config.cache?.ttl_seconds ?? this.config.CACHE_TTL_SECONDS;
+    try {
+      await withTimeout(this.cache.mset(list.map((e) => ({ ...e, ttl: seconds * 1000 }))), this.config.CACHE_TIMEOUT_MS, 'CACHE_TIMEOUT_MS');
+      this.succeeded();
+    } catch (err) {
+      this.failed('write', err);
+    }
+  }
+
+  private failed(operation: 'read' | 'write', err: unknown): void {
+    const timeout = err instanceof CacheTimeout;
+    this.metrics.observeCacheError(operation, timeout ? 'timeout' : 'error');
+    // Logged when the store starts failing and when it answers again, not for every request in between.
+    if (this.healthy) {
+      this.logger.warn(`cache ${operation} failed (${(err as Error)?.message ?? String(err)}); predictions are computed uncached, the ${this.store.kind} store retried every ${RETRY_AFTER_MS} ms`);
+    }
+    this.healthy = false;
+    this.skipUntil = Date.now() + RETRY_AFTER_MS;
+  }
+
+  private succeeded(): void {
+    if (this.healthy) return;
+    this.healthy = true;
+    this.logger.log(`the ${this.store.kind} cache store answers again; caching resumed`);
+  }
+}

@@ -33,8 +33,9 @@ export class OwnRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<OwnRedis> {
-    const redis = new OwnRedis(await freePort());
+  /** On the given port, or a free one. */
+  static async start(port?: number): Promise<OwnRedis> {
+    const redis = new OwnRedis(port ?? (await freePort()));
     await redis.start();
     return redis;
   }

@@ -178,6 +178,8 @@ describe('deploy/k8s: against the service', () => {
     expect(redis.spec!.template.spec!.containers[0].image).toBe('redis:7-alpine');
     expect(args.join(' ')).toContain('--save  --appendonly no');
     expect(find<Service>('Service', 'redis').spec?.ports?.[0]?.port).toBe(6379);
+    // The service's REDIS_URL names that Service and port.
+    expect(configMap.data.REDIS_URL).toBe('redis://redis:6379');
   });
 });
 
@@ -203,6 +205,7 @@ describe('deploy/Dockerfile and docker-compose.yml', () => {
     expect(api.depends_on).toEqual({ redis: { condition: 'service_healthy' } });
     expect(redis.image).toBe('redis:7-alpine');
     expect(redis.healthcheck?.test).toBeDefined();
+    expect(api.environment?.REDIS_URL).toBe('redis://redis:6379');
     expect(Object.keys(api.environment ?? {}).filter((key) => !Object.keys(new AppConfig()).includes(key))).toEqual([]);
     loadConfig(api.environment);
   });

@@ -6,7 +6,7 @@
 import { Results, findCell } from './results';
 import { MODELS, ModelName, ROUTES, Route, TARGETS, TARGET_IDS, TargetId } from './workload';
 
-const COLOURS: Record<TargetId, string> = { on: '#1f77b4', off: '#ff7f0e', express: '#9467bd', baseline: '#2ca02c', lesson: '#d62728' };
+const COLOURS: Record<TargetId, string> = { on: '#1f77b4', off: '#ff7f0e', express: '#9467bd', cached: '#17becf', baseline: '#2ca02c', lesson: '#d62728' };
 const PANEL_W = 430;
 const PANEL_H = 250;
 const MARGIN = { left: 64, right: 16, top: 28, bottom: 42 };

@@ -52,12 +52,16 @@ compete for the CPU, and never two loads at once.
 Targets:
 
 - **service, batching on, Fastify**: \`node dist/main.js\` with \`HTTP_ADAPTER=fastify\` (the default, set
-  explicitly), \`BATCHING_ENABLED=true\`, \`LOG_LEVEL=warn\` (so the per-request log line is not what is
+  explicitly), \`BATCHING_ENABLED=true\`, \`CACHE_ENABLED=false\` (the bench's bodies repeat, and the
+  baseline and the lesson cache nothing: these targets measure inference), \`LOG_LEVEL=warn\` (so the per-request log line is not what is
   measured) and every other setting at its default (one onnxruntime thread per session:
   \`ORT_INTRA_OP_NUM_THREADS=1\`, \`ORT_INTER_OP_NUM_THREADS=1\`). The performance targets (Targets, below) are evaluated on this one.
 - **service, batching off, Fastify**: the same with \`BATCHING_ENABLED=false\`.
 - **service, batching on, Express**: the same as batching on, Fastify, with \`HTTP_ADAPTER=express\`, and
   the same cells: the difference between the two is the HTTP framework layer alone.
+- **service, batching on, cache on, Fastify**: the same as batching on, Fastify, with the in-memory
+  prediction cache (\`CACHE_ENABLED=true\`, the default): every body of a cell has been seen during its
+  warm-up, so the cell measures answers from the cache, what a repeated input costs.
 - **baseline**: \`bench/baseline.ts\`, the least code that gives the same answers: bare \`node:http\` plus
   onnxruntime-node, no framework, no worker threads, no batching, one \`session.run\` per request on the
   main thread (onnxruntime-node runs it synchronously behind a \`setImmediate\`, so each run blocks the

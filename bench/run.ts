@@ -1,5 +1,6 @@
 /**
- * `npm run bench`: loads the service (batching on and off on Fastify, batching on on Express), the naive
+ * `npm run bench`: loads the service (batching on and off on Fastify, batching on on Express, and with the
+ * prediction cache on Fastify), the naive
  * baseline and the lesson's FastAPI app one after the other, measures the HTTP layer floor
  * (GET /health/live) on the service's two adapters and on the baseline's bare node:http while each is up,
  * prints the comparison table, the floor table and the targets, and writes
@@ -92,8 +93,8 @@ interface Running {
  * where it is the default (fastify), so that a change of default cannot silently change what a target is.
  */
 function serviceEnv(port: number, id: ServiceTargetId): Record<string, string> {
-  const { adapter, batching } = SERVICE_SETTINGS[id];
-  return { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', HTTP_ADAPTER: adapter, BATCHING_ENABLED: String(batching) };
+  const { adapter, batching, cache } = SERVICE_SETTINGS[id];
+  return { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', HTTP_ADAPTER: adapter, BATCHING_ENABLED: String(batching), CACHE_ENABLED: String(cache) };
 }
 
 /**
@@ -103,7 +104,7 @@ function serviceEnv(port: number, id: ServiceTargetId): Record<string, string> {
 function inheritedServiceEnv(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && /^(ORT_|BATCH|MAX_BATCH|MAX_QUEUE_SIZE$|REQUEST_TIMEOUT_MS$|INFERENCE_|MODEL_REPOSITORY$|DEFAULT_MODEL$|BODY_LIMIT$|NODE_ENV$|UV_THREADPOOL_SIZE$)/.test(k)) out[k] = v;
+    if (v !== undefined && /^(ORT_|BATCH|MAX_BATCH|MAX_QUEUE_SIZE$|REQUEST_TIMEOUT_MS$|INFERENCE_|MODEL_REPOSITORY$|DEFAULT_MODEL$|BODY_LIMIT$|NODE_ENV$|UV_THREADPOOL_SIZE$|CACHE_|REDIS_URL$)/.test(k)) out[k] = v;
   }
   return out;
 }
@@ -186,6 +187,7 @@ function describeCommand(id: TargetId): string {
     case 'on':
     case 'off':
     case 'express':
+    case 'cached':
       return 'node dist/main.js';
     case 'baseline':
       return 'node -r ts-node/register/transpile-only bench/baseline.ts';
@@ -391,7 +393,7 @@ async function main(): Promise<void> {
       request_timeout_s: REQUEST_TIMEOUT_S,
       autocannon: packageVersion('autocannon'),
       onnxruntime_node: packageVersion('onnxruntime-node'),
-      service_env: { ...inheritedServiceEnv(), HOST: '127.0.0.1', LOG_LEVEL: 'warn', HTTP_ADAPTER: 'fastify | express', BATCHING_ENABLED: 'true | false' },
+      service_env: { ...inheritedServiceEnv(), HOST: '127.0.0.1', LOG_LEVEL: 'warn', HTTP_ADAPTER: 'fastify | express', BATCHING_ENABLED: 'true | false', CACHE_ENABLED: 'true | false' },
       baseline_session_options: { intraOpNumThreads: 1, interOpNumThreads: 1 },
     },
     targets,

@@ -19,15 +19,20 @@ export const BATCH_SIZE = 16;
 const SINGLE_BODIES = 8;
 const BATCH_BODIES = 4;
 
-export type TargetId = 'on' | 'off' | 'express' | 'baseline' | 'lesson';
+export type TargetId = 'on' | 'off' | 'express' | 'cached' | 'baseline' | 'lesson';
 /** The canonical order: the order targets are run in, and of the table's column groups and the chart's legend. */
-export const TARGET_IDS: readonly TargetId[] = ['on', 'off', 'express', 'baseline', 'lesson'];
-/** The targets that are the service (node dist/main.js), with the settings each one runs with. */
-export type ServiceTargetId = 'on' | 'off' | 'express';
-export const SERVICE_SETTINGS: Record<ServiceTargetId, { adapter: 'fastify' | 'express'; batching: boolean }> = {
-  on: { adapter: 'fastify', batching: true },
-  off: { adapter: 'fastify', batching: false },
-  express: { adapter: 'express', batching: true },
+export const TARGET_IDS: readonly TargetId[] = ['on', 'off', 'express', 'cached', 'baseline', 'lesson'];
+/**
+ * The targets that are the service (node dist/main.js), with the settings each one runs with. The
+ * prediction cache is off except in `cached`: the others measure inference, against a baseline and a
+ * lesson that cache nothing; `cached` answers the same bodies from the cache once warm-up has seen them.
+ */
+export type ServiceTargetId = 'on' | 'off' | 'express' | 'cached';
+export const SERVICE_SETTINGS: Record<ServiceTargetId, { adapter: 'fastify' | 'express'; batching: boolean; cache: boolean }> = {
+  on: { adapter: 'fastify', batching: true, cache: false },
+  off: { adapter: 'fastify', batching: false, cache: false },
+  express: { adapter: 'express', batching: true, cache: false },
+  cached: { adapter: 'fastify', batching: true, cache: true },
 };
 export const isServiceTarget = (id: TargetId): id is ServiceTargetId => id in SERVICE_SETTINGS;
 
@@ -55,6 +60,8 @@ export const TARGETS: Record<TargetId, TargetInfo> = {
   off: { id: 'off', label: 'service, batching off, Fastify', short: 'svc off', models: MODELS, path: v1Path, labels: v1Labels },
   // Same cells as `on`, on the other HTTP adapter: what the framework layer alone changes.
   express: { id: 'express', label: 'service, batching on, Express', short: 'svc express', models: MODELS, path: v1Path, labels: v1Labels },
+  // Same cells as `on`, with the in-memory prediction cache: what a repeated input costs.
+  cached: { id: 'cached', label: 'service, batching on, cache on, Fastify', short: 'svc cached', models: MODELS, path: v1Path, labels: v1Labels },
   baseline: { id: 'baseline', label: 'baseline (node:http + ort)', short: 'baseline', models: MODELS, path: v1Path, labels: v1Labels },
   lesson: {
     id: 'lesson',

@@ -11,7 +11,7 @@ export interface CacheStore {
   readonly kind: 'memory' | 'redis';
   readonly keyv: Keyv;
   /** Entries held now, where the store can count them cheaply (in memory). */
-  entries(): number | undefined;
+  readonly entries?: () => number;
   /** Resolves when the store answers a round trip; rejects with the reason otherwise. */
   ping(): Promise<void>;
   /** Closes the connection; called at application shutdown, after the last request was answered. */
@@ -73,7 +73,6 @@ function redisStore(url: string, config: AppConfig): CacheStore {
   return {
     kind: 'redis',
     keyv,
-    entries: () => undefined,
     ping: async () => {
       await client.ping();
     },

@@ -76,7 +76,7 @@ export class PredictionCache implements OnApplicationShutdown {
     this.cache.on('mget', (event: { keys: string[]; error?: unknown }) => {
       if (event.error !== undefined) this.failedReads.set(event.keys, event.error);
     });
-    metrics.setCacheEntriesSource(() => store.entries());
+    if (store.entries) metrics.setCacheEntriesSource(store.entries);
   }
 
   /** Whether predictions of this model are cached at all (CACHE_ENABLED, and its config.json). */

@@ -112,19 +112,7 @@ export class MetricsService {
     registers: [this.registry],
   });
 
-  private cacheEntries: () => number | undefined = () => undefined;
-
   constructor() {
-    // Only an in-memory cache can count its entries cheaply; Redis's own INFO covers a shared one.
-    const entries: Gauge = new Gauge({
-      name: 'inference_cache_entries',
-      help: 'Entries held by the in-memory prediction cache (at most CACHE_MAX_ENTRIES)',
-      registers: [this.registry],
-      collect: () => {
-        const count = this.cacheEntries();
-        if (count !== undefined) entries.set(count);
-      },
-    });
     // Read when scraped, so the gauge is always the queue's current depth.
     const depth: Gauge = new Gauge({
       name: 'inference_queue_depth',
@@ -140,8 +128,14 @@ export class MetricsService {
     collectDefaultMetrics({ register: this.registry });
   }
 
-  setCacheEntriesSource(source: () => number | undefined): void {
-    this.cacheEntries = source;
+  /** Only an in-memory cache counts its entries cheaply (Redis's own INFO covers a shared one), so only it registers this gauge. */
+  setCacheEntriesSource(source: () => number): void {
+    const entries: Gauge = new Gauge({
+      name: 'inference_cache_entries',
+      help: 'Entries held by the in-memory prediction cache (at most CACHE_MAX_ENTRIES)',
+      registers: [this.registry],
+      collect: () => entries.set(source()),
+    });
   }
 
   observeCache(model: string, version: number, hits: number, misses: number): void {

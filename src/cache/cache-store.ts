@@ -3,6 +3,10 @@ import KeyvRedis, { createClient, RedisClientType } from '@keyv/redis';
 import { Logger } from '@nestjs/common';
 import { Keyv } from 'keyv';
 import { AppConfig } from '../config/app.config';
+import { TensorData } from '../models/model.types';
+import { fromStored, toStored } from './cache-entry.codec';
+
+type Outputs = Record<string, TensorData>;
 
 export const CACHE_STORE = Symbol('CACHE_STORE');
 
@@ -10,6 +14,11 @@ export const CACHE_STORE = Symbol('CACHE_STORE');
 export interface CacheStore {
   readonly kind: 'memory' | 'redis';
   readonly keyv: Keyv;
+  /** Across the network: calls may stall or fail, so they are bounded by CACHE_TIMEOUT_MS. */
+  readonly remote: boolean;
+  /** One instance's outputs as the store holds them, and back (undefined for a value that is not such an entry). */
+  encode(outputs: Outputs): unknown;
+  decode(value: unknown): Outputs | undefined;
   /** Entries held now, where the store can count them cheaply (in memory). */
   readonly entries?: () => number;
   /** Resolves when the store answers a round trip; rejects with the reason otherwise. */
@@ -39,6 +48,10 @@ function memoryStore(config: AppConfig): CacheStore {
   return {
     kind: 'memory',
     keyv,
+    remote: false,
+    // Held as they are: only this process writes them and nothing mutates them, so no copy or encoding is needed.
+    encode: (outputs) => outputs,
+    decode: (value) => value as Outputs,
     entries: () => memory.store.size,
     ping: () => Promise.resolve(),
     close: () => Promise.resolve(),
@@ -73,6 +86,9 @@ function redisStore(url: string, config: AppConfig): CacheStore {
   return {
     kind: 'redis',
     keyv,
+    remote: true,
+    encode: toStored,
+    decode: fromStored,
     ping: async () => {
       await client.ping();
     },

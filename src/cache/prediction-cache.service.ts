@@ -7,7 +7,7 @@ import { TensorData } from '../models/model.types';
 import { EncodedRun } from '../models/tensor.codec';
 import { concatRows, gatherRows, splitRows } from '../models/tensor-rows';
 import { MetricsService } from '../observability/metrics.service';
-import { fromStored, rowKeys, StoredOutputs, toStored } from './cache-entry.codec';
+import { rowKeys } from './cache-entry.codec';
 import { CACHE_STORE, CacheStore } from './cache-store';
 import { CacheTimeout, withTimeout } from './with-timeout';
 
@@ -146,7 +146,7 @@ export class PredictionCache implements OnApplicationShutdown {
     const names = entry.signature.outputs.map((o) => o.name);
     const missing: number[] = [];
     indexes.forEach((rowIndex, j) => {
-      const outputs = values[j] === undefined ? undefined : fromStored(values[j]);
+      const outputs = values[j] === undefined ? undefined : this.store.decode(values[j]);
       // An entry without exactly this model's outputs is not this model's answer, whoever wrote it.
       if (outputs && names.length === Object.keys(outputs).length && names.every((n) => n in outputs)) own.get(rowIndex)!.resolve(outputs);
       else missing.push(rowIndex);
@@ -170,7 +170,7 @@ export class PredictionCache implements OnApplicationShutdown {
     const split = batched ? splitRows(outputs, missing.length) : [outputs];
     if (!split) throw new Error(`the model's outputs do not have one row per instance (${missing.length} instances)`);
     missing.forEach((rowIndex, j) => own.get(rowIndex)!.resolve(split[j]));
-    if (policy.write) await this.write(entry, missing.map((rowIndex, j) => ({ key: keys[rowIndex], value: toStored(split[j]) })));
+    if (policy.write) await this.write(entry, missing.map((rowIndex, j) => ({ key: keys[rowIndex], value: this.store.encode(split[j]) })));
     return all ? outputs : undefined;
   }
 
@@ -182,7 +182,7 @@ export class PredictionCache implements OnApplicationShutdown {
   private async read(keys: string[]): Promise<unknown[]> {
     if (Date.now() < this.skipUntil) return keys.map(() => undefined);
     try {
-      const values = await withTimeout(this.cache.mget(keys), this.config.CACHE_TIMEOUT_MS, 'CACHE_TIMEOUT_MS');
+      const values = await this.bounded(this.cache.mget(keys));
       if (this.failedReads.has(keys)) throw this.failedReads.get(keys);
       this.succeeded();
       return values;
@@ -192,15 +192,20 @@ export class PredictionCache implements OnApplicationShutdown {
     }
   }
 
-  private async write(entry: ReadyModelVersion, list: { key: string; value: StoredOutputs }[]): Promise<void> {
+  private async write(entry: ReadyModelVersion, list: { key: string; value: unknown }[]): Promise<void> {
     if (Date.now() < this.skipUntil) return;
     const seconds = this.registry.get(entry.model).config.cache?.ttl_seconds ?? this.config.CACHE_TTL_SECONDS;
     try {
-      await withTimeout(this.cache.mset(list.map((e) => ({ ...e, ttl: seconds * 1000 }))), this.config.CACHE_TIMEOUT_MS, 'CACHE_TIMEOUT_MS');
+      await this.bounded(this.cache.mset(list.map((e) => ({ ...e, ttl: seconds * 1000 }))));
       this.succeeded();
     } catch (err) {
       this.failed('write', err);
     }
+  }
+
+  /** A remote store's call, cut off at CACHE_TIMEOUT_MS; memory answers at once, and a timer per call would only cost. */
+  private bounded<T>(call: Promise<T>): Promise<T> {
+    return this.store.remote ? withTimeout(call, this.config.CACHE_TIMEOUT_MS, 'CACHE_TIMEOUT_MS') : call;
   }
 
   private failed(operation: 'read' | 'write', err: unknown): void {

@@ -114,6 +114,17 @@ describe('per-model OpenAPI (bundled models)', () => {
     expect(missing.body.error).toBe('MODEL_NOT_FOUND');
   });
 
+  it('serves ReDoc at /redoc, its script from node_modules, the page held to the service by its policy', async () => {
+    const page = await http().get('/redoc').expect(200);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.text).toContain('<redoc spec-url="/docs-json">');
+    expect(page.headers['content-security-policy']).toMatch(/default-src 'self'/);
+    const script = await http().get('/redoc/redoc.standalone.js').expect(200);
+    expect(script.headers['content-type']).toMatch(/^application\/javascript/);
+    expect(script.text.length).toBeGreaterThan(100_000);
+    expect(script.text).not.toMatch(/^\{"type":"Buffer"/);
+  });
+
   it('puts the typed routes in the YAML document and in Swagger UI too', async () => {
     expect((await http().get('/docs-yaml').expect(200)).text).toContain('operationId: predictIris');
     expect((await http().get('/docs/swagger-ui-init.js').expect(200)).text).toContain('"predictIris"');

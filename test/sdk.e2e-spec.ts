@@ -47,6 +47,12 @@ export const wrong = client.POST('/v1/models/iris/predict', {
   body: { features: { sepal_lenght: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 } },
 });
 `,
+  'missing-feature.ts': `${IMPORT}
+export const wrong = client.POST('/v1/models/iris/predict', { body: { features: { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4 } } });
+`,
+  'string-feature.ts': `${IMPORT}
+export const wrong = client.POST('/v1/models/iris/predict', { body: { features: { sepal_length: '5.1', sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 } } });
+`,
   'wrong-feature-count.ts': `${IMPORT}
 export const wrong = client.POST('/v1/models/iris/predict', { body: { features: [5.1, 3.5, 1.4] } });
 `,
@@ -84,11 +90,13 @@ describe('TypeScript SDK (clients/typescript)', () => {
     expect(generated === committed).toBe(true);
   });
 
-  it('compiles with strict TypeScript, and a wrong feature name, count or label does not compile', async () => {
+  it('compiles with strict TypeScript, and a wrong feature name, a missing one, a string, a wrong count or label does not compile', async () => {
     for (const [name, text] of Object.entries(SNIPPETS)) await fs.writeFile(path.join(work, name), text);
     const diagnostics = typeCheck(SNIPPETS, work);
     expect(diagnostics['right.ts']).toEqual([]);
     expect(diagnostics['wrong-feature-name.ts'].join('\n')).toMatch(/'sepal_lenght' does not exist/);
+    expect(diagnostics['missing-feature.ts'].join('\n')).toMatch(/'petal_width' is missing/);
+    expect(diagnostics['string-feature.ts'].join('\n')).toMatch(/'string' is not assignable to type 'number'/);
     expect(diagnostics['wrong-feature-count.ts'].join('\n')).toMatch(/Source has 3 element\(s\) but target requires 4/);
     expect(diagnostics['wrong-label.ts'].join('\n')).toMatch(/no overlap/);
     expect(Object.keys(diagnostics).sort()).toEqual(Object.keys(SNIPPETS).sort());

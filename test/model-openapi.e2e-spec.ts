@@ -63,6 +63,8 @@ describe('per-model OpenAPI (bundled models)', () => {
 
   it('gives each model typed routes beside the generic ones, and the validator finds no error', async () => {
     expect(typedOperations(doc).map(({ path, op }) => `${op.operationId} ${path}`).sort()).toEqual([
+      'inferDigits /v2/models/digits/infer',
+      'inferIris /v2/models/iris/infer',
       'predictDigits /v1/models/digits/predict',
       'predictDigitsBatch /v1/models/digits/predict/batch',
       'predictIris /v1/models/iris/predict',
@@ -88,6 +90,17 @@ describe('per-model OpenAPI (bundled models)', () => {
     expect(s.DigitsFeatures).toBeUndefined();
   });
 
+  it('types V2 inference by input name, datatype and rank', () => {
+    expect(doc.components.schemas.IrisV2InferRequest.properties).toMatchObject({
+      inputs: {
+        minItems: 1,
+        maxItems: 1,
+        items: { properties: { name: { enum: ['float_input'] }, datatype: { enum: ['FP32'] }, shape: { minItems: 2, maxItems: 2 } } },
+      },
+      outputs: { items: { properties: { name: { enum: ['output_label', 'output_probability'] } } } },
+    });
+  });
+
   it("answers every model's example with 200, in the shape of its typed response", async () => {
     expect(await checkExamples(app, doc)).toEqual([]);
     const iris = doc.paths['/v1/models/iris/predict'].post.requestBody.content['application/json'].example;
@@ -106,7 +119,7 @@ describe('per-model OpenAPI (bundled models)', () => {
 
   it('serves a document per model at /v1/models/{model}/openapi.json, valid on its own', async () => {
     const iris: Document = (await http().get('/v1/models/iris/openapi.json').expect(200)).body;
-    expect(Object.keys(iris.paths).sort()).toEqual(['/v1/models/iris/predict', '/v1/models/iris/predict/batch']);
+    expect(Object.keys(iris.paths).sort()).toEqual(['/v1/models/iris/predict', '/v1/models/iris/predict/batch', '/v2/models/iris/infer']);
     expect(Object.keys(iris.components.schemas)).toEqual(expect.arrayContaining(['IrisFeatures', 'IrisPrediction', 'ErrorResponseDto']));
     expect(Object.keys(iris.components.schemas).some((name) => name.startsWith('Digits'))).toBe(false);
     await expect(SwaggerParser.validate(structuredClone(iris) as never)).resolves.toBeDefined();

@@ -58,7 +58,10 @@ describe('OpenAPI document', () => {
     expect(documented.sort()).toEqual(ROUTES.map(([m, p]) => `${m} ${p}`).sort());
     // Concrete paths the templated routes answer (see model-openapi.e2e-spec.ts).
     const typed = Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).filter(([, op]) => op['x-model']).map(([m]) => `${m} ${p}`));
-    expect(typed.sort()).toEqual(['post /v1/models/digits/predict', 'post /v1/models/digits/predict/batch', 'post /v1/models/iris/predict', 'post /v1/models/iris/predict/batch']);
+    expect(typed.sort()).toEqual([
+      'post /v1/models/digits/predict', 'post /v1/models/digits/predict/batch', 'post /v1/models/iris/predict', 'post /v1/models/iris/predict/batch',
+      'post /v2/models/digits/infer', 'post /v2/models/iris/infer',
+    ]);
   });
 
   it.each(ROUTES)('%s %s has an operationId, a typed success response and typed errors', (method, route) => {

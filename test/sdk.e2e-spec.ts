@@ -56,6 +56,9 @@ export const wrong = client.POST('/v1/models/iris/predict', { body: { features: 
   'wrong-feature-count.ts': `${IMPORT}
 export const wrong = client.POST('/v1/models/iris/predict', { body: { features: [5.1, 3.5, 1.4] } });
 `,
+  'wrong-v2-input.ts': `${IMPORT}
+export const wrong = client.POST('/v2/models/iris/infer', { body: { inputs: [{ name: 'float_inptu', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }] } });
+`,
   'wrong-label.ts': `${IMPORT}
 export async function wrong(): Promise<void> {
   const { data } = await client.POST('/v1/models/iris/predict', { body: { features: [5.1, 3.5, 1.4, 0.2] } });
@@ -99,6 +102,7 @@ describe('TypeScript SDK (clients/typescript)', () => {
     expect(diagnostics['string-feature.ts'].join('\n')).toMatch(/'string' is not assignable to type 'number'/);
     expect(diagnostics['wrong-feature-count.ts'].join('\n')).toMatch(/Source has 3 element\(s\) but target requires 4/);
     expect(diagnostics['wrong-label.ts'].join('\n')).toMatch(/no overlap/);
+    expect(diagnostics['wrong-v2-input.ts'].join('\n')).toMatch(/'"float_inptu"' is not assignable to type '"float_input"'/);
     expect(Object.keys(diagnostics).sort()).toEqual(Object.keys(SNIPPETS).sort());
   });
 

@@ -13,7 +13,11 @@ const op = (operationId: string) => ({ operationId, responses: { '200': { descri
 const BASE: OpenAPIObject = {
   openapi: '3.0.0',
   info: { title: 'service', version: '1' },
-  paths: { '/v1/models/{model}/predict': { post: op('predict') }, '/v1/models/{model}/predict/batch': { post: op('predictBatch') } },
+  paths: {
+    '/v1/models/{model}/predict': { post: op('predict') },
+    '/v1/models/{model}/predict/batch': { post: op('predictBatch') },
+    '/v2/models/{model}/infer': { post: op('v2Infer') },
+  },
 };
 
 /**
@@ -44,7 +48,7 @@ describe('DocsService', () => {
 
     Object.assign(version, { state: 'READY', signature: SIGNATURE });
     expect(docs.document().paths['/v1/models/linear/predict'].post?.operationId).toBe('predictLinear');
-    expect(Object.keys(docs.modelDocument('linear').paths)).toEqual(['/v1/models/linear/predict', '/v1/models/linear/predict/batch']);
+    expect(Object.keys(docs.modelDocument('linear').paths)).toEqual(['/v1/models/linear/predict', '/v1/models/linear/predict/batch', '/v2/models/linear/infer']);
     expect(build).toHaveBeenCalledTimes(1);
     expect(BASE.paths['/v1/models/linear/predict']).toBeUndefined();
   });

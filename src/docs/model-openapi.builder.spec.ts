@@ -13,7 +13,11 @@ const generic = (operationId: string) => ({
 const BASE: OpenAPIObject = {
   openapi: '3.0.0',
   info: { title: 'service', version: '1' },
-  paths: { '/v1/models/{model}/predict': { post: generic('predict') }, '/v1/models/{model}/predict/batch': { post: generic('predictBatch') } },
+  paths: {
+    '/v1/models/{model}/predict': { post: generic('predict') },
+    '/v1/models/{model}/predict/batch': { post: generic('predictBatch') },
+    '/v2/models/{model}/infer': { post: generic('v2Infer') },
+  },
   components: { schemas: { ErrorResponseDto: { type: 'object', properties: { error: { type: 'string' } } }, UnusedDto: { type: 'object' } } },
 };
 
@@ -65,6 +69,8 @@ describe('model OpenAPI builder', () => {
     expect(op.parameters).toEqual([]);
     expect(op.responses['400']).toEqual(errors['400']);
     expect(doc.paths['/v1/models/iris/predict/batch'].post!.operationId).toBe('predictIrisBatch');
+    expect(doc.paths['/v2/models/iris/infer'].post!.operationId).toBe('inferIris');
+    expect(doc.paths['/v2/models/iris/infer'].post!.responses).toBe(BASE.paths['/v2/models/{model}/infer'].post!.responses);
     expect(doc.paths['/v1/models/{model}/predict']).toBe(BASE.paths['/v1/models/{model}/predict']);
     const schemas = schemasOf(doc);
     expect(schemas.IrisFeatures).toMatchObject({ required: IRIS.signature.features, additionalProperties: false });
@@ -79,6 +85,7 @@ describe('model OpenAPI builder', () => {
     expect(example('/v1/models/iris/predict/batch')).toEqual({
       instances: [{ sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 }, { sepal_length: 7, sepal_width: 3.2, petal_length: 4.7, petal_width: 1.4 }],
     });
+    expect(example('/v2/models/iris/infer')).toEqual({ inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }] });
   });
 
   it('types a model without feature names by its inputs, with zeros of their shapes as the example', () => {
@@ -93,13 +100,19 @@ describe('model OpenAPI builder', () => {
     expect(schemas.MultiPredictRequest).toMatchObject({ required: ['inputs'] });
     const body = doc.paths['/v1/models/multi/predict'].post!.requestBody as { content: Record<string, { example: unknown }> };
     expect(body.content['application/json'].example).toEqual({ inputs: { a: [[0, 0]], b: [''] } });
+    const v2 = doc.paths['/v2/models/multi/infer'].post!.requestBody as { content: Record<string, { example: unknown }> };
+    expect(v2.content['application/json'].example).toEqual({
+      inputs: [{ name: 'a', shape: [1, 2], datatype: 'INT8', data: [0, 0] }, { name: 'b', shape: [1], datatype: 'BYTES', data: [''] }],
+    });
+    const inputs = (schemas.MultiV2InferRequest.properties as Schemas).inputs;
+    expect(inputs).toMatchObject({ minItems: 2, maxItems: 2, items: { oneOf: [{ properties: { name: { enum: ['a'] } } }, { properties: { name: { enum: ['b'] } } }] } });
   });
 
   it('makes a valid document of several models, and one of a single model with only the schemas it uses', async () => {
     const doc = withModels(BASE, [IRIS, { name: 'multi', version: 1, signature: MULTI }]);
     await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeDefined();
     const single = modelDocument(BASE, IRIS);
-    expect(Object.keys(single.paths).sort()).toEqual(['/v1/models/iris/predict', '/v1/models/iris/predict/batch']);
+    expect(Object.keys(single.paths).sort()).toEqual(['/v1/models/iris/predict', '/v1/models/iris/predict/batch', '/v2/models/iris/infer']);
     expect(Object.keys(schemasOf(single))).toContain('ErrorResponseDto');
     expect(Object.keys(schemasOf(single))).not.toContain('UnusedDto');
     await expect(SwaggerParser.validate(structuredClone(single) as never)).resolves.toBeDefined();

@@ -1,4 +1,5 @@
 import type { OpenAPIObject, OperationObject, PathItemObject, ReferenceObject, SchemaObject, TagObject } from '@nestjs/swagger';
+import { toV2Datatype } from '../inference-protocol/v2.datatypes';
 import { ElementType, ModelSignature, TensorSpec } from '../models/model.types';
 
 /** What the document needs to know of a model whose default version is READY. */
@@ -17,6 +18,13 @@ type Sample = NonNullable<TypedModel['samples']>[number];
 /** The generic routes each model's typed routes are a concrete copy of. */
 export const GENERIC_PREDICT = '/v1/models/{model}/predict';
 export const GENERIC_BATCH = '/v1/models/{model}/predict/batch';
+export const GENERIC_INFER = '/v2/models/{model}/infer';
+
+interface GenericOperations {
+  readonly predict: OperationObject;
+  readonly batch: OperationObject;
+  readonly infer: OperationObject;
+}
 
 const ref = (name: string): ReferenceObject => ({ $ref: `#/components/schemas/${name}` });
 const INT_RANGES: Partial<Record<ElementType, [number, number]>> = {
@@ -103,6 +111,38 @@ function exampleInstance(model: TypedModel, sample: Sample | undefined): Record<
   return { inputs: Object.fromEntries(signature.inputs.map((s) => [s.name, zeros(perInstance(s, signature), s.type)])) };
 }
 
+/** The dimensions of a nested array, following its first elements. */
+function nestedShape(value: unknown): number[] {
+  const dims: number[] = [];
+  for (let v = value; Array.isArray(v); v = v[0]) dims.push(v.length);
+  return dims;
+}
+
+/** One instance, the v1 example, as an Open Inference Protocol request: whole tensors, flat data. */
+function v2Example(model: TypedModel, instance: Record<string, unknown>): Record<string, unknown> {
+  const { signature } = model;
+  const values: Record<string, unknown> = {};
+  if ('inputs' in instance) Object.assign(values, instance.inputs);
+  else {
+    const features = instance.features;
+    const names = signature.features;
+    values[signature.inputs[0].name] = Array.isArray(features) || !names ? features : names.map((n) => (features as Record<string, unknown>)[n]);
+  }
+  return {
+    inputs: signature.inputs.map((spec) => {
+      const value = values[spec.name];
+      const own = perInstance(spec, signature);
+      const dims = own.every((d) => d >= 0) ? [...own] : nestedShape(value);
+      return {
+        name: spec.name,
+        shape: signature.batchable ? [1, ...dims] : dims,
+        datatype: toV2Datatype(spec.type),
+        data: Array.isArray(value) ? value.flat(Infinity) : [value],
+      };
+    }),
+  };
+}
+
 export interface ModelApi {
   readonly paths: Record<string, PathItemObject>;
   readonly schemas: Record<string, SchemaObject>;
@@ -115,7 +155,7 @@ export interface ModelApi {
  * built from the model's own signature. They describe a subset of what the generic routes accept,
  * so every body a typed client sends is one the server's validation already takes.
  */
-export function modelApi(model: TypedModel, prefix: string, generic: { predict: OperationObject; batch: OperationObject }): ModelApi {
+export function modelApi(model: TypedModel, prefix: string, generic: GenericOperations): ModelApi {
   const { signature, name } = model;
   const s = (suffix: string) => `${prefix}${suffix}`;
   const schemas: Record<string, SchemaObject> = {};
@@ -200,6 +240,49 @@ export function modelApi(model: TypedModel, prefix: string, generic: { predict: 
     required: ['model', 'version', 'predictions', 'latency_ms'],
   };
 
+  // Open Inference Protocol: whole tensors, each input by name with its datatype and rank.
+  const v2Inputs: SchemaObject[] = signature.inputs.map((spec) => ({
+    type: 'object',
+    properties: {
+      name: { type: 'string', enum: [spec.name] },
+      shape: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: spec.shape.length, maxItems: spec.shape.length, description: `[${spec.shape.join(', ')}]; -1 is any size` },
+      datatype: { type: 'string', enum: [toV2Datatype(spec.type)] },
+      data: { type: 'array', items: elementSchema(spec.type), description: 'Row-major values (flat)' },
+      parameters: { type: 'object', additionalProperties: true },
+    },
+    required: ['name', 'shape', 'datatype', 'data'],
+    additionalProperties: false,
+  }));
+  const outputNames = signature.outputs.map((o) => o.name);
+  schemas[s('V2InferRequest')] = {
+    type: 'object',
+    description: `Open Inference Protocol request for ${name}: every input once, by name`,
+    properties: {
+      id: { type: 'string' },
+      parameters: { type: 'object', additionalProperties: true },
+      inputs: { type: 'array', items: v2Inputs.length === 1 ? v2Inputs[0] : { oneOf: v2Inputs }, minItems: v2Inputs.length, maxItems: v2Inputs.length },
+      outputs: {
+        type: 'array',
+        description: 'Outputs to return (all when absent)',
+        items: {
+          type: 'object',
+          properties: {
+            name: { type: 'string', enum: outputNames },
+            parameters: {
+              type: 'object',
+              properties: { classification: { type: 'integer', minimum: 1 }, binary_data: { type: 'boolean', enum: [false] } },
+              additionalProperties: true,
+            },
+          },
+          required: ['name'],
+          additionalProperties: false,
+        },
+      },
+    },
+    required: ['inputs'],
+    additionalProperties: false,
+  };
+
   const samples: (Sample | undefined)[] = model.samples?.length ? [...model.samples] : [undefined];
   const single = exampleInstance(model, samples[0]);
   const batch = {
@@ -213,7 +296,7 @@ export function modelApi(model: TypedModel, prefix: string, generic: { predict: 
     signature.features ? `Features: ${signature.features.join(', ')}.` : `Inputs: ${signature.inputs.map((i) => `${i.name} (${i.type} [${i.shape.join(', ')}])`).join(', ')}.`,
     signature.labels ? `Labels: ${signature.labels.join(', ')}.` : '',
   ].filter(Boolean).join(' ');
-  const operation = (base: OperationObject, operationId: string, summary: string, request: string, response: string, example: unknown): OperationObject => ({
+  const operation = (base: OperationObject, operationId: string, summary: string, request: string, response: string | undefined, example: unknown): OperationObject => ({
     operationId,
     summary,
     description: `${about} Answered by version ${model.version}, the default; the same as ${base.operationId} with model '${name}'.`,
@@ -221,10 +304,8 @@ export function modelApi(model: TypedModel, prefix: string, generic: { predict: 
     // The generic route's other parameters (none but the path's model today) and its error responses.
     parameters: (base.parameters ?? []).filter((p) => !('in' in p && p.in === 'path')),
     requestBody: { required: true, content: { 'application/json': { schema: ref(request), example } } },
-    responses: {
-      ...base.responses,
-      '200': { description: 'The prediction', content: { 'application/json': { schema: ref(response) } } },
-    },
+    // A V2 answer keeps the generic schema: requested outputs and the classification extension change its tensors.
+    responses: response ? { ...base.responses, '200': { description: 'The prediction', content: { 'application/json': { schema: ref(response) } } } } : base.responses,
     'x-model': name,
   } as OperationObject);
 
@@ -238,15 +319,17 @@ export function modelApi(model: TypedModel, prefix: string, generic: { predict: 
       [GENERIC_BATCH.replace('{model}', name)]: {
         post: operation(generic.batch, `predict${prefix}Batch`, `Predict many ${name} instances in one run (typed)`, s('BatchPredictRequest'), s('BatchPrediction'), batch),
       },
+      [GENERIC_INFER.replace('{model}', name)]: {
+        post: operation(generic.infer, `infer${prefix}`, `Open Inference Protocol inference with ${name} (typed)`, s('V2InferRequest'), undefined, v2Example(model, single)),
+      },
     },
   };
 }
 
-function genericOperations(base: OpenAPIObject): { predict: OperationObject; batch: OperationObject } {
-  const predict = base.paths[GENERIC_PREDICT]?.post;
-  const batch = base.paths[GENERIC_BATCH]?.post;
-  if (!predict || !batch) throw new Error(`the document has no ${GENERIC_PREDICT} or ${GENERIC_BATCH}`);
-  return { predict, batch };
+function genericOperations(base: OpenAPIObject): GenericOperations {
+  const [predict, batch, infer] = [GENERIC_PREDICT, GENERIC_BATCH, GENERIC_INFER].map((p) => base.paths[p]?.post);
+  if (!predict || !batch || !infer) throw new Error(`the document lacks one of ${GENERIC_PREDICT}, ${GENERIC_BATCH}, ${GENERIC_INFER}`);
+  return { predict, batch, infer };
 }
 
 /** Typed views of every model, each with a unique schema prefix, in the order given. */

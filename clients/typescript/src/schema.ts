@@ -452,6 +452,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/models/digits/infer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Open Inference Protocol inference with digits (typed)
+         * @description Inputs: float_input (float32 [-1, 64]). Labels: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9. Answered by version 1, the default; the same as v2Infer with model 'digits'.
+         */
+        post: operations["inferDigits"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models/iris/predict": {
         parameters: {
             query?: never;
@@ -486,6 +506,26 @@ export interface paths {
          * @description Features: sepal_length, sepal_width, petal_length, petal_width. Labels: setosa, versicolor, virginica. Answered by version 1, the default; the same as predictBatch with model 'iris'.
          */
         post: operations["predictIrisBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/iris/infer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Open Inference Protocol inference with iris (typed)
+         * @description Features: sepal_length, sepal_width, petal_length, petal_width. Labels: setosa, versicolor, virginica. Answered by version 1, the default; the same as v2Infer with model 'iris'.
+         */
+        post: operations["inferIris"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1123,6 +1163,43 @@ export interface components {
             /** @description Time spent in the service, ms */
             latency_ms: number;
         };
+        /** @description Open Inference Protocol request for digits: every input once, by name */
+        DigitsV2InferRequest: {
+            id?: string;
+            parameters?: {
+                [key: string]: unknown;
+            };
+            inputs: [
+                {
+                    /** @enum {string} */
+                    name: "float_input";
+                    /** @description [-1, 64]; -1 is any size */
+                    shape: [
+                        number,
+                        number
+                    ];
+                    /** @enum {string} */
+                    datatype: "FP32";
+                    /** @description Row-major values (flat) */
+                    data: number[];
+                    parameters?: {
+                        [key: string]: unknown;
+                    };
+                }
+            ];
+            /** @description Outputs to return (all when absent) */
+            outputs?: {
+                /** @enum {string} */
+                name: "output_label" | "output_probability";
+                parameters?: {
+                    classification?: number;
+                    /** @enum {boolean} */
+                    binary_data?: false;
+                } & {
+                    [key: string]: unknown;
+                };
+            }[];
+        };
         /** @description Input 'float_input' (float32) of one instance, as nested arrays */
         IrisFeatureArray: [
             number,
@@ -1224,6 +1301,43 @@ export interface components {
             /** @description Time spent in the service, ms */
             latency_ms: number;
         };
+        /** @description Open Inference Protocol request for iris: every input once, by name */
+        IrisV2InferRequest: {
+            id?: string;
+            parameters?: {
+                [key: string]: unknown;
+            };
+            inputs: [
+                {
+                    /** @enum {string} */
+                    name: "float_input";
+                    /** @description [-1, 4]; -1 is any size */
+                    shape: [
+                        number,
+                        number
+                    ];
+                    /** @enum {string} */
+                    datatype: "FP32";
+                    /** @description Row-major values (flat) */
+                    data: number[];
+                    parameters?: {
+                        [key: string]: unknown;
+                    };
+                }
+            ];
+            /** @description Outputs to return (all when absent) */
+            outputs?: {
+                /** @enum {string} */
+                name: "output_label" | "output_probability";
+                parameters?: {
+                    classification?: number;
+                    /** @enum {boolean} */
+                    binary_data?: false;
+                } & {
+                    [key: string]: unknown;
+                };
+            }[];
+        };
     };
     responses: never;
     parameters: never;
@@ -1271,6 +1385,7 @@ export type DigitsOutputs = components['schemas']['DigitsOutputs'];
 export type DigitsInstancePrediction = components['schemas']['DigitsInstancePrediction'];
 export type DigitsPrediction = components['schemas']['DigitsPrediction'];
 export type DigitsBatchPrediction = components['schemas']['DigitsBatchPrediction'];
+export type DigitsV2InferRequest = components['schemas']['DigitsV2InferRequest'];
 export type IrisFeatureArray = components['schemas']['IrisFeatureArray'];
 export type IrisFeatures = components['schemas']['IrisFeatures'];
 export type IrisInputs = components['schemas']['IrisInputs'];
@@ -1281,6 +1396,7 @@ export type IrisOutputs = components['schemas']['IrisOutputs'];
 export type IrisInstancePrediction = components['schemas']['IrisInstancePrediction'];
 export type IrisPrediction = components['schemas']['IrisPrediction'];
 export type IrisBatchPrediction = components['schemas']['IrisBatchPrediction'];
+export type IrisV2InferRequest = components['schemas']['IrisV2InferRequest'];
 export type $defs = Record<string, never>;
 export interface operations {
     metrics: {
@@ -2766,6 +2882,145 @@ export interface operations {
             };
         };
     };
+    inferDigits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "inputs": [
+                 *         {
+                 *           "name": "float_input",
+                 *           "shape": [
+                 *             1,
+                 *             64
+                 *           ],
+                 *           "datatype": "FP32",
+                 *           "data": [
+                 *             0,
+                 *             0,
+                 *             7,
+                 *             16,
+                 *             14,
+                 *             3,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             9,
+                 *             14,
+                 *             11,
+                 *             15,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             1,
+                 *             5,
+                 *             0,
+                 *             15,
+                 *             5,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             16,
+                 *             5,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             3,
+                 *             16,
+                 *             4,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             1,
+                 *             12,
+                 *             14,
+                 *             1,
+                 *             0,
+                 *             0,
+                 *             0,
+                 *             5,
+                 *             12,
+                 *             16,
+                 *             16,
+                 *             14,
+                 *             1,
+                 *             0,
+                 *             0,
+                 *             8,
+                 *             16,
+                 *             14,
+                 *             10,
+                 *             13,
+                 *             3
+                 *           ]
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["DigitsV2InferRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2InferResponseDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+        };
+    };
     predictIris: {
         parameters: {
             query?: never;
@@ -2946,6 +3201,85 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    inferIris: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "inputs": [
+                 *         {
+                 *           "name": "float_input",
+                 *           "shape": [
+                 *             1,
+                 *             4
+                 *           ],
+                 *           "datatype": "FP32",
+                 *           "data": [
+                 *             5.1,
+                 *             3.5,
+                 *             1.4,
+                 *             0.2
+                 *           ]
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["IrisV2InferRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2InferResponseDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
                 };
             };
         };

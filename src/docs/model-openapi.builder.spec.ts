@@ -67,6 +67,7 @@ describe('model OpenAPI builder', () => {
     const op = doc.paths['/v1/models/iris/predict'].post!;
     expect(op.operationId).toBe('predictIris');
     expect(op.parameters).toEqual([]);
+    expect(op.security).toBeUndefined();
     expect(op.responses['400']).toEqual(errors['400']);
     expect(doc.paths['/v1/models/iris/predict/batch'].post!.operationId).toBe('predictIrisBatch');
     expect(doc.paths['/v2/models/iris/infer'].post!.operationId).toBe('inferIris');
@@ -76,6 +77,16 @@ describe('model OpenAPI builder', () => {
     expect(schemas.IrisFeatures).toMatchObject({ required: IRIS.signature.features, additionalProperties: false });
     expect(schemas.IrisFeatureArray).toMatchObject({ minItems: 4, maxItems: 4 });
     expect((schemas.IrisPrediction.properties as Schemas).label.enum).toEqual(['setosa', 'versicolor', 'virginica', null]);
+  });
+
+  it("keeps the generic route's header parameters and security requirements", () => {
+    const guarded = structuredClone(BASE);
+    const predict = guarded.paths['/v1/models/{model}/predict'].post!;
+    predict.parameters = [...predict.parameters!, { name: 'X-Request-Id', in: 'header', schema: { type: 'string' } }];
+    predict.security = [{ apiKey: [] }];
+    const op = withModels(guarded, [IRIS]).paths['/v1/models/iris/predict'].post!;
+    expect(op.parameters).toEqual([{ name: 'X-Request-Id', in: 'header', schema: { type: 'string' } }]);
+    expect(op.security).toEqual([{ apiKey: [] }]);
   });
 
   it("takes the examples from the model's self-test samples, by feature name", () => {

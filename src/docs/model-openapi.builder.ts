@@ -301,8 +301,9 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
     summary,
     description: `${about} Answered by version ${model.version}, the default; the same as ${base.operationId} with model '${name}'.`,
     tags: [tag],
-    // The generic route's other parameters (none but the path's model today) and its error responses.
+    // The generic route's other parameters (none but the path's model today), security and error responses.
     parameters: (base.parameters ?? []).filter((p) => !('in' in p && p.in === 'path')),
+    ...(base.security ? { security: base.security } : {}),
     requestBody: { required: true, content: { 'application/json': { schema: ref(request), example } } },
     // A V2 answer keeps the generic schema: requested outputs and the classification extension change its tensors.
     responses: response ? { ...base.responses, '200': { description: 'The prediction', content: { 'application/json': { schema: ref(response) } } } } : base.responses,

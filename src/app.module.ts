@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AppConfig } from './config/app.config';
 import { ConfigModule } from './config/config.module';
+import { DocsModule } from './docs/docs.module';
 import { HealthModule } from './health/health.module';
 import { InferenceProtocolModule } from './inference-protocol/inference-protocol.module';
 import { ModelsModule } from './models/models.module';
@@ -10,6 +11,6 @@ import { PredictionModule } from './prediction/prediction.module';
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
-    return { module: AppModule, imports: [ConfigModule.forRoot(config), ObservabilityModule, ModelsModule, PredictionModule, InferenceProtocolModule, HealthModule] };
+    return { module: AppModule, imports: [ConfigModule.forRoot(config), ObservabilityModule, ModelsModule, PredictionModule, InferenceProtocolModule, HealthModule, DocsModule] };
   }
 }

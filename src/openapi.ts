@@ -1,6 +1,7 @@
 import { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { APP_INFO } from './app.info';
+import { DocsService } from './docs/docs.service';
 
 export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
@@ -16,7 +17,16 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   });
 }
 
-/** Swagger UI at /docs, the document at /docs-json. */
+/**
+ * Swagger UI at /docs, the document at /docs-json (and /docs-yaml). Each request gets the scanned
+ * routes plus the typed routes of the models READY at that moment (see DocsService).
+ */
 export function setupOpenApi(app: INestApplication): void {
-  SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app), { jsonDocumentUrl: 'docs-json', yamlDocumentUrl: 'docs-yaml' });
+  const docs = app.get(DocsService);
+  docs.useBase(() => buildOpenApiDocument(app));
+  SwaggerModule.setup('docs', app, () => docs.baseDocument(), {
+    jsonDocumentUrl: 'docs-json',
+    yamlDocumentUrl: 'docs-yaml',
+    patchDocumentOnRequest: (_req, _res, base) => docs.document(base),
+  });
 }

@@ -1,5 +1,6 @@
-import { CallHandler, ExecutionContext, Injectable, NestInterceptor } from '@nestjs/common';
+import { applyDecorators, CallHandler, ExecutionContext, Injectable, NestInterceptor, UseInterceptors } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import { ApiHeader } from '@nestjs/swagger';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Observable, tap } from 'rxjs';
 import { AnyRequest, contextOf } from '../common/request-context';
@@ -49,3 +50,24 @@ export class PredictionCacheInterceptor implements NestInterceptor {
     );
   }
 }
+
+/** Turns the prediction cache on for a controller or route, and documents the request header it reads. */
+export const CachedPrediction = () =>
+  applyDecorators(
+    UseInterceptors(PredictionCacheInterceptor),
+    ApiHeader({
+      name: 'Cache-Control',
+      required: false,
+      description: '`no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache',
+      schema: { type: 'string', example: 'no-cache' },
+    }),
+  );
+
+/** The response headers of a cached route's answer, for its OpenAPI 200 response. */
+export const CACHE_RESPONSE_HEADERS = {
+  'X-Cache': {
+    description: 'HIT when every instance came from the prediction cache, MISS when any was computed (absent when the model is not cached)',
+    schema: { type: 'string', enum: ['HIT', 'MISS'] },
+  },
+  'X-Cache-Hits': { description: 'instances answered from the cache / instances in the request', schema: { type: 'string', example: '3/4' } },
+};

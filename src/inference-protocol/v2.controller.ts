@@ -1,7 +1,7 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Res, UseInterceptors } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
 import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { APP_INFO } from '../app.info';
-import { PredictionCacheInterceptor } from '../cache/prediction-cache.interceptor';
+import { CACHE_RESPONSE_HEADERS, CachedPrediction } from '../cache/prediction-cache.interceptor';
 import { InvalidInputError, ModelNotReadyError } from '../common/domain.errors';
 import { ReqContext, RequestContext } from '../common/request-context';
 import { ReadinessIndicators } from '../health/readiness.indicators';
@@ -102,25 +102,25 @@ export class V2Controller {
   }
 
   @Post('models/:model/infer')
-  @UseInterceptors(PredictionCacheInterceptor)
+  @CachedPrediction()
   @HttpCode(200)
   @ApiOperation({ operationId: 'v2Infer', summary: "Inference with the model's default version" })
   @MODEL
   @ApiBody({ type: V2InferRequestDto })
-  @ApiOkResponse({ type: V2InferResponseDto })
+  @ApiOkResponse({ type: V2InferResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @errors
   infer(@Param('model') model: string, @Body() body: V2InferRequestDto, @ReqContext() context?: RequestContext): Promise<V2InferResponseDto> {
     return this.run(model, undefined, body, context);
   }
 
   @Post('models/:model/versions/:version/infer')
-  @UseInterceptors(PredictionCacheInterceptor)
+  @CachedPrediction()
   @HttpCode(200)
   @ApiOperation({ operationId: 'v2InferVersion', summary: 'Inference with a given version' })
   @MODEL
   @VERSION
   @ApiBody({ type: V2InferRequestDto })
-  @ApiOkResponse({ type: V2InferResponseDto })
+  @ApiOkResponse({ type: V2InferResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @errors
   inferVersion(
     @Param('model') model: string,

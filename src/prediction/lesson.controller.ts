@@ -1,6 +1,6 @@
-import { Body, Controller, HttpCode, Post, UseInterceptors } from '@nestjs/common';
+import { Body, Controller, HttpCode, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { PredictionCacheInterceptor } from '../cache/prediction-cache.interceptor';
+import { CACHE_RESPONSE_HEADERS, CachedPrediction } from '../cache/prediction-cache.interceptor';
 import { ApiPredictErrors } from '../common/api-errors.decorator';
 import { InvalidInputError } from '../common/domain.errors';
 import { ReqContext, RequestContext } from '../common/request-context';
@@ -13,7 +13,7 @@ import { Prediction, PredictionResult, PredictionService } from './prediction.se
  * the default model, so that the lesson's clients keep working unchanged.
  */
 @ApiTags('lesson-compatible')
-@UseInterceptors(PredictionCacheInterceptor)
+@CachedPrediction()
 @Controller('predict')
 export class LessonController {
   constructor(private readonly predictions: PredictionService) {}
@@ -21,7 +21,7 @@ export class LessonController {
   @Post()
   @HttpCode(200)
   @ApiOperation({ operationId: 'lessonPredict', summary: "Predict one instance with the default model (the lesson's route)" })
-  @ApiOkResponse({ type: LessonPredictResponseDto })
+  @ApiOkResponse({ type: LessonPredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @ApiPredictErrors()
   async predict(@Body() body: PredictRequestDto, @ReqContext() context?: RequestContext): Promise<LessonPredictResponseDto> {
     const result = await this.run([body], () => '', context);
@@ -32,7 +32,7 @@ export class LessonController {
   @Post('batch')
   @HttpCode(200)
   @ApiOperation({ operationId: 'lessonPredictBatch', summary: "Predict many instances with the default model (the lesson's route)" })
-  @ApiOkResponse({ type: LessonBatchResponseDto })
+  @ApiOkResponse({ type: LessonBatchResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @ApiPredictErrors()
   async predictBatch(@Body() body: BatchPredictRequestDto, @ReqContext() context?: RequestContext): Promise<LessonBatchResponseDto> {
     const result = await this.run(body.instances, (i) => `instances[${i}]`, context);

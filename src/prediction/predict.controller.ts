@@ -1,6 +1,6 @@
-import { Body, Controller, HttpCode, Param, Post, UseInterceptors } from '@nestjs/common';
+import { Body, Controller, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
-import { PredictionCacheInterceptor } from '../cache/prediction-cache.interceptor';
+import { CACHE_RESPONSE_HEADERS, CachedPrediction } from '../cache/prediction-cache.interceptor';
 import { ApiPredictErrors } from '../common/api-errors.decorator';
 import { ReqContext, RequestContext } from '../common/request-context';
 import { BatchPredictRequestDto, PredictRequestDto } from './dto/predict-request.dto';
@@ -19,7 +19,7 @@ function batch(result: PredictionResult): BatchPredictResponseDto {
 }
 
 @ApiTags('predictions')
-@UseInterceptors(PredictionCacheInterceptor)
+@CachedPrediction()
 @Controller('v1/models/:model')
 export class PredictController {
   constructor(private readonly predictions: PredictionService) {}
@@ -28,7 +28,7 @@ export class PredictController {
   @HttpCode(200)
   @ApiOperation({ operationId: 'predict', summary: "Predict one instance with the model's default version" })
   @MODEL
-  @ApiOkResponse({ type: PredictResponseDto })
+  @ApiOkResponse({ type: PredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @ApiPredictErrors()
   async predict(@Param('model') model: string, @Body() body: PredictRequestDto, @ReqContext() context?: RequestContext): Promise<PredictResponseDto> {
     return single(await this.predictions.predict(model, undefined, [body], () => '', context));
@@ -39,7 +39,7 @@ export class PredictController {
   @ApiOperation({ operationId: 'predictVersion', summary: 'Predict one instance with a given version' })
   @MODEL
   @VERSION
-  @ApiOkResponse({ type: PredictResponseDto })
+  @ApiOkResponse({ type: PredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @ApiPredictErrors()
   async predictVersion(@Param('model') model: string, @Param('version') version: string, @Body() body: PredictRequestDto, @ReqContext() context?: RequestContext): Promise<PredictResponseDto> {
     return single(await this.predictions.predict(model, parseVersion(version), [body], () => '', context));
@@ -49,7 +49,7 @@ export class PredictController {
   @HttpCode(200)
   @ApiOperation({ operationId: 'predictBatch', summary: "Predict many instances in one run with the model's default version" })
   @MODEL
-  @ApiOkResponse({ type: BatchPredictResponseDto })
+  @ApiOkResponse({ type: BatchPredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @ApiPredictErrors()
   async predictBatch(@Param('model') model: string, @Body() body: BatchPredictRequestDto, @ReqContext() context?: RequestContext): Promise<BatchPredictResponseDto> {
     return batch(await this.predictions.predict(model, undefined, body.instances, (i) => `instances[${i}]`, context));
@@ -60,7 +60,7 @@ export class PredictController {
   @ApiOperation({ operationId: 'predictBatchVersion', summary: 'Predict many instances in one run with a given version' })
   @MODEL
   @VERSION
-  @ApiOkResponse({ type: BatchPredictResponseDto })
+  @ApiOkResponse({ type: BatchPredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @ApiPredictErrors()
   async predictBatchVersion(@Param('model') model: string, @Param('version') version: string, @Body() body: BatchPredictRequestDto, @ReqContext() context?: RequestContext): Promise<BatchPredictResponseDto> {
     return batch(await this.predictions.predict(model, parseVersion(version), body.instances, (i) => `instances[${i}]`, context));

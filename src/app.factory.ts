@@ -1,9 +1,10 @@
 import { ConsoleLogger, INestApplication, LogLevel } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
-import { NestExpressApplication } from '@nestjs/platform-express';
+import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { NextFunction, Request, Response } from 'express';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import helmet from 'helmet';
+import { createServer, IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import { AppModule } from './app.module';
 import { DomainError } from './common/domain.errors';
 import { contextOf } from './common/request-context';
@@ -15,6 +16,9 @@ import { latencyMiddleware } from './observability/latency.middleware';
 import { MetricsService } from './observability/metrics.service';
 import { requestContextMiddleware } from './observability/request-context.middleware';
 import { setupOpenApi } from './openapi';
+import { apiKeyMiddleware } from './security/api-key.middleware';
+import { ApiKeyStore } from './security/api-key.store';
+import { applyServerTimeouts, clientErrorHandler, serverOptions } from './security/server-limits';
 
 const LEVELS: Record<LogLevelName, LogLevel[]> = {
   fatal: ['fatal'],
@@ -86,15 +90,37 @@ function parseJsonBody(text: string): unknown {
   return value;
 }
 
+/** Express's adapter on a Node server made with the service's limits (Nest's own takes no options). */
+class LimitedExpressAdapter extends ExpressAdapter {
+  constructor(private readonly limits: ServerOptions) {
+    super();
+  }
+
+  override initHttpServer(): void {
+    const server = createServer(this.limits, this.getInstance());
+    server.on('clientError', clientErrorHandler);
+    this.setHttpServer(server);
+  }
+}
+
 async function createExpressApp(config: AppConfig, logger: ConsoleLogger): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger, bodyParser: false, abortOnError: false });
+  const adapter = new LimitedExpressAdapter(serverOptions(config));
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), adapter, { logger, bodyParser: false, abortOnError: false });
   app.disable('x-powered-by');
   return app;
 }
 
 async function createFastifyApp(config: AppConfig, logger: ConsoleLogger): Promise<NestFastifyApplication> {
   // Prototype keys are let through the parser so the validation pipe can refuse them with a path.
-  const adapter = new FastifyAdapter({ bodyLimit: config.bodyLimitBytes(), onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.bodyLimitBytes(),
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
+    http: serverOptions(config),
+    clientErrorHandler,
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+  });
   const fastify = adapter.getInstance();
   // The matched route pattern, for the request's log line (Express keeps it on the request itself).
   fastify.addHook('preHandler', (request, _reply, done) => {
@@ -125,8 +151,24 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
   app.use(latencyMiddleware(logger, app.get(MetricsService)));
   const lifecycle = app.get(LifecycleService);
   app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, () => lifecycle.shuttingDown));
+  applyServerTimeouts(app.getHttpServer(), config);
+  // helmet's defaults but one: no upgrade-insecure-requests, which would break Swagger UI served over plain HTTP.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   const origins = config.corsOrigins();
-  if (origins !== false) app.enableCors({ origin: origins, exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After'] });
+  if (origins !== false) {
+    app.enableCors({
+      origin: origins,
+      methods: ['GET', 'HEAD', 'POST'],
+      allowedHeaders: ['Content-Type', 'Authorization', 'X-API-Key', 'X-Request-Id', 'X-Request-Timeout-Ms'],
+      exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'],
+      maxAge: 600,
+    });
+  }
+  // Before any body is read: a request without a valid key costs no parsing. Absent without keys.
+  if (config.apiKeysEnabled()) {
+    const keys = app.get(ApiKeyStore);
+    app.use(apiKeyMiddleware((key) => keys.lookup(key), config.openPaths()));
+  }
   app.use(requireJson);
   if (config.HTTP_ADAPTER === 'express') {
     const express = app as NestExpressApplication;
@@ -134,7 +176,7 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
     express.use(bodyParserErrors);
   }
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
-  app.useGlobalPipes(new RequestValidationPipe());
+  app.useGlobalPipes(new RequestValidationPipe({ maxArrayLength: config.MAX_ARRAY_LENGTH, maxStringLength: config.MAX_STRING_LENGTH }));
   setupOpenApi(app);
   return app;
 }

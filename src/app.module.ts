@@ -6,10 +6,11 @@ import { InferenceProtocolModule } from './inference-protocol/inference-protocol
 import { ModelsModule } from './models/models.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { PredictionModule } from './prediction/prediction.module';
+import { SecurityModule } from './security/security.module';
 
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
-    return { module: AppModule, imports: [ConfigModule.forRoot(config), ObservabilityModule, ModelsModule, PredictionModule, InferenceProtocolModule, HealthModule] };
+    return { module: AppModule, imports: [ConfigModule.forRoot(config), ObservabilityModule, ModelsModule, PredictionModule, InferenceProtocolModule, HealthModule, SecurityModule.forRoot(config)] };
   }
 }

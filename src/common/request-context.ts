@@ -17,6 +17,8 @@ export interface RequestContext {
   model?: string;
   version?: number;
   batchSize?: number;
+  /** Who is calling, for rate limits: `key:<digest>` once an API key is accepted. */
+  client?: string;
   /** The matched route pattern, once routing has found one. */
   route?: string;
 }

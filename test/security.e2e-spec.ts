@@ -135,6 +135,31 @@ describe('API keys', () => {
   });
 });
 
+describe('API keys in the OpenAPI document', () => {
+  it.each([
+    ['with keys configured', { API_KEYS: INFERENCE_KEY }, [{ bearer: [] }, { apiKey: [] }]],
+    ['without keys', {}, [{ bearer: [] }, { apiKey: [] }, {}]],
+  ])('declares both schemes and requires them on every route but the open ones, %s', async (_label, env, required) => {
+    const app = await startApp(env);
+    try {
+      const doc = buildOpenApiDocument(app);
+      expect(doc.components?.securitySchemes).toEqual({
+        bearer: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+        apiKey: expect.objectContaining({ type: 'apiKey', in: 'header', name: 'X-API-Key' }),
+      });
+      for (const [route, item] of Object.entries(doc.paths)) {
+        for (const [method, op] of Object.entries(item as Record<string, { security: unknown; responses: Record<string, unknown> }>)) {
+          const open = PROBES.includes(route);
+          expect({ method, route, security: op.security }).toEqual({ method, route, security: open ? [] : required });
+          expect({ method, route, has401: '401' in op.responses, has429: '429' in op.responses }).toEqual({ method, route, has401: !open, has429: !open });
+        }
+      }
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('API keys: configuration', () => {
   it('refuses to start on a malformed key, without repeating it', async () => {
     const secret = 'short-secret';

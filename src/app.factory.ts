@@ -2,13 +2,15 @@ import { ConsoleLogger, INestApplication, LogLevel } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
+import { randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import { AppModule } from './app.module';
 import { DomainError } from './common/domain.errors';
 import { contextOf } from './common/request-context';
-import { HttpExceptionFilter } from './common/http-exception.filter';
+import { ErrorBody, HttpExceptionFilter, isV2, v2Body } from './common/http-exception.filter';
 import { RequestValidationPipe } from './common/request-validation.pipe';
 import { AppConfig, LogLevelName } from './config/app.config';
 import { LifecycleService } from './health/lifecycle.service';
@@ -120,6 +122,13 @@ async function createFastifyApp(config: AppConfig, logger: ConsoleLogger): Promi
     clientErrorHandler,
     requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
     keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+    // A path that is not valid percent-encoded UTF-8 fails in Fastify's router, before Nest and the
+    // middleware: answered here in the service's shape, as Express's router failure reaches the filter.
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
+      const requestId = randomUUID();
+      const body: ErrorBody = { statusCode: 400, error: 'INVALID_INPUT', message: `The path cannot be decoded: ${error.message}`, details: [], requestId };
+      void reply.code(400).header('X-Request-Id', requestId).send(isV2(request.url) ? v2Body(body) : body);
+    },
   });
   const fastify = adapter.getInstance();
   // The matched route pattern, for the request's log line (Express keeps it on the request itself).

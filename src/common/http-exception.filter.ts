@@ -60,11 +60,11 @@ function describe(exception: unknown): Omit<ErrorBody, 'requestId'> {
 }
 
 /** The Open Inference Protocol's error body: one message, details folded in. */
-function v2Body(body: ErrorBody): { error: string } {
+export function v2Body(body: ErrorBody): { error: string } {
   return { error: [body.message, ...body.details.map((d) => `${d.path}: ${d.message}`)].join('; ') };
 }
 
-const isV2 = (url: string) => url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
+export const isV2 = (url: string) => url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
 
 /**
  * The one place where errors become HTTP responses, with the same statuses for every protocol:

@@ -171,7 +171,10 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
       allowedHeaders: ['Content-Type', 'Authorization', 'X-API-Key', 'X-Request-Id', 'X-Request-Timeout-Ms'],
       exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'],
       maxAge: 600,
-    });
+      // Fastify's CORS plugin would answer an OPTIONS without Access-Control-Request-Method with a
+      // plain-text 400; Express's answers every OPTIONS as a preflight. The same on both:
+      strictPreflight: false,
+    } as Parameters<INestApplication['enableCors']>[0]);
   }
   // Before any body is read: a request without a valid key costs no parsing. Absent without keys.
   if (config.apiKeysEnabled()) {

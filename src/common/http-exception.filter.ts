@@ -56,6 +56,13 @@ function describe(exception: unknown): Omit<ErrorBody, 'requestId'> {
     const message = status === 413 ? `${exception.message}: the limit is BODY_LIMIT; send fewer instances per request` : exception.message;
     return { statusCode: status, error: CODE_OF_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'HTTP_ERROR'), message, details: [] };
   }
+  // A client error raised by a library (http-errors style, e.g. the static file server of Swagger
+  // UI refusing `..`): the client's fault, not the server's. A refused or missing file is no route.
+  const status = (exception as { statusCode?: unknown; status?: unknown } | undefined)?.statusCode ?? (exception as { status?: unknown } | undefined)?.status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    if (status === 403 || status === 404) return { statusCode: 404, error: 'ROUTE_NOT_FOUND', message: 'No such route', details: [] };
+    return { statusCode: status, error: CODE_OF_STATUS[status] ?? 'INVALID_INPUT', message: (exception as Error).message || 'Bad request', details: [] };
+  }
   return { statusCode: 500, error: 'INTERNAL', message: 'Internal server error', details: [] };
 }
 

@@ -169,6 +169,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const sampler = setInterval(() => {
       const now = rssKb(service.pid);
       if (now !== null) rss.push(now);
+      if (rss.length % 10 === 0) log(`soak: ${Math.round((Date.now() - started) / 1000)} s, ${requests} requests, ${unexpected} unexpected, RSS ${mb(now)} MB`);
       if (rssStart === null && Date.now() - started >= warmup) {
         rssStart = now;
         // The first scrape after warm-up resets the lag histogram, so the figures cover the soak itself.
@@ -197,7 +198,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const elapsed = (Date.now() - started) / 1000;
 
     const alive = !service.hasExited() && (await get(port, '/health/live').then((r) => r.status === 200, () => false));
-    const lag = lagReset ? await eventLoopLag(port) : { p50: NaN, p99: NaN, max: NaN };
+    if (!alive) log(`soak: the service is not answering (${service.hasExited() ? await service.exited : 'still running'}); its last lines:\n${service.tail()}`);
+    const lag = lagReset && alive ? await eventLoopLag(port) : { p50: NaN, p99: NaN, max: NaN };
     const rssEnd = rssKb(service.pid) ?? rss.at(-1) ?? null;
     const startKb = rssStart ?? rss[0] ?? null;
     const byStatus: Record<string, number> = {};

@@ -4,7 +4,6 @@ import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { NextFunction, Request, Response } from 'express';
-import helmet from 'helmet';
 import { randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import { AppModule } from './app.module';
@@ -20,6 +19,7 @@ import { requestContextMiddleware } from './observability/request-context.middle
 import { setupOpenApi } from './openapi';
 import { apiKeyMiddleware } from './security/api-key.middleware';
 import { ApiKeyStore } from './security/api-key.store';
+import { securityHeadersMiddleware } from './security/security-headers';
 import { applyServerTimeouts, clientErrorHandler, serverOptions } from './security/server-limits';
 
 const LEVELS: Record<LogLevelName, LogLevel[]> = {
@@ -161,15 +161,14 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
   const lifecycle = app.get(LifecycleService);
   app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, () => lifecycle.shuttingDown));
   applyServerTimeouts(app.getHttpServer(), config);
-  // helmet's defaults but one: no upgrade-insecure-requests, which would break Swagger UI served over plain HTTP.
-  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
+  app.use(securityHeadersMiddleware());
   const origins = config.corsOrigins();
   if (origins !== false) {
     app.enableCors({
       origin: origins,
       methods: ['GET', 'HEAD', 'POST'],
       allowedHeaders: ['Content-Type', 'Authorization', 'X-API-Key', 'X-Request-Id', 'X-Request-Timeout-Ms'],
-      exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'],
+      exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After', ...(config.RATE_LIMIT_RPM ? ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'] : [])],
       maxAge: 600,
       // Fastify's CORS plugin would answer an OPTIONS without Access-Control-Request-Method with a
       // plain-text 400; Express's answers every OPTIONS as a preflight. The same on both:

@@ -245,17 +245,29 @@ describe('without keys or limits configured', () => {
     expect(res.headers['x-ratelimit-limit']).toBeUndefined();
   });
 
-  it('sends helmet’s security headers, and keep-alive as configured', async () => {
-    const res = await rawRequest(port, { path: '/v1/models', headers: { connection: 'keep-alive' } });
-    expect(res.headers).toMatchObject({
-      'x-content-type-options': 'nosniff',
-      'x-frame-options': 'SAMEORIGIN',
-      'strict-transport-security': expect.stringContaining('max-age='),
+  it('sends helmet’s security headers (the API set on JSON, helmet’s defaults on the docs), and keep-alive as configured', async () => {
+    for (const p of ['/v1/models', '/no/such/route']) {
+      const res = await rawRequest(port, { path: p, headers: { connection: 'keep-alive' } });
+      expect(res.headers).toMatchObject({
+        'x-content-type-options': 'nosniff',
+        'x-frame-options': 'DENY',
+        'strict-transport-security': expect.stringContaining('max-age='),
+        'content-security-policy': "default-src 'none';frame-ancestors 'none'",
+        'referrer-policy': 'no-referrer',
+        'cross-origin-resource-policy': 'same-origin',
+        'keep-alive': 'timeout=65',
+      });
+      expect(res.headers['x-powered-by']).toBeUndefined();
+    }
+    const docs = await rawRequest(port, { path: '/docs' });
+    expect(docs.status).toBe(200);
+    expect(docs.headers).toMatchObject({
       'content-security-policy': expect.stringContaining("default-src 'self'"),
-      'keep-alive': 'timeout=65',
+      'x-frame-options': 'SAMEORIGIN',
+      'origin-agent-cluster': '?1',
+      'x-content-type-options': 'nosniff',
     });
-    expect(res.headers['content-security-policy']).not.toContain('upgrade-insecure-requests');
-    expect(res.headers['x-powered-by']).toBeUndefined();
+    expect(docs.headers['content-security-policy']).not.toContain('upgrade-insecure-requests');
   });
 
   it('refuses strings and arrays over their limits, naming where', async () => {

@@ -29,7 +29,10 @@ export class ApiKeyStore implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     const file = this.config.API_KEYS_FILE;
-    if (file === undefined) return;
+    if (file === undefined) {
+      this.logger.log(`API keys: ${this.fromEnv.keys.size} from API_KEYS`);
+      return;
+    }
     const text = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
       throw new Error(`API_KEYS_FILE ${file} cannot be read (${err.code ?? err.message})`);
     });

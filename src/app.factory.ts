@@ -1,13 +1,15 @@
 import { ConsoleLogger, INestApplication, LogLevel } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
-import { NestExpressApplication } from '@nestjs/platform-express';
+import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { NextFunction, Request, Response } from 'express';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { createServer, IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import { AppModule } from './app.module';
 import { DomainError } from './common/domain.errors';
 import { contextOf } from './common/request-context';
-import { HttpExceptionFilter } from './common/http-exception.filter';
+import { ErrorBody, HttpExceptionFilter, isV2, v2Body } from './common/http-exception.filter';
 import { RequestValidationPipe } from './common/request-validation.pipe';
 import { AppConfig, LogLevelName } from './config/app.config';
 import { LifecycleService } from './health/lifecycle.service';
@@ -15,6 +17,10 @@ import { latencyMiddleware } from './observability/latency.middleware';
 import { MetricsService } from './observability/metrics.service';
 import { requestContextMiddleware } from './observability/request-context.middleware';
 import { setupOpenApi } from './openapi';
+import { apiKeyMiddleware } from './security/api-key.middleware';
+import { ApiKeyStore } from './security/api-key.store';
+import { securityHeadersMiddleware } from './security/security-headers';
+import { applyServerTimeouts, clientErrorHandler, serverOptions } from './security/server-limits';
 
 const LEVELS: Record<LogLevelName, LogLevel[]> = {
   fatal: ['fatal'],
@@ -86,15 +92,44 @@ function parseJsonBody(text: string): unknown {
   return value;
 }
 
+/** Express's adapter on a Node server made with the service's limits (Nest's own takes no options). */
+class LimitedExpressAdapter extends ExpressAdapter {
+  constructor(private readonly limits: ServerOptions) {
+    super();
+  }
+
+  override initHttpServer(): void {
+    const server = createServer(this.limits, this.getInstance());
+    server.on('clientError', clientErrorHandler);
+    this.setHttpServer(server);
+  }
+}
+
 async function createExpressApp(config: AppConfig, logger: ConsoleLogger): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger, bodyParser: false, abortOnError: false });
+  const adapter = new LimitedExpressAdapter(serverOptions(config));
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), adapter, { logger, bodyParser: false, abortOnError: false });
   app.disable('x-powered-by');
   return app;
 }
 
 async function createFastifyApp(config: AppConfig, logger: ConsoleLogger): Promise<NestFastifyApplication> {
   // Prototype keys are let through the parser so the validation pipe can refuse them with a path.
-  const adapter = new FastifyAdapter({ bodyLimit: config.bodyLimitBytes(), onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.bodyLimitBytes(),
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
+    http: serverOptions(config),
+    clientErrorHandler,
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+    // A path that is not valid percent-encoded UTF-8 fails in Fastify's router, before Nest and the
+    // middleware: answered here in the service's shape, as Express's router failure reaches the filter.
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
+      const requestId = randomUUID();
+      const body: ErrorBody = { statusCode: 400, error: 'INVALID_INPUT', message: `The path cannot be decoded: ${error.message}`, details: [], requestId };
+      void reply.code(400).header('X-Request-Id', requestId).send(isV2(request.url) ? v2Body(body) : body);
+    },
+  });
   const fastify = adapter.getInstance();
   // The matched route pattern, for the request's log line (Express keeps it on the request itself).
   fastify.addHook('preHandler', (request, _reply, done) => {
@@ -125,8 +160,26 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
   app.use(latencyMiddleware(logger, app.get(MetricsService)));
   const lifecycle = app.get(LifecycleService);
   app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, () => lifecycle.shuttingDown));
+  applyServerTimeouts(app.getHttpServer(), config);
+  app.use(securityHeadersMiddleware());
   const origins = config.corsOrigins();
-  if (origins !== false) app.enableCors({ origin: origins, exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After'] });
+  if (origins !== false) {
+    app.enableCors({
+      origin: origins,
+      methods: ['GET', 'HEAD', 'POST'],
+      allowedHeaders: ['Content-Type', 'Authorization', 'X-API-Key', 'X-Request-Id', 'X-Request-Timeout-Ms'],
+      exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After', ...(config.RATE_LIMIT_RPM ? ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'] : [])],
+      maxAge: 600,
+      // Fastify's CORS plugin would answer an OPTIONS without Access-Control-Request-Method with a
+      // plain-text 400; Express's answers every OPTIONS as a preflight. The same on both:
+      strictPreflight: false,
+    } as Parameters<INestApplication['enableCors']>[0]);
+  }
+  // Before any body is read: a request without a valid key costs no parsing. Absent without keys.
+  if (config.apiKeysEnabled()) {
+    const keys = app.get(ApiKeyStore);
+    app.use(apiKeyMiddleware((key) => keys.lookup(key), config.openPaths()));
+  }
   app.use(requireJson);
   if (config.HTTP_ADAPTER === 'express') {
     const express = app as NestExpressApplication;
@@ -134,7 +187,7 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
     express.use(bodyParserErrors);
   }
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
-  app.useGlobalPipes(new RequestValidationPipe());
+  app.useGlobalPipes(new RequestValidationPipe({ maxArrayLength: config.MAX_ARRAY_LENGTH, maxStringLength: config.MAX_STRING_LENGTH }));
   setupOpenApi(app);
   return app;
 }

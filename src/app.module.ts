@@ -7,10 +7,12 @@ import { InferenceProtocolModule } from './inference-protocol/inference-protocol
 import { ModelsModule } from './models/models.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { PredictionModule } from './prediction/prediction.module';
+import { RedisRateLimitStorageModule } from './security/redis-rate-limit.storage';
+import { SecurityModule } from './security/security.module';
 
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
-    return { module: AppModule, imports: [ConfigModule.forRoot(config), ObservabilityModule, ModelsModule, PredictionModule, InferenceProtocolModule, HealthModule, DocsModule] };
+    return { module: AppModule, imports: [ConfigModule.forRoot(config), ObservabilityModule, ModelsModule, PredictionModule, InferenceProtocolModule, HealthModule, DocsModule, SecurityModule.forRoot(config, config.REDIS_URL ? RedisRateLimitStorageModule : undefined)] };
   }
 }

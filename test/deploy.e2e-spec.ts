@@ -4,12 +4,14 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import request from 'supertest';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import { AppConfig, loadConfig } from '../src/config/app.config';
+import { CONFIG_KEYS, loadConfig } from '../src/config/app.config';
+import { parseApiKeys } from '../src/security/api-keys';
 import { ROOT, startApp } from './support/app';
 
 /**
@@ -37,6 +39,7 @@ const objects = documents.filter(({ doc }) => doc.kind !== 'Kustomization');
 
 const MODELS: Record<string, new (data: never) => Validatable> = {
   'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
   'v1/Service': Service,
   'apps/v1/Deployment': Deployment,
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
@@ -113,7 +116,7 @@ describe('deploy/k8s: Kubernetes schemas', () => {
 
 describe('deploy/k8s: against the service', () => {
   it('every ConfigMap key is a setting of the service, and the service accepts every value', () => {
-    const keys = Object.keys(new AppConfig());
+    const keys: string[] = CONFIG_KEYS;
     expect(Object.keys(configMap.data).filter((key) => !keys.includes(key))).toEqual([]);
     const config = loadConfig(configMap.data);
     for (const [key, value] of Object.entries(configMap.data)) {
@@ -172,6 +175,21 @@ describe('deploy/k8s: against the service', () => {
     expect(podLabels).toEqual(expect.objectContaining(pdb.spec!.selector!.matchLabels));
   });
 
+  it('API keys: from a Secret mounted as a directory at API_KEYS_FILE, never in the ConfigMap, and valid as shipped', () => {
+    expect(configMap.data.API_KEYS).toBeUndefined();
+    const config = loadConfig(configMap.data);
+    const file = config.API_KEYS_FILE!;
+    const mount = container.volumeMounts?.find((m) => m.mountPath === path.dirname(file));
+    expect(mount).toEqual(expect.objectContaining({ readOnly: true }));
+    // subPath mounts never see a rotated Secret.
+    expect(mount?.subPath).toBeUndefined();
+    const volume = deployment.spec!.template.spec!.volumes?.find((v) => v.name === mount?.name);
+    const secret = find<{ metadata: { name: string }; stringData: Record<string, string> }>('Secret', volume!.secret!.secretName!);
+    expect(Object.keys(secret.stringData)).toEqual([path.basename(file)]);
+    const keys = parseApiKeys(secret.stringData[path.basename(file)], 'API_KEYS_FILE');
+    expect(keys.problems).toEqual([]);
+  });
+
   it('Redis: a Deployment and a Service named redis, without persistence', () => {
     const redis = find<Deployment>('Deployment', 'redis');
     const args = redis.spec!.template.spec!.containers[0].args ?? [];
@@ -206,7 +224,7 @@ describe('deploy/Dockerfile and docker-compose.yml', () => {
     expect(redis.image).toBe('redis:7-alpine');
     expect(redis.healthcheck?.test).toBeDefined();
     expect(api.environment?.REDIS_URL).toBe('redis://redis:6379');
-    expect(Object.keys(api.environment ?? {}).filter((key) => !Object.keys(new AppConfig()).includes(key))).toEqual([]);
+    expect(Object.keys(api.environment ?? {}).filter((key) => !(CONFIG_KEYS as string[]).includes(key))).toEqual([]);
     loadConfig(api.environment);
   });
 });

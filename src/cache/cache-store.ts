@@ -19,6 +19,8 @@ export interface CacheStore {
   /** One instance's outputs as the store holds them, and back (undefined for a value that is not such an entry). */
   encode(outputs: Outputs): unknown;
   decode(value: unknown): Outputs | undefined;
+  /** The Redis connection, when the store is Redis: other shared state (rate-limit counts) uses it too. */
+  readonly redis?: RedisClientType;
   /** Entries held now, where the store can count them cheaply (in memory). */
   readonly entries?: () => number;
   /** Resolves when the store answers a round trip; rejects with the reason otherwise. */
@@ -86,6 +88,7 @@ function redisStore(url: string, config: AppConfig): CacheStore {
   return {
     kind: 'redis',
     keyv,
+    redis: client,
     remote: true,
     encode: toStored,
     decode: fromStored,

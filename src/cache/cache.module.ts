@@ -6,12 +6,12 @@ import { CACHE_STORE, CacheStore, createCacheStore } from './cache-store';
 import { PredictionCacheInterceptor } from './prediction-cache.interceptor';
 import { PredictionCache } from './prediction-cache.service';
 
-/** The store, made once and shared by cache-manager, readiness and shutdown. */
+/** The store, made once and shared by cache-manager, readiness, shutdown and the rate limiter's Redis counts. */
 @Module({
   providers: [{ provide: CACHE_STORE, useFactory: (config: AppConfig) => createCacheStore(config), inject: [AppConfig] }],
   exports: [CACHE_STORE],
 })
-class CacheStoreModule {}
+export class CacheStoreModule {}
 
 /**
  * The prediction cache: cache-manager (through @nestjs/cache-manager) over an in-memory LRU, or

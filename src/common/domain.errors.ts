@@ -8,6 +8,11 @@ export type ErrorCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'PAYLOAD_TOO_LARGE'
   | 'ROUTE_NOT_FOUND'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'RATE_LIMITED'
+  | 'HEADERS_TOO_LARGE'
+  | 'REQUEST_TIMEOUT'
   | 'MODEL_NOT_FOUND'
   | 'MODEL_NOT_READY'
   | 'QUEUE_FULL'
@@ -76,5 +81,16 @@ export class DeadlineExceededError extends DomainError {
 export class ClientClosedError extends DomainError {
   constructor() {
     super('CLIENT_CLOSED', 'The client closed the connection before the request ran');
+  }
+}
+
+/** Too many requests from one API key (or client address) within the window. */
+export class RateLimitedError extends DomainError {
+  constructor(
+    /** Whole seconds until the client may send again. */
+    readonly retryAfterSeconds: number,
+    limit: number,
+  ) {
+    super('RATE_LIMITED', `Rate limit of ${limit} requests per minute reached; retry after ${retryAfterSeconds} s`);
   }
 }

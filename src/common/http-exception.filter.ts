@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { DomainError, ErrorCode, ErrorDetail } from './domain.errors';
+import { DomainError, ErrorCode, ErrorDetail, RateLimitedError } from './domain.errors';
 import { AnyRequest, contextOf } from './request-context';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -9,6 +9,11 @@ const STATUS: Record<ErrorCode, number> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   PAYLOAD_TOO_LARGE: 413,
   ROUTE_NOT_FOUND: 404,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  RATE_LIMITED: 429,
+  HEADERS_TOO_LARGE: 431,
+  REQUEST_TIMEOUT: 408,
   MODEL_NOT_FOUND: 404,
   MODEL_NOT_READY: 503,
   QUEUE_FULL: 503,
@@ -42,20 +47,31 @@ function describe(exception: unknown): Omit<ErrorBody, 'requestId'> {
   if (exception instanceof DomainError) {
     return { statusCode: STATUS[exception.code], error: exception.code, message: exception.message, details: [...exception.details] };
   }
+  // The client went away mid-body (a body parser's 'aborted'): nobody is left to answer, and it is no fault.
+  if ((exception as { code?: string })?.code === 'ECONNRESET') {
+    return { statusCode: STATUS.CLIENT_CLOSED, error: 'CLIENT_CLOSED', message: 'The client closed the connection before the request was read', details: [] };
+  }
   if (exception instanceof HttpException) {
     const status = exception.getStatus();
     const message = status === 413 ? `${exception.message}: the limit is BODY_LIMIT; send fewer instances per request` : exception.message;
     return { statusCode: status, error: CODE_OF_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'HTTP_ERROR'), message, details: [] };
   }
+  // A client error raised by a library (http-errors style, e.g. the static file server of Swagger
+  // UI refusing `..`): the client's fault, not the server's. A refused or missing file is no route.
+  const status = (exception as { statusCode?: unknown; status?: unknown } | undefined)?.statusCode ?? (exception as { status?: unknown } | undefined)?.status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    if (status === 403 || status === 404) return { statusCode: 404, error: 'ROUTE_NOT_FOUND', message: 'No such route', details: [] };
+    return { statusCode: status, error: CODE_OF_STATUS[status] ?? 'INVALID_INPUT', message: (exception as Error).message || 'Bad request', details: [] };
+  }
   return { statusCode: 500, error: 'INTERNAL', message: 'Internal server error', details: [] };
 }
 
 /** The Open Inference Protocol's error body: one message, details folded in. */
-function v2Body(body: ErrorBody): { error: string } {
+export function v2Body(body: ErrorBody): { error: string } {
   return { error: [body.message, ...body.details.map((d) => `${d.path}: ${d.message}`)].join('; ') };
 }
 
-const isV2 = (url: string) => url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
+export const isV2 = (url: string) => url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
 
 /**
  * The one place where errors become HTTP responses, with the same statuses for every protocol:
@@ -81,15 +97,17 @@ export class HttpExceptionFilter implements ExceptionFilter {
       this.logger.error({
         msg: 'request failed',
         method: String(adapter.getRequestMethod(req)),
-        url: String(adapter.getRequestUrl(req)).slice(0, 200),
+        // Without the query string: whatever a client puts there (a key, say) stays out of the log.
+        url: String(adapter.getRequestUrl(req)).split('?')[0].slice(0, 200),
         status: body.statusCode,
         request_id: body.requestId,
         error: (exception as Error)?.stack ?? String(exception),
       });
     }
     if (adapter.isHeadersSent(res)) return;
-    const retryAfter = RETRY_AFTER[body.error];
+    const retryAfter = exception instanceof RateLimitedError ? String(exception.retryAfterSeconds) : RETRY_AFTER[body.error];
     if (retryAfter) adapter.setHeader(res, 'Retry-After', retryAfter);
+    if (body.error === 'UNAUTHENTICATED') adapter.setHeader(res, 'WWW-Authenticate', 'Bearer');
     adapter.reply(res, isV2(String(adapter.getRequestUrl(req))) ? v2Body(body) : body, body.statusCode);
   }
 }

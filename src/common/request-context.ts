@@ -22,6 +22,8 @@ export interface RequestContext {
   /** Instances answered from the cache and computed, once the cache was consulted. */
   cacheHits?: number;
   cacheMisses?: number;
+  /** Who is calling, for rate limits: `key:<digest>` once an API key is accepted. */
+  client?: string;
   /** The matched route pattern, once routing has found one. */
   route?: string;
 }

@@ -2,7 +2,7 @@ import { ArgumentMetadata, Injectable, PipeTransform } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { InvalidInputError } from './domain.errors';
-import { findJsonHazard } from './json-guard';
+import { DEFAULT_JSON_LIMITS, findJsonHazard, JsonLimits } from './json-guard';
 import { flattenValidationErrors } from './validation-errors';
 
 /**
@@ -14,13 +14,15 @@ import { flattenValidationErrors } from './validation-errors';
  */
 @Injectable()
 export class RequestValidationPipe implements PipeTransform {
+  constructor(private readonly limits: JsonLimits = DEFAULT_JSON_LIMITS) {}
+
   async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (metadata.type !== 'body' || !metadata.metatype) return value;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new InvalidInputError('The body must be a JSON object', [{ path: 'body', message: `got ${Array.isArray(value) ? 'an array' : typeof value}` }]);
     }
     // Before class-transformer sees it: prototype keys and hostile depth never reach a recursive walk.
-    const hazard = findJsonHazard(value);
+    const hazard = findJsonHazard(value, this.limits);
     if (hazard) throw new InvalidInputError('The request body is invalid', [hazard]);
     const errors = await validate(plainToInstance(metadata.metatype as new () => object, value), {
       whitelist: true,

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { plainToInstance, Transform, Type } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsNotEmpty, IsNumber, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsNotEmpty, IsNumber, IsOptional, IsString, Matches, Max, Min, Validate, validateSync } from 'class-validator';
+import { ApiKeysSyntax, OpenPathsSyntax } from './security.validators';
 import { usableCpus } from './cpu-count';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose'] as const;
@@ -145,12 +146,66 @@ export class AppConfig {
   /** Redis shared by every replica; unset, each replica keeps its own in-memory cache. */
   @IsOptional()
   @Matches(/^rediss?:\/\/\S+$/, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
-  readonly REDIS_URL?: string = undefined;
+  readonly REDIS_URL?: string;
 
   /** Whether readiness waits for Redis when REDIS_URL is set (predictions work without it, uncached). */
   @Transform(toBoolean)
   @IsBoolean({ message: 'READY_REQUIRES_REDIS must be true or false' })
   readonly READY_REQUIRES_REDIS: boolean = true;
+
+  /**
+   * API keys, comma-separated, each `<key>` or `<key>:<scope>[+<scope>]`. Never logged nor echoed
+   * in an error message (see SECRETS below).
+   */
+  @IsOptional()
+  @Validate(ApiKeysSyntax)
+  readonly API_KEYS?: string;
+
+  /** A file of API keys (a mounted Kubernetes Secret), re-read every API_KEYS_RELOAD_MS. */
+  @IsOptional()
+  @IsString()
+  readonly API_KEYS_FILE?: string;
+
+  @IntBetween(100, 3600000)
+  readonly API_KEYS_RELOAD_MS: number = 5000;
+
+  /** Paths answered without a key when keys are configured: exact paths, or prefixes ending in `*`. */
+  @Validate(OpenPathsSyntax)
+  readonly AUTH_OPEN_PATHS: string = '/health,/health/live,/health/ready,/health/startup,/v2/health/live,/v2/health/ready,/metrics';
+
+  /** Requests per minute per API key (per client address without keys); unset: no limit. */
+  @IsOptional()
+  @IntBetween(1, 10000000)
+  readonly RATE_LIMIT_RPM?: number;
+
+  /** Longest array anywhere in a JSON body. */
+  @IntBetween(1, 100000000)
+  readonly MAX_ARRAY_LENGTH: number = 262144;
+
+  /** Longest string anywhere in a JSON body (BYTES tensor elements included), in characters. */
+  @IntBetween(1, 100000000)
+  readonly MAX_STRING_LENGTH: number = 65536;
+
+  /** Largest request line and headers together, in bytes (Node's maxHeaderSize); larger ones get 431. */
+  @IntBetween(1024, 1048576)
+  readonly MAX_HEADER_SIZE: number = 16384;
+
+  /** How long a client may take to send a whole request (headers and body); then 408. */
+  @IntBetween(1000, 600000)
+  readonly HTTP_REQUEST_TIMEOUT_MS: number = 30000;
+
+  /** How long an idle keep-alive connection stays open: longer than a load balancer's usual 60 s idle timeout. */
+  @IntBetween(1000, 600000)
+  readonly KEEP_ALIVE_TIMEOUT_MS: number = 65000;
+
+  /** Whether requests need an API key: when API_KEYS or API_KEYS_FILE is set, even to no keys. */
+  apiKeysEnabled(): boolean {
+    return this.API_KEYS !== undefined || this.API_KEYS_FILE !== undefined;
+  }
+
+  openPaths(): string[] {
+    return this.AUTH_OPEN_PATHS.split(',').map((p) => p.trim()).filter(Boolean);
+  }
 
   /** Origins as a list, or true for any; false when cross-origin access is off. */
   corsOrigins(): string[] | boolean {
@@ -160,7 +215,13 @@ export class AppConfig {
   }
 }
 
-const KEYS = Object.keys(new AppConfig()) as (keyof AppConfig)[];
+/** Optional settings have no default, so they are not own keys of a fresh AppConfig: named here. */
+const OPTIONAL_KEYS = ['API_KEYS', 'API_KEYS_FILE', 'RATE_LIMIT_RPM', 'REDIS_URL'] as const;
+export const CONFIG_KEYS = [...new Set([...Object.keys(new AppConfig()), ...OPTIONAL_KEYS])] as (keyof AppConfig)[];
+const KEYS = CONFIG_KEYS;
+
+/** Settings whose values are never repeated in a message: they would end up in a log. */
+const SECRETS = new Set<string>(['API_KEYS', 'REDIS_URL']);
 
 export class ConfigError extends Error {}
 
@@ -176,7 +237,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (errors.length > 0) {
     const lines = errors.map((e) => {
       const message = Object.values(e.constraints ?? {})[0] ?? 'is invalid';
-      return `${message} (got ${JSON.stringify(given[e.property])})`;
+      return SECRETS.has(e.property) ? message : `${message} (got ${JSON.stringify(given[e.property])})`;
     });
     throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
   }

@@ -1,5 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
 import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { SkipThrottle } from '@nestjs/throttler';
 import { APP_INFO } from '../app.info';
 import { CACHE_RESPONSE_HEADERS, CachedPrediction } from '../cache/prediction-cache.interceptor';
 import { InvalidInputError, ModelNotReadyError } from '../common/domain.errors';
@@ -44,6 +45,7 @@ export class V2Controller {
   }
 
   @Get('health/live')
+  @SkipThrottle()
   @ApiOperation({ operationId: 'v2ServerLive', summary: 'Server liveness' })
   @ApiOkResponse({ type: V2LiveDto })
   live(): V2LiveDto {
@@ -51,6 +53,7 @@ export class V2Controller {
   }
 
   @Get('health/ready')
+  @SkipThrottle()
   @ApiOperation({ operationId: 'v2ServerReady', summary: 'Server readiness, as GET /health/ready: every model READY (and there is one), not shutting down' })
   @ApiOkResponse({ type: V2ReadyDto })
   @ApiServiceUnavailableResponse({ type: V2ReadyDto })

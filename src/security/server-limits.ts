@@ -1,0 +1,48 @@
+import { STATUS_CODES } from 'node:http';
+import type { Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { AppConfig } from '../config/app.config';
+
+/**
+ * Node's HTTP server options both adapters are given, so Express and Fastify hold the same limits:
+ * header size (431 beyond), and a connection check every second so that request timeouts are
+ * enforced close to their setting instead of at Node's default 30 s granularity.
+ */
+export function serverOptions(config: AppConfig): { maxHeaderSize: number; connectionsCheckingInterval: number } {
+  return { maxHeaderSize: config.MAX_HEADER_SIZE, connectionsCheckingInterval: 1000 };
+}
+
+/**
+ * Timeouts set on the server itself (Fastify would otherwise have no request timeout and a 72 s
+ * keep-alive, Express Node's 300 s and 5 s): a client that trickles its headers or body is cut off
+ * with 408, and idle keep-alive connections are closed after KEEP_ALIVE_TIMEOUT_MS.
+ */
+export function applyServerTimeouts(server: Server, config: AppConfig): void {
+  server.requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS;
+  server.headersTimeout = config.HTTP_REQUEST_TIMEOUT_MS;
+  server.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
+}
+
+const CLIENT_ERRORS: Record<string, { status: number; error: string; message: string }> = {
+  HPE_HEADER_OVERFLOW: { status: 431, error: 'HEADERS_TOO_LARGE', message: 'The request line and headers are larger than the limit (MAX_HEADER_SIZE)' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, error: 'REQUEST_TIMEOUT', message: 'The request was not received whole within HTTP_REQUEST_TIMEOUT_MS' },
+};
+
+/**
+ * Answers what Node's HTTP parser refuses before any framework sees a request (headers over the
+ * limit, a request that timed out, bytes that are not HTTP) with the service's structured error
+ * body, where Node would send a bare status line and Fastify a body of its own shape.
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Duplex): void {
+  // Nothing can be answered on a connection that is gone, or whose response has begun.
+  if (err.code === 'ECONNRESET' || !socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const known = CLIENT_ERRORS[err.code ?? ''] ?? { status: 400, error: 'INVALID_INPUT', message: 'The request is not valid HTTP' };
+  const body = JSON.stringify({ statusCode: known.status, error: known.error, message: known.message, details: [] });
+  socket.end(
+    `HTTP/1.1 ${known.status} ${STATUS_CODES[known.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

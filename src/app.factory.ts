@@ -13,6 +13,7 @@ import { ErrorBody, HttpExceptionFilter, isV2, v2Body } from './common/http-exce
 import { RequestValidationPipe } from './common/request-validation.pipe';
 import { AppConfig, LogLevelName } from './config/app.config';
 import { LifecycleService } from './health/lifecycle.service';
+import { predictionCacheMiddleware } from './cache/prediction-cache.middleware';
 import { latencyMiddleware } from './observability/latency.middleware';
 import { MetricsService } from './observability/metrics.service';
 import { requestContextMiddleware } from './observability/request-context.middleware';
@@ -160,6 +161,7 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
   app.use(latencyMiddleware(logger, app.get(MetricsService)));
   const lifecycle = app.get(LifecycleService);
   app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, () => lifecycle.shuttingDown));
+  app.use(predictionCacheMiddleware());
   applyServerTimeouts(app.getHttpServer(), config);
   app.use(securityHeadersMiddleware());
   const origins = config.corsOrigins();

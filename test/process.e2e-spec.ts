@@ -61,6 +61,7 @@ describe('the service as a process', () => {
         model: 'iris',
         version: 1,
         batch_size: 2,
+        cache: 'MISS',
         duration_ms: expect.any(Number),
         request_id: 'proc-1',
       });

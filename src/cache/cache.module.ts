@@ -3,7 +3,6 @@ import { Module } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
 import { ModelsModule } from '../models/models.module';
 import { CACHE_STORE, CacheStore, createCacheStore } from './cache-store';
-import { PredictionCacheInterceptor } from './prediction-cache.interceptor';
 import { PredictionCache } from './prediction-cache.service';
 
 /** The store, made once and shared by cache-manager, readiness, shutdown and the rate limiter's Redis counts. */
@@ -23,7 +22,7 @@ export class CacheStoreModule {}
     ModelsModule,
     CacheModule.registerAsync({ imports: [CacheStoreModule], inject: [CACHE_STORE], useFactory: (store: CacheStore) => ({ stores: [store.keyv] }) }),
   ],
-  providers: [PredictionCache, PredictionCacheInterceptor],
-  exports: [PredictionCache, PredictionCacheInterceptor, CacheStoreModule],
+  providers: [PredictionCache],
+  exports: [PredictionCache, CacheStoreModule],
 })
 export class PredictionCacheModule {}

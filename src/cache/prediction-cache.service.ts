@@ -1,6 +1,7 @@
 import { CACHE_MANAGER } from '@nestjs/cache-manager';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import type { Cache } from 'cache-manager';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { AppConfig } from '../config/app.config';
 import { ModelRegistry, ReadyModelVersion } from '../models/model.registry';
 import { TensorData } from '../models/model.types';
@@ -181,6 +182,11 @@ export class PredictionCache implements OnApplicationShutdown {
 
   private async read(keys: string[]): Promise<unknown[]> {
     if (Date.now() < this.skipUntil) return keys.map(() => undefined);
+    // Memory answers within the turn of the event loop that parsed the request, and an answer written
+    // there costs the main thread far more than one written after the loop has read every request that
+    // arrived with it: waiting for the next turn measured 135 µs instead of 222 µs of main-thread CPU
+    // per cached digits prediction at 32 connections. Redis's round trip waits for a turn by itself.
+    if (!this.store.remote) await nextTurn();
     try {
       const values = await this.bounded(this.cache.mget(keys));
       if (this.failedReads.has(keys)) throw this.failedReads.get(keys);

@@ -17,7 +17,7 @@ export interface RequestContext {
   model?: string;
   version?: number;
   batchSize?: number;
-  /** How this request may use the prediction cache; set on the routes the cache interceptor covers. */
+  /** How this request may use the prediction cache (its Cache-Control); set on POST requests by the cache middleware. */
   cache?: { readonly read: boolean; readonly write: boolean };
   /** Instances answered from the cache and computed, once the cache was consulted. */
   cacheHits?: number;

@@ -2,7 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/commo
 import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { SkipThrottle } from '@nestjs/throttler';
 import { APP_INFO } from '../app.info';
-import { CACHE_RESPONSE_HEADERS, CachedPrediction } from '../cache/prediction-cache.interceptor';
+import { ApiCacheControl, CACHE_RESPONSE_HEADERS } from '../cache/prediction-cache.middleware';
 import { InvalidInputError, ModelNotReadyError } from '../common/domain.errors';
 import { ReqContext, RequestContext } from '../common/request-context';
 import { ReadinessIndicators } from '../health/readiness.indicators';
@@ -105,7 +105,7 @@ export class V2Controller {
   }
 
   @Post('models/:model/infer')
-  @CachedPrediction()
+  @ApiCacheControl()
   @HttpCode(200)
   @ApiOperation({ operationId: 'v2Infer', summary: "Inference with the model's default version" })
   @MODEL
@@ -117,7 +117,7 @@ export class V2Controller {
   }
 
   @Post('models/:model/versions/:version/infer')
-  @CachedPrediction()
+  @ApiCacheControl()
   @HttpCode(200)
   @ApiOperation({ operationId: 'v2InferVersion', summary: 'Inference with a given version' })
   @MODEL

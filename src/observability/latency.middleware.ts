@@ -37,6 +37,7 @@ export function latencyMiddleware(logger: LoggerService, metrics: MetricsService
         model: context?.model,
         version: context?.version,
         batch_size: context?.batchSize,
+        cache: context?.cacheHits === undefined ? undefined : context.cacheMisses === 0 ? 'HIT' : 'MISS',
         duration_ms: Number(elapsedMs(start).toFixed(3)),
         request_id: context?.requestId,
       }, 'HTTP');

@@ -1,6 +1,6 @@
 import { Body, Controller, HttpCode, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { CACHE_RESPONSE_HEADERS, CachedPrediction } from '../cache/prediction-cache.interceptor';
+import { ApiCacheControl, CACHE_RESPONSE_HEADERS } from '../cache/prediction-cache.middleware';
 import { ApiPredictErrors } from '../common/api-errors.decorator';
 import { InvalidInputError } from '../common/domain.errors';
 import { ReqContext, RequestContext } from '../common/request-context';
@@ -13,7 +13,7 @@ import { Prediction, PredictionResult, PredictionService } from './prediction.se
  * the default model, so that the lesson's clients keep working unchanged.
  */
 @ApiTags('lesson-compatible')
-@CachedPrediction()
+@ApiCacheControl()
 @Controller('predict')
 export class LessonController {
   constructor(private readonly predictions: PredictionService) {}

@@ -1,6 +1,6 @@
 import { Body, Controller, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
-import { CACHE_RESPONSE_HEADERS, CachedPrediction } from '../cache/prediction-cache.interceptor';
+import { ApiCacheControl, CACHE_RESPONSE_HEADERS } from '../cache/prediction-cache.middleware';
 import { ApiPredictErrors } from '../common/api-errors.decorator';
 import { ReqContext, RequestContext } from '../common/request-context';
 import { BatchPredictRequestDto, PredictRequestDto } from './dto/predict-request.dto';
@@ -19,7 +19,7 @@ function batch(result: PredictionResult): BatchPredictResponseDto {
 }
 
 @ApiTags('predictions')
-@CachedPrediction()
+@ApiCacheControl()
 @Controller('v1/models/:model')
 export class PredictController {
   constructor(private readonly predictions: PredictionService) {}

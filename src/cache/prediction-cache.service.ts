@@ -55,8 +55,8 @@ function deferred(): Deferred {
  * file digest and the row's encoded input bytes. Rows found in the store are served from it, the
  * rest go to the model together in one run, and identical rows already being computed on this
  * replica are joined rather than computed again. The store (memory or Redis, through cache-manager)
- * is never allowed to fail or slow a prediction: each call has a short timeout, and a failure is
- * counted, logged, and the row computed.
+ * is never allowed to fail or slow a prediction: each call to Redis has a short timeout, and a
+ * failure is counted, logged, and the row computed.
  */
 @Injectable()
 export class PredictionCache implements OnApplicationShutdown {

@@ -22,11 +22,6 @@ export function requestContextMiddleware(defaultTimeoutMs: number, shuttingDown:
     const requestId = typeof sent === 'string' && SAFE_REQUEST_ID.test(sent) ? sent : randomUUID();
     res.setHeader('X-Request-Id', requestId);
 
-    const abort = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
-
     const timeout = req.headers['x-request-timeout-ms'];
     let timeoutMs = defaultTimeoutMs;
     let error: Error | undefined;
@@ -38,7 +33,21 @@ export function requestContextMiddleware(defaultTimeoutMs: number, shuttingDown:
         ]);
       }
     }
-    const context: RequestContext = { requestId, deadline: Date.now() + timeoutMs, signal: abort.signal };
+    // The signal is made only when something waits on it (a request queued for inference): a
+    // request answered from the cache or refused early never pays for a controller and a listener.
+    let abort: AbortController | undefined;
+    const context: RequestContext = {
+      requestId,
+      deadline: Date.now() + timeoutMs,
+      get signal() {
+        if (!abort) {
+          const controller = (abort = new AbortController());
+          if (res.destroyed && !res.writableFinished) controller.abort();
+          else res.on('close', () => !res.writableFinished && controller.abort());
+        }
+        return abort.signal;
+      },
+    };
     attachContext(req, context);
     next(error);
   };

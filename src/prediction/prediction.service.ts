@@ -235,8 +235,8 @@ export class PredictionService {
 
   /** Runs through the batcher, with the prediction cache around it when the route and the model allow caching. */
   private execute(entry: ReadyModelVersion, run: EncodedRun, context?: RequestContext): Promise<Record<string, TensorData>> {
-    const submit = { deadline: context?.deadline, signal: context?.signal };
-    const compute = (feeds: Record<string, TensorData>, rows: number) => entry.batcher.submit(feeds, rows, submit);
+    // The signal is read only when a run is really queued: a request the cache answers never makes one.
+    const compute = (feeds: Record<string, TensorData>, rows: number) => entry.batcher.submit(feeds, rows, { deadline: context?.deadline, signal: context?.signal });
     if (!context?.cache || !this.cache.enabledFor(entry.model)) return compute(run.feeds, run.count);
     return this.cache.run(entry, run, context.cache, context, compute);
   }

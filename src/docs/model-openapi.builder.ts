@@ -1,6 +1,7 @@
 import type { OpenAPIObject, OperationObject, PathItemObject, ReferenceObject, SchemaObject, TagObject } from '@nestjs/swagger';
 import { toV2Datatype } from '../inference-protocol/v2.datatypes';
 import { ElementType, ModelSignature, TensorSpec } from '../models/model.types';
+import { INT_RANGES } from '../models/tensor.codec';
 
 /** What the document needs to know of a model whose default version is READY. */
 export interface TypedModel {
@@ -27,14 +28,6 @@ interface GenericOperations {
 }
 
 const ref = (name: string): ReferenceObject => ({ $ref: `#/components/schemas/${name}` });
-const INT_RANGES: Partial<Record<ElementType, [number, number]>> = {
-  int8: [-128, 127],
-  int16: [-32768, 32767],
-  int32: [-2147483648, 2147483647],
-  uint8: [0, 255],
-  uint16: [0, 65535],
-  uint32: [0, 4294967295],
-};
 
 /** One tensor element as JSON, as the tensor codec reads and writes it. */
 export function elementSchema(type: ElementType): SchemaObject {

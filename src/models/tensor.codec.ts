@@ -35,7 +35,8 @@ class Problems {
   }
 }
 
-const INT_RANGES: Partial<Record<ElementType, [number, number]>> = {
+/** The range of each integer type that fits a JSON number exactly (64-bit types are checked as bigints). */
+export const INT_RANGES: Partial<Record<ElementType, [number, number]>> = {
   int8: [-128, 127],
   int16: [-32768, 32767],
   int32: [-2147483648, 2147483647],

@@ -169,8 +169,8 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
     app.enableCors({
       origin: origins,
       methods: ['GET', 'HEAD', 'POST'],
-      allowedHeaders: ['Content-Type', 'Authorization', 'X-API-Key', 'X-Request-Id', 'X-Request-Timeout-Ms'],
-      exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After', ...(config.RATE_LIMIT_RPM ? ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'] : [])],
+      allowedHeaders: ['Content-Type', 'Authorization', 'X-API-Key', 'X-Request-Id', 'X-Request-Timeout-Ms', 'Cache-Control', 'Pragma'],
+      exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After', 'X-Cache', 'X-Cache-Hits', ...(config.RATE_LIMIT_RPM ? ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'] : [])],
       maxAge: 600,
       // Fastify's CORS plugin would answer an OPTIONS without Access-Control-Request-Method with a
       // plain-text 400; Express's answers every OPTIONS as a preflight. The same on both:

@@ -112,6 +112,16 @@ describe('prediction cache (in memory)', () => {
     expect(rowsRun(app, 'iris') - before).toBe(2);
   });
 
+  it('lets a browser on another origin send Cache-Control and read X-Cache', async () => {
+    const preflight = await request(http)
+      .options('/v1/models/iris/predict')
+      .set({ Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type,cache-control' })
+      .expect(204);
+    expect(String(preflight.headers['access-control-allow-headers']).toLowerCase()).toContain('cache-control');
+    const res = await predict(http, fresh(), { Origin: 'https://app.example', 'Cache-Control': 'no-cache' });
+    expect(String(res.headers['access-control-expose-headers']).toLowerCase()).toEqual(expect.stringContaining('x-cache'));
+  });
+
   it('never shares entries between versions of a model', async () => {
     const features = fresh();
     const v1 = await request(http).post('/v1/models/versions/versions/1/predict').send({ features }).expect(200);

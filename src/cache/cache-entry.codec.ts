@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ElementType, TensorData, TensorValues } from '../models/model.types';
-import { sliceValues } from '../models/tensor-rows';
+import { product, sliceValues } from '../models/tensor-rows';
 
 /**
  * What one cache entry is: the outputs of one instance of one model version, keyed by the bytes
@@ -19,8 +19,8 @@ interface StoredTensor {
   readonly v: string | readonly string[];
 }
 
-/** One instance's outputs by output name, JSON-safe, so that the in-memory store and Redis hold the same thing. */
-export type StoredOutputs = Readonly<Record<string, StoredTensor>>;
+/** One instance's outputs by output name, JSON-safe, as Redis holds them. */
+type StoredOutputs = Readonly<Record<string, StoredTensor>>;
 
 /** A model version as the cache sees it: its name, number and the digest of its file. */
 export interface CachedVersion {
@@ -63,7 +63,7 @@ export function rowKeys(prefix: string, target: CachedVersion, feeds: Readonly<R
     for (const name of names) {
       const tensor = feeds[name];
       const dims = batched ? tensor.dims.slice(1) : tensor.dims;
-      const size = dims.reduce((a, b) => a * b, 1);
+      const size = product(dims);
       const values = batched ? sliceValues(tensor.data, row * size, (row + 1) * size) : tensor.data;
       // Name, type and shape are hashed with the values, each length-prefixed, so no two inputs can run together.
       hash.update(`\0${name.length}:${name}\0${tensor.type}\0${dims.join('x')}\0`);
@@ -90,7 +90,7 @@ export function fromStored(stored: unknown): Record<string, TensorData> | undefi
   for (const [name, value] of Object.entries(stored as Record<string, Partial<StoredTensor>>)) {
     const { t, d, v } = value ?? {};
     if (!t || !Array.isArray(d) || !d.every((n) => Number.isInteger(n) && n >= 0)) return undefined;
-    const count = d.reduce((a: number, b: number) => a * b, 1);
+    const count = product(d as number[]);
     if (t === 'string') {
       if (!Array.isArray(v) || v.length !== count) return undefined;
       outputs[name] = { type: t, dims: d, data: [...(v as string[])] };

@@ -9,9 +9,6 @@ export interface JsonLimits {
   readonly maxStringLength: number;
 }
 
-/** The configuration's defaults, for callers without one. */
-export const DEFAULT_JSON_LIMITS: JsonLimits = { maxArrayLength: 262144, maxStringLength: 65536 };
-
 /** Keys that address an object's prototype. Nothing a client sends may use them. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
@@ -36,7 +33,7 @@ function pathOf(nodes: readonly Node[], index: number): string {
  * MAX_JSON_DEPTH, a prototype key, an array or a string over its limit. Iterative, so a hostile
  * depth cannot exhaust the stack; the limits are checked before anything walks or copies the body.
  */
-export function findJsonHazard(body: unknown, limits: JsonLimits = DEFAULT_JSON_LIMITS): ErrorDetail | undefined {
+export function findJsonHazard(body: unknown, limits: JsonLimits): ErrorDetail | undefined {
   const nodes: Node[] = [{ value: body, depth: 0, parent: -1, key: '' }];
   for (let i = 0; i < nodes.length; i++) {
     const { value, depth } = nodes[i];

@@ -2,7 +2,7 @@ import { ArgumentMetadata, Injectable, PipeTransform } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { InvalidInputError } from './domain.errors';
-import { DEFAULT_JSON_LIMITS, findJsonHazard, JsonLimits } from './json-guard';
+import { findJsonHazard, JsonLimits } from './json-guard';
 import { flattenValidationErrors } from './validation-errors';
 
 /**
@@ -14,7 +14,7 @@ import { flattenValidationErrors } from './validation-errors';
  */
 @Injectable()
 export class RequestValidationPipe implements PipeTransform {
-  constructor(private readonly limits: JsonLimits = DEFAULT_JSON_LIMITS) {}
+  constructor(private readonly limits: JsonLimits) {}
 
   async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (metadata.type !== 'body' || !metadata.metatype) return value;

@@ -54,7 +54,7 @@ export class V2Controller {
 
   @Get('health/ready')
   @SkipThrottle()
-  @ApiOperation({ operationId: 'v2ServerReady', summary: 'Server readiness, as GET /health/ready: every model READY (and there is one), not shutting down' })
+  @ApiOperation({ operationId: 'v2ServerReady', summary: 'Server readiness: the same answer as GET /health/ready, without its body' })
   @ApiOkResponse({ type: V2ReadyDto })
   @ApiServiceUnavailableResponse({ type: V2ReadyDto })
   async ready(@Res({ passthrough: true }) res: Status): Promise<V2ReadyDto> {

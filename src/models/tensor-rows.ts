@@ -8,7 +8,8 @@ import { TensorData, TensorValues } from './model.types';
 
 type NumericValues = Exclude<TensorValues, string[]>;
 
-const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
+/** Elements in a tensor of these dimensions. */
+export const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
 
 /** Values per row: the product of every dimension after the first. */
 export const rowSize = (tensor: TensorData) => product(tensor.dims.slice(1));

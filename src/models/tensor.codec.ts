@@ -1,6 +1,7 @@
 import { ErrorDetail, InferenceFailedError, InvalidInputError } from '../common/domain.errors';
 import { FLOAT16_MAX, fromHalfBits, toHalfBits } from './float16';
 import { ElementType, FLOAT_TYPES, ModelSignature, TensorData, TensorSpec, TensorValues } from './model.types';
+import { product } from './tensor-rows';
 
 /**
  * Turns JSON instances into tensors checked against a model's signature, and tensors back into
@@ -56,7 +57,6 @@ function show(value: unknown): string {
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }
 
-const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
 const shapeText = (dims: readonly number[]) => `[${dims.map((d) => (d === -1 ? '*' : d)).join(', ')}]`;
 
 /** Checks one element against the element type; returns the value to store or an error message. */

@@ -232,7 +232,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Server readiness, as GET /health/ready: every model READY (and there is one), not shutting down */
+        /** Server readiness: the same answer as GET /health/ready, without its body */
         get: operations["v2ServerReady"];
         put?: never;
         post?: never;

@@ -108,7 +108,11 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
 
 const ROUTE = /^\/v1\/models\/([^/]+)\/predict(\/batch)?$/;
 
-async function handle(models: Map<string, LoadedModel>, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function handle(
+  models: Map<string, LoadedModel>,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
   const url = req.url ?? '/';
   if (req.method === 'GET' && url === '/health') return send(res, 200, { status: 'healthy' });
   // The bench's HTTP layer floor: the service's liveness route and answer, with no framework in front.
@@ -125,7 +129,10 @@ async function handle(models: Map<string, LoadedModel>, req: http.IncomingMessag
     if (typeof parsed !== 'object' || parsed === null) throw new BadRequest('body must be a JSON object');
     body = parsed as Record<string, unknown>;
   } catch (err) {
-    return send(res, 400, { error: 'INVALID_INPUT', message: err instanceof BadRequest ? err.message : 'malformed JSON' });
+    return send(res, 400, {
+      error: 'INVALID_INPUT',
+      message: err instanceof BadRequest ? err.message : 'malformed JSON',
+    });
   }
 
   let rows: number[][];

@@ -6,7 +6,14 @@
 import { Results, findCell } from './results';
 import { MODELS, ModelName, ROUTES, Route, TARGETS, TARGET_IDS, TargetId } from './workload';
 
-const COLOURS: Record<TargetId, string> = { on: '#1f77b4', off: '#ff7f0e', express: '#9467bd', cached: '#17becf', baseline: '#2ca02c', lesson: '#d62728' };
+const COLOURS: Record<TargetId, string> = {
+  on: '#1f77b4',
+  off: '#ff7f0e',
+  express: '#9467bd',
+  cached: '#17becf',
+  baseline: '#2ca02c',
+  lesson: '#d62728',
+};
 const PANEL_W = 430;
 const PANEL_H = 250;
 const MARGIN = { left: 64, right: 16, top: 28, bottom: 42 };
@@ -28,7 +35,8 @@ function niceScale(max: number): { top: number; step: number } {
   return { top: Math.ceil(max / step) * step, step };
 }
 
-const fmtTick = (v: number): string => (v >= 1000 ? `${Number((v / 1000).toPrecision(6))}k` : String(Number(v.toPrecision(6))));
+const fmtTick = (v: number): string =>
+  v >= 1000 ? `${Number((v / 1000).toPrecision(6))}k` : String(Number(v.toPrecision(6)));
 
 function panel(results: Results, model: ModelName, route: Route, x0: number, y0: number, targets: TargetId[]): string {
   const concurrencies = results.settings.concurrencies;
@@ -44,7 +52,9 @@ function panel(results: Results, model: ModelName, route: Route, x0: number, y0:
   const yOf = (v: number): number => top + plotH - (v / yMax) * plotH;
 
   const parts: string[] = [];
-  parts.push(`<text x="${x0 + PANEL_W / 2}" y="${y0 + 18}" class="panel-title">${esc(`${model}, ${route}${route === 'batch' ? ` (${results.settings.batch_size} instances per request)` : ''}`)}</text>`);
+  parts.push(
+    `<text x="${x0 + PANEL_W / 2}" y="${y0 + 18}" class="panel-title">${esc(`${model}, ${route}${route === 'batch' ? ` (${results.settings.batch_size} instances per request)` : ''}`)}</text>`,
+  );
   for (let v = 0; v <= yMax + step / 2; v += step) {
     const y = yOf(v);
     parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${y}" y2="${y}" class="grid"/>`);
@@ -55,8 +65,12 @@ function panel(results: Results, model: ModelName, route: Route, x0: number, y0:
     parts.push(`<text x="${xOf(c)}" y="${top + plotH + 16}" class="tick" text-anchor="middle">${c}</text>`);
   }
   parts.push(`<rect x="${left}" y="${top}" width="${plotW}" height="${plotH}" class="frame"/>`);
-  parts.push(`<text x="${left + plotW / 2}" y="${top + plotH + 34}" class="axis" text-anchor="middle">concurrent connections (log scale)</text>`);
-  parts.push(`<text transform="translate(${x0 + 16},${top + plotH / 2}) rotate(-90)" class="axis" text-anchor="middle">requests/s</text>`);
+  parts.push(
+    `<text x="${left + plotW / 2}" y="${top + plotH + 34}" class="axis" text-anchor="middle">concurrent connections (log scale)</text>`,
+  );
+  parts.push(
+    `<text transform="translate(${x0 + 16},${top + plotH / 2}) rotate(-90)" class="axis" text-anchor="middle">requests/s</text>`,
+  );
 
   for (const t of targets) {
     const points = concurrencies
@@ -64,9 +78,13 @@ function panel(results: Results, model: ModelName, route: Route, x0: number, y0:
       .filter((p) => p.cell !== undefined)
       .map((p) => ({ x: xOf(p.c), y: yOf(p.cell?.req_per_s ?? 0), v: p.cell?.req_per_s ?? 0, c: p.c }));
     if (!points.length) continue;
-    parts.push(`<polyline points="${points.map((p) => `${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(' ')}" fill="none" stroke="${COLOURS[t]}" stroke-width="2"/>`);
+    parts.push(
+      `<polyline points="${points.map((p) => `${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(' ')}" fill="none" stroke="${COLOURS[t]}" stroke-width="2"/>`,
+    );
     for (const p of points) {
-      parts.push(`<circle cx="${p.x.toFixed(1)}" cy="${p.y.toFixed(1)}" r="3.5" fill="${COLOURS[t]}"><title>${esc(`${TARGETS[t].label}, c=${p.c}: ${p.v.toFixed(0)} req/s`)}</title></circle>`);
+      parts.push(
+        `<circle cx="${p.x.toFixed(1)}" cy="${p.y.toFixed(1)}" r="3.5" fill="${COLOURS[t]}"><title>${esc(`${TARGETS[t].label}, c=${p.c}: ${p.v.toFixed(0)} req/s`)}</title></circle>`,
+      );
     }
   }
   return parts.join('\n');
@@ -94,15 +112,20 @@ export function renderChart(results: Results): string {
   const legendRows = Math.max(1, row + 1);
   const height = TITLE_H + rows * PANEL_H + legendRows * LEGEND_ROW_H + LEGEND_PAD;
   const when = results.started_at.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-  const subtitle = `${when}, ${results.machine.cpu_count} x ${results.machine.cpu_model}, Node ${results.machine.node}` +
+  const subtitle =
+    `${when}, ${results.machine.cpu_count} x ${results.machine.cpu_model}, Node ${results.machine.node}` +
     `, ${results.settings.duration_s} s per point${results.settings.quick ? ' (quick mode)' : ''}`;
 
-  const body = panels.map((p, i) => panel(results, p.model, p.route, (i % cols) * PANEL_W, TITLE_H + Math.floor(i / cols) * PANEL_H, targets));
+  const body = panels.map((p, i) =>
+    panel(results, p.model, p.route, (i % cols) * PANEL_W, TITLE_H + Math.floor(i / cols) * PANEL_H, targets),
+  );
   const legend = items.map(({ t, x, row: r }) => {
     const legendY = TITLE_H + rows * PANEL_H + 20 + r * LEGEND_ROW_H;
-    return `<line x1="${x}" x2="${x + 24}" y1="${legendY}" y2="${legendY}" stroke="${COLOURS[t]}" stroke-width="3"/>` +
+    return (
+      `<line x1="${x}" x2="${x + 24}" y1="${legendY}" y2="${legendY}" stroke="${COLOURS[t]}" stroke-width="3"/>` +
       `<circle cx="${x + 12}" cy="${legendY}" r="3.5" fill="${COLOURS[t]}"/>` +
-      `<text x="${x + 32}" y="${legendY + 4}" class="legend">${esc(TARGETS[t].label)}</text>`;
+      `<text x="${x + 32}" y="${legendY + 4}" class="legend">${esc(TARGETS[t].label)}</text>`
+    );
   });
 
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">

@@ -10,7 +10,8 @@ import { FLOOR_CONCURRENCY, FLOOR_PATH } from './workload';
 
 const START = '<!-- analysis:start -->';
 const END = '<!-- analysis:end -->';
-const PLACEHOLDER = '_To be written: what the numbers above mean (where the service gains or loses against the baseline and the lesson, and why)._';
+const PLACEHOLDER =
+  '_To be written: what the numbers above mean (where the service gains or loses against the baseline and the lesson, and why)._';
 
 /** The hand-written analysis of the existing document, or the placeholder. */
 function keptAnalysis(file: string): string {
@@ -175,7 +176,8 @@ function floorSummary(results: Results): string {
         rest.map((x) => ` and ${pct(x)} on ${x.name}`).join(''),
     );
   }
-  if (fastify && express && express.req_per_s > 0) parts.push(`Fastify's floor is ${(fastify.req_per_s / express.req_per_s).toFixed(2)}× Express's`);
+  if (fastify && express && express.req_per_s > 0)
+    parts.push(`Fastify's floor is ${(fastify.req_per_s / express.req_per_s).toFixed(2)}× Express's`);
   return parts.length ? `\n\nIn this run ${parts.join('; ')}.` : '';
 }
 

@@ -38,11 +38,21 @@ export function stopLoad(): void {
   current?.stop();
 }
 
-function run(spec: LoadSpec, limit: { duration: number } | { amount: number }): Promise<{ result: autocannon.Result; times: number[] }> {
+function run(
+  spec: LoadSpec,
+  limit: { duration: number } | { amount: number },
+): Promise<{ result: autocannon.Result; times: number[] }> {
   const times: number[] = [];
   return new Promise((resolve, reject) => {
     const instance = autocannon(
-      { url: spec.url, connections: spec.connections, pipelining: 1, timeout: TIMEOUT_S, requests: spec.requests, ...limit },
+      {
+        url: spec.url,
+        connections: spec.connections,
+        pipelining: 1,
+        timeout: TIMEOUT_S,
+        requests: spec.requests,
+        ...limit,
+      },
       (err, result) => {
         current = null;
         if (err) reject(err);

@@ -29,8 +29,18 @@ export interface Child {
 
 const running = new Set<Child>();
 
-export function startChild(name: string, command: string, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Child {
-  const proc = spawn(command, args, { cwd: opts.cwd, env: opts.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startChild(
+  name: string,
+  command: string,
+  args: string[],
+  opts: { cwd: string; env: NodeJS.ProcessEnv },
+): Child {
+  const proc = spawn(command, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (proc.pid === undefined) {
     // Not started (command not found, say): the reason arrives as an 'error' event, which must be
     // listened to or it would crash the bench.
@@ -40,7 +50,12 @@ export function startChild(name: string, command: string, args: string[], opts: 
   const lines: string[] = [];
   // Always drain the pipes: a child that fills its pipe buffer blocks on its next log line.
   const keep = (chunk: Buffer): void => {
-    lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.trim() !== ''));
+    lines.push(
+      ...chunk
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== ''),
+    );
     if (lines.length > TAIL_LINES) lines.splice(0, lines.length - TAIL_LINES);
   };
   proc.stdout?.on('data', keep);
@@ -106,7 +121,9 @@ export function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -115,7 +132,12 @@ export function freePort(): Promise<number> {
  * Polls `probe` until it returns true. Fails at once if the child exits, and after `timeoutMs`
  * otherwise, with the child's last output in the message.
  */
-export async function waitUntil(child: Child, what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
+export async function waitUntil(
+  child: Child,
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<boolean>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {
@@ -130,7 +152,9 @@ export async function waitUntil(child: Child, what: string, timeoutMs: number, p
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`${child.name}: not ${what} after ${timeoutMs / 1000} s${lastError ? ` (${lastError})` : ''}:\n${child.tail()}`);
+  throw new Error(
+    `${child.name}: not ${what} after ${timeoutMs / 1000} s${lastError ? ` (${lastError})` : ''}:\n${child.tail()}`,
+  );
 }
 
 /** Resident set size of a process in kB (Linux: VmRSS in /proc/<pid>/status), or null elsewhere. */

@@ -3,7 +3,17 @@
  * terminal, markdown for the document) and evaluates the performance targets against them.
  */
 import { Cell, Evaluation, FloorCell, Results, RssResult, findCell } from './results';
-import { FLOOR_LABELS, FLOOR_TARGET_IDS, MODELS, ModelName, ROUTES, Route, TARGETS, TARGET_IDS, TargetId } from './workload';
+import {
+  FLOOR_LABELS,
+  FLOOR_TARGET_IDS,
+  MODELS,
+  ModelName,
+  ROUTES,
+  Route,
+  TARGETS,
+  TARGET_IDS,
+  TargetId,
+} from './workload';
 
 interface Row {
   model: ModelName;
@@ -26,8 +36,10 @@ function targetsIn(results: Pick<Results, 'cells'>): TargetId[] {
   return TARGET_IDS.filter((t) => results.cells.some((c) => c.target === t));
 }
 
-const fmtRate = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(1));
-const fmtMs = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const fmtRate = (x: number | undefined): string =>
+  x === undefined || !Number.isFinite(x) ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(1);
+const fmtMs = (x: number | undefined): string =>
+  x === undefined || !Number.isFinite(x) ? '-' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 const fmtRatio = (a: Cell | undefined, b: Cell | undefined): string =>
   a && b && b.req_per_s > 0 ? `${(a.req_per_s / b.req_per_s).toFixed(2)}x` : '-';
 
@@ -38,7 +50,10 @@ interface Column {
   value(row: Row): string;
 }
 
-function columns(results: Pick<Results, 'cells' | 'settings'>): { groups: { title: string; span: number }[]; cols: Column[] } {
+function columns(results: Pick<Results, 'cells' | 'settings'>): {
+  groups: { title: string; span: number }[];
+  cols: Column[];
+} {
   const cell = (t: TargetId, r: Row): Cell | undefined => findCell(results, r.model, r.route, t, r.concurrency);
   const groups: { title: string; span: number }[] = [{ title: '', span: 3 }];
   const cols: Column[] = [
@@ -93,7 +108,8 @@ export function textTable(results: Pick<Results, 'cells' | 'settings'>): string 
     groupStarts.add(at);
     at += g.span;
   }
-  const join = (parts: string[]): string => parts.map((p, i) => (i === 0 ? p : (groupStarts.has(i) ? ' | ' : '  ') + p)).join('');
+  const join = (parts: string[]): string =>
+    parts.map((p, i) => (i === 0 ? p : (groupStarts.has(i) ? ' | ' : '  ') + p)).join('');
   let titleLine = '';
   let col = 0;
   for (const g of groups) {
@@ -182,7 +198,8 @@ export function floorTextTable(results: Pick<Results, 'cells' | 'floor'>): strin
   if (!rows.length) return '';
   const first = Math.max('server'.length, ...rows.map((r) => r.server.length));
   const widths = FLOOR_HEADERS.map((h, i) => Math.max(h.length, ...rows.map((r) => r.values[i].length)));
-  const line = (server: string, values: string[]): string => [server.padEnd(first), ...values.map((v, i) => v.padStart(widths[i]))].join('  ');
+  const line = (server: string, values: string[]): string =>
+    [server.padEnd(first), ...values.map((v, i) => v.padStart(widths[i]))].join('  ');
   const header = line('server', FLOOR_HEADERS);
   return [header, '-'.repeat(header.length), ...rows.map((r) => line(r.server, r.values))].join('\n');
 }
@@ -200,7 +217,9 @@ export function markdownFloorTable(results: Pick<Results, 'cells' | 'floor'>): s
 
 const rate = (c: Cell): string => `${fmtRate(c.req_per_s)} req/s`;
 const errorsNote = (...cells: Cell[]): string => {
-  const bad = cells.filter((c) => c.errors > 0).map((c) => `${TARGETS[c.target].short} c=${c.concurrency}: ${c.errors} errors`);
+  const bad = cells
+    .filter((c) => c.errors > 0)
+    .map((c) => `${TARGETS[c.target].short} c=${c.concurrency}: ${c.errors} errors`);
   return bad.length ? ` [${bad.join('; ')}]` : '';
 };
 
@@ -210,7 +229,8 @@ const errorsNote = (...cells: Cell[]): string => {
  */
 export function evaluate(results: Pick<Results, 'cells' | 'rss'>): Evaluation[] {
   const out: Evaluation[] = [];
-  const get = (model: ModelName, target: TargetId, c: number): Cell | undefined => findCell(results, model, 'single', target, c);
+  const get = (model: ModelName, target: TargetId, c: number): Cell | undefined =>
+    findCell(results, model, 'single', target, c);
 
   {
     const title = '(a) digits, single, c=32: service (batching on) >= 1.5x baseline req/s, and p99 <= baseline p99';
@@ -231,7 +251,8 @@ export function evaluate(results: Pick<Results, 'cells' | 'rss'>): Evaluation[] 
     }
   }
   {
-    const title = '(b) digits, single: batching on >= 2x batching off req/s at c=32, and p50 at c=1 at most 1 ms above off';
+    const title =
+      '(b) digits, single: batching on >= 2x batching off req/s at c=32, and p50 at c=1 at most 1 ms above off';
     const on32 = get('digits', 'on', 32);
     const off32 = get('digits', 'off', 32);
     const on1 = get('digits', 'on', 1);
@@ -256,7 +277,13 @@ export function evaluate(results: Pick<Results, 'cells' | 'rss'>): Evaluation[] 
     const title = '(c) iris, single, c=32: service (batching on) >= 4x the lesson FastAPI req/s';
     const on = get('iris', 'on', 32);
     const lesson = get('iris', 'lesson', 32);
-    if (!on || !lesson) out.push({ id: 'c', title, status: 'SKIP', detail: lesson ? 'cells not measured' : 'lesson service not measured in this run' });
+    if (!on || !lesson)
+      out.push({
+        id: 'c',
+        title,
+        status: 'SKIP',
+        detail: lesson ? 'cells not measured' : 'lesson service not measured in this run',
+      });
     else {
       const ratio = on.req_per_s / lesson.req_per_s;
       out.push({

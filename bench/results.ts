@@ -92,8 +92,16 @@ export interface Results {
   evaluation: Evaluation[];
 }
 
-export function findCell(results: Pick<Results, 'cells'>, model: ModelName, route: Route, target: TargetId, concurrency: number): Cell | undefined {
-  return results.cells.find((c) => c.model === model && c.route === route && c.target === target && c.concurrency === concurrency);
+export function findCell(
+  results: Pick<Results, 'cells'>,
+  model: ModelName,
+  route: Route,
+  target: TargetId,
+  concurrency: number,
+): Cell | undefined {
+  return results.cells.find(
+    (c) => c.model === model && c.route === route && c.target === target && c.concurrency === concurrency,
+  );
 }
 
 /** Writes the dated file and latest.json (same content); returns the dated file's path. */

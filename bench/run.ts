@@ -94,7 +94,14 @@ interface Running {
  */
 function serviceEnv(port: number, id: ServiceTargetId): Record<string, string> {
   const { adapter, batching, cache } = SERVICE_SETTINGS[id];
-  return { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', HTTP_ADAPTER: adapter, BATCHING_ENABLED: String(batching), CACHE_ENABLED: String(cache) };
+  return {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    HTTP_ADAPTER: adapter,
+    BATCHING_ENABLED: String(batching),
+    CACHE_ENABLED: String(cache),
+  };
 }
 
 /**
@@ -104,7 +111,13 @@ function serviceEnv(port: number, id: ServiceTargetId): Record<string, string> {
 function inheritedServiceEnv(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && /^(ORT_|BATCH|MAX_BATCH|MAX_QUEUE_SIZE$|REQUEST_TIMEOUT_MS$|INFERENCE_|MODEL_REPOSITORY$|DEFAULT_MODEL$|BODY_LIMIT$|NODE_ENV$|UV_THREADPOOL_SIZE$|CACHE_|REDIS_URL$)/.test(k)) out[k] = v;
+    if (
+      v !== undefined &&
+      /^(ORT_|BATCH|MAX_BATCH|MAX_QUEUE_SIZE$|REQUEST_TIMEOUT_MS$|INFERENCE_|MODEL_REPOSITORY$|DEFAULT_MODEL$|BODY_LIMIT$|NODE_ENV$|UV_THREADPOOL_SIZE$|CACHE_|REDIS_URL$)/.test(
+        k,
+      )
+    )
+      out[k] = v;
   }
   return out;
 }
@@ -121,14 +134,18 @@ async function getJson(url: string): Promise<{ status: number; json: unknown }> 
 
 async function startService(id: ServiceTargetId, port: number): Promise<Running> {
   const env = serviceEnv(port, id);
-  const child = startChild(TARGETS[id].label, process.execPath, ['dist/main.js'], { cwd: ROOT, env: { ...process.env, ...env } });
+  const child = startChild(TARGETS[id].label, process.execPath, ['dist/main.js'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+  });
   const baseUrl = `http://127.0.0.1:${port}`;
   // The service listens before its models are loaded; ready means every model READY (FAILED is final).
   await waitUntil(child, 'READY', SERVICE_READY_TIMEOUT_MS, async () => {
     const { status, json } = await getJson(`${baseUrl}/v1/models`);
     const models = status === 200 ? ((json as { models?: { name: string; state: string }[] }).models ?? []) : [];
     const failed = models.filter((m) => m.state === 'FAILED');
-    if (failed.length) throw new Error(`models FAILED: ${failed.map((m) => m.name).join(', ')}: ${JSON.stringify(json)}`);
+    if (failed.length)
+      throw new Error(`models FAILED: ${failed.map((m) => m.name).join(', ')}: ${JSON.stringify(json)}`);
     const names = new Set(models.filter((m) => m.state === 'READY').map((m) => m.name));
     return models.length > 0 && models.every((m) => m.state === 'READY') && names.has('iris') && names.has('digits');
   }).catch(async (err: Error) => {
@@ -139,16 +156,23 @@ async function startService(id: ServiceTargetId, port: number): Promise<Running>
 }
 
 async function startBaseline(port: number): Promise<Running> {
-  const child = startChild(TARGETS.baseline.label, process.execPath, ['-r', 'ts-node/register/transpile-only', 'bench/baseline.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1' },
-  });
+  const child = startChild(
+    TARGETS.baseline.label,
+    process.execPath,
+    ['-r', 'ts-node/register/transpile-only', 'bench/baseline.ts'],
+    {
+      cwd: ROOT,
+      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1' },
+    },
+  );
   const baseUrl = `http://127.0.0.1:${port}`;
   // The baseline listens only once its models are loaded.
-  await waitUntil(child, 'listening', 30_000, async () => (await getJson(`${baseUrl}/health`)).status === 200).catch(async (err: Error) => {
-    await stopChild(child);
-    throw err;
-  });
+  await waitUntil(child, 'listening', 30_000, async () => (await getJson(`${baseUrl}/health`)).status === 200).catch(
+    async (err: Error) => {
+      await stopChild(child);
+      throw err;
+    },
+  );
   return { child, baseUrl };
 }
 
@@ -158,12 +182,22 @@ async function startLesson(port: number): Promise<Running | string> {
   const baseUrl = `http://127.0.0.1:${port}`;
   let child: Child | undefined;
   try {
-    child = startChild(TARGETS.lesson.label, 'bash', [LESSON_SCRIPT], { cwd: ROOT, env: { ...process.env, PORT: String(port) } });
-    await waitUntil(child, 'healthy', LESSON_READY_TIMEOUT_MS, async () => (await getJson(`${baseUrl}/health`)).status === 200);
+    child = startChild(TARGETS.lesson.label, 'bash', [LESSON_SCRIPT], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: String(port) },
+    });
+    await waitUntil(
+      child,
+      'healthy',
+      LESSON_READY_TIMEOUT_MS,
+      async () => (await getJson(`${baseUrl}/health`)).status === 200,
+    );
     return { child, baseUrl };
   } catch (err) {
     if (child) await stopChild(child);
-    const reason = (err instanceof Error ? err.message : String(err)).replace(`${TARGETS.lesson.label}: `, '').split('\n');
+    const reason = (err instanceof Error ? err.message : String(err))
+      .replace(`${TARGETS.lesson.label}: `, '')
+      .split('\n');
     return `did not come up: ${reason[0]}${reason.length > 1 ? ` (last output: ${reason.slice(1).join(' ').slice(-300)})` : ''}`;
   }
 }
@@ -205,7 +239,11 @@ async function startTarget(id: TargetId): Promise<Running | string> {
 
 /** GET /health/live at FLOOR_CONCURRENCY: what the target's HTTP stack alone allows. */
 async function measureFloor(id: FloorTargetId, baseUrl: string): Promise<FloorCell> {
-  const spec: LoadSpec = { url: baseUrl, connections: FLOOR_CONCURRENCY, requests: [{ method: 'GET', path: FLOOR_PATH }] };
+  const spec: LoadSpec = {
+    url: baseUrl,
+    connections: FLOOR_CONCURRENCY,
+    requests: [{ method: 'GET', path: FLOOR_PATH }],
+  };
   const stats = await measureCell(spec, DURATION_S, WARMUP_S);
   checkInterrupted();
   log(
@@ -223,7 +261,14 @@ async function measureFloor(id: FloorTargetId, baseUrl: string): Promise<FloorCe
  */
 async function measureTarget(id: TargetId, cells: Cell[], floor: FloorCell[]): Promise<TargetRun> {
   const info = TARGETS[id];
-  const run: TargetRun = { id, label: info.label, status: 'measured', note: null, command: describeCommand(id), env: {} };
+  const run: TargetRun = {
+    id,
+    label: info.label,
+    status: 'measured',
+    note: null,
+    command: describeCommand(id),
+    env: {},
+  };
   checkInterrupted();
   log(`\n== ${info.label}: starting`);
   const started = await startTarget(id);
@@ -240,7 +285,11 @@ async function measureTarget(id: TargetId, cells: Cell[], floor: FloorCell[]): P
       for (const route of ROUTES) {
         for (const concurrency of CONCURRENCIES) {
           checkInterrupted();
-          const stats = await measureCell(loadSpec(started.baseUrl, id, model, route, concurrency), DURATION_S, WARMUP_S);
+          const stats = await measureCell(
+            loadSpec(started.baseUrl, id, model, route, concurrency),
+            DURATION_S,
+            WARMUP_S,
+          );
           checkInterrupted(); // a cell cut short by Ctrl-C is not a result
           cells.push({
             model,
@@ -307,7 +356,9 @@ async function measureRss(): Promise<RssResult | null> {
 
 function packageVersion(name: string): string {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+    return (
+      JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }
+    ).version;
   } catch {
     return 'unknown';
   }
@@ -315,7 +366,11 @@ function packageVersion(name: string): string {
 
 function gitState(): Results['git'] {
   try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     const status = execFileSync('git', ['status', '--porcelain', '--', 'src', 'package.json', 'package-lock.json'], {
       cwd: ROOT,
       encoding: 'utf8',
@@ -354,7 +409,8 @@ async function main(): Promise<void> {
   const started = new Date();
   // Every target's models × routes × concurrencies, plus one floor cell per floor target.
   const cellsPlanned =
-    TARGET_IDS.reduce((n, id) => n + TARGETS[id].models.length * ROUTES.length * CONCURRENCIES.length, 0) + FLOOR_TARGET_IDS.length;
+    TARGET_IDS.reduce((n, id) => n + TARGETS[id].models.length * ROUTES.length * CONCURRENCIES.length, 0) +
+    FLOOR_TARGET_IDS.length;
   log(
     `bench: ${QUICK ? 'QUICK mode, ' : ''}${cellsPlanned} cells × (${WARMUP_S} s warm-up + ${DURATION_S} s) ` +
       `≈ ${Math.ceil((cellsPlanned * (WARMUP_S + DURATION_S)) / 60)} min of load, plus start-ups and ${RSS_TOTAL} requests for the memory check`,
@@ -365,7 +421,8 @@ async function main(): Promise<void> {
   const targets: TargetRun[] = [];
   for (const id of TARGET_IDS) targets.push(await measureTarget(id, cells, floor));
   const bare = floor.find((f) => f.target === 'baseline');
-  for (const f of floor) f.of_bare = bare && bare.req_per_s > 0 ? Number((f.req_per_s / bare.req_per_s).toFixed(4)) : null;
+  for (const f of floor)
+    f.of_bare = bare && bare.req_per_s > 0 ? Number((f.req_per_s / bare.req_per_s).toFixed(4)) : null;
   const rss = await measureRss();
 
   const finished = new Date();
@@ -393,7 +450,14 @@ async function main(): Promise<void> {
       request_timeout_s: REQUEST_TIMEOUT_S,
       autocannon: packageVersion('autocannon'),
       onnxruntime_node: packageVersion('onnxruntime-node'),
-      service_env: { ...inheritedServiceEnv(), HOST: '127.0.0.1', LOG_LEVEL: 'warn', HTTP_ADAPTER: 'fastify | express', BATCHING_ENABLED: 'true | false', CACHE_ENABLED: 'true | false' },
+      service_env: {
+        ...inheritedServiceEnv(),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+        HTTP_ADAPTER: 'fastify | express',
+        BATCHING_ENABLED: 'true | false',
+        CACHE_ENABLED: 'true | false',
+      },
       baseline_session_options: { intraOpNumThreads: 1, interOpNumThreads: 1 },
     },
     targets,
@@ -406,10 +470,14 @@ async function main(): Promise<void> {
 
   console.log('');
   console.log(textTable(results));
-  console.log(`\n(latencies in ms; err = connection errors + timeouts + non-2xx; batch rows: ${BATCH_SIZE} instances per request, instances/s = req/s × ${BATCH_SIZE})`);
+  console.log(
+    `\n(latencies in ms; err = connection errors + timeouts + non-2xx; batch rows: ${BATCH_SIZE} instances per request, instances/s = req/s × ${BATCH_SIZE})`,
+  );
   for (const t of targets.filter((x) => x.status === 'skipped')) console.log(`skipped: ${t.label}: ${t.note}`);
   if (floor.length) {
-    console.log(`\nHTTP layer floor: GET ${FLOOR_PATH} at c=${FLOOR_CONCURRENCY}, ${DURATION_S} s (of bare = req/s ÷ the bare node:http server's)`);
+    console.log(
+      `\nHTTP layer floor: GET ${FLOOR_PATH} at c=${FLOOR_CONCURRENCY}, ${DURATION_S} s (of bare = req/s ÷ the bare node:http server's)`,
+    );
     console.log(floorTextTable(results));
   }
   console.log('\ntargets');
@@ -419,7 +487,9 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.dirname(CHART_FILE), { recursive: true });
   fs.writeFileSync(CHART_FILE, renderChart(results));
   writePerformanceDoc(DOC_FILE, results, CHART_FILE, dated);
-  console.log(`\nwall time ${results.wall_time_s} s; wrote ${path.relative(ROOT, dated)}, bench/results/latest.json, docs/PERFORMANCE.md, docs/throughput.svg`);
+  console.log(
+    `\nwall time ${results.wall_time_s} s; wrote ${path.relative(ROOT, dated)}, bench/results/latest.json, docs/PERFORMANCE.md, docs/throughput.svg`,
+  );
 }
 
 main().then(

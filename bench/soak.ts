@@ -52,38 +52,178 @@ interface Kind {
   readonly group: 'good' | 'cached' | 'bad';
   readonly weight: number;
   readonly expect: number;
-  readonly request: (random: () => number) => { method: string; path: string; body?: string; headers?: Record<string, string> };
+  readonly request: (random: () => number) => {
+    method: string;
+    path: string;
+    body?: string;
+    headers?: Record<string, string>;
+  };
 }
 
 const AUTH = { authorization: `Bearer ${KEY}` };
 const JSON_AUTH = { ...AUTH, 'content-type': 'application/json' };
-const row = (random: () => number, n: number, scale: number) => Array.from({ length: n }, () => Math.round(random() * scale * 100) / 100);
-const post = (p: string, body: unknown, headers: Record<string, string> = JSON_AUTH) => ({ method: 'POST', path: p, body: typeof body === 'string' ? body : JSON.stringify(body), headers });
+const row = (random: () => number, n: number, scale: number) =>
+  Array.from({ length: n }, () => Math.round(random() * scale * 100) / 100);
+const post = (p: string, body: unknown, headers: Record<string, string> = JSON_AUTH) => ({
+  method: 'POST',
+  path: p,
+  body: typeof body === 'string' ? body : JSON.stringify(body),
+  headers,
+});
 
 const KINDS: Kind[] = [
   // Good: fresh values every time.
-  { name: 'v1 predict iris', group: 'good', weight: 20, expect: 200, request: (r) => post('/v1/models/iris/predict', { features: row(r, 4, 7) }) },
-  { name: 'v1 batch iris (8)', group: 'good', weight: 8, expect: 200, request: (r) => post('/v1/models/iris/predict/batch', { instances: Array.from({ length: 8 }, () => row(r, 4, 7)) }) },
-  { name: 'v1 predict digits', group: 'good', weight: 6, expect: 200, request: (r) => post('/v1/models/digits/predict', { features: row(r, 64, 16) }) },
-  { name: 'v2 infer iris', group: 'good', weight: 10, expect: 200, request: (r) => post('/v2/models/iris/infer', { inputs: [{ name: 'float_input', shape: [2, 4], datatype: 'FP32', data: [...row(r, 4, 7), ...row(r, 4, 7)] }] }) },
-  { name: 'lesson /predict', group: 'good', weight: 6, expect: 200, request: (r) => post('/predict', { features: row(r, 4, 7) }) },
-  { name: 'model metadata', group: 'good', weight: 4, expect: 200, request: () => ({ method: 'GET', path: '/v1/models/iris', headers: AUTH }) },
-  { name: 'probe ready', group: 'good', weight: 2, expect: 200, request: () => ({ method: 'GET', path: '/health/ready' }) },
+  {
+    name: 'v1 predict iris',
+    group: 'good',
+    weight: 20,
+    expect: 200,
+    request: (r) => post('/v1/models/iris/predict', { features: row(r, 4, 7) }),
+  },
+  {
+    name: 'v1 batch iris (8)',
+    group: 'good',
+    weight: 8,
+    expect: 200,
+    request: (r) => post('/v1/models/iris/predict/batch', { instances: Array.from({ length: 8 }, () => row(r, 4, 7)) }),
+  },
+  {
+    name: 'v1 predict digits',
+    group: 'good',
+    weight: 6,
+    expect: 200,
+    request: (r) => post('/v1/models/digits/predict', { features: row(r, 64, 16) }),
+  },
+  {
+    name: 'v2 infer iris',
+    group: 'good',
+    weight: 10,
+    expect: 200,
+    request: (r) =>
+      post('/v2/models/iris/infer', {
+        inputs: [{ name: 'float_input', shape: [2, 4], datatype: 'FP32', data: [...row(r, 4, 7), ...row(r, 4, 7)] }],
+      }),
+  },
+  {
+    name: 'lesson /predict',
+    group: 'good',
+    weight: 6,
+    expect: 200,
+    request: (r) => post('/predict', { features: row(r, 4, 7) }),
+  },
+  {
+    name: 'model metadata',
+    group: 'good',
+    weight: 4,
+    expect: 200,
+    request: () => ({ method: 'GET', path: '/v1/models/iris', headers: AUTH }),
+  },
+  {
+    name: 'probe ready',
+    group: 'good',
+    weight: 2,
+    expect: 200,
+    request: () => ({ method: 'GET', path: '/health/ready' }),
+  },
   // Repeated: the same request over and over, what a prediction cache would answer.
-  { name: 'repeated v1 predict', group: 'cached', weight: 14, expect: 200, request: () => post('/v1/models/iris/predict', { features: OK }) },
-  { name: 'repeated v2 infer', group: 'cached', weight: 6, expect: 200, request: () => post('/v2/models/iris/infer', { inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: OK }] }) },
+  {
+    name: 'repeated v1 predict',
+    group: 'cached',
+    weight: 14,
+    expect: 200,
+    request: () => post('/v1/models/iris/predict', { features: OK }),
+  },
+  {
+    name: 'repeated v2 infer',
+    group: 'cached',
+    weight: 6,
+    expect: 200,
+    request: () =>
+      post('/v2/models/iris/infer', { inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: OK }] }),
+  },
   // Bad on purpose, each with the answer it must get.
-  { name: 'no API key', group: 'bad', weight: 3, expect: 401, request: () => post('/v1/models/iris/predict', { features: OK }, { 'content-type': 'application/json' }) },
-  { name: 'wrong API key', group: 'bad', weight: 2, expect: 401, request: () => post('/v1/models/iris/predict', { features: OK }, { 'content-type': 'application/json', 'x-api-key': 'not-the-key-0123456789' }) },
-  { name: 'invalid input', group: 'bad', weight: 3, expect: 400, request: (r) => post('/v1/models/iris/predict', { features: row(r, 3, 7) }) },
-  { name: 'malformed JSON', group: 'bad', weight: 2, expect: 400, request: () => post('/v1/models/iris/predict', '{"features":[5.1,') },
-  { name: 'prototype key', group: 'bad', weight: 2, expect: 400, request: () => post('/v1/models/iris/predict', '{"features":[5.1,3.5,1.4,0.2],"__proto__":{"polluted":1}}') },
-  { name: 'deep JSON', group: 'bad', weight: 1, expect: 400, request: () => post('/v1/models/iris/predict', `{"features":${'['.repeat(2000)}${']'.repeat(2000)}}`) },
-  { name: 'unknown model', group: 'bad', weight: 2, expect: 404, request: () => post('/v1/models/nope/predict', { features: OK }) },
-  { name: 'path traversal', group: 'bad', weight: 1, expect: 404, request: () => post('/v1/models/..%2F..%2Fetc/predict', { features: OK }) },
-  { name: 'unknown route', group: 'bad', weight: 2, expect: 404, request: () => ({ method: 'GET', path: '/nowhere', headers: AUTH }) },
-  { name: 'not JSON', group: 'bad', weight: 1, expect: 415, request: () => post('/v1/models/iris/predict', 'features=1', { ...AUTH, 'content-type': 'text/plain' }) },
-  { name: 'body over BODY_LIMIT', group: 'bad', weight: 1, expect: 413, request: () => post('/v1/models/iris/predict/batch', { instances: new Array(6000).fill(OK) }) },
+  {
+    name: 'no API key',
+    group: 'bad',
+    weight: 3,
+    expect: 401,
+    request: () => post('/v1/models/iris/predict', { features: OK }, { 'content-type': 'application/json' }),
+  },
+  {
+    name: 'wrong API key',
+    group: 'bad',
+    weight: 2,
+    expect: 401,
+    request: () =>
+      post(
+        '/v1/models/iris/predict',
+        { features: OK },
+        { 'content-type': 'application/json', 'x-api-key': 'not-the-key-0123456789' },
+      ),
+  },
+  {
+    name: 'invalid input',
+    group: 'bad',
+    weight: 3,
+    expect: 400,
+    request: (r) => post('/v1/models/iris/predict', { features: row(r, 3, 7) }),
+  },
+  {
+    name: 'malformed JSON',
+    group: 'bad',
+    weight: 2,
+    expect: 400,
+    request: () => post('/v1/models/iris/predict', '{"features":[5.1,'),
+  },
+  {
+    name: 'prototype key',
+    group: 'bad',
+    weight: 2,
+    expect: 400,
+    request: () => post('/v1/models/iris/predict', '{"features":[5.1,3.5,1.4,0.2],"__proto__":{"polluted":1}}'),
+  },
+  {
+    name: 'deep JSON',
+    group: 'bad',
+    weight: 1,
+    expect: 400,
+    request: () => post('/v1/models/iris/predict', `{"features":${'['.repeat(2000)}${']'.repeat(2000)}}`),
+  },
+  {
+    name: 'unknown model',
+    group: 'bad',
+    weight: 2,
+    expect: 404,
+    request: () => post('/v1/models/nope/predict', { features: OK }),
+  },
+  {
+    name: 'path traversal',
+    group: 'bad',
+    weight: 1,
+    expect: 404,
+    request: () => post('/v1/models/..%2F..%2Fetc/predict', { features: OK }),
+  },
+  {
+    name: 'unknown route',
+    group: 'bad',
+    weight: 2,
+    expect: 404,
+    request: () => ({ method: 'GET', path: '/nowhere', headers: AUTH }),
+  },
+  {
+    name: 'not JSON',
+    group: 'bad',
+    weight: 1,
+    expect: 415,
+    request: () => post('/v1/models/iris/predict', 'features=1', { ...AUTH, 'content-type': 'text/plain' }),
+  },
+  {
+    name: 'body over BODY_LIMIT',
+    group: 'bad',
+    weight: 1,
+    expect: 413,
+    request: () => post('/v1/models/iris/predict/batch', { instances: new Array(6000).fill(OK) }),
+  },
 ];
 
 /** A small seeded generator (mulberry32), so every soak sends the same sequence. */
@@ -98,13 +238,20 @@ function seeded(seed: number): () => number {
   };
 }
 
-function send(agent: http.Agent, port: number, req: { method: string; path: string; body?: string; headers?: Record<string, string> }): Promise<number> {
+function send(
+  agent: http.Agent,
+  port: number,
+  req: { method: string; path: string; body?: string; headers?: Record<string, string> },
+): Promise<number> {
   return new Promise((resolve) => {
-    const outgoing = http.request({ host: '127.0.0.1', port, agent, method: req.method, path: req.path, headers: req.headers }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', () => resolve(0));
-    });
+    const outgoing = http.request(
+      { host: '127.0.0.1', port, agent, method: req.method, path: req.path, headers: req.headers },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', () => resolve(0));
+      },
+    );
     outgoing.on('error', () => resolve(0));
     outgoing.end(req.body);
   });
@@ -127,7 +274,11 @@ function get(port: number, p: string): Promise<{ status: number; text: string }>
 async function eventLoopLag(port: number): Promise<{ p50: number; p99: number; max: number }> {
   const { text } = await get(port, '/metrics');
   const value = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) * 1000;
-  return { p50: value('nodejs_eventloop_lag_p50_seconds'), p99: value('nodejs_eventloop_lag_p99_seconds'), max: value('nodejs_eventloop_lag_max_seconds') };
+  return {
+    p50: value('nodejs_eventloop_lag_p50_seconds'),
+    p99: value('nodejs_eventloop_lag_p99_seconds'),
+    max: value('nodejs_eventloop_lag_max_seconds'),
+  };
 }
 
 const mb = (kb: number | null) => Math.round(((kb ?? 0) / 1024) * 10) / 10;
@@ -152,7 +303,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency });
   try {
     await waitUntil(service, 'ready', 120000, async () => (await get(port, '/health/ready')).status === 200);
-    log(`soak: service pid ${service.pid} ready on 127.0.0.1:${port}; ${options.seconds} s, ${options.concurrency} connections`);
+    log(
+      `soak: service pid ${service.pid} ready on 127.0.0.1:${port}; ${options.seconds} s, ${options.concurrency} connections`,
+    );
 
     const totalWeight = KINDS.reduce((sum, k) => sum + k.weight, 0);
     const byKind = new Map<string, Map<number, number>>();
@@ -169,11 +322,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const sampler = setInterval(() => {
       const now = rssKb(service.pid);
       if (now !== null) rss.push(now);
-      if (rss.length % 10 === 0) log(`soak: ${Math.round((Date.now() - started) / 1000)} s, ${requests} requests, ${unexpected} unexpected, RSS ${mb(now)} MB`);
+      if (rss.length % 10 === 0)
+        log(
+          `soak: ${Math.round((Date.now() - started) / 1000)} s, ${requests} requests, ${unexpected} unexpected, RSS ${mb(now)} MB`,
+        );
       if (rssStart === null && Date.now() - started >= warmup) {
         rssStart = now;
         // The first scrape after warm-up resets the lag histogram, so the figures cover the soak itself.
-        void eventLoopLag(port).then(() => (lagReset = true), () => undefined);
+        void eventLoopLag(port).then(
+          () => (lagReset = true),
+          () => undefined,
+        );
       }
     }, 1000);
 
@@ -197,13 +356,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     clearInterval(sampler);
     const elapsed = (Date.now() - started) / 1000;
 
-    const alive = !service.hasExited() && (await get(port, '/health/live').then((r) => r.status === 200, () => false));
-    if (!alive) log(`soak: the service is not answering (${service.hasExited() ? await service.exited : 'still running'}); its last lines:\n${service.tail()}`);
+    const alive =
+      !service.hasExited() &&
+      (await get(port, '/health/live').then(
+        (r) => r.status === 200,
+        () => false,
+      ));
+    if (!alive)
+      log(
+        `soak: the service is not answering (${service.hasExited() ? await service.exited : 'still running'}); its last lines:\n${service.tail()}`,
+      );
     const lag = lagReset && alive ? await eventLoopLag(port) : { p50: NaN, p99: NaN, max: NaN };
     const rssEnd = rssKb(service.pid) ?? rss.at(-1) ?? null;
     const startKb = rssStart ?? rss[0] ?? null;
     const byStatus: Record<string, number> = {};
-    for (const counts of byKind.values()) for (const [status, n] of counts) byStatus[status] = (byStatus[status] ?? 0) + n;
+    for (const counts of byKind.values())
+      for (const [status, n] of counts) byStatus[status] = (byStatus[status] ?? 0) + n;
     const report: SoakReport = {
       seconds: Math.round(elapsed * 10) / 10,
       requests,
@@ -216,7 +384,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       rssEndMb: mb(rssEnd),
       rssMaxMb: mb(Math.max(...rss, rssEnd ?? 0)),
       rssGrowthPercent: startKb && rssEnd ? Math.round(((rssEnd - startKb) / startKb) * 1000) / 10 : NaN,
-      eventLoopLagMs: { p50: Math.round(lag.p50 * 100) / 100, p99: Math.round(lag.p99 * 100) / 100, max: Math.round(lag.max * 100) / 100 },
+      eventLoopLagMs: {
+        p50: Math.round(lag.p50 * 100) / 100,
+        p99: Math.round(lag.p99 * 100) / 100,
+        max: Math.round(lag.max * 100) / 100,
+      },
       serviceAlive: alive,
     };
     return report;
@@ -230,10 +402,17 @@ function print(report: SoakReport): void {
   const groups = new Map(KINDS.map((k) => [k.name, `${k.group}, expects ${k.expect}`]));
   console.log(`\nrequests: ${report.requests} in ${report.seconds} s (${report.requestsPerSecond}/s)`);
   console.log(`answers by status: ${JSON.stringify(report.byStatus)}`);
-  for (const [name, counts] of Object.entries(report.byKind)) console.log(`  ${name.padEnd(22)} (${groups.get(name)}): ${JSON.stringify(counts)}`);
-  console.log(`unexpected answers: ${report.unexpected}${report.unexpectedSamples.length ? `\n  ${report.unexpectedSamples.join('\n  ')}` : ''}`);
-  console.log(`RSS: ${report.rssStartMb} MB after warm-up, ${report.rssEndMb} MB at the end (${report.rssGrowthPercent >= 0 ? '+' : ''}${report.rssGrowthPercent} %), ${report.rssMaxMb} MB at most`);
-  console.log(`event-loop lag: p50 ${report.eventLoopLagMs.p50} ms, p99 ${report.eventLoopLagMs.p99} ms, max ${report.eventLoopLagMs.max} ms`);
+  for (const [name, counts] of Object.entries(report.byKind))
+    console.log(`  ${name.padEnd(22)} (${groups.get(name)}): ${JSON.stringify(counts)}`);
+  console.log(
+    `unexpected answers: ${report.unexpected}${report.unexpectedSamples.length ? `\n  ${report.unexpectedSamples.join('\n  ')}` : ''}`,
+  );
+  console.log(
+    `RSS: ${report.rssStartMb} MB after warm-up, ${report.rssEndMb} MB at the end (${report.rssGrowthPercent >= 0 ? '+' : ''}${report.rssGrowthPercent} %), ${report.rssMaxMb} MB at most`,
+  );
+  console.log(
+    `event-loop lag: p50 ${report.eventLoopLagMs.p50} ms, p99 ${report.eventLoopLagMs.p99} ms, max ${report.eventLoopLagMs.max} ms`,
+  );
   console.log(`service alive at the end: ${report.serviceAlive}`);
   console.log(JSON.stringify(report));
 }
@@ -251,7 +430,9 @@ if (require.main === module) {
     .then((report) => {
       print(report);
       const passed = report.unexpected === 0 && report.serviceAlive && report.rssGrowthPercent < 20;
-      console.log(passed ? 'soak: PASS' : 'soak: FAIL (unexpected answers, a dead service, or RSS growth of 20 % or more)');
+      console.log(
+        passed ? 'soak: PASS' : 'soak: FAIL (unexpected answers, a dead service, or RSS growth of 20 % or more)',
+      );
       process.exit(passed ? 0 : 1);
     })
     .catch((err: Error) => {

@@ -28,7 +28,10 @@ export const TARGET_IDS: readonly TargetId[] = ['on', 'off', 'express', 'cached'
  * lesson that cache nothing; `cached` answers the same bodies from the cache once warm-up has seen them.
  */
 export type ServiceTargetId = 'on' | 'off' | 'express' | 'cached';
-export const SERVICE_SETTINGS: Record<ServiceTargetId, { adapter: 'fastify' | 'express'; batching: boolean; cache: boolean }> = {
+export const SERVICE_SETTINGS: Record<
+  ServiceTargetId,
+  { adapter: 'fastify' | 'express'; batching: boolean; cache: boolean }
+> = {
   on: { adapter: 'fastify', batching: true, cache: false },
   off: { adapter: 'fastify', batching: false, cache: false },
   express: { adapter: 'express', batching: true, cache: false },
@@ -49,20 +52,56 @@ export interface TargetInfo {
 }
 
 // The service and the baseline answer alike: a prediction object, or { predictions: [object, ...] }.
-const v1Path = (model: ModelName, route: Route): string => `/v1/models/${model}/predict${route === 'batch' ? '/batch' : ''}`;
+const v1Path = (model: ModelName, route: Route): string =>
+  `/v1/models/${model}/predict${route === 'batch' ? '/batch' : ''}`;
 const v1Labels = (route: Route, answer: unknown): number[] => {
   const a = answer as { prediction?: unknown; predictions?: { prediction?: unknown }[] };
   return route === 'single' ? [Number(a.prediction)] : (a.predictions ?? []).map((p) => Number(p.prediction));
 };
 
 export const TARGETS: Record<TargetId, TargetInfo> = {
-  on: { id: 'on', label: 'service, batching on, Fastify', short: 'svc on', models: MODELS, path: v1Path, labels: v1Labels },
-  off: { id: 'off', label: 'service, batching off, Fastify', short: 'svc off', models: MODELS, path: v1Path, labels: v1Labels },
+  on: {
+    id: 'on',
+    label: 'service, batching on, Fastify',
+    short: 'svc on',
+    models: MODELS,
+    path: v1Path,
+    labels: v1Labels,
+  },
+  off: {
+    id: 'off',
+    label: 'service, batching off, Fastify',
+    short: 'svc off',
+    models: MODELS,
+    path: v1Path,
+    labels: v1Labels,
+  },
   // Same cells as `on`, on the other HTTP adapter: what the framework layer alone changes.
-  express: { id: 'express', label: 'service, batching on, Express', short: 'svc express', models: MODELS, path: v1Path, labels: v1Labels },
+  express: {
+    id: 'express',
+    label: 'service, batching on, Express',
+    short: 'svc express',
+    models: MODELS,
+    path: v1Path,
+    labels: v1Labels,
+  },
   // Same cells as `on`, with the in-memory prediction cache: what a repeated input costs.
-  cached: { id: 'cached', label: 'service, batching on, cache on, Fastify', short: 'svc cached', models: MODELS, path: v1Path, labels: v1Labels },
-  baseline: { id: 'baseline', label: 'baseline (node:http + ort)', short: 'baseline', models: MODELS, path: v1Path, labels: v1Labels },
+  cached: {
+    id: 'cached',
+    label: 'service, batching on, cache on, Fastify',
+    short: 'svc cached',
+    models: MODELS,
+    path: v1Path,
+    labels: v1Labels,
+  },
+  baseline: {
+    id: 'baseline',
+    label: 'baseline (node:http + ort)',
+    short: 'baseline',
+    models: MODELS,
+    path: v1Path,
+    labels: v1Labels,
+  },
   lesson: {
     id: 'lesson',
     label: 'lesson FastAPI (iris only)',
@@ -92,7 +131,8 @@ interface ReferenceRow {
 function referenceRows(repoRoot: string, model: ModelName): ReferenceRow[] {
   const file = path.join(repoRoot, 'models', model, 'reference.json');
   const rows = (JSON.parse(fs.readFileSync(file, 'utf8')) as { rows: ReferenceRow[] }).rows;
-  if (!Array.isArray(rows) || rows.length < BATCH_SIZE) throw new Error(`${file}: expected at least ${BATCH_SIZE} rows`);
+  if (!Array.isArray(rows) || rows.length < BATCH_SIZE)
+    throw new Error(`${file}: expected at least ${BATCH_SIZE} rows`);
   return rows;
 }
 
@@ -141,7 +181,9 @@ export async function checkAnswers(repoRoot: string, baseUrl: string, target: Ta
   const first = await post(baseUrl, target.path('iris', 'single'), JSON.stringify({ features: [5.1, 3.5, 1.4, 0.2] }));
   const got = first.status === 200 ? target.labels('single', first.json) : [];
   if (got.length !== 1 || got[0] !== 0) {
-    throw new Error(`${target.label}: iris [5.1, 3.5, 1.4, 0.2] should be class 0, got HTTP ${first.status} ${JSON.stringify(first.json).slice(0, 300)}`);
+    throw new Error(
+      `${target.label}: iris [5.1, 3.5, 1.4, 0.2] should be class 0, got HTTP ${first.status} ${JSON.stringify(first.json).slice(0, 300)}`,
+    );
   }
   for (const model of target.models) {
     for (const route of ROUTES) {
@@ -167,7 +209,8 @@ export async function checkAnswers(repoRoot: string, baseUrl: string, target: Ta
  */
 export type FloorTargetId = 'on' | 'express' | 'baseline';
 export const FLOOR_TARGET_IDS: readonly FloorTargetId[] = ['on', 'express', 'baseline'];
-export const isFloorTarget = (id: TargetId): id is FloorTargetId => (FLOOR_TARGET_IDS as readonly TargetId[]).includes(id);
+export const isFloorTarget = (id: TargetId): id is FloorTargetId =>
+  (FLOOR_TARGET_IDS as readonly TargetId[]).includes(id);
 export const FLOOR_PATH = '/health/live';
 export const FLOOR_CONCURRENCY = 32;
 /** Short names for the floor table (the baseline's process is the bare node:http server there). */
@@ -181,6 +224,8 @@ export const FLOOR_LABELS: Record<FloorTargetId, string> = {
 export async function checkFloorAnswer(baseUrl: string, target: TargetInfo): Promise<void> {
   const { status, json, text } = await read(await fetch(baseUrl + FLOOR_PATH));
   if (status !== 200 || JSON.stringify(json) !== JSON.stringify({ status: 'ok' })) {
-    throw new Error(`${target.label}: GET ${FLOOR_PATH} should answer 200 {"status":"ok"}, got HTTP ${status} ${text.slice(0, 300)}`);
+    throw new Error(
+      `${target.label}: GET ${FLOOR_PATH} should answer 200 {"status":"ok"}, got HTTP ${status} ${text.slice(0, 300)}`,
+    );
   }
 }

@@ -31,7 +31,9 @@ async function bundledDocument(): Promise<unknown> {
   const { createApp } = await import('../src/app.factory');
   const { loadConfig } = await import('../src/config/app.config');
   const { ModelRegistry } = await import('../src/models/model.registry');
-  const app = await createApp(loadConfig({ MODEL_REPOSITORY: path.join(ROOT, 'models'), LOG_LEVEL: 'error', HTTP_ADAPTER: 'fastify' }));
+  const app = await createApp(
+    loadConfig({ MODEL_REPOSITORY: path.join(ROOT, 'models'), LOG_LEVEL: 'error', HTTP_ADAPTER: 'fastify' }),
+  );
   try {
     await app.listen(0, '127.0.0.1');
     await app.get(ModelRegistry).whenLoaded();

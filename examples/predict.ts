@@ -19,13 +19,18 @@ async function main(): Promise<void> {
 
   // A batch mixes the forms: a feature array (exactly four numbers) and named features.
   const batch = await client.POST('/v1/models/iris/predict/batch', {
-    body: { instances: [[7.0, 3.2, 4.7, 1.4], { sepal_length: 6.3, sepal_width: 3.3, petal_length: 6.0, petal_width: 2.5 }] },
+    body: {
+      instances: [[7.0, 3.2, 4.7, 1.4], { sepal_length: 6.3, sepal_width: 3.3, petal_length: 6.0, petal_width: 2.5 }],
+    },
   });
   if (batch.error) throw new Error(`batch failed: ${batch.error.error}: ${batch.error.message}`);
   console.log(`a batch: ${batch.data.predictions.map((p) => p.label).join(', ')}`);
 
   // Errors come back typed too: an unknown model is a 404 with a stable code.
-  const missing = await client.POST('/v1/models/{model}/predict', { params: { path: { model: 'rose' } }, body: { features: [1, 2, 3, 4] } });
+  const missing = await client.POST('/v1/models/{model}/predict', {
+    params: { path: { model: 'rose' } },
+    body: { features: [1, 2, 3, 4] },
+  });
   console.log(`an unknown model: ${missing.response.status} ${missing.error?.error}`);
 }
 

@@ -46,7 +46,12 @@ function bodyParserErrors(err: unknown, _req: Request, _res: Response, next: Nex
     case 'entity.parse.failed':
       return next(malformedJson(e.message ?? ''));
     case 'entity.too.large':
-      return next(new DomainError('PAYLOAD_TOO_LARGE', `The body is larger than the limit of ${e.limit} bytes (BODY_LIMIT); send fewer instances per request`));
+      return next(
+        new DomainError(
+          'PAYLOAD_TOO_LARGE',
+          `The body is larger than the limit of ${e.limit} bytes (BODY_LIMIT); send fewer instances per request`,
+        ),
+      );
     case 'encoding.unsupported':
     case 'charset.unsupported':
       return next(new DomainError('UNSUPPORTED_MEDIA_TYPE', `${e.message}; send UTF-8 JSON`));
@@ -74,13 +79,23 @@ function requireJson(req: IncomingMessage, _res: ServerResponse, next: (error?: 
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(contentType ?? '')?.[1].toLowerCase();
   const encoding = req.headers['content-encoding']?.toLowerCase();
   if (!isJson(contentType)) {
-    return next(new DomainError('UNSUPPORTED_MEDIA_TYPE', `Send the body as JSON with Content-Type: application/json (got ${contentType ?? 'none'})`));
+    return next(
+      new DomainError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        `Send the body as JSON with Content-Type: application/json (got ${contentType ?? 'none'})`,
+      ),
+    );
   }
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
     return next(new DomainError('UNSUPPORTED_MEDIA_TYPE', `The body must be UTF-8 JSON (got charset ${charset})`));
   }
   if (encoding !== undefined && encoding !== 'identity') {
-    return next(new DomainError('UNSUPPORTED_MEDIA_TYPE', `Compressed bodies are not accepted (got Content-Encoding ${encoding}); send plain JSON`));
+    return next(
+      new DomainError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        `Compressed bodies are not accepted (got Content-Encoding ${encoding}); send plain JSON`,
+      ),
+    );
   }
   next();
 }
@@ -108,7 +123,11 @@ class LimitedExpressAdapter extends ExpressAdapter {
 
 async function createExpressApp(config: AppConfig, logger: ConsoleLogger): Promise<NestExpressApplication> {
   const adapter = new LimitedExpressAdapter(serverOptions(config));
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), adapter, { logger, bodyParser: false, abortOnError: false });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), adapter, {
+    logger,
+    bodyParser: false,
+    abortOnError: false,
+  });
   app.disable('x-powered-by');
   return app;
 }
@@ -127,8 +146,17 @@ async function createFastifyApp(config: AppConfig, logger: ConsoleLogger): Promi
     // middleware: answered here in the service's shape, as Express's router failure reaches the filter.
     frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
       const requestId = randomUUID();
-      const body: ErrorBody = { statusCode: 400, error: 'INVALID_INPUT', message: `The path cannot be decoded: ${error.message}`, details: [], requestId };
-      void reply.code(400).header('X-Request-Id', requestId).send(isV2(request.url) ? v2Body(body) : body);
+      const body: ErrorBody = {
+        statusCode: 400,
+        error: 'INVALID_INPUT',
+        message: `The path cannot be decoded: ${error.message}`,
+        details: [],
+        requestId,
+      };
+      void reply
+        .code(400)
+        .header('X-Request-Id', requestId)
+        .send(isV2(request.url) ? v2Body(body) : body);
     },
   });
   const fastify = adapter.getInstance();
@@ -147,7 +175,11 @@ async function createFastifyApp(config: AppConfig, logger: ConsoleLogger): Promi
     }
   });
   // bodyParser: false keeps Nest from replacing the JSON parser above with its own.
-  return NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, { logger, bodyParser: false, abortOnError: false });
+  return NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+    logger,
+    bodyParser: false,
+    abortOnError: false,
+  });
 }
 
 /**
@@ -156,7 +188,8 @@ async function createFastifyApp(config: AppConfig, logger: ConsoleLogger): Promi
  */
 export async function createApp(config: AppConfig): Promise<INestApplication> {
   const logger = createLogger(config);
-  const app = config.HTTP_ADAPTER === 'fastify' ? await createFastifyApp(config, logger) : await createExpressApp(config, logger);
+  const app =
+    config.HTTP_ADAPTER === 'fastify' ? await createFastifyApp(config, logger) : await createExpressApp(config, logger);
   // Order matters: timing and context must cover every request, including those the parser rejects.
   app.use(latencyMiddleware(logger, app.get(MetricsService)));
   const lifecycle = app.get(LifecycleService);
@@ -169,8 +202,23 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
     app.enableCors({
       origin: origins,
       methods: ['GET', 'HEAD', 'POST'],
-      allowedHeaders: ['Content-Type', 'Authorization', 'X-API-Key', 'X-Request-Id', 'X-Request-Timeout-Ms', 'Cache-Control', 'Pragma'],
-      exposedHeaders: ['X-Request-Id', 'X-Process-Time', 'Retry-After', 'X-Cache', 'X-Cache-Hits', ...(config.RATE_LIMIT_RPM ? ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'] : [])],
+      allowedHeaders: [
+        'Content-Type',
+        'Authorization',
+        'X-API-Key',
+        'X-Request-Id',
+        'X-Request-Timeout-Ms',
+        'Cache-Control',
+        'Pragma',
+      ],
+      exposedHeaders: [
+        'X-Request-Id',
+        'X-Process-Time',
+        'Retry-After',
+        'X-Cache',
+        'X-Cache-Hits',
+        ...(config.RATE_LIMIT_RPM ? ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'] : []),
+      ],
       maxAge: 600,
       // Fastify's CORS plugin would answer an OPTIONS without Access-Control-Request-Method with a
       // plain-text 400; Express's answers every OPTIONS as a preflight. The same on both:
@@ -185,11 +233,16 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
   app.use(requireJson);
   if (config.HTTP_ADAPTER === 'express') {
     const express = app as NestExpressApplication;
-    express.useBodyParser('json', { limit: config.bodyLimitBytes(), type: (req: IncomingMessage) => isJson(req.headers['content-type']) });
+    express.useBodyParser('json', {
+      limit: config.bodyLimitBytes(),
+      type: (req: IncomingMessage) => isJson(req.headers['content-type']),
+    });
     express.use(bodyParserErrors);
   }
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
-  app.useGlobalPipes(new RequestValidationPipe({ maxArrayLength: config.MAX_ARRAY_LENGTH, maxStringLength: config.MAX_STRING_LENGTH }));
+  app.useGlobalPipes(
+    new RequestValidationPipe({ maxArrayLength: config.MAX_ARRAY_LENGTH, maxStringLength: config.MAX_STRING_LENGTH }),
+  );
   setupOpenApi(app);
   return app;
 }

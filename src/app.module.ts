@@ -13,6 +13,18 @@ import { SecurityModule } from './security/security.module';
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
-    return { module: AppModule, imports: [ConfigModule.forRoot(config), ObservabilityModule, ModelsModule, PredictionModule, InferenceProtocolModule, HealthModule, DocsModule, SecurityModule.forRoot(config, config.REDIS_URL ? RedisRateLimitStorageModule : undefined)] };
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        ObservabilityModule,
+        ModelsModule,
+        PredictionModule,
+        InferenceProtocolModule,
+        HealthModule,
+        DocsModule,
+        SecurityModule.forRoot(config, config.REDIS_URL ? RedisRateLimitStorageModule : undefined),
+      ],
+    };
   }
 }

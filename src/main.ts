@@ -25,7 +25,9 @@ function handleSignals(app: INestApplication, config: AppConfig, logger: Logger)
     const closed = app.close().then(() => 'closed' as const);
     const outcome = await Promise.race([closed, sleep(config.SHUTDOWN_TIMEOUT_MS).then(() => 'timeout' as const)]);
     if (outcome === 'timeout') {
-      logger.error(`requests still running after SHUTDOWN_TIMEOUT_MS (${config.SHUTDOWN_TIMEOUT_MS} ms); exiting without them`);
+      logger.error(
+        `requests still running after SHUTDOWN_TIMEOUT_MS (${config.SHUTDOWN_TIMEOUT_MS} ms); exiting without them`,
+      );
       process.exit(1);
     }
     logger.log('every accepted request answered; sessions released');

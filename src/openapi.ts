@@ -10,7 +10,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .setTitle('ONNX inference service')
     .setDescription(
       'Serves the ONNX models of a model repository over REST: model metadata, single and batch predictions, ' +
-        "and the routes of the FastAPI lesson this service grew out of. Every error has the body ErrorResponse.",
+        'and the routes of the FastAPI lesson this service grew out of. Every error has the body ErrorResponse.',
     )
     .setVersion(APP_INFO.version)
     .build();

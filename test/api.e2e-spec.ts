@@ -11,7 +11,11 @@ describe('REST API v1 and the lesson routes', () => {
 
   beforeAll(async () => {
     // The bundled iris and digits, plus a two-version iris under another name.
-    const dir = await makeRepository({ iris: bundled('iris'), digits: bundled('digits'), iris_versions: fixture('iris_versions') });
+    const dir = await makeRepository({
+      iris: bundled('iris'),
+      digits: bundled('digits'),
+      iris_versions: fixture('iris_versions'),
+    });
     app = await startApp({ MODEL_REPOSITORY: dir });
     http = app.getHttpServer();
   });
@@ -19,7 +23,12 @@ describe('REST API v1 and the lesson routes', () => {
 
   it('GET / names the service, its version, its models and the docs', async () => {
     const res = await request(http).get('/').expect(200);
-    expect(res.body).toMatchObject({ name: 'onnx-inference-service', version: expect.stringMatching(/^\d+\.\d+\.\d+/), docs: '/docs', openapi: '/docs-json' });
+    expect(res.body).toMatchObject({
+      name: 'onnx-inference-service',
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      docs: '/docs',
+      openapi: '/docs-json',
+    });
     expect(res.body.models.map((m: { name: string }) => m.name)).toEqual(['digits', 'iris', 'iris_versions']);
   });
 
@@ -31,7 +40,10 @@ describe('REST API v1 and the lesson routes', () => {
       description: expect.any(String),
       default_version: 1,
       state: 'READY',
-      versions: [{ version: 1, state: 'READY' }, { version: 2, state: 'READY' }],
+      versions: [
+        { version: 1, state: 'READY' },
+        { version: 2, state: 'READY' },
+      ],
     });
   });
 
@@ -44,7 +56,10 @@ describe('REST API v1 and the lesson routes', () => {
       platform: 'onnxruntime',
       batchable: true,
       inputs: [{ name: 'float_input', type: 'float32', shape: [-1, 4] }],
-      outputs: [{ name: 'output_label', type: 'int64', shape: [-1] }, { name: 'output_probability', type: 'float32', shape: [-1, 3] }],
+      outputs: [
+        { name: 'output_label', type: 'int64', shape: [-1] },
+        { name: 'output_probability', type: 'float32', shape: [-1, 3] },
+      ],
       labels: ['setosa', 'versicolor', 'virginica'],
       features: ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'],
       label_output: 'output_label',
@@ -78,18 +93,36 @@ describe('REST API v1 and the lesson routes', () => {
   it('accepts the same instance as named features and as inputs, with the same answer', async () => {
     const named = { sepal_length: 6.3, sepal_width: 3.3, petal_length: 6.0, petal_width: 2.5 };
     const a = await request(http).post('/v1/models/iris/predict').send({ features: named }).expect(200);
-    const b = await request(http).post('/v1/models/iris/predict').send({ inputs: { float_input: VIRGINICA } }).expect(200);
+    const b = await request(http)
+      .post('/v1/models/iris/predict')
+      .send({ inputs: { float_input: VIRGINICA } })
+      .expect(200);
     expect(a.body.label).toBe('virginica');
     expect(b.body.probabilities).toEqual(a.body.probabilities);
   });
 
   it('a specific version answers with its own model', async () => {
-    const v1 = await request(http).post('/v1/models/iris_versions/versions/1/predict').send({ features: SETOSA }).expect(200);
-    const v2 = await request(http).post('/v1/models/iris_versions/versions/2/predict').send({ features: SETOSA }).expect(200);
-    const byDefault = await request(http).post('/v1/models/iris_versions/predict').send({ features: SETOSA }).expect(200);
+    const v1 = await request(http)
+      .post('/v1/models/iris_versions/versions/1/predict')
+      .send({ features: SETOSA })
+      .expect(200);
+    const v2 = await request(http)
+      .post('/v1/models/iris_versions/versions/2/predict')
+      .send({ features: SETOSA })
+      .expect(200);
+    const byDefault = await request(http)
+      .post('/v1/models/iris_versions/predict')
+      .send({ features: SETOSA })
+      .expect(200);
     // Values from test/fixtures/README.md: version 2 is a more regularised model.
-    expect(v1.body).toMatchObject({ version: 1, probabilities: [expect.closeTo(0.984695, 5), expect.closeTo(0.015305, 5), expect.closeTo(0, 5)] });
-    expect(v2.body).toMatchObject({ version: 2, probabilities: [expect.closeTo(0.92037, 5), expect.closeTo(0.077343, 5), expect.closeTo(0.002287, 5)] });
+    expect(v1.body).toMatchObject({
+      version: 1,
+      probabilities: [expect.closeTo(0.984695, 5), expect.closeTo(0.015305, 5), expect.closeTo(0, 5)],
+    });
+    expect(v2.body).toMatchObject({
+      version: 2,
+      probabilities: [expect.closeTo(0.92037, 5), expect.closeTo(0.077343, 5), expect.closeTo(0.002287, 5)],
+    });
     expect(byDefault.body.version).toBe(1);
   });
 
@@ -106,7 +139,10 @@ describe('REST API v1 and the lesson routes', () => {
   it('serves the heavier digits model', async () => {
     const res = await request(http).get('/v1/models/digits').expect(200);
     expect(res.body.inputs).toEqual([{ name: 'float_input', type: 'float32', shape: [-1, 64] }]);
-    const blank = await request(http).post('/v1/models/digits/predict').send({ features: new Array(64).fill(0) }).expect(200);
+    const blank = await request(http)
+      .post('/v1/models/digits/predict')
+      .send({ features: new Array(64).fill(0) })
+      .expect(200);
     expect(blank.body.probabilities).toHaveLength(10);
     expect(blank.body.probabilities.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 5);
   });
@@ -124,7 +160,10 @@ describe('REST API v1 and the lesson routes', () => {
     });
 
     it('POST /predict/batch keeps the lesson field names', async () => {
-      const res = await request(http).post('/predict/batch').send({ instances: [SETOSA, VIRGINICA] }).expect(200);
+      const res = await request(http)
+        .post('/predict/batch')
+        .send({ instances: [SETOSA, VIRGINICA] })
+        .expect(200);
       expect(res.body).toMatchObject({
         predictions: [0, 2],
         probabilities: [expect.closeTo(0.984695, 5), expect.closeTo(0.99376, 5)],
@@ -141,7 +180,11 @@ describe('REST API v1 and the lesson routes', () => {
 
   describe('request ids and timing', () => {
     it('echoes a client X-Request-Id and times the request', async () => {
-      const res = await request(http).post('/predict').set('X-Request-Id', 'client-42').send({ features: SETOSA }).expect(200);
+      const res = await request(http)
+        .post('/predict')
+        .set('X-Request-Id', 'client-42')
+        .send({ features: SETOSA })
+        .expect(200);
       expect(res.headers['x-request-id']).toBe('client-42');
       expect(Number(res.headers['x-process-time'])).toBeGreaterThan(0);
     });
@@ -153,14 +196,23 @@ describe('REST API v1 and the lesson routes', () => {
     });
 
     it('puts the request id in error bodies too, including errors raised before routing', async () => {
-      const res = await request(http).post('/predict').set('X-Request-Id', 'bad-json-1').set('Content-Type', 'application/json').send('{"features": [').expect(400);
+      const res = await request(http)
+        .post('/predict')
+        .set('X-Request-Id', 'bad-json-1')
+        .set('Content-Type', 'application/json')
+        .send('{"features": [')
+        .expect(400);
       expect(res.body).toMatchObject({ error: 'MALFORMED_JSON', requestId: 'bad-json-1' });
       expect(res.headers['x-process-time']).toBeDefined();
     });
   });
 
   it('answers CORS preflights for the configured origins (all by default, as the lesson did)', async () => {
-    const res = await request(http).options('/predict').set('Origin', 'https://app.example').set('Access-Control-Request-Method', 'POST').expect(204);
+    const res = await request(http)
+      .options('/predict')
+      .set('Origin', 'https://app.example')
+      .set('Access-Control-Request-Method', 'POST')
+      .expect(204);
     expect(res.headers['access-control-allow-origin']).toBe('https://app.example');
   });
 });
@@ -171,9 +223,15 @@ describe('CORS_ORIGINS restricts cross-origin callers', () => {
   afterAll(() => app.close());
 
   it('allows only the listed origin', async () => {
-    const ok = await request(app.getHttpServer()).get('/v1/models').set('Origin', 'https://allowed.example').expect(200);
+    const ok = await request(app.getHttpServer())
+      .get('/v1/models')
+      .set('Origin', 'https://allowed.example')
+      .expect(200);
     expect(ok.headers['access-control-allow-origin']).toBe('https://allowed.example');
-    const other = await request(app.getHttpServer()).get('/v1/models').set('Origin', 'https://other.example').expect(200);
+    const other = await request(app.getHttpServer())
+      .get('/v1/models')
+      .set('Origin', 'https://other.example')
+      .expect(200);
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
   });
 });
@@ -187,11 +245,21 @@ describe('models that are loading or failed', () => {
   afterAll(() => app.close());
 
   it('a FAILED model answers 503 with its reason and Retry-After; the others serve', async () => {
-    const res = await request(app.getHttpServer()).post('/v1/models/broken/predict').send({ features: [1] }).expect(503);
-    expect(res.body).toMatchObject({ statusCode: 503, error: 'MODEL_NOT_READY', message: expect.stringMatching(/version 1 failed to load/) });
+    const res = await request(app.getHttpServer())
+      .post('/v1/models/broken/predict')
+      .send({ features: [1] })
+      .expect(503);
+    expect(res.body).toMatchObject({
+      statusCode: 503,
+      error: 'MODEL_NOT_READY',
+      message: expect.stringMatching(/version 1 failed to load/),
+    });
     expect(res.headers['retry-after']).toBe('5');
     const list = await request(app.getHttpServer()).get('/v1/models').expect(200);
-    expect(list.body.models.find((m: { name: string }) => m.name === 'broken')).toMatchObject({ state: 'FAILED', reason: expect.stringMatching(/^version 1: /) });
+    expect(list.body.models.find((m: { name: string }) => m.name === 'broken')).toMatchObject({
+      state: 'FAILED',
+      reason: expect.stringMatching(/^version 1: /),
+    });
     await request(app.getHttpServer()).post('/predict').send({ features: SETOSA }).expect(200);
   });
 

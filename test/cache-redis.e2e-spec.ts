@@ -20,9 +20,15 @@ const IRIS = [
 
 /** A repository whose iris has versions 1 and 2 (the same file: only the number differs), 2 the default. */
 async function twoVersionRepository(): Promise<string> {
-  const config = JSON.parse(await fs.readFile(path.join(bundled('iris'), 'config.json'), 'utf8')) as Record<string, unknown>;
+  const config = JSON.parse(await fs.readFile(path.join(bundled('iris'), 'config.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
   const model = await fs.readFile(path.join(bundled('iris'), '1', 'model.onnx'));
-  return makeRepository({ iris: bundled('iris') }, { 'iris/2/model.onnx': model, 'iris/config.json': JSON.stringify({ ...config, default_version: 2 }) });
+  return makeRepository(
+    { iris: bundled('iris') },
+    { 'iris/2/model.onnx': model, 'iris/config.json': JSON.stringify({ ...config, default_version: 2 }) },
+  );
 }
 
 /** The sum of the samples whose line matches `line` (its first group is the value). */
@@ -53,7 +59,11 @@ describeWithRedis(Boolean(process.env.REDIS_URL || REDIS_SERVER), 'prediction ca
       const [a, b] = ports.map((p) => `http://127.0.0.1:${p}`);
       await Promise.all([waitUntilReady(`${a}/health/ready`), waitUntilReady(`${b}/health/ready`)]);
       const post = (url: string) =>
-        fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ features: IRIS[1].features }) });
+        fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ features: IRIS[1].features }),
+        });
 
       const computed = await post(`${a}/v1/models/iris/predict`);
       expect(computed.status).toBe(200);
@@ -77,7 +87,11 @@ describeWithRedis(Boolean(process.env.REDIS_URL || REDIS_SERVER), 'prediction ca
     const app = await startApp({ REDIS_URL: url, CACHE_KEY_PREFIX: keyPrefix, CACHE_TTL_SECONDS: '120' });
     try {
       const http = app.getHttpServer();
-      await request(http).post('/v1/models/iris/predict/batch').send({ instances: IRIS.map((i) => i.features) }).expect(200).expect('X-Cache', 'MISS');
+      await request(http)
+        .post('/v1/models/iris/predict/batch')
+        .send({ instances: IRIS.map((i) => i.features) })
+        .expect(200)
+        .expect('X-Cache', 'MISS');
       const digest = app.get(ModelRegistry).resolve('iris').digest.slice(0, 16);
       const keys = await keysUnder(url, keyPrefix);
       expect(keys).toHaveLength(3);
@@ -88,7 +102,11 @@ describeWithRedis(Boolean(process.env.REDIS_URL || REDIS_SERVER), 'prediction ca
       client.destroy();
       expect(ttl).toBeGreaterThan(100_000);
       expect(ttl).toBeLessThanOrEqual(120_000);
-      await request(http).post('/v1/models/iris/predict/batch').send({ instances: IRIS.map((i) => i.features) }).expect(200).expect('X-Cache', 'HIT');
+      await request(http)
+        .post('/v1/models/iris/predict/batch')
+        .send({ instances: IRIS.map((i) => i.features) })
+        .expect(200)
+        .expect('X-Cache', 'HIT');
       // Only an in-memory cache reports its size; Redis counts its own keys.
       expect((await request(http).get('/metrics').expect(200)).text).not.toMatch(/^inference_cache_entries/m);
     } finally {
@@ -124,7 +142,9 @@ describeWithRedis(Boolean(REDIS_SERVER), 'prediction cache when Redis fails', ()
         for (let i = 0; running; i++) {
           const { features, label } = IRIS[(n + i) % IRIS.length];
           const res = await request(http).post('/v1/models/iris/predict').send({ features });
-          outcomes.push(res.status === 200 && res.body.label === label ? 'ok' : `bad ${res.status} ${JSON.stringify(res.body)}`);
+          outcomes.push(
+            res.status === 200 && res.body.label === label ? 'ok' : `bad ${res.status} ${JSON.stringify(res.body)}`,
+          );
         }
       };
       const clients = Array.from({ length: 6 }, (_, n) => client(n));
@@ -133,11 +153,19 @@ describeWithRedis(Boolean(REDIS_SERVER), 'prediction cache when Redis fails', ()
       const killedAt = outcomes.length;
       await waitFor(() => outcomes.length > killedAt + 100);
       const down = await request(http).get('/health/ready').expect(503);
-      expect(down.body.error.cache).toMatchObject({ status: 'down', store: 'redis', message: expect.stringMatching(/^Redis does not answer/) });
+      expect(down.body.error.cache).toMatchObject({
+        status: 'down',
+        store: 'redis',
+        message: expect.stringMatching(/^Redis does not answer/),
+      });
       await request(http).get('/health/live').expect(200);
 
       await redis.start();
-      await waitFor(async () => (await request(http).get('/health/ready')).status === 200, 15000, 'readiness after Redis restarted');
+      await waitFor(
+        async () => (await request(http).get('/health/ready')).status === 200,
+        15000,
+        'readiness after Redis restarted',
+      );
       const restartedAt = outcomes.length;
       await waitFor(() => outcomes.length > restartedAt + 100);
       running = false;
@@ -145,8 +173,17 @@ describeWithRedis(Boolean(REDIS_SERVER), 'prediction cache when Redis fails', ()
 
       expect(outcomes.filter((o) => o !== 'ok')).toEqual([]);
       // Reads in flight when Redis died time out; later ones fail at once while the client is offline.
-      expect(await metric(http, /^inference_cache_errors_total\{operation="read",reason="\w+"\} (\d+)$/)).toBeGreaterThan(0);
-      await waitFor(async () => (await request(http).post('/v1/models/iris/predict').send({ features: IRIS[0].features })).headers['x-cache'] === 'HIT', 10000, 'a HIT after Redis restarted');
+      expect(
+        await metric(http, /^inference_cache_errors_total\{operation="read",reason="\w+"\} (\d+)$/),
+      ).toBeGreaterThan(0);
+      await waitFor(
+        async () =>
+          (await request(http).post('/v1/models/iris/predict').send({ features: IRIS[0].features })).headers[
+            'x-cache'
+          ] === 'HIT',
+        10000,
+        'a HIT after Redis restarted',
+      );
     } finally {
       await stop(redis);
     }
@@ -186,12 +223,25 @@ describeWithRedis(Boolean(REDIS_SERVER), 'prediction cache when Redis fails', ()
 
     const relaxed = await start({ REDIS_URL: `redis://127.0.0.1:${port}`, READY_REQUIRES_REDIS: 'false' });
     const body = (await request(relaxed.getHttpServer()).get('/health/ready').expect(200)).body;
-    expect(body.info.cache).toMatchObject({ status: 'up', store: 'redis', message: expect.stringMatching(/READY_REQUIRES_REDIS=false/) });
+    expect(body.info.cache).toMatchObject({
+      status: 'up',
+      store: 'redis',
+      message: expect.stringMatching(/READY_REQUIRES_REDIS=false/),
+    });
 
     const redis = await OwnRedis.start(port);
     try {
-      await waitFor(async () => (await request(http).get('/health/ready')).status === 200, 15000, 'readiness once Redis is up');
-      await waitFor(async () => (await request(http).post('/predict').send({ features: IRIS[0].features })).headers['x-cache'] === 'HIT', 10000, 'a HIT');
+      await waitFor(
+        async () => (await request(http).get('/health/ready')).status === 200,
+        15000,
+        'readiness once Redis is up',
+      );
+      await waitFor(
+        async () =>
+          (await request(http).post('/predict').send({ features: IRIS[0].features })).headers['x-cache'] === 'HIT',
+        10000,
+        'a HIT',
+      );
     } finally {
       await stop(redis);
     }

@@ -8,7 +8,8 @@ import { bundled, fixture, makeRepository, startApp } from './support/app';
 type Http = ReturnType<INestApplication['getHttpServer']>;
 
 /** Rows the model version has really run so far: what the cache saves. */
-const rowsRun = (app: INestApplication, model: string, version?: number) => app.get(ModelRegistry).resolve(model, version).batcher.stats.rows;
+const rowsRun = (app: INestApplication, model: string, version?: number) =>
+  app.get(ModelRegistry).resolve(model, version).batcher.stats.rows;
 
 /** A fresh iris input, so that tests sharing an app never see each other's entries. */
 let seed = 0;
@@ -25,7 +26,11 @@ describe('prediction cache (in memory)', () => {
   let http: Http;
 
   beforeAll(async () => {
-    const dir = await makeRepository({ iris: bundled('iris'), versions: fixture('iris_versions'), gather: fixture('gather') });
+    const dir = await makeRepository({
+      iris: bundled('iris'),
+      versions: fixture('iris_versions'),
+      gather: fixture('gather'),
+    });
     app = await startApp({ MODEL_REPOSITORY: dir });
     http = app.getHttpServer();
   });
@@ -56,18 +61,34 @@ describe('prediction cache (in memory)', () => {
       { inputs: { float_input: [a, b, c, d] } },
     ];
     for (const body of spellings) {
-      await request(http).post('/v1/models/iris/predict').set('Content-Type', 'application/json').send(body).expect(200).expect('X-Cache', 'HIT');
+      await request(http)
+        .post('/v1/models/iris/predict')
+        .set('Content-Type', 'application/json')
+        .send(body)
+        .expect(200)
+        .expect('X-Cache', 'HIT');
     }
     // The lesson's route and a batch of one share the entry too.
-    await request(http).post('/predict').send({ features: [a, b, c, d] }).expect(200).expect('X-Cache', 'HIT');
-    await request(http).post('/v1/models/iris/predict/batch').send({ instances: [[a, b, c, d]] }).expect(200).expect('X-Cache', 'HIT');
+    await request(http)
+      .post('/predict')
+      .send({ features: [a, b, c, d] })
+      .expect(200)
+      .expect('X-Cache', 'HIT');
+    await request(http)
+      .post('/v1/models/iris/predict/batch')
+      .send({ instances: [[a, b, c, d]] })
+      .expect(200)
+      .expect('X-Cache', 'HIT');
     // So does the Open Inference Protocol, whose tensors carry the batch dimension.
-    const v2 = await request(http).post('/v2/models/iris/infer').send({ inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: [a, b, c, d] }] }).expect(200);
+    const v2 = await request(http)
+      .post('/v2/models/iris/infer')
+      .send({ inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: [a, b, c, d] }] })
+      .expect(200);
     expect(v2.headers['x-cache']).toBe('HIT');
     expect(rowsRun(app, 'iris')).toBe(before);
   });
 
-  it('serves a batch\'s cached rows from the cache and runs only the others, in one run, answering in order', async () => {
+  it("serves a batch's cached rows from the cache and runs only the others, in one run, answering in order", async () => {
     const known = [fresh(), fresh()];
     for (const features of known) await predict(http, features);
     const unknown = [fresh(), fresh(), fresh()];
@@ -80,10 +101,23 @@ describe('prediction cache (in memory)', () => {
     expect(batcher.stats.runs - before.runs).toBe(1);
     expect(batcher.stats.rows - before.rows).toBe(3);
     // The same predictions as each instance alone, uncached.
-    const alone = await Promise.all(instances.map((features) => predict(http, features, { 'Cache-Control': 'no-cache' })));
-    const prediction = (body: Record<string, unknown>) => ({ prediction: body.prediction, label: body.label, probability: body.probability, probabilities: body.probabilities, outputs: body.outputs });
+    const alone = await Promise.all(
+      instances.map((features) => predict(http, features, { 'Cache-Control': 'no-cache' })),
+    );
+    const prediction = (body: Record<string, unknown>) => ({
+      prediction: body.prediction,
+      label: body.label,
+      probability: body.probability,
+      probabilities: body.probabilities,
+      outputs: body.outputs,
+    });
     expect(res.body.predictions).toEqual(alone.map((r) => prediction(r.body)));
-    await request(http).post('/v1/models/iris/predict/batch').send({ instances }).expect(200).expect('X-Cache', 'HIT').expect('X-Cache-Hits', '5/5');
+    await request(http)
+      .post('/v1/models/iris/predict/batch')
+      .send({ instances })
+      .expect(200)
+      .expect('X-Cache', 'HIT')
+      .expect('X-Cache-Hits', '5/5');
   });
 
   it('computes concurrent identical requests once', async () => {
@@ -92,7 +126,9 @@ describe('prediction cache (in memory)', () => {
     const answers = await Promise.all(Array.from({ length: 20 }, () => predict(http, features)));
     expect(rowsRun(app, 'iris') - before).toBe(1);
     expect(answers.filter((r) => r.headers['x-cache'] === 'MISS')).toHaveLength(1);
-    expect(new Set(answers.map((r) => JSON.stringify(stable(r.body))))).toEqual(new Set([JSON.stringify(stable(answers[0].body))]));
+    expect(new Set(answers.map((r) => JSON.stringify(stable(r.body))))).toEqual(
+      new Set([JSON.stringify(stable(answers[0].body))]),
+    );
   });
 
   it('Cache-Control: no-cache computes afresh and refreshes the entry; no-store keeps the answer out of the cache', async () => {
@@ -115,11 +151,17 @@ describe('prediction cache (in memory)', () => {
   it('lets a browser on another origin send Cache-Control and read X-Cache', async () => {
     const preflight = await request(http)
       .options('/v1/models/iris/predict')
-      .set({ Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type,cache-control' })
+      .set({
+        Origin: 'https://app.example',
+        'Access-Control-Request-Method': 'POST',
+        'Access-Control-Request-Headers': 'content-type,cache-control',
+      })
       .expect(204);
     expect(String(preflight.headers['access-control-allow-headers']).toLowerCase()).toContain('cache-control');
     const res = await predict(http, fresh(), { Origin: 'https://app.example', 'Cache-Control': 'no-cache' });
-    expect(String(res.headers['access-control-expose-headers']).toLowerCase()).toEqual(expect.stringContaining('x-cache'));
+    expect(String(res.headers['access-control-expose-headers']).toLowerCase()).toEqual(
+      expect.stringContaining('x-cache'),
+    );
   });
 
   it('never shares entries between versions of a model', async () => {
@@ -129,15 +171,25 @@ describe('prediction cache (in memory)', () => {
     const v2 = await request(http).post('/v1/models/versions/versions/2/predict').send({ features }).expect(200);
     expect(v2.headers['x-cache']).toBe('MISS');
     expect(v2.body.version).toBe(2);
-    await request(http).post('/v1/models/versions/versions/1/predict').send({ features }).expect(200).expect('X-Cache', 'HIT');
+    await request(http)
+      .post('/v1/models/versions/versions/1/predict')
+      .send({ features })
+      .expect(200)
+      .expect('X-Cache', 'HIT');
   });
 
   it('caches only successful predictions', async () => {
-    await request(http).post('/v1/models/iris/predict').send({ features: [1, 2] }).expect(400);
+    await request(http)
+      .post('/v1/models/iris/predict')
+      .send({ features: [1, 2] })
+      .expect(400);
     const before = rowsRun(app, 'gather');
     // An index outside the gather fixture's table fails inside onnxruntime, each time it runs.
     for (let i = 0; i < 2; i++) {
-      const res = await request(http).post('/v1/models/gather/predict').send({ inputs: { idx: [7] } }).expect(500);
+      const res = await request(http)
+        .post('/v1/models/gather/predict')
+        .send({ inputs: { idx: [7] } })
+        .expect(500);
       expect(res.headers['x-cache']).toBeUndefined();
     }
     expect(rowsRun(app, 'gather') - before).toBe(2);
@@ -179,7 +231,10 @@ describe('prediction cache settings', () => {
 
   it('is off for a model whose config.json says so, and everywhere with CACHE_ENABLED=false', async () => {
     const config = JSON.parse(await fs.readFile(path.join(bundled('iris'), 'config.json'), 'utf8'));
-    const dir = await makeRepository({ iris: bundled('iris') }, { 'iris/config.json': JSON.stringify({ ...config, cache: { enabled: false } }) });
+    const dir = await makeRepository(
+      { iris: bundled('iris') },
+      { 'iris/config.json': JSON.stringify({ ...config, cache: { enabled: false } }) },
+    );
     for (const app of [await start({ MODEL_REPOSITORY: dir }), await start({ CACHE_ENABLED: 'false' })]) {
       const http = app.getHttpServer();
       const features = fresh();
@@ -190,7 +245,10 @@ describe('prediction cache settings', () => {
   });
 
   it('refuses a bad cache section in config.json, naming the field', async () => {
-    const dir = await makeRepository({ iris: bundled('iris') }, { 'iris/config.json': JSON.stringify({ cache: { enabled: 'yes', ttl_seconds: 0 } }) });
+    const dir = await makeRepository(
+      { iris: bundled('iris') },
+      { 'iris/config.json': JSON.stringify({ cache: { enabled: 'yes', ttl_seconds: 0 } }) },
+    );
     const app = await start({ MODEL_REPOSITORY: dir });
     const res = await request(app.getHttpServer()).get('/v1/models/iris').expect(200);
     expect(res.body.state).toBe('FAILED');

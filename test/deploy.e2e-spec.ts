@@ -29,7 +29,9 @@ type Validatable = { validate(): void };
 const K8S_DIR = path.join(ROOT, 'deploy', 'k8s');
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
 
-const manifestFiles = readdirSync(K8S_DIR).filter((f) => /\.ya?ml$/.test(f)).sort();
+const manifestFiles = readdirSync(K8S_DIR)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort();
 const documents = manifestFiles.flatMap((file) =>
   loadAll(readFileSync(path.join(K8S_DIR, file), 'utf8'))
     .filter((doc) => doc !== null && doc !== undefined)
@@ -57,7 +59,17 @@ const deployment = find<Deployment>('Deployment', 'onnx-inference');
 const container = deployment.spec!.template.spec!.containers.find((c) => c.name === 'onnx-inference')!;
 const dockerfile = read('deploy/Dockerfile');
 const compose = loadAll(read('docker-compose.yml'))[0] as {
-  services: Record<string, { build?: { dockerfile?: string }; ports?: string[]; healthcheck?: { test: string[] }; depends_on?: unknown; image?: string; environment?: Record<string, string> }>;
+  services: Record<
+    string,
+    {
+      build?: { dockerfile?: string };
+      ports?: string[];
+      healthcheck?: { test: string[] };
+      depends_on?: unknown;
+      image?: string;
+      environment?: Record<string, string>;
+    }
+  >;
 };
 
 /** The instruction's arguments, e.g. `EXPOSE 8000` → ['8000'], with line continuations joined. */
@@ -79,18 +91,27 @@ describe('deploy/k8s: Kubernetes schemas', () => {
   it('parses every manifest, each object with apiVersion, kind and a name, and no namespace', () => {
     expect(manifestFiles.length).toBeGreaterThan(0);
     for (const { file, doc } of objects) {
-      expect({ file, apiVersion: typeof doc.apiVersion, kind: typeof doc.kind, name: typeof doc.metadata?.name }).toEqual({
+      expect({
+        file,
+        apiVersion: typeof doc.apiVersion,
+        kind: typeof doc.kind,
+        name: typeof doc.metadata?.name,
+      }).toEqual({
         file,
         apiVersion: 'string',
         kind: 'string',
         name: 'string',
       });
-      expect({ file, namespace: (doc.metadata as { namespace?: string }).namespace }).toEqual({ file, namespace: undefined });
+      expect({ file, namespace: (doc.metadata as { namespace?: string }).namespace }).toEqual({
+        file,
+        namespace: undefined,
+      });
     }
   });
 
   it('kustomization.yaml lists every other manifest', () => {
-    const kustomization = documents.find(({ doc }) => doc.kind === 'Kustomization')?.doc as { resources: string[] } | undefined;
+    const kustomization = documents.find(({ doc }) => doc.kind === 'Kustomization')?.doc as
+      { resources: string[] } | undefined;
     expect(kustomization).toBeDefined();
     expect([...kustomization!.resources].sort()).toEqual(manifestFiles.filter((f) => f !== 'kustomization.yaml'));
   });
@@ -105,7 +126,9 @@ describe('deploy/k8s: Kubernetes schemas', () => {
   );
 
   it('the validator does reject a wrong object (so the checks above mean something)', () => {
-    const broken = structuredClone(deployment) as unknown as { spec: { template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } } };
+    const broken = structuredClone(deployment) as unknown as {
+      spec: { template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } };
+    };
     broken.spec.template.spec.containers[0].ports[0].containerPort = 'eight thousand';
     expect(() => new Deployment(broken as never).validate()).toThrow(/containerPort must be integer/);
     const withoutSelector = structuredClone(deployment) as unknown as { spec: { selector?: unknown } };
@@ -127,14 +150,21 @@ describe('deploy/k8s: against the service', () => {
   it('the Deployment runs the image with the ConfigMap, on the named port http = PORT = the Dockerfile EXPOSE', () => {
     expect(container.image).toBe('onnx-inference-service:0.1.0');
     expect(container.envFrom).toEqual([{ configMapRef: { name: 'onnx-inference' } }]);
-    expect(container.ports).toEqual([expect.objectContaining({ name: 'http', containerPort: Number(configMap.data.PORT) })]);
+    expect(container.ports).toEqual([
+      expect.objectContaining({ name: 'http', containerPort: Number(configMap.data.PORT) }),
+    ]);
     expect(dockerInstructions('EXPOSE')).toEqual([configMap.data.PORT]);
     expect(compose.services.api.ports).toEqual([`${configMap.data.PORT}:${configMap.data.PORT}`]);
   });
 
   it('the probes use the service’s probe routes on the named port, with time for the models to load', () => {
-    expect(probePaths(container)).toEqual({ startup: '/health/startup', liveness: '/health/live', readiness: '/health/ready' });
-    for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe]) expect(probe?.httpGet?.port).toBe('http');
+    expect(probePaths(container)).toEqual({
+      startup: '/health/startup',
+      liveness: '/health/live',
+      readiness: '/health/ready',
+    });
+    for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe])
+      expect(probe?.httpGet?.port).toBe('http');
     const startup = container.startupProbe!;
     expect((startup.failureThreshold ?? 3) * (startup.periodSeconds ?? 10)).toBeGreaterThanOrEqual(60);
   });
@@ -149,7 +179,12 @@ describe('deploy/k8s: against the service', () => {
     const pod = deployment.spec!.template.spec!;
     expect(pod.securityContext?.runAsNonRoot).toBe(true);
     expect(container.securityContext).toEqual(
-      expect.objectContaining({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } }),
+      expect.objectContaining({
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      }),
     );
     expect(container.resources?.requests).toEqual({ cpu: '1', memory: '1Gi' });
     expect(container.resources?.limits).toEqual({ cpu: '2', memory: '2Gi' });
@@ -184,7 +219,10 @@ describe('deploy/k8s: against the service', () => {
     // subPath mounts never see a rotated Secret.
     expect(mount?.subPath).toBeUndefined();
     const volume = deployment.spec!.template.spec!.volumes?.find((v) => v.name === mount?.name);
-    const secret = find<{ metadata: { name: string }; stringData: Record<string, string> }>('Secret', volume!.secret!.secretName!);
+    const secret = find<{ metadata: { name: string }; stringData: Record<string, string> }>(
+      'Secret',
+      volume!.secret!.secretName!,
+    );
     expect(Object.keys(secret.stringData)).toEqual([path.basename(file)]);
     const keys = parseApiKeys(secret.stringData[path.basename(file)], 'API_KEYS_FILE');
     expect(keys.problems).toEqual([]);
@@ -213,7 +251,11 @@ describe('deploy/Dockerfile and docker-compose.yml', () => {
     const copies = dockerInstructions('COPY').filter((c) => c.includes('package-lock.json'));
     expect(copies).toHaveLength(2);
     for (const copy of copies) expect(copy).toContain('.npmrc');
-    expect(dockerInstructions('RUN').filter((r) => r.includes('npm ci')).at(-1)).toContain('--omit=dev');
+    expect(
+      dockerInstructions('RUN')
+        .filter((r) => r.includes('npm ci'))
+        .at(-1),
+    ).toContain('--omit=dev');
   });
 
   it('compose: api from deploy/Dockerfile, healthy on /health/ready, after a healthy redis:7-alpine', () => {

@@ -28,11 +28,57 @@ const variables = dashboard.templating?.list ?? [];
 
 /** PromQL functions, aggregations, keywords and modifiers: identifiers that are not metric names. */
 const PROMQL_WORDS = new Set([
-  'sum', 'avg', 'min', 'max', 'count', 'stddev', 'stdvar', 'topk', 'bottomk', 'quantile', 'count_values', 'group',
-  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset',
-  'rate', 'irate', 'increase', 'delta', 'idelta', 'deriv', 'resets', 'changes', 'histogram_quantile', 'abs', 'clamp_min',
-  'clamp_max', 'vector', 'scalar', 'time', 'absent', 'label_replace', 'label_join', 'label_values', 'le', 'inf', 'nan',
-  'avg_over_time', 'max_over_time', 'min_over_time', 'sum_over_time', 'quantile_over_time', 'predict_linear',
+  'sum',
+  'avg',
+  'min',
+  'max',
+  'count',
+  'stddev',
+  'stdvar',
+  'topk',
+  'bottomk',
+  'quantile',
+  'count_values',
+  'group',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'rate',
+  'irate',
+  'increase',
+  'delta',
+  'idelta',
+  'deriv',
+  'resets',
+  'changes',
+  'histogram_quantile',
+  'abs',
+  'clamp_min',
+  'clamp_max',
+  'vector',
+  'scalar',
+  'time',
+  'absent',
+  'label_replace',
+  'label_join',
+  'label_values',
+  'le',
+  'inf',
+  'nan',
+  'avg_over_time',
+  'max_over_time',
+  'min_over_time',
+  'sum_over_time',
+  'quantile_over_time',
+  'predict_linear',
 ]);
 
 /**
@@ -57,7 +103,9 @@ function metricNames(expr: string): string[] {
 
 /** Metric names in a query variable: `label_values(<selector>, <label>)` → the selector's metric. */
 function variableMetric(query: string): { metric: string; label: string } | undefined {
-  const m = /^label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)$/.exec(query.trim());
+  const m = /^label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)$/.exec(
+    query.trim(),
+  );
   return m ? { metric: m[1], label: m[3] } : undefined;
 }
 const queryOf = (v: Variable) => (typeof v.query === 'string' ? v.query : (v.query?.query ?? ''));
@@ -76,7 +124,12 @@ describe('Grafana dashboard (deploy/grafana/onnx-inference-dashboard.json)', () 
     expect(new Set(ids).size).toBe(ids.length);
     for (const p of panels) {
       expect(p.title).toEqual(expect.any(String));
-      expect(p.gridPos).toEqual({ h: expect.any(Number), w: expect.any(Number), x: expect.any(Number), y: expect.any(Number) });
+      expect(p.gridPos).toEqual({
+        h: expect.any(Number),
+        w: expect.any(Number),
+        x: expect.any(Number),
+        y: expect.any(Number),
+      });
       expect(p.gridPos!.x + p.gridPos!.w).toBeLessThanOrEqual(24);
     }
   });
@@ -104,9 +157,11 @@ describe('Grafana dashboard (deploy/grafana/onnx-inference-dashboard.json)', () 
   });
 
   it('extracts the metric names from its queries, leaving out PromQL functions and keywords', () => {
-    expect(metricNames('histogram_quantile(0.99, sum by (le, route) (rate(http_request_duration_seconds_bucket{a="b(c)"}[$__rate_interval])))')).toEqual([
-      'http_request_duration_seconds_bucket',
-    ]);
+    expect(
+      metricNames(
+        'histogram_quantile(0.99, sum by (le, route) (rate(http_request_duration_seconds_bucket{a="b(c)"}[$__rate_interval])))',
+      ),
+    ).toEqual(['http_request_duration_seconds_bucket']);
     expect(metricNames('sum(rate(x_sum[5m])) / sum(rate(x_count[5m]))')).toEqual(['x_sum', 'x_count']);
     expect(metricNames('process_resident_memory_bytes')).toEqual(['process_resident_memory_bytes']);
     expect(usedMetrics).toEqual(
@@ -136,7 +191,10 @@ describe('Grafana dashboard (deploy/grafana/onnx-inference-dashboard.json)', () 
     beforeAll(async () => {
       app = await startApp();
       const http = app.getHttpServer();
-      await request(http).post('/v1/models/iris/predict').send({ features: [5.1, 3.5, 1.4, 0.2] }).expect(200);
+      await request(http)
+        .post('/v1/models/iris/predict')
+        .send({ features: [5.1, 3.5, 1.4, 0.2] })
+        .expect(200);
       const res = await request(http).get('/metrics').expect(200);
       types = new Map();
       samples = new Map();

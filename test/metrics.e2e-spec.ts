@@ -6,7 +6,8 @@ import { startApp } from './support/app';
  * The exposition format's sample line: name, optional labels, a value (and an optional timestamp).
  * Values are Go floats, so NaN and Inf are case-insensitive (prom-client writes "Nan").
  */
-const SAMPLE = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? (-?[0-9.e+-]+|[Nn][Aa][Nn]|[+-][Ii]nf)( -?\d+)?$/;
+const SAMPLE =
+  /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? (-?[0-9.e+-]+|[Nn][Aa][Nn]|[+-][Ii]nf)( -?\d+)?$/;
 const COMMENT = /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/;
 
 /** Parses Prometheus text into `name{labels}` → value, failing on any line that is not well formed. */
@@ -45,7 +46,11 @@ describe('GET /metrics', () => {
   it('is Prometheus text with the service, inference and process metrics', async () => {
     const m = await scrape();
     const names = [...m.keys()].map((k) => k.split('{')[0]);
-    for (const name of ['process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
+    for (const name of [
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_seconds',
+      'nodejs_heap_size_used_bytes',
+    ]) {
       expect(names).toContain(name);
     }
     expect(m.get('inference_queue_depth{model="iris",version="1"}')).toBe(0);
@@ -54,9 +59,24 @@ describe('GET /metrics', () => {
   it('moves as traffic flows: requests, failures by code, runs, batch sizes, latencies, cache hits and misses', async () => {
     const before = await scrape();
     // Three identical requests: one computed, two from the cache; then a batch with one cached row and one new.
-    for (let i = 0; i < 3; i++) await request(http).post('/v1/models/iris/predict').send({ features: [5.1, 3.5, 1.4, 0.2] }).expect(200);
-    await request(http).post('/v1/models/iris/predict/batch').send({ instances: [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]] }).expect(200);
-    await request(http).post('/v1/models/iris/predict').send({ features: [1, 2] }).expect(400);
+    for (let i = 0; i < 3; i++)
+      await request(http)
+        .post('/v1/models/iris/predict')
+        .send({ features: [5.1, 3.5, 1.4, 0.2] })
+        .expect(200);
+    await request(http)
+      .post('/v1/models/iris/predict/batch')
+      .send({
+        instances: [
+          [5.1, 3.5, 1.4, 0.2],
+          [6.3, 3.3, 6.0, 2.5],
+        ],
+      })
+      .expect(200);
+    await request(http)
+      .post('/v1/models/iris/predict')
+      .send({ features: [1, 2] })
+      .expect(400);
     await request(http).get('/no/such/route').expect(404);
     const after = await scrape();
     const delta = (key: string) => value(after, key) - value(before, key);
@@ -77,6 +97,8 @@ describe('GET /metrics', () => {
     expect(delta('http_requests_total{method="POST",route="/v1/models/:model/predict",status="200"}')).toBe(3);
     expect(delta('http_requests_total{method="POST",route="/v1/models/:model/predict",status="400"}')).toBe(1);
     expect(delta('http_requests_total{method="GET",route="unmatched",status="404"}')).toBe(1);
-    expect(delta('http_request_duration_seconds_count{method="POST",route="/v1/models/:model/predict/batch",status="200"}')).toBe(1);
+    expect(
+      delta('http_request_duration_seconds_count{method="POST",route="/v1/models/:model/predict/batch",status="200"}'),
+    ).toBe(1);
   });
 });

@@ -35,7 +35,9 @@ describe('broken model files', () => {
       },
     );
     // A real model beside the repository, which no request may reach.
-    await fs.cp(bundled('iris'), path.join(path.dirname(repository), `${path.basename(repository)}-outside`), { recursive: true });
+    await fs.cp(bundled('iris'), path.join(path.dirname(repository), `${path.basename(repository)}-outside`), {
+      recursive: true,
+    });
     app = await startApp({ MODEL_REPOSITORY: repository });
     port = await listen(app);
   });
@@ -50,7 +52,9 @@ describe('broken model files', () => {
     ['noversions', /no version folders/],
   ])('lists %s as FAILED with its reason, and answers its predictions 503 with it', async (name, reason) => {
     const list = await rawRequest(port, { path: '/v1/models' });
-    const model = (list.json as { models: { name: string; state: string; reason?: string }[] }).models.find((m) => m.name === name);
+    const model = (list.json as { models: { name: string; state: string; reason?: string }[] }).models.find(
+      (m) => m.name === name,
+    );
     expect(model).toEqual(expect.objectContaining({ state: 'FAILED', reason: expect.stringMatching(reason) }));
     const res = await rawRequest(port, predict(name));
     expect(res.status).toBe(503);
@@ -92,10 +96,19 @@ describe('broken model files', () => {
         { path: `/v1/models/${name}/versions/1` },
         { path: `/v2/models/${name}` },
         { path: `/v2/models/${name}/ready` },
-        { method: 'POST', path: `/v2/models/${name}/infer`, headers: { 'content-type': 'application/json' }, body: '{"inputs":[{"name":"float_input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}' },
+        {
+          method: 'POST',
+          path: `/v2/models/${name}/infer`,
+          headers: { 'content-type': 'application/json' },
+          body: '{"inputs":[{"name":"float_input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}',
+        },
       ]) {
         const res = await rawRequest(port, req);
-        const summary = { path: req.path, status: res.status, structured: isStructuredError(req.path, res.status, res) };
+        const summary = {
+          path: req.path,
+          status: res.status,
+          structured: isStructuredError(req.path, res.status, res),
+        };
         expect(summary).toEqual({ path: req.path, status: expect.any(Number), structured: true });
         expect([400, 404]).toContain(res.status);
         expect(res.text).not.toContain('root:');
@@ -104,14 +117,29 @@ describe('broken model files', () => {
   });
 
   it('never serves a path with ../ in it (unencoded) either', async () => {
-    for (const p of [`/v1/models/../${outside()}/predict`, `/v1/models/iris/../../${outside()}`, `/v2/models/../../${outside()}/infer`]) {
-      const res = await rawRequest(port, { method: 'POST', path: p, headers: { 'content-type': 'application/json' }, body: '{}' });
-      expect({ p, status: res.status, structured: isStructuredError(p, 404, res) }).toEqual({ p, status: 404, structured: true });
+    for (const p of [
+      `/v1/models/../${outside()}/predict`,
+      `/v1/models/iris/../../${outside()}`,
+      `/v2/models/../../${outside()}/infer`,
+    ]) {
+      const res = await rawRequest(port, {
+        method: 'POST',
+        path: p,
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect({ p, status: res.status, structured: isStructuredError(p, 404, res) }).toEqual({
+        p,
+        status: 404,
+        structured: true,
+      });
     }
   });
 
   it('lists only the repository’s own folders', async () => {
-    const names = ((await rawRequest(port, { path: '/v1/models' })).json as { models: { name: string }[] }).models.map((m) => m.name);
+    const names = ((await rawRequest(port, { path: '/v1/models' })).json as { models: { name: string }[] }).models.map(
+      (m) => m.name,
+    );
     expect(names.sort()).toEqual(['corrupt', 'iris', 'notjson', 'noversions', 'truncated']);
   });
 });

@@ -18,7 +18,11 @@ interface Document {
 
 /** Every typed operation of a document: the per-model routes, marked with x-model. */
 const typedOperations = (doc: Document) =>
-  Object.entries(doc.paths).flatMap(([path, ops]) => Object.values(ops).filter((op) => op['x-model']).map((op) => ({ path, op })));
+  Object.entries(doc.paths).flatMap(([path, ops]) =>
+    Object.values(ops)
+      .filter((op) => op['x-model'])
+      .map((op) => ({ path, op })),
+  );
 
 /**
  * Checks bodies against the document's own schemas: OpenAPI 3.0 schemas are JSON Schema plus
@@ -40,12 +44,18 @@ async function checkExamples(app: INestApplication, doc: Document): Promise<stri
   for (const { path, op } of typedOperations(doc)) {
     const media = op.requestBody.content['application/json'];
     problems.push(...check(media.schema.$ref, media.example).map((p) => `${op.operationId} example: ${p}`));
-    const res = await request(app.getHttpServer()).post(path).send(media.example as object);
+    const res = await request(app.getHttpServer())
+      .post(path)
+      .send(media.example as object);
     if (res.status !== 200) {
       problems.push(`${op.operationId}: ${res.status} ${JSON.stringify(res.body)}`);
       continue;
     }
-    problems.push(...check(op.responses['200'].content!['application/json'].schema.$ref!, res.body).map((p) => `${op.operationId} answer: ${p}`));
+    problems.push(
+      ...check(op.responses['200'].content!['application/json'].schema.$ref!, res.body).map(
+        (p) => `${op.operationId} answer: ${p}`,
+      ),
+    );
   }
   return problems;
 }
@@ -62,7 +72,11 @@ describe('per-model OpenAPI (bundled models)', () => {
   afterAll(() => app.close());
 
   it('gives each model typed routes beside the generic ones, and the validator finds no error', async () => {
-    expect(typedOperations(doc).map(({ path, op }) => `${op.operationId} ${path}`).sort()).toEqual([
+    expect(
+      typedOperations(doc)
+        .map(({ path, op }) => `${op.operationId} ${path}`)
+        .sort(),
+    ).toEqual([
       'inferDigits /v2/models/digits/infer',
       'inferIris /v2/models/iris/infer',
       'predictDigits /v1/models/digits/predict',
@@ -74,7 +88,7 @@ describe('per-model OpenAPI (bundled models)', () => {
     await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeDefined();
   });
 
-  it("types iris by its feature names, feature count and labels", () => {
+  it('types iris by its feature names, feature count and labels', () => {
     const s = doc.components.schemas;
     expect(s.IrisFeatures).toMatchObject({
       type: 'object',
@@ -83,7 +97,10 @@ describe('per-model OpenAPI (bundled models)', () => {
       additionalProperties: false,
     });
     expect(s.IrisFeatureArray).toMatchObject({ type: 'array', minItems: 4, maxItems: 4, items: { type: 'number' } });
-    expect(s.IrisPrediction.properties).toMatchObject({ model: { enum: ['iris'] }, label: { enum: ['setosa', 'versicolor', 'virginica', null] } });
+    expect(s.IrisPrediction.properties).toMatchObject({
+      model: { enum: ['iris'] },
+      label: { enum: ['setosa', 'versicolor', 'virginica', null] },
+    });
     expect(s.IrisPrediction.properties).toMatchObject({ probabilities: { minItems: 3, maxItems: 3 } });
     expect(s.IrisOutputs).toMatchObject({ required: ['output_label', 'output_probability'] });
     expect(s.DigitsFeatureArray).toMatchObject({ minItems: 64, maxItems: 64 });
@@ -95,7 +112,13 @@ describe('per-model OpenAPI (bundled models)', () => {
       inputs: {
         minItems: 1,
         maxItems: 1,
-        items: { properties: { name: { enum: ['float_input'] }, datatype: { enum: ['FP32'] }, shape: { minItems: 2, maxItems: 2 } } },
+        items: {
+          properties: {
+            name: { enum: ['float_input'] },
+            datatype: { enum: ['FP32'] },
+            shape: { minItems: 2, maxItems: 2 },
+          },
+        },
       },
       outputs: { items: { properties: { name: { enum: ['output_label', 'output_probability'] } } } },
     });
@@ -104,7 +127,14 @@ describe('per-model OpenAPI (bundled models)', () => {
   it("answers every model's example with 200, in the shape of its typed response", async () => {
     expect(await checkExamples(app, doc)).toEqual([]);
     const iris = doc.paths['/v1/models/iris/predict'].post.requestBody.content['application/json'].example;
-    expect((await http().post('/v1/models/iris/predict').send(iris as object).expect(200)).body.label).toBe('setosa');
+    expect(
+      (
+        await http()
+          .post('/v1/models/iris/predict')
+          .send(iris as object)
+          .expect(200)
+      ).body.label,
+    ).toBe('setosa');
   });
 
   it('refuses what the typed schema refuses, as the server always did', async () => {
@@ -112,15 +142,26 @@ describe('per-model OpenAPI (bundled models)', () => {
     const misspelt = { features: { sepal_lenght: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 } };
     expect(check('#/components/schemas/IrisPredictRequest', misspelt)).not.toEqual([]);
     const res = await http().post('/v1/models/iris/predict').send(misspelt).expect(400);
-    expect(res.body.details).toEqual(expect.arrayContaining([{ path: 'features.sepal_lenght', message: expect.stringMatching(/unknown feature/) }]));
+    expect(res.body.details).toEqual(
+      expect.arrayContaining([{ path: 'features.sepal_lenght', message: expect.stringMatching(/unknown feature/) }]),
+    );
     expect(check('#/components/schemas/IrisPredictRequest', { features: [5.1, 3.5, 1.4] })).not.toEqual([]);
-    await http().post('/v1/models/iris/predict').send({ features: [5.1, 3.5, 1.4] }).expect(400);
+    await http()
+      .post('/v1/models/iris/predict')
+      .send({ features: [5.1, 3.5, 1.4] })
+      .expect(400);
   });
 
   it('serves a document per model at /v1/models/{model}/openapi.json, valid on its own', async () => {
     const iris: Document = (await http().get('/v1/models/iris/openapi.json').expect(200)).body;
-    expect(Object.keys(iris.paths).sort()).toEqual(['/v1/models/iris/predict', '/v1/models/iris/predict/batch', '/v2/models/iris/infer']);
-    expect(Object.keys(iris.components.schemas)).toEqual(expect.arrayContaining(['IrisFeatures', 'IrisPrediction', 'ErrorResponseDto']));
+    expect(Object.keys(iris.paths).sort()).toEqual([
+      '/v1/models/iris/predict',
+      '/v1/models/iris/predict/batch',
+      '/v2/models/iris/infer',
+    ]);
+    expect(Object.keys(iris.components.schemas)).toEqual(
+      expect.arrayContaining(['IrisFeatures', 'IrisPrediction', 'ErrorResponseDto']),
+    );
     expect(Object.keys(iris.components.schemas).some((name) => name.startsWith('Digits'))).toBe(false);
     await expect(SwaggerParser.validate(structuredClone(iris) as never)).resolves.toBeDefined();
     const missing = await http().get('/v1/models/rose/openapi.json').expect(404);
@@ -173,7 +214,17 @@ describe('per-model OpenAPI (a repository of many kinds of model)', () => {
 
   it('has typed routes for every READY model found at start-up, none for a FAILED one, and stays valid', async () => {
     const models = new Set(typedOperations(doc).map(({ op }) => op['x-model']));
-    expect([...models].sort()).toEqual(['fixed_shape', 'fp16', 'iris', 'iris_versions', 'linear', 'multi_input', 'slow', 'spec_example', 'types']);
+    expect([...models].sort()).toEqual([
+      'fixed_shape',
+      'fp16',
+      'iris',
+      'iris_versions',
+      'linear',
+      'multi_input',
+      'slow',
+      'spec_example',
+      'types',
+    ]);
     await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeDefined();
     const failed = await request(app.getHttpServer()).get('/v1/models/zipmap/openapi.json').expect(503);
     expect(failed.body.error).toBe('MODEL_NOT_READY');
@@ -189,7 +240,9 @@ describe('per-model OpenAPI (a repository of many kinds of model)', () => {
       },
     });
     expect(s.MultiInputFeatureArray).toBeUndefined();
-    expect(s.SpecExampleInputs).toMatchObject({ properties: { input0: { items: { type: 'integer', minimum: 0 } }, input1: { type: 'boolean' } } });
+    expect(s.SpecExampleInputs).toMatchObject({
+      properties: { input0: { items: { type: 'integer', minimum: 0 } }, input1: { type: 'boolean' } },
+    });
   });
 
   it("answers every model's example with 200, in the shape of its typed response", async () => {

@@ -20,7 +20,8 @@ const multiTotal = (a: readonly number[], b: readonly bigint[]): number => {
 };
 const multiMax = (b: readonly bigint[]): bigint => b.reduce((m, v) => (v > m ? v : m));
 /** int64 as the service writes it in JSON: a number when exact, a decimal string beyond 2^53. */
-const int64Json = (v: bigint): number | string => (v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString());
+const int64Json = (v: bigint): number | string =>
+  v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
 /** fixed_shape: y = [x0 + x2, x1 + x3] for its one [1, 4] row. */
 const fixedShape = (x: readonly number[]): number[][] => [[x[0] + x[2], x[1] + x[3]]];
 
@@ -46,7 +47,11 @@ describe('models without config.json', () => {
   const http = () => request(app.getHttpServer());
 
   beforeAll(async () => {
-    dir = await makeRepository({ linear: fixture('linear'), multi_input: fixture('multi_input'), fixed_shape: fixture('fixed_shape') });
+    dir = await makeRepository({
+      linear: fixture('linear'),
+      multi_input: fixture('multi_input'),
+      fixed_shape: fixture('fixed_shape'),
+    });
     app = await startApp({ MODEL_REPOSITORY: dir, DEFAULT_MODEL: '' });
   });
   afterAll(async () => {
@@ -57,7 +62,9 @@ describe('models without config.json', () => {
   describe('metadata', () => {
     it('lists the three models as READY with default version 1', async () => {
       const res = await http().get('/v1/models').expect(200);
-      const models = (res.body.models as { name: string; state: string; default_version: number; versions: unknown[] }[])
+      const models = (
+        res.body.models as { name: string; state: string; default_version: number; versions: unknown[] }[]
+      )
         .map(({ name, state, default_version, versions }) => ({ name, state, default_version, versions }))
         .sort((a, b) => a.name.localeCompare(b.name));
       expect(models).toEqual([
@@ -99,14 +106,26 @@ describe('models without config.json', () => {
         { name: 'total', type: 'float32', shape: [-1, 1] },
         { name: 'b_max', type: 'int64', shape: [-1] },
       ]);
-      expect(res.body).toMatchObject({ batchable: true, labels: null, features: null, label_output: null, probability_output: null });
+      expect(res.body).toMatchObject({
+        batchable: true,
+        labels: null,
+        features: null,
+        label_output: null,
+        probability_output: null,
+      });
     });
 
     it('describes fixed_shape as not batchable', async () => {
       const res = await http().get('/v1/models/fixed_shape').expect(200);
       expect(res.body.inputs).toEqual([{ name: 'x', type: 'float32', shape: [1, 4] }]);
       expect(res.body.outputs).toEqual([{ name: 'y', type: 'float32', shape: [1, 2] }]);
-      expect(res.body).toMatchObject({ batchable: false, labels: null, features: null, label_output: null, probability_output: null });
+      expect(res.body).toMatchObject({
+        batchable: false,
+        labels: null,
+        features: null,
+        label_output: null,
+        probability_output: null,
+      });
     });
   });
 
@@ -118,7 +137,10 @@ describe('models without config.json', () => {
     });
 
     it('predicts from features', async () => {
-      const res = await http().post('/v1/models/linear/predict').send({ features: [1, 2, 3] }).expect(200);
+      const res = await http()
+        .post('/v1/models/linear/predict')
+        .send({ features: [1, 2, 3] })
+        .expect(200);
       expect(res.body).toMatchObject({ model: 'linear', version: 1, ...NOT_A_CLASSIFIER });
       expect(Object.keys(res.body.outputs)).toEqual(['y']);
       expect(res.body.outputs.y).toHaveLength(1);
@@ -131,7 +153,10 @@ describe('models without config.json', () => {
       const res = await http().post('/v1/models/linear/predict').send({ inputs: { x } }).expect(200);
       expect(res.body).toMatchObject(NOT_A_CLASSIFIER);
       expect(res.body.outputs.y[0]).toBeCloseTo(linear(x), 5);
-      const v1 = await http().post('/v1/models/linear/versions/1/predict').send({ features: [0, 0, 0] }).expect(200);
+      const v1 = await http()
+        .post('/v1/models/linear/versions/1/predict')
+        .send({ features: [0, 0, 0] })
+        .expect(200);
       expect(v1.body.version).toBe(1);
       expect(v1.body.outputs.y[0]).toBeCloseTo(linear([0, 0, 0]), 5);
     });
@@ -150,18 +175,26 @@ describe('models without config.json', () => {
         expect(p.outputs.y[0]).toBeCloseTo(linear(x), 5);
       });
       // Not all the same answer: the rows really differ.
-      expect(new Set(res.body.predictions.map((p: { outputs: { y: number[] } }) => p.outputs.y[0])).size).toBeGreaterThan(15);
+      expect(
+        new Set(res.body.predictions.map((p: { outputs: { y: number[] } }) => p.outputs.y[0])).size,
+      ).toBeGreaterThan(15);
     });
 
     it('rejects named features, which it has no names for', async () => {
-      const res = await http().post('/v1/models/linear/predict').send({ features: { a: 1, b: 2, c: 3 } }).expect(400);
+      const res = await http()
+        .post('/v1/models/linear/predict')
+        .send({ features: { a: 1, b: 2, c: 3 } })
+        .expect(400);
       expect(res.body.error).toBe('INVALID_INPUT');
       expect(res.body.details[0].path).toBe('features');
       expect(res.body.details[0].message).toMatch(/no feature names/);
     });
 
     it('rejects a wrong count with the expected shape', async () => {
-      const res = await http().post('/v1/models/linear/predict').send({ inputs: { x: [1, 2, 3, 4] } }).expect(400);
+      const res = await http()
+        .post('/v1/models/linear/predict')
+        .send({ inputs: { x: [1, 2, 3, 4] } })
+        .expect(400);
       expect(res.body.details[0]).toEqual({ path: 'inputs.x', message: expect.stringMatching(/\[3\]/) });
     });
   });
@@ -170,7 +203,10 @@ describe('models without config.json', () => {
     it('predicts one instance from inputs, with b_max as a JSON number', async () => {
       const a = [1.5, 2];
       const b = [1n, 5n, 3n];
-      const res = await http().post('/v1/models/multi_input/predict').send({ inputs: { a, b: b.map(Number) } }).expect(200);
+      const res = await http()
+        .post('/v1/models/multi_input/predict')
+        .send({ inputs: { a, b: b.map(Number) } })
+        .expect(200);
       expect(res.body).toMatchObject({ model: 'multi_input', version: 1, ...NOT_A_CLASSIFIER });
       expect(Object.keys(res.body.outputs).sort()).toEqual(['b_max', 'total']);
       expect(res.body.outputs.total).toHaveLength(1);
@@ -207,7 +243,10 @@ describe('models without config.json', () => {
     it('takes int64 beyond 2^53 as decimal strings and answers them as strings', async () => {
       const a = [0, 0];
       const b = [9007199254740993n, 1n, 2n];
-      const res = await http().post('/v1/models/multi_input/predict').send({ inputs: { a, b: b.map(String) } }).expect(200);
+      const res = await http()
+        .post('/v1/models/multi_input/predict')
+        .send({ inputs: { a, b: b.map(String) } })
+        .expect(200);
       expect(res.body.outputs.b_max).toBe('9007199254740993');
       expect(res.body.outputs.b_max).toBe(int64Json(multiMax(b)));
       // float32 cannot hold 2^53 + 3: the sum rounds to 2^53.
@@ -221,10 +260,18 @@ describe('models without config.json', () => {
         [-9223372036854775808n, -9223372036854775807n, -9007199254740993n],
         [-5n, -9007199254740992n, -9007199254740991n],
       ];
-      const instances = cases.map((b) => ({ inputs: { a: [0, 0], b: b.map((v) => (int64Json(v) === Number(v) ? Number(v) : v.toString())) } }));
+      const instances = cases.map((b) => ({
+        inputs: { a: [0, 0], b: b.map((v) => (int64Json(v) === Number(v) ? Number(v) : v.toString())) },
+      }));
       const res = await http().post('/v1/models/multi_input/predict/batch').send({ instances }).expect(200);
-      expect(res.body.predictions.map((p: { outputs: { b_max: unknown } }) => p.outputs.b_max)).toEqual(cases.map((b) => int64Json(multiMax(b))));
-      expect(res.body.predictions.map((p: { outputs: { b_max: unknown } }) => p.outputs.b_max)).toEqual(['9223372036854775807', '-9007199254740993', -5]);
+      expect(res.body.predictions.map((p: { outputs: { b_max: unknown } }) => p.outputs.b_max)).toEqual(
+        cases.map((b) => int64Json(multiMax(b))),
+      );
+      expect(res.body.predictions.map((p: { outputs: { b_max: unknown } }) => p.outputs.b_max)).toEqual([
+        '9223372036854775807',
+        '-9007199254740993',
+        -5,
+      ]);
     });
 
     // b as JSON text: 9007199254740993 cannot be written as a number literal without losing precision.
@@ -248,18 +295,27 @@ describe('models without config.json', () => {
     });
 
     it('rejects features, explaining that it has several inputs', async () => {
-      const res = await http().post('/v1/models/multi_input/predict').send({ features: [1, 2, 3, 4, 5] }).expect(400);
+      const res = await http()
+        .post('/v1/models/multi_input/predict')
+        .send({ features: [1, 2, 3, 4, 5] })
+        .expect(400);
       expect(res.body.error).toBe('INVALID_INPUT');
       expect(res.body.details[0].path).toBe('features');
       expect(res.body.details[0].message).toMatch(/several inputs/);
       expect(res.body.details[0].message).toMatch(/\ba\b.*\bb\b/);
-      const batch = await http().post('/v1/models/multi_input/predict/batch').send({ instances: [[1, 2, 3, 4, 5]] }).expect(400);
+      const batch = await http()
+        .post('/v1/models/multi_input/predict/batch')
+        .send({ instances: [[1, 2, 3, 4, 5]] })
+        .expect(400);
       expect(batch.body.details[0].path).toBe('instances[0]');
       expect(batch.body.details[0].message).toMatch(/several inputs/);
     });
 
     it('rejects a missing input, naming it', async () => {
-      const res = await http().post('/v1/models/multi_input/predict').send({ inputs: { a: [1, 2] } }).expect(400);
+      const res = await http()
+        .post('/v1/models/multi_input/predict')
+        .send({ inputs: { a: [1, 2] } })
+        .expect(400);
       expect(res.body.details).toEqual([{ path: 'inputs.b', message: expect.stringMatching(/missing input/) }]);
     });
   });
@@ -272,7 +328,10 @@ describe('models without config.json', () => {
     it('takes flat features and the whole [1, 4] tensor alike', async () => {
       const x = [1, 2, 3, 4];
       const flat = await http().post('/v1/models/fixed_shape/predict').send({ features: x }).expect(200);
-      const whole = await http().post('/v1/models/fixed_shape/predict').send({ inputs: { x: [x] } }).expect(200);
+      const whole = await http()
+        .post('/v1/models/fixed_shape/predict')
+        .send({ inputs: { x: [x] } })
+        .expect(200);
       for (const res of [flat, whole]) {
         expect(res.body).toMatchObject({ model: 'fixed_shape', version: 1, ...NOT_A_CLASSIFIER });
         expect(res.body.outputs).toEqual({ y: fixedShape(x) });
@@ -282,7 +341,11 @@ describe('models without config.json', () => {
 
     it('answers a batch of 3 instances one run each, each correct', async () => {
       const g = generator(99);
-      const rows = [[1, 2, 3, 4], [g.value(), g.value(), g.value(), g.value()], [-1, 0.5, 2, 3]];
+      const rows = [
+        [1, 2, 3, 4],
+        [g.value(), g.value(), g.value(), g.value()],
+        [-1, 0.5, 2, 3],
+      ];
       const instances = [rows[0], { inputs: { x: [rows[1]] } }, { features: rows[2] }];
       const res = await http().post('/v1/models/fixed_shape/predict/batch').send({ instances }).expect(200);
       expect(res.body.predictions).toHaveLength(3);
@@ -296,7 +359,17 @@ describe('models without config.json', () => {
     });
 
     it('rejects two rows in one instance rather than letting the runtime fail', async () => {
-      const res = await http().post('/v1/models/fixed_shape/predict').send({ inputs: { x: [[1, 2, 3, 4], [5, 6, 7, 8]] } }).expect(400);
+      const res = await http()
+        .post('/v1/models/fixed_shape/predict')
+        .send({
+          inputs: {
+            x: [
+              [1, 2, 3, 4],
+              [5, 6, 7, 8],
+            ],
+          },
+        })
+        .expect(400);
       expect(res.body.error).toBe('INVALID_INPUT');
       expect(res.body.details[0].path).toBe('inputs.x');
     });

@@ -40,7 +40,11 @@ interface Operation {
 
 describe('OpenAPI document', () => {
   let app: INestApplication;
-  let doc: { openapi: string; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
+  let doc: {
+    openapi: string;
+    paths: Record<string, Record<string, Operation>>;
+    components: { schemas: Record<string, unknown> };
+  };
 
   beforeAll(async () => {
     app = await startApp();
@@ -53,14 +57,26 @@ describe('OpenAPI document', () => {
     await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeDefined();
   });
 
-  it('covers every route, and nothing else but the typed copies of the models\' prediction routes', () => {
-    const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).filter(([, op]) => !op['x-model']).map(([m]) => `${m} ${p}`));
+  it("covers every route, and nothing else but the typed copies of the models' prediction routes", () => {
+    const documented = Object.entries(doc.paths).flatMap(([p, ops]) =>
+      Object.entries(ops)
+        .filter(([, op]) => !op['x-model'])
+        .map(([m]) => `${m} ${p}`),
+    );
     expect(documented.sort()).toEqual(ROUTES.map(([m, p]) => `${m} ${p}`).sort());
     // Concrete paths the templated routes answer (see model-openapi.e2e-spec.ts).
-    const typed = Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).filter(([, op]) => op['x-model']).map(([m]) => `${m} ${p}`));
+    const typed = Object.entries(doc.paths).flatMap(([p, ops]) =>
+      Object.entries(ops)
+        .filter(([, op]) => op['x-model'])
+        .map(([m]) => `${m} ${p}`),
+    );
     expect(typed.sort()).toEqual([
-      'post /v1/models/digits/predict', 'post /v1/models/digits/predict/batch', 'post /v1/models/iris/predict', 'post /v1/models/iris/predict/batch',
-      'post /v2/models/digits/infer', 'post /v2/models/iris/infer',
+      'post /v1/models/digits/predict',
+      'post /v1/models/digits/predict/batch',
+      'post /v1/models/iris/predict',
+      'post /v1/models/iris/predict/batch',
+      'post /v2/models/digits/infer',
+      'post /v2/models/iris/infer',
     ]);
   });
 

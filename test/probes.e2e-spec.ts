@@ -22,9 +22,17 @@ describe('probes tell the truth', () => {
     const res = await http.get('/health/ready').expect(200);
     expect(res.body).toEqual({
       status: 'ok',
-      info: { shutdown: { status: 'up' }, models: { status: 'up', ready: ['digits', 'iris'] }, cache: { status: 'up', store: 'memory' } },
+      info: {
+        shutdown: { status: 'up' },
+        models: { status: 'up', ready: ['digits', 'iris'] },
+        cache: { status: 'up', store: 'memory' },
+      },
       error: {},
-      details: { shutdown: { status: 'up' }, models: { status: 'up', ready: ['digits', 'iris'] }, cache: { status: 'up', store: 'memory' } },
+      details: {
+        shutdown: { status: 'up' },
+        models: { status: 'up', ready: ['digits', 'iris'] },
+        cache: { status: 'up', store: 'memory' },
+      },
     });
     await http.get('/health/startup').expect(200);
     await http.get('/v2/health/ready').expect(200);
@@ -42,13 +50,18 @@ describe('probes tell the truth', () => {
     const config = JSON.parse(await fs.readFile(path.join(bundled('iris'), 'config.json'), 'utf8'));
     const broken = { ...config, samples: [{ ...config.samples[0], expected: { output_label: 2 } }] };
     const http = await start({
-      MODEL_REPOSITORY: await makeRepository({ iris: bundled('iris'), wrong: bundled('iris') }, { 'wrong/config.json': JSON.stringify(broken) }),
+      MODEL_REPOSITORY: await makeRepository(
+        { iris: bundled('iris'), wrong: bundled('iris') },
+        { 'wrong/config.json': JSON.stringify(broken) },
+      ),
     });
     const res = await http.get('/health/ready').expect(503);
     expect(res.body.error.models).toEqual({
       status: 'down',
       ready: ['iris'],
-      failing: { wrong: expect.stringMatching(/^FAILED: version 1: self-test sample 0: output_label expected 2, got 0/) },
+      failing: {
+        wrong: expect.stringMatching(/^FAILED: version 1: self-test sample 0: output_label expected 2, got 0/),
+      },
     });
     await http.get('/health/live').expect(200);
     await http.get('/health/startup').expect(200);
@@ -63,7 +76,11 @@ describe('probes tell the truth', () => {
     await app.init();
     if (HTTP_ADAPTER === 'fastify') await (app.getHttpAdapter().getInstance() as { ready(): Promise<void> }).ready();
     const http = request(app.getHttpServer());
-    const [ready, startup, live] = await Promise.all([http.get('/health/ready'), http.get('/health/startup'), http.get('/health/live')]);
+    const [ready, startup, live] = await Promise.all([
+      http.get('/health/ready'),
+      http.get('/health/startup'),
+      http.get('/health/live'),
+    ]);
     expect(ready.status).toBe(503);
     expect(Object.values(ready.body.error.models.failing as Record<string, string>)).toContain('LOADING');
     expect(startup.status).toBe(503);
@@ -85,6 +102,9 @@ describe('probes tell the truth', () => {
     await http.get('/v2/health/ready').expect(503);
     await http.get('/health/live').expect(200);
     // Requests are still answered during the grace period.
-    await http.post('/predict').send({ features: [5.1, 3.5, 1.4, 0.2] }).expect(200);
+    await http
+      .post('/predict')
+      .send({ features: [5.1, 3.5, 1.4, 0.2] })
+      .expect(200);
   });
 });

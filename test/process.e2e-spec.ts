@@ -35,7 +35,12 @@ describe('the service as a process', () => {
       const ok = await fetch(`${base}/v1/models/iris/predict/batch`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-request-id': 'proc-1' },
-        body: JSON.stringify({ instances: [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]] }),
+        body: JSON.stringify({
+          instances: [
+            [5.1, 3.5, 1.4, 0.2],
+            [6.3, 3.3, 6.0, 2.5],
+          ],
+        }),
       });
       expect(ok.status).toBe(200);
       const missing = await fetch(`${base}/nowhere`, { headers: { 'x-request-id': 'proc-2' } });
@@ -51,7 +56,13 @@ describe('the service as a process', () => {
 
       await waitFor(() => requestLine(lines, 'proc-2') !== undefined && lines.some((l) => l.level === 'error'));
       const errorLine = lines.find((l) => l.level === 'error')!.message as Record<string, unknown>;
-      expect(errorLine).toMatchObject({ msg: 'request failed', method: 'POST', status: 500, request_id: 'proc-3', url: '/v1/models/gather/predict' });
+      expect(errorLine).toMatchObject({
+        msg: 'request failed',
+        method: 'POST',
+        status: 500,
+        request_id: 'proc-3',
+        url: '/v1/models/gather/predict',
+      });
       expect(errorLine.error).toMatch(/INFERENCE_FAILED|failed to run/);
       expect(requestLine(lines, 'proc-1')).toEqual({
         msg: 'request',
@@ -65,7 +76,12 @@ describe('the service as a process', () => {
         duration_ms: expect.any(Number),
         request_id: 'proc-1',
       });
-      expect(requestLine(lines, 'proc-2')).toMatchObject({ method: 'GET', route: '/nowhere', status: 404, request_id: 'proc-2' });
+      expect(requestLine(lines, 'proc-2')).toMatchObject({
+        method: 'GET',
+        route: '/nowhere',
+        status: 404,
+        request_id: 'proc-2',
+      });
     } finally {
       child.kill('SIGTERM');
       await done;
@@ -90,7 +106,13 @@ describe('the service as a process', () => {
           const res = await fetch(`${base}/v1/models/iris/predict`, { method: 'POST', headers, body });
           const answer = (await res.json()) as { label?: string };
           // A 200 must be a whole, right answer; a 503 is a clean refusal while closing.
-          outcomes.push(res.status === 200 && answer.label === 'virginica' ? 'ok' : res.status === 503 ? 'refused' : `bad ${res.status}`);
+          outcomes.push(
+            res.status === 200 && answer.label === 'virginica'
+              ? 'ok'
+              : res.status === 503
+                ? 'refused'
+                : `bad ${res.status}`,
+          );
         } catch (err) {
           if (!signalled) throw err;
           outcomes.push('closed');
@@ -118,5 +140,7 @@ describe('the service as a process', () => {
 });
 
 function requestLine(lines: Record<string, unknown>[], id: string): Record<string, unknown> | undefined {
-  return lines.map((l) => l.message as Record<string, unknown>).find((m) => typeof m === 'object' && m?.request_id === id);
+  return lines
+    .map((l) => l.message as Record<string, unknown>)
+    .find((m) => typeof m === 'object' && m?.request_id === id);
 }

@@ -4,7 +4,10 @@ import request from 'supertest';
 import { startApp } from './support/app';
 import { describeWithRedis, keysUnder, OwnRedis, REDIS_SERVER } from './support/redis';
 
-const predict = (app: INestApplication) => request(app.getHttpServer()).post('/v1/models/iris/predict').send({ features: [5.1, 3.5, 1.4, 0.2] });
+const predict = (app: INestApplication) =>
+  request(app.getHttpServer())
+    .post('/v1/models/iris/predict')
+    .send({ features: [5.1, 3.5, 1.4, 0.2] });
 
 describeWithRedis(Boolean(REDIS_SERVER), 'rate limits shared through Redis', () => {
   let redis: OwnRedis;

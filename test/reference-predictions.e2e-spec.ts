@@ -53,9 +53,14 @@ describe('bundled models reproduce the reference predictions of scikit-learn', (
 
   it("iris: the lesson's /predict/batch gives the same labels and each predicted class's probability", async () => {
     const { rows } = reference('iris');
-    const res = await request(app.getHttpServer()).post('/predict/batch').send({ instances: rows.map((r) => r.features) }).expect(200);
+    const res = await request(app.getHttpServer())
+      .post('/predict/batch')
+      .send({ instances: rows.map((r) => r.features) })
+      .expect(200);
     expect(res.body.predictions).toEqual(rows.map((r) => r.label));
-    res.body.probabilities.forEach((p: number, i: number) => expect(Math.abs(p - Math.max(...rows[i].probabilities))).toBeLessThanOrEqual(1e-5));
+    res.body.probabilities.forEach((p: number, i: number) =>
+      expect(Math.abs(p - Math.max(...rows[i].probabilities))).toBeLessThanOrEqual(1e-5),
+    );
   });
 
   it('digits: all 450 test rows in one batch', async () => {

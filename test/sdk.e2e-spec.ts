@@ -13,13 +13,20 @@ const run = promisify(execFile);
 
 /** Type-checks files against the client with the client's own strict settings; diagnostics by file name. */
 function typeCheck(files: Record<string, string>, dir: string): Record<string, string[]> {
-  const config = ts.getParsedCommandLineOfConfigFile(path.join(CLIENT, 'tsconfig.json'), { noEmit: true, rootDir: undefined }, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  const config = ts.getParsedCommandLineOfConfigFile(
+    path.join(CLIENT, 'tsconfig.json'),
+    { noEmit: true, rootDir: undefined },
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+      },
     },
-  })!;
-  const program = ts.createProgram(Object.keys(files).map((f) => path.join(dir, f)), config.options);
+  )!;
+  const program = ts.createProgram(
+    Object.keys(files).map((f) => path.join(dir, f)),
+    config.options,
+  );
   const byFile: Record<string, string[]> = Object.fromEntries(Object.keys(files).map((f) => [f, []]));
   for (const d of ts.getPreEmitDiagnostics(program)) {
     const file = d.file ? path.relative(dir, d.file.fileName) : '(global)';
@@ -86,8 +93,23 @@ describe('TypeScript SDK (clients/typescript)', () => {
   it('is what npm run sdk generates from the live document now (the committed client is not stale)', async () => {
     const out = path.join(work, 'generated');
     // Asynchronously: the service answering the generator runs in this very process.
-    await run(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'clients', 'generate.ts'), '--url', baseUrl, '--out', out], { cwd: ROOT });
-    const [generated, committed] = await Promise.all([fs.readFile(path.join(out, 'schema.ts'), 'utf8'), fs.readFile(path.join(CLIENT, 'src', 'schema.ts'), 'utf8')]);
+    await run(
+      process.execPath,
+      [
+        '-r',
+        'ts-node/register/transpile-only',
+        path.join(ROOT, 'clients', 'generate.ts'),
+        '--url',
+        baseUrl,
+        '--out',
+        out,
+      ],
+      { cwd: ROOT },
+    );
+    const [generated, committed] = await Promise.all([
+      fs.readFile(path.join(out, 'schema.ts'), 'utf8'),
+      fs.readFile(path.join(CLIENT, 'src', 'schema.ts'), 'utf8'),
+    ]);
     expect(generated).toContain('predictIris');
     // If this fails, run `npm run sdk` and commit clients/typescript.
     expect(generated === committed).toBe(true);
@@ -102,7 +124,9 @@ describe('TypeScript SDK (clients/typescript)', () => {
     expect(diagnostics['string-feature.ts'].join('\n')).toMatch(/'string' is not assignable to type 'number'/);
     expect(diagnostics['wrong-feature-count.ts'].join('\n')).toMatch(/Source has 3 element\(s\) but target requires 4/);
     expect(diagnostics['wrong-label.ts'].join('\n')).toMatch(/no overlap/);
-    expect(diagnostics['wrong-v2-input.ts'].join('\n')).toMatch(/'"float_inptu"' is not assignable to type '"float_input"'/);
+    expect(diagnostics['wrong-v2-input.ts'].join('\n')).toMatch(
+      /'"float_inptu"' is not assignable to type '"float_input"'/,
+    );
     expect(Object.keys(diagnostics).sort()).toEqual(Object.keys(SNIPPETS).sort());
   });
 
@@ -113,7 +137,12 @@ describe('TypeScript SDK (clients/typescript)', () => {
     });
 
     it('predicts one instance by feature name and by feature array, with typed answers', async () => {
-      const flower: Schemas['IrisFeatures'] = { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 };
+      const flower: Schemas['IrisFeatures'] = {
+        sepal_length: 5.1,
+        sepal_width: 3.5,
+        petal_length: 1.4,
+        petal_width: 0.2,
+      };
       const named = await client.POST('/v1/models/iris/predict', { body: { features: flower } });
       expect(named.response.status).toBe(200);
       expect(named.data).toMatchObject({ model: 'iris', version: 1, label: 'setosa', prediction: 0 });
@@ -124,7 +153,13 @@ describe('TypeScript SDK (clients/typescript)', () => {
 
     it('predicts a batch in mixed forms, in order', async () => {
       const { data, response } = await client.POST('/v1/models/iris/predict/batch', {
-        body: { instances: [[5.1, 3.5, 1.4, 0.2], { sepal_length: 7.0, sepal_width: 3.2, petal_length: 4.7, petal_width: 1.4 }, { inputs: { float_input: [6.3, 3.3, 6.0, 2.5] } }] },
+        body: {
+          instances: [
+            [5.1, 3.5, 1.4, 0.2],
+            { sepal_length: 7.0, sepal_width: 3.2, petal_length: 4.7, petal_width: 1.4 },
+            { inputs: { float_input: [6.3, 3.3, 6.0, 2.5] } },
+          ],
+        },
       });
       expect(response.status).toBe(200);
       expect(data!.predictions.map((p) => p.label)).toEqual(['setosa', 'versicolor', 'virginica']);
@@ -144,21 +179,42 @@ describe('TypeScript SDK (clients/typescript)', () => {
     it('runs Open Inference Protocol (V2) inference', async () => {
       const { data, response } = await client.POST('/v2/models/{model}/infer', {
         params: { path: { model: 'iris' } },
-        body: { id: 'sdk-1', inputs: [{ name: 'float_input', shape: [2, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2, 6.3, 3.3, 6.0, 2.5] }], outputs: [{ name: 'output_label' }] },
+        body: {
+          id: 'sdk-1',
+          inputs: [
+            { name: 'float_input', shape: [2, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2, 6.3, 3.3, 6.0, 2.5] },
+          ],
+          outputs: [{ name: 'output_label' }],
+        },
       });
       expect(response.status).toBe(200);
-      expect(data).toMatchObject({ model_name: 'iris', id: 'sdk-1', outputs: [{ name: 'output_label', shape: [2], data: [0, 2] }] });
+      expect(data).toMatchObject({
+        model_name: 'iris',
+        id: 'sdk-1',
+        outputs: [{ name: 'output_label', shape: [2], data: [0, 2] }],
+      });
     });
 
     it('returns errors typed, with their stable codes', async () => {
-      const unknown = await client.POST('/v1/models/{model}/predict', { params: { path: { model: 'rose' } }, body: { features: [1, 2, 3, 4] } });
+      const unknown = await client.POST('/v1/models/{model}/predict', {
+        params: { path: { model: 'rose' } },
+        body: { features: [1, 2, 3, 4] },
+      });
       expect(unknown.response.status).toBe(404);
       expect(unknown.error?.error).toBe('MODEL_NOT_FOUND');
       // Wrong on purpose, past the types: the server still says where.
-      const invalid = await client.POST('/v1/models/iris/predict', { body: { features: [1, 2, 3] as unknown as Schemas['IrisFeatureArray'] } });
+      const invalid = await client.POST('/v1/models/iris/predict', {
+        body: { features: [1, 2, 3] as unknown as Schemas['IrisFeatureArray'] },
+      });
       expect(invalid.response.status).toBe(400);
-      expect(invalid.error).toMatchObject({ error: 'INVALID_INPUT', details: [{ path: 'features', message: expect.stringMatching(/expected shape \[4\]/) }] });
-      const v2 = await client.POST('/v2/models/{model}/infer', { params: { path: { model: 'rose' } }, body: { inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }] } });
+      expect(invalid.error).toMatchObject({
+        error: 'INVALID_INPUT',
+        details: [{ path: 'features', message: expect.stringMatching(/expected shape \[4\]/) }],
+      });
+      const v2 = await client.POST('/v2/models/{model}/infer', {
+        params: { path: { model: 'rose' } },
+        body: { inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }] },
+      });
       expect(v2.response.status).toBe(404);
       expect(v2.error?.error).toMatch(/rose/);
     });

@@ -19,10 +19,12 @@ const ALL = [ENV_KEY, FILE_KEY, ROTATED_KEY, WRONG_KEY];
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    }).on('error', reject);
+    const server = createServer()
+      .listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      })
+      .on('error', reject);
   });
 }
 
@@ -46,8 +48,17 @@ describe('API keys never reach a log line', () => {
     child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
       cwd: ROOT,
       env: {
-        ...process.env, HTTP_ADAPTER, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'verbose', LOG_FORMAT: 'json', SHUTDOWN_GRACE_MS: '0',
-        API_KEYS: `${ENV_KEY},${WRONG_KEY.replace('wrong', 'admin')}:admin`, API_KEYS_FILE: keyFile, API_KEYS_RELOAD_MS: '100', RATE_LIMIT_RPM: '1000',
+        ...process.env,
+        HTTP_ADAPTER,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'verbose',
+        LOG_FORMAT: 'json',
+        SHUTDOWN_GRACE_MS: '0',
+        API_KEYS: `${ENV_KEY},${WRONG_KEY.replace('wrong', 'admin')}:admin`,
+        API_KEYS_FILE: keyFile,
+        API_KEYS_RELOAD_MS: '100',
+        RATE_LIMIT_RPM: '1000',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -57,16 +68,27 @@ describe('API keys never reach a log line', () => {
     await waitFor(() => output.includes('models loaded'));
     const base = `http://127.0.0.1:${port}`;
     const call = (p: string, headers: Record<string, string> = {}, body?: string) =>
-      fetch(`${base}${p}`, { method: body === undefined ? 'GET' : 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+      fetch(`${base}${p}`, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body,
+      });
 
     expect((await call('/v1/models', { authorization: `Bearer ${ENV_KEY}` })).status).toBe(200);
-    expect((await call('/v1/models/iris/predict', { 'x-api-key': FILE_KEY }, '{"features":[5.1,3.5,1.4,0.2]}')).status).toBe(200);
+    expect(
+      (await call('/v1/models/iris/predict', { 'x-api-key': FILE_KEY }, '{"features":[5.1,3.5,1.4,0.2]}')).status,
+    ).toBe(200);
     expect((await call('/v1/models', { authorization: `Bearer ${WRONG_KEY}` })).status).toBe(401);
     expect((await call('/v1/models', { 'x-api-key': WRONG_KEY })).status).toBe(401);
     expect((await call(`/v1/models?api_key=${ENV_KEY}`)).status).toBe(401);
     expect((await call(`/nowhere?key=${FILE_KEY}`, { authorization: `Bearer ${ENV_KEY}` })).status).toBe(404);
-    expect((await call('/v1/models', { authorization: `Bearer ${WRONG_KEY.replace('wrong', 'admin')}` })).status).toBe(403);
-    expect((await call(`/v1/models/iris/predict?token=${ENV_KEY}`, { authorization: `Bearer ${ENV_KEY}` }, '{"features":')).status).toBe(400);
+    expect((await call('/v1/models', { authorization: `Bearer ${WRONG_KEY.replace('wrong', 'admin')}` })).status).toBe(
+      403,
+    );
+    expect(
+      (await call(`/v1/models/iris/predict?token=${ENV_KEY}`, { authorization: `Bearer ${ENV_KEY}` }, '{"features":'))
+        .status,
+    ).toBe(400);
 
     await fs.writeFile(keyFile, `${ROTATED_KEY}\n`);
     await waitFor(async () => (await call('/v1/models', { authorization: `Bearer ${ROTATED_KEY}` })).status === 200);
@@ -79,7 +101,8 @@ describe('API keys never reach a log line', () => {
     expect(output).toMatch(/"status":401/);
     expect(output).toMatch(/API keys: 2 from API_KEYS, 1 from API_KEYS_FILE/);
     for (const key of [...ALL, WRONG_KEY.replace('wrong', 'admin')]) {
-      for (const part of [key, key.slice(0, 12), key.slice(-12)]) expect({ part, found: output.includes(part) }).toEqual({ part, found: false });
+      for (const part of [key, key.slice(0, 12), key.slice(-12)])
+        expect({ part, found: output.includes(part) }).toEqual({ part, found: false });
     }
   });
 });

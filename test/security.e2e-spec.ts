@@ -20,7 +20,15 @@ const ADMIN_ONLY_KEY = 'admin-only-key-0123456789abcdef';
 const FILE_KEY = 'file-key-0123456789abcdef-one';
 const ROTATED_KEY = 'file-key-0123456789abcdef-two';
 const OK = [5.1, 3.5, 1.4, 0.2];
-const PROBES = ['/health', '/health/live', '/health/ready', '/health/startup', '/v2/health/live', '/v2/health/ready', '/metrics'];
+const PROBES = [
+  '/health',
+  '/health/live',
+  '/health/ready',
+  '/health/startup',
+  '/v2/health/live',
+  '/v2/health/ready',
+  '/metrics',
+];
 
 const json = (body: unknown) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
@@ -33,13 +41,31 @@ function routesOf(app: INestApplication): { method: string; path: string; body?:
       .map((method) => ({
         method: method.toUpperCase(),
         path: route.replace('{model}', 'iris').replace('{version}', '1'),
-        body: method === 'post' ? JSON.stringify(route.startsWith('/v2') ? { inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: OK }] } : route.endsWith('batch') ? { instances: [OK] } : { features: OK }) : undefined,
+        body:
+          method === 'post'
+            ? JSON.stringify(
+                route.startsWith('/v2')
+                  ? { inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: OK }] }
+                  : route.endsWith('batch')
+                    ? { instances: [OK] }
+                    : { features: OK },
+              )
+            : undefined,
       })),
   );
 }
 
-async function send(port: number, route: { method: string; path: string; body?: string }, headers: Record<string, string> = {}): Promise<RawResponse> {
-  return rawRequest(port, { method: route.method, path: route.path, body: route.body, headers: route.body ? { 'content-type': 'application/json', ...headers } : headers });
+async function send(
+  port: number,
+  route: { method: string; path: string; body?: string },
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
+  return rawRequest(port, {
+    method: route.method,
+    path: route.path,
+    body: route.body,
+    headers: route.body ? { 'content-type': 'application/json', ...headers } : headers,
+  });
 }
 
 async function until(check: () => Promise<boolean>): Promise<void> {
@@ -55,7 +81,11 @@ describe('API keys', () => {
   beforeAll(async () => {
     keyFile = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'keys-')), 'api-keys');
     await fs.writeFile(keyFile, `# mounted from a Secret\n${FILE_KEY}\n`);
-    app = await startApp({ API_KEYS: `${INFERENCE_KEY}, ${ADMIN_ONLY_KEY}:admin`, API_KEYS_FILE: keyFile, API_KEYS_RELOAD_MS: '100' });
+    app = await startApp({
+      API_KEYS: `${INFERENCE_KEY}, ${ADMIN_ONLY_KEY}:admin`,
+      API_KEYS_FILE: keyFile,
+      API_KEYS_RELOAD_MS: '100',
+    });
     port = await listen(app);
     routes = routesOf(app).filter((r) => !PROBES.includes(r.path));
   });
@@ -72,19 +102,37 @@ describe('API keys', () => {
 
   it('answers every other route of the OpenAPI document 401 without a key, with the structured body', async () => {
     expect(routes.length).toBeGreaterThan(15);
-    for (const route of [...routes, { method: 'GET', path: '/docs' }, { method: 'GET', path: '/docs-json' }, { method: 'GET', path: '/no/such/route' }]) {
+    for (const route of [
+      ...routes,
+      { method: 'GET', path: '/docs' },
+      { method: 'GET', path: '/docs-json' },
+      { method: 'GET', path: '/no/such/route' },
+    ]) {
       const res = await send(port, route);
-      expect({ route, status: res.status, structured: isStructuredError(route.path, 401, res) }).toEqual({ route, status: 401, structured: true });
+      expect({ route, status: res.status, structured: isStructuredError(route.path, 401, res) }).toEqual({
+        route,
+        status: 401,
+        structured: true,
+      });
       expect(res.headers['www-authenticate']).toBe('Bearer');
     }
   });
 
   it('answers 401 for a key not in force, a malformed header, and a key sent in the query string', async () => {
     const route = { method: 'GET', path: '/v1/models' };
-    const attempts: Record<string, string>[] = [{ authorization: 'Bearer not-a-real-key-0123456789' }, { 'x-api-key': 'not-a-real-key-0123456789' }, { authorization: INFERENCE_KEY }, { authorization: 'Basic dXNlcjpwYXNz' }];
+    const attempts: Record<string, string>[] = [
+      { authorization: 'Bearer not-a-real-key-0123456789' },
+      { 'x-api-key': 'not-a-real-key-0123456789' },
+      { authorization: INFERENCE_KEY },
+      { authorization: 'Basic dXNlcjpwYXNz' },
+    ];
     for (const headers of attempts) {
       const res = await send(port, route, headers);
-      expect({ headers, status: res.status, error: (res.json as { error: string }).error }).toEqual({ headers, status: 401, error: 'UNAUTHENTICATED' });
+      expect({ headers, status: res.status, error: (res.json as { error: string }).error }).toEqual({
+        headers,
+        status: 401,
+        error: 'UNAUTHENTICATED',
+      });
     }
     expect((await send(port, { method: 'GET', path: `/v1/models?api_key=${INFERENCE_KEY}` })).status).toBe(401);
   });
@@ -100,7 +148,11 @@ describe('API keys', () => {
   });
 
   it('answers 403 to a key without the inference scope, in each protocol’s error shape', async () => {
-    const v1 = await send(port, { method: 'POST', path: '/v1/models/iris/predict', body: JSON.stringify({ features: OK }) }, { authorization: `Bearer ${ADMIN_ONLY_KEY}` });
+    const v1 = await send(
+      port,
+      { method: 'POST', path: '/v1/models/iris/predict', body: JSON.stringify({ features: OK }) },
+      { authorization: `Bearer ${ADMIN_ONLY_KEY}` },
+    );
     expect(v1.status).toBe(403);
     expect(v1.json).toMatchObject({ statusCode: 403, error: 'FORBIDDEN' });
     const v2 = await send(port, { method: 'GET', path: '/v2/models/iris' }, { 'x-api-key': ADMIN_ONLY_KEY });
@@ -112,15 +164,24 @@ describe('API keys', () => {
     const res = await rawRequest(port, {
       method: 'OPTIONS',
       path: '/v1/models/iris/predict',
-      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,x-api-key,content-type' },
+      headers: {
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,x-api-key,content-type',
+      },
     });
     expect(res.status).toBe(204);
-    expect(String(res.headers['access-control-allow-headers']).toLowerCase()).toEqual(expect.stringContaining('x-api-key'));
-    expect(String(res.headers['access-control-allow-headers']).toLowerCase()).toEqual(expect.stringContaining('authorization'));
+    expect(String(res.headers['access-control-allow-headers']).toLowerCase()).toEqual(
+      expect.stringContaining('x-api-key'),
+    );
+    expect(String(res.headers['access-control-allow-headers']).toLowerCase()).toEqual(
+      expect.stringContaining('authorization'),
+    );
   });
 
   it('takes a rotated key file into account without a restart, and keeps the keys in force when the new file is invalid', async () => {
-    const withKey = (key: string) => send(port, { method: 'GET', path: '/v1/models' }, { authorization: `Bearer ${key}` });
+    const withKey = (key: string) =>
+      send(port, { method: 'GET', path: '/v1/models' }, { authorization: `Bearer ${key}` });
     expect((await withKey(ROTATED_KEY)).status).toBe(401);
     // As Kubernetes updates a mounted Secret: a new file swapped in by rename.
     await fs.writeFile(`${keyFile}.new`, `${ROTATED_KEY}\n`);
@@ -148,10 +209,17 @@ describe('API keys in the OpenAPI document', () => {
         apiKey: expect.objectContaining({ type: 'apiKey', in: 'header', name: 'X-API-Key' }),
       });
       for (const [route, item] of Object.entries(doc.paths)) {
-        for (const [method, op] of Object.entries(item as Record<string, { security: unknown; responses: Record<string, unknown> }>)) {
+        for (const [method, op] of Object.entries(
+          item as Record<string, { security: unknown; responses: Record<string, unknown> }>,
+        )) {
           const open = PROBES.includes(route);
           expect({ method, route, security: op.security }).toEqual({ method, route, security: open ? [] : required });
-          expect({ method, route, has401: '401' in op.responses, has429: '429' in op.responses }).toEqual({ method, route, has401: !open, has429: !open });
+          expect({ method, route, has401: '401' in op.responses, has429: '429' in op.responses }).toEqual({
+            method,
+            route,
+            has401: !open,
+            has429: !open,
+          });
         }
       }
     } finally {
@@ -163,16 +231,22 @@ describe('API keys in the OpenAPI document', () => {
 describe('API keys: configuration', () => {
   it('refuses to start on a malformed key, without repeating it', async () => {
     const secret = 'short-secret';
-    await expect(startApp({ API_KEYS: `${INFERENCE_KEY},${secret}` })).rejects.toThrow(/API_KEYS entry 2: a key must be at least 16 characters/);
+    await expect(startApp({ API_KEYS: `${INFERENCE_KEY},${secret}` })).rejects.toThrow(
+      /API_KEYS entry 2: a key must be at least 16 characters/,
+    );
     await expect(startApp({ API_KEYS: `${INFERENCE_KEY},${secret}` })).rejects.not.toThrow(secret);
     await expect(startApp({ API_KEYS: `${INFERENCE_KEY}:root` })).rejects.toThrow(/unknown scope "root"/);
   });
 
   it('refuses to start when API_KEYS_FILE cannot be read or holds a bad entry', async () => {
-    await expect(new ApiKeyStore(loadConfig({ API_KEYS_FILE: '/no/such/keys' })).onModuleInit()).rejects.toThrow(/API_KEYS_FILE \/no\/such\/keys cannot be read \(ENOENT\)/);
+    await expect(new ApiKeyStore(loadConfig({ API_KEYS_FILE: '/no/such/keys' })).onModuleInit()).rejects.toThrow(
+      /API_KEYS_FILE \/no\/such\/keys cannot be read \(ENOENT\)/,
+    );
     const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'keys-')), 'api-keys');
     await fs.writeFile(file, `${FILE_KEY}\nweak\n`);
-    await expect(new ApiKeyStore(loadConfig({ API_KEYS_FILE: file })).onModuleInit()).rejects.toThrow(/API_KEYS_FILE entry 2: a key must be/);
+    await expect(new ApiKeyStore(loadConfig({ API_KEYS_FILE: file })).onModuleInit()).rejects.toThrow(
+      /API_KEYS_FILE entry 2: a key must be/,
+    );
   });
 });
 
@@ -189,7 +263,8 @@ describe('rate limits', () => {
   });
 
   it('answers 429 with Retry-After past the limit, per key, and always answers the probes', async () => {
-    const get = (key: string, p = '/v1/models') => rawRequest(port, { path: p, headers: { authorization: `Bearer ${key}` } });
+    const get = (key: string, p = '/v1/models') =>
+      rawRequest(port, { path: p, headers: { authorization: `Bearer ${key}` } });
     for (let i = 0; i < 3; i++) {
       const res = await get(INFERENCE_KEY);
       expect(res.status).toBe(200);
@@ -200,14 +275,20 @@ describe('rate limits', () => {
     expect(limited.json).toMatchObject({ statusCode: 429, error: 'RATE_LIMITED', details: [] });
     expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(60);
-    const v2 = await rawRequest(port, { method: 'POST', path: '/v2/models/iris/infer', headers: { authorization: `Bearer ${INFERENCE_KEY}`, 'content-type': 'application/json' }, body: '{}' });
+    const v2 = await rawRequest(port, {
+      method: 'POST',
+      path: '/v2/models/iris/infer',
+      headers: { authorization: `Bearer ${INFERENCE_KEY}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(v2.status).toBe(429);
     expect(v2.json).toEqual({ error: expect.stringMatching(/Rate limit of 3 requests per minute/) });
 
     // Another key has its own budget.
     expect((await get(FILE_KEY)).status).toBe(200);
     for (let round = 0; round < 3; round++) {
-      for (const probe of PROBES) expect({ probe, status: (await rawRequest(port, { path: probe })).status }).toEqual({ probe, status: 200 });
+      for (const probe of PROBES)
+        expect({ probe, status: (await rawRequest(port, { path: probe })).status }).toEqual({ probe, status: 200 });
     }
   });
 
@@ -230,7 +311,12 @@ describe('without keys or limits configured', () => {
   let port: number;
 
   beforeAll(async () => {
-    app = await startApp({ MAX_STRING_LENGTH: '64', MAX_ARRAY_LENGTH: '100', MAX_HEADER_SIZE: '4096', HTTP_REQUEST_TIMEOUT_MS: '1000' });
+    app = await startApp({
+      MAX_STRING_LENGTH: '64',
+      MAX_ARRAY_LENGTH: '100',
+      MAX_HEADER_SIZE: '4096',
+      HTTP_REQUEST_TIMEOUT_MS: '1000',
+    });
     port = await listen(app);
   });
   afterAll(async () => {
@@ -277,7 +363,10 @@ describe('without keys or limits configured', () => {
       ...json({ inputs: { float_input: OK }, note: 'x'.repeat(65) }),
     });
     expect(longString.status).toBe(400);
-    expect(longString.json).toMatchObject({ error: 'INVALID_INPUT', details: [{ path: 'note', message: expect.stringMatching(/MAX_STRING_LENGTH/) }] });
+    expect(longString.json).toMatchObject({
+      error: 'INVALID_INPUT',
+      details: [{ path: 'note', message: expect.stringMatching(/MAX_STRING_LENGTH/) }],
+    });
     const bytes = await rawRequest(port, {
       method: 'POST',
       path: '/v2/models/iris/infer',
@@ -285,27 +374,45 @@ describe('without keys or limits configured', () => {
     });
     expect(bytes.status).toBe(400);
     expect(bytes.json).toEqual({ error: expect.stringMatching(/inputs\[0\]\.data\[0\]: a string of 100 characters/) });
-    const longArray = await rawRequest(port, { method: 'POST', path: '/v1/models/iris/predict/batch', ...json({ instances: new Array(101).fill(OK) }) });
+    const longArray = await rawRequest(port, {
+      method: 'POST',
+      path: '/v1/models/iris/predict/batch',
+      ...json({ instances: new Array(101).fill(OK) }),
+    });
     expect(longArray.status).toBe(400);
-    expect(longArray.json).toMatchObject({ details: [{ path: 'instances', message: expect.stringMatching(/MAX_ARRAY_LENGTH/) }] });
+    expect(longArray.json).toMatchObject({
+      details: [{ path: 'instances', message: expect.stringMatching(/MAX_ARRAY_LENGTH/) }],
+    });
   });
 
   it('answers headers over MAX_HEADER_SIZE with a structured 431', async () => {
     const res = await rawRequest(port, { path: '/v1/models', headers: { 'x-padding': 'p'.repeat(5000) } });
     expect(res.status).toBe(431);
-    expect(res.json).toEqual({ statusCode: 431, error: 'HEADERS_TOO_LARGE', message: expect.stringMatching(/MAX_HEADER_SIZE/), details: [] });
+    expect(res.json).toEqual({
+      statusCode: 431,
+      error: 'HEADERS_TOO_LARGE',
+      message: expect.stringMatching(/MAX_HEADER_SIZE/),
+      details: [],
+    });
   });
 
   it('answers a request that never finishes arriving with a structured 408', async () => {
     const answer = await new Promise<string>((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1', () => socket.write('POST /v1/models/iris/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"feat'));
+      const socket = net.connect(port, '127.0.0.1', () =>
+        socket.write(
+          'POST /v1/models/iris/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"feat',
+        ),
+      );
       let text = '';
       socket.on('data', (d: Buffer) => (text += d.toString()));
       socket.on('close', () => resolve(text));
       socket.on('error', reject);
     });
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
-    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ statusCode: 408, error: 'REQUEST_TIMEOUT' });
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      statusCode: 408,
+      error: 'REQUEST_TIMEOUT',
+    });
   });
 
   it('answers bytes that are not HTTP with a structured 400', async () => {
@@ -317,14 +424,27 @@ describe('without keys or limits configured', () => {
       socket.on('error', reject);
     });
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);
-    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ statusCode: 400, error: 'INVALID_INPUT' });
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      statusCode: 400,
+      error: 'INVALID_INPUT',
+    });
   });
 
   it('answers unknown routes with the structured 404 on every method, never an HTML page', async () => {
     for (const method of ['GET', 'POST', 'PUT', 'DELETE', 'PATCH']) {
       for (const p of ['/nowhere', '/v1/nowhere', '/v2/nowhere', '/docs/nowhere/deeper']) {
-        const res = await rawRequest(port, { method, path: p, ...(method === 'GET' || method === 'DELETE' ? {} : json({})) });
-        expect({ method, p, status: res.status, html: /<html/i.test(res.text), structured: isStructuredError(p, 404, res) }).toEqual({ method, p, status: 404, html: false, structured: true });
+        const res = await rawRequest(port, {
+          method,
+          path: p,
+          ...(method === 'GET' || method === 'DELETE' ? {} : json({})),
+        });
+        expect({
+          method,
+          p,
+          status: res.status,
+          html: /<html/i.test(res.text),
+          structured: isStructuredError(p, 404, res),
+        }).toEqual({ method, p, status: 404, html: false, structured: true });
       }
     }
   });

@@ -10,7 +10,13 @@ import { HTTP_ADAPTER } from './support/app';
 describe('soak (shortened)', () => {
   it('answers every request as expected, stays up, and keeps its memory within bounds', async () => {
     const lines: string[] = [];
-    const report = await runSoak({ seconds: Number(process.env.SOAK_SECONDS ?? 6), concurrency: 4, entry: 'src', adapter: HTTP_ADAPTER, log: (l) => lines.push(l) });
+    const report = await runSoak({
+      seconds: Number(process.env.SOAK_SECONDS ?? 6),
+      concurrency: 4,
+      entry: 'src',
+      adapter: HTTP_ADAPTER,
+      log: (l) => lines.push(l),
+    });
     expect(report.unexpectedSamples).toEqual([]);
     expect(report.unexpected).toBe(0);
     expect(report.serviceAlive).toBe(true);

@@ -9,11 +9,21 @@ import { HTTP_ADAPTER, ROOT, startApp } from './support/app';
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(ROOT, 'test', 'artifacts');
 // The flags this machine needs: without the networking ones Chromium keeps calling hosts it cannot reach.
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 const haveBrowser = existsSync(CHROMIUM);
 if (!haveBrowser && !process.env.CI) {
-  console.warn(`Swagger UI browser test skipped: ${CHROMIUM} is missing (apt-get install -y chromium); under CI=true it fails instead`);
+  console.warn(
+    `Swagger UI browser test skipped: ${CHROMIUM} is missing (apt-get install -y chromium); under CI=true it fails instead`,
+  );
 }
 const describeInBrowser = haveBrowser || process.env.CI ? describe : describe.skip;
 
@@ -34,7 +44,12 @@ describeInBrowser('Swagger UI and ReDoc in headless Chromium', () => {
     await app.listen(0, '127.0.0.1');
     baseUrl = await app.getUrl();
     profile = await fs.mkdtemp(path.join(os.tmpdir(), 'chromium-profile-'));
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 900 } });
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ARGS,
+      viewport: { width: 1280, height: 900 },
+    });
     context.on('request', (r) => requested.push(r.url()));
     context.on('requestfailed', (r) => {
       // Chromium reports a request its page's policy refused as failed with 'csp': it never left.
@@ -55,16 +70,28 @@ describeInBrowser('Swagger UI and ReDoc in headless Chromium', () => {
   it('lists the routes at /docs, generic and typed', async () => {
     await page.goto(`${baseUrl}/docs`);
     await page.locator('.opblock-summary-path').first().waitFor();
-    const paths = await page.locator('.opblock-summary-path').evaluateAll((nodes) => nodes.map((n) => n.getAttribute('data-path')));
-    expect(paths).toEqual(expect.arrayContaining([
-      '/v1/models/iris/predict', '/v1/models/iris/predict/batch', '/v1/models/digits/predict',
-      '/v1/models/{model}/predict', '/v1/models/{model}/predict/batch', '/v2/models/{model}/infer', '/health/ready', '/predict',
-    ]));
+    const paths = await page
+      .locator('.opblock-summary-path')
+      .evaluateAll((nodes) => nodes.map((n) => n.getAttribute('data-path')));
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        '/v1/models/iris/predict',
+        '/v1/models/iris/predict/batch',
+        '/v1/models/digits/predict',
+        '/v1/models/{model}/predict',
+        '/v1/models/{model}/predict/batch',
+        '/v2/models/{model}/infer',
+        '/health/ready',
+        '/predict',
+      ]),
+    );
     await expect(page.locator('.info .title').textContent()).resolves.toContain('ONNX inference service');
   });
 
   it('runs "Try it out" on the iris example and shows a 200 with a label', async () => {
-    const operation = page.locator('.opblock', { has: page.locator('.opblock-summary-path[data-path="/v1/models/iris/predict"]') });
+    const operation = page.locator('.opblock', {
+      has: page.locator('.opblock-summary-path[data-path="/v1/models/iris/predict"]'),
+    });
     await operation.locator('.opblock-summary').click();
     await operation.locator('button.try-out__btn').click();
     await expect(operation.locator('textarea.body-param__text').inputValue()).resolves.toContain('sepal_length');
@@ -85,7 +112,10 @@ describeInBrowser('Swagger UI and ReDoc in headless Chromium', () => {
   });
 
   it('fetched nothing from anywhere but the service, and nothing it asked for was missing', () => {
-    const foreign = requested.filter((url) => !url.startsWith(baseUrl) && !url.startsWith('data:') && !url.startsWith('blob:') && !blocked.includes(url));
+    const foreign = requested.filter(
+      (url) =>
+        !url.startsWith(baseUrl) && !url.startsWith('data:') && !url.startsWith('blob:') && !blocked.includes(url),
+    );
     expect(requested.length).toBeGreaterThan(3);
     expect(foreign).toEqual([]);
     // ReDoc's footer logo, from its makers' CDN, is stopped by the page's Content-Security-Policy.

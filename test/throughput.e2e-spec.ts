@@ -11,9 +11,11 @@ import { BUNDLED_MODELS, startApp, startBackpressureApp } from './support/app';
 const SLOW_WIDTH = 2400;
 // The slow model has no batch dimension in its output, so an instance is its whole [1, D] input.
 const slowBody = (width = SLOW_WIDTH) => ({ inputs: { x: [new Array(width).fill(1)] } });
-const irisRows = (JSON.parse(readFileSync(path.join(BUNDLED_MODELS, 'iris', 'reference.json'), 'utf8')) as {
-  rows: { features: number[]; label: number }[];
-}).rows;
+const irisRows = (
+  JSON.parse(readFileSync(path.join(BUNDLED_MODELS, 'iris', 'reference.json'), 'utf8')) as {
+    rows: { features: number[]; label: number }[];
+  }
+).rows;
 
 describe('inference off the event loop, batching and backpressure', () => {
   let app: INestApplication;
@@ -33,7 +35,10 @@ describe('inference off the event loop, batching and backpressure', () => {
   async function occupyWorker(): Promise<{ running: Promise<request.Response> }> {
     const batcher = registry.resolve('slow').batcher;
     let answered = false;
-    const running = request(http).post('/v1/models/slow/predict').send(slowBody()).then((r) => ((answered = true), r));
+    const running = request(http)
+      .post('/v1/models/slow/predict')
+      .send(slowBody())
+      .then((r) => ((answered = true), r));
     while (batcher.stats.inFlight === 0 && !answered) await new Promise((r) => setTimeout(r, 1));
     if (answered) throw new Error(`the slow request did not run: ${JSON.stringify((await running).body)}`);
     // Wrapped, because an async function returning a promise would wait for it.
@@ -43,7 +48,9 @@ describe('inference off the event loop, batching and backpressure', () => {
   it('answers concurrent distinct requests each with its own correct answer, in fewer runs than requests', async () => {
     const batcher = registry.resolve('iris').batcher;
     const runsBefore = batcher.stats.runs;
-    const answers = await Promise.all(irisRows.map((row) => request(http).post('/v1/models/iris/predict').send({ features: row.features })));
+    const answers = await Promise.all(
+      irisRows.map((row) => request(http).post('/v1/models/iris/predict').send({ features: row.features })),
+    );
     expect(answers.map((a) => a.status)).toEqual(irisRows.map(() => 200));
     expect(answers.map((a) => a.body.prediction)).toEqual(irisRows.map((r) => r.label));
     expect(batcher.stats.runs - runsBefore).toBeLessThan(irisRows.length);
@@ -52,10 +59,14 @@ describe('inference off the event loop, batching and backpressure', () => {
   it('mixes single and batch requests in one run and splits the rows back correctly', async () => {
     const [single, batch] = await Promise.all([
       request(http).post('/v1/models/iris/predict').send({ features: irisRows[120].features }),
-      request(http).post('/v1/models/iris/predict/batch').send({ instances: irisRows.slice(0, 60).map((r) => r.features) }),
+      request(http)
+        .post('/v1/models/iris/predict/batch')
+        .send({ instances: irisRows.slice(0, 60).map((r) => r.features) }),
     ]);
     expect(single.body.prediction).toBe(irisRows[120].label);
-    expect(batch.body.predictions.map((p: { prediction: number }) => p.prediction)).toEqual(irisRows.slice(0, 60).map((r) => r.label));
+    expect(batch.body.predictions.map((p: { prediction: number }) => p.prediction)).toEqual(
+      irisRows.slice(0, 60).map((r) => r.label),
+    );
   });
 
   it('keeps the event loop answering while a model runs', async () => {
@@ -75,11 +86,20 @@ describe('inference off the event loop, batching and backpressure', () => {
   it('answers 503 QUEUE_FULL with Retry-After once the queue is at its bound', async () => {
     const { running } = await occupyWorker();
     // supertest sends on then(); these two must be on their way before the third.
-    const queued = [1, 2].map(() => request(http).post('/v1/models/slow/predict').send(slowBody(10)).then((r) => r));
+    const queued = [1, 2].map(() =>
+      request(http)
+        .post('/v1/models/slow/predict')
+        .send(slowBody(10))
+        .then((r) => r),
+    );
     const batcher = registry.resolve('slow').batcher;
     for (let i = 0; batcher.depth < 2 && i < 1000; i++) await new Promise((r) => setTimeout(r, 2));
     const refused = await request(http).post('/v1/models/slow/predict').send(slowBody(10)).expect(503);
-    expect(refused.body).toMatchObject({ statusCode: 503, error: 'QUEUE_FULL', message: expect.stringMatching(/2 rows queued \(limit 2\)/) });
+    expect(refused.body).toMatchObject({
+      statusCode: 503,
+      error: 'QUEUE_FULL',
+      message: expect.stringMatching(/2 rows queued \(limit 2\)/),
+    });
     expect(refused.headers['retry-after']).toBe('1');
     expect((await running).status).toBe(200);
     for (const q of await Promise.all(queued)) expect(q.body.outputs.s).toBe(1000);
@@ -89,7 +109,11 @@ describe('inference off the event loop, batching and backpressure', () => {
   it('answers 504 DEADLINE_EXCEEDED to a request that could not start within X-Request-Timeout-Ms, and drops it', async () => {
     const { running } = await occupyWorker();
     const started = performance.now();
-    const late = await request(http).post('/v1/models/slow/predict').set('X-Request-Timeout-Ms', '40').send(slowBody(10)).expect(504);
+    const late = await request(http)
+      .post('/v1/models/slow/predict')
+      .set('X-Request-Timeout-Ms', '40')
+      .send(slowBody(10))
+      .expect(504);
     expect(late.body).toMatchObject({ error: 'DEADLINE_EXCEEDED' });
     expect(performance.now() - started).toBeLessThan(200);
     expect(registry.resolve('slow').batcher.depth).toBe(0);
@@ -97,7 +121,11 @@ describe('inference off the event loop, batching and backpressure', () => {
   });
 
   it('refuses a malformed X-Request-Timeout-Ms', async () => {
-    const res = await request(http).post('/v1/models/iris/predict').set('X-Request-Timeout-Ms', 'soon').send({ features: irisRows[0].features }).expect(400);
+    const res = await request(http)
+      .post('/v1/models/iris/predict')
+      .set('X-Request-Timeout-Ms', 'soon')
+      .send({ features: irisRows[0].features })
+      .expect(400);
     expect(res.body.details).toEqual([{ path: 'headers.x-request-timeout-ms', message: 'got "soon"' }]);
   });
 
@@ -106,7 +134,13 @@ describe('inference off the event loop, batching and backpressure', () => {
     const batcher = registry.resolve('slow').batcher;
     const { port } = http.address() as AddressInfo;
     const body = JSON.stringify(slowBody(10));
-    const client = httpRequest({ port, host: '127.0.0.1', method: 'POST', path: '/v1/models/slow/predict', headers: { 'content-type': 'application/json', 'content-length': body.length } });
+    const client = httpRequest({
+      port,
+      host: '127.0.0.1',
+      method: 'POST',
+      path: '/v1/models/slow/predict',
+      headers: { 'content-type': 'application/json', 'content-length': body.length },
+    });
     client.on('error', () => undefined);
     client.end(body);
     for (let i = 0; batcher.depth === 0 && i < 1000; i++) await new Promise((r) => setTimeout(r, 2));
@@ -120,15 +154,25 @@ describe('inference off the event loop, batching and backpressure', () => {
 
   it('a run that fails fails its own request with 500 INFERENCE_FAILED, and the model goes on serving', async () => {
     const [bad, good] = await Promise.all([
-      request(http).post('/v1/models/gather/predict').send({ inputs: { idx: [7] } }),
-      request(http).post('/v1/models/gather/predict').send({ inputs: { idx: [2] } }),
+      request(http)
+        .post('/v1/models/gather/predict')
+        .send({ inputs: { idx: [7] } }),
+      request(http)
+        .post('/v1/models/gather/predict')
+        .send({ inputs: { idx: [2] } }),
     ]);
     // The two may share a run (then both fail with its error) or not; a bad row never answers 200.
     expect(bad.status).toBe(500);
-    expect(bad.body).toMatchObject({ error: 'INFERENCE_FAILED', message: expect.stringMatching(/failed to run: .*indices/i) });
+    expect(bad.body).toMatchObject({
+      error: 'INFERENCE_FAILED',
+      message: expect.stringMatching(/failed to run: .*indices/i),
+    });
     expect(bad.body.message).not.toMatch(/\n\s+at /);
     if (good.status === 200) expect(good.body.outputs.out).toEqual([30]);
-    const after = await request(http).post('/v1/models/gather/predict').send({ inputs: { idx: [-1] } }).expect(200);
+    const after = await request(http)
+      .post('/v1/models/gather/predict')
+      .send({ inputs: { idx: [-1] } })
+      .expect(200);
     expect(after.body.outputs.out).toEqual([50]);
   });
 });
@@ -141,7 +185,11 @@ describe('batching switched off', () => {
   it('runs every request alone and still answers each correctly', async () => {
     const batcher = app.get(ModelRegistry).resolve('iris').batcher;
     const before = batcher.stats.runs;
-    const answers = await Promise.all(irisRows.slice(0, 40).map((row) => request(app.getHttpServer()).post('/v1/models/iris/predict').send({ features: row.features })));
+    const answers = await Promise.all(
+      irisRows
+        .slice(0, 40)
+        .map((row) => request(app.getHttpServer()).post('/v1/models/iris/predict').send({ features: row.features })),
+    );
     expect(answers.map((a) => a.body.prediction)).toEqual(irisRows.slice(0, 40).map((r) => r.label));
     expect(batcher.stats.runs - before).toBe(40);
   });

@@ -35,7 +35,12 @@ const intCase = (name: string, datatype: string, data: (number | string)[], op: 
 
 /** One [2, 2] tensor per input of the `types` fixture, and its output by the README's formula. */
 const TYPE_CASES: readonly TypeCase[] = [
-  { name: 'f32', datatype: 'FP32', data: [1.5, -2, 0.1, 1000], expected: [1.5, -2, 0.1, 1000].map((x) => f32(f32(f32(x) * 2) + 1)) },
+  {
+    name: 'f32',
+    datatype: 'FP32',
+    data: [1.5, -2, 0.1, 1000],
+    expected: [1.5, -2, 0.1, 1000].map((x) => f32(f32(f32(x) * 2) + 1)),
+  },
   { name: 'f64', datatype: 'FP64', data: [0.1, -2.5, 1e300, 3], expected: [0.1, -2.5, 1e300, 3].map((x) => x * 2 + 1) },
   intCase('i8', 'INT8', [1, -2, 127, -127], (v) => BigInt.asIntN(8, -v)),
   intCase('i16', 'INT16', [300, -300, 32767, -32768], (v) => BigInt.asIntN(16, -v)),
@@ -46,7 +51,9 @@ const TYPE_CASES: readonly TypeCase[] = [
   intCase('u16', 'UINT16', [0, 1, 65534, 65535], (v) => BigInt.asUintN(16, v + 1n)),
   intCase('u32', 'UINT32', [0, 1, 4294967294, 4294967295], (v) => BigInt.asUintN(32, v + 1n)),
   // uint64: 2^53 and the top of the range as decimal strings.
-  intCase('u64', 'UINT64', [7, '9007199254740992', '18446744073709551614', '18446744073709551615'], (v) => BigInt.asUintN(64, v + 1n)),
+  intCase('u64', 'UINT64', [7, '9007199254740992', '18446744073709551614', '18446744073709551615'], (v) =>
+    BigInt.asUintN(64, v + 1n),
+  ),
   { name: 'bool', datatype: 'BOOL', data: [true, false, false, true], expected: [false, true, true, false] },
   { name: 'str', datatype: 'BYTES', data: ['a', '', 'héllo', '✓ 1'], expected: ['a', '', 'héllo', '✓ 1'] },
 ];
@@ -83,13 +90,20 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
   });
   afterAll(() => app.close());
 
-  const infer = (model: string, body: unknown) => request(http).post(`/v2/models/${model}/infer`).send(body as object);
+  const infer = (model: string, body: unknown) =>
+    request(http)
+      .post(`/v2/models/${model}/infer`)
+      .send(body as object);
 
   describe('server', () => {
     it('GET /v2 answers the server metadata with the classification extension', async () => {
       const res = await request(http).get('/v2').expect(200);
       expect(res.headers['content-type']).toMatch(JSON_TYPE);
-      expect(res.body).toEqual({ name: expect.any(String), version: expect.any(String), extensions: expect.arrayContaining(['classification']) });
+      expect(res.body).toEqual({
+        name: expect.any(String),
+        version: expect.any(String),
+        extensions: expect.arrayContaining(['classification']),
+      });
       expect(res.body.name.length).toBeGreaterThan(0);
       expect(res.body.extensions.every((e: unknown) => typeof e === 'string')).toBe(true);
     });
@@ -109,12 +123,30 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
   describe('model metadata', () => {
     const io = (name: string, datatype: string, shape: number[]) => ({ name, datatype, shape });
     const META: [string, { inputs: object[]; outputs: object[] }][] = [
-      ['iris', { inputs: [io('float_input', 'FP32', [-1, 4])], outputs: [io('output_label', 'INT64', [-1]), io('output_probability', 'FP32', [-1, 3])] }],
+      [
+        'iris',
+        {
+          inputs: [io('float_input', 'FP32', [-1, 4])],
+          outputs: [io('output_label', 'INT64', [-1]), io('output_probability', 'FP32', [-1, 3])],
+        },
+      ],
       ['linear', { inputs: [io('x', 'FP32', [-1, 3])], outputs: [io('y', 'FP32', [-1, 1])] }],
-      ['multi_input', { inputs: [io('a', 'FP32', [-1, 2]), io('b', 'INT64', [-1, 3])], outputs: [io('total', 'FP32', [-1, 1]), io('b_max', 'INT64', [-1])] }],
+      [
+        'multi_input',
+        {
+          inputs: [io('a', 'FP32', [-1, 2]), io('b', 'INT64', [-1, 3])],
+          outputs: [io('total', 'FP32', [-1, 1]), io('b_max', 'INT64', [-1])],
+        },
+      ],
       ['fixed_shape', { inputs: [io('x', 'FP32', [1, 4])], outputs: [io('y', 'FP32', [1, 2])] }],
       ['slow', { inputs: [io('x', 'FP32', [-1, -1])], outputs: [io('s', 'FP32', [])] }],
-      ['spec_example', { inputs: [io('input0', 'UINT32', [-1, 2]), io('input1', 'BOOL', [-1])], outputs: [io('output0', 'FP32', [-1, 2])] }],
+      [
+        'spec_example',
+        {
+          inputs: [io('input0', 'UINT32', [-1, 2]), io('input1', 'BOOL', [-1])],
+          outputs: [io('output0', 'FP32', [-1, 2])],
+        },
+      ],
       [
         'types',
         {
@@ -124,20 +156,27 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
       ],
     ];
 
-    it.each(META)('GET /v2/models/%s names its tensors with V2 datatypes and -1 for dynamic dimensions', async (name, tensors) => {
-      const res = await request(http).get(`/v2/models/${name}`).expect(200);
-      expect(res.headers['content-type']).toMatch(JSON_TYPE);
-      expect(res.body).toEqual({ name, versions: ['1'], platform: 'onnx_onnxv1', ...tensors });
-      // The same document for the version by number.
-      const versioned = await request(http).get(`/v2/models/${name}/versions/1`).expect(200);
-      expect(versioned.body).toEqual(res.body);
-    });
+    it.each(META)(
+      'GET /v2/models/%s names its tensors with V2 datatypes and -1 for dynamic dimensions',
+      async (name, tensors) => {
+        const res = await request(http).get(`/v2/models/${name}`).expect(200);
+        expect(res.headers['content-type']).toMatch(JSON_TYPE);
+        expect(res.body).toEqual({ name, versions: ['1'], platform: 'onnx_onnxv1', ...tensors });
+        // The same document for the version by number.
+        const versioned = await request(http).get(`/v2/models/${name}/versions/1`).expect(200);
+        expect(versioned.body).toEqual(res.body);
+      },
+    );
 
     it('lists every version of a model with several, as strings', async () => {
       const res = await request(http).get('/v2/models/iris_versions').expect(200);
       expect(res.body).toMatchObject({ name: 'iris_versions', versions: ['1', '2'], platform: 'onnx_onnxv1' });
       const v2 = await request(http).get('/v2/models/iris_versions/versions/2').expect(200);
-      expect(v2.body).toMatchObject({ name: 'iris_versions', versions: expect.arrayContaining(['2']), platform: 'onnx_onnxv1' });
+      expect(v2.body).toMatchObject({
+        name: 'iris_versions',
+        versions: expect.arrayContaining(['2']),
+        platform: 'onnx_onnxv1',
+      });
       expect(v2.body.inputs).toEqual([{ name: 'float_input', datatype: 'FP32', shape: [-1, 4] }]);
     });
 
@@ -152,14 +191,27 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
 
   describe('model readiness', () => {
     it('GET /v2/models/{name}/ready and .../versions/{version}/ready answer ready true', async () => {
-      expect((await request(http).get('/v2/models/iris/ready').expect(200)).body).toEqual({ name: 'iris', ready: true });
-      expect((await request(http).get('/v2/models/iris_versions/versions/2/ready').expect(200)).body).toEqual({ name: 'iris_versions', ready: true });
-      expect((await request(http).get('/v2/models/types/versions/1/ready').expect(200)).body).toEqual({ name: 'types', ready: true });
+      expect((await request(http).get('/v2/models/iris/ready').expect(200)).body).toEqual({
+        name: 'iris',
+        ready: true,
+      });
+      expect((await request(http).get('/v2/models/iris_versions/versions/2/ready').expect(200)).body).toEqual({
+        name: 'iris_versions',
+        ready: true,
+      });
+      expect((await request(http).get('/v2/models/types/versions/1/ready').expect(200)).body).toEqual({
+        name: 'types',
+        ready: true,
+      });
     });
 
     it('answers 404 {"error"} for the readiness of an unknown model or version', async () => {
-      expect((await request(http).get('/v2/models/nope/ready').expect(404)).body).toEqual({ error: expect.any(String) });
-      expect((await request(http).get('/v2/models/iris/versions/9/ready').expect(404)).body).toEqual({ error: expect.any(String) });
+      expect((await request(http).get('/v2/models/nope/ready').expect(404)).body).toEqual({
+        error: expect.any(String),
+      });
+      expect((await request(http).get('/v2/models/iris/versions/9/ready').expect(404)).body).toEqual({
+        error: expect.any(String),
+      });
     });
   });
 
@@ -175,12 +227,22 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
       const res = await infer('types', typesRequest()).expect(200);
       expect(res.headers['content-type']).toMatch(JSON_TYPE);
       expect(res.body).toMatchObject({ model_name: 'types', model_version: '1' });
-      expect(res.body.outputs.map((o: V2Output) => o.name).sort()).toEqual(TYPE_CASES.map((c) => `${c.name}_out`).sort());
+      expect(res.body.outputs.map((o: V2Output) => o.name).sort()).toEqual(
+        TYPE_CASES.map((c) => `${c.name}_out`).sort(),
+      );
     });
 
-    it.each(TYPE_CASES.map((c) => [c.datatype, c] as const))('%s: the output is the fixture formula of the input, same datatype, shape [2, 2]', (_, c) => {
-      expect(outputs[`${c.name}_out`]).toEqual({ name: `${c.name}_out`, datatype: c.datatype, shape: [2, 2], data: c.expected });
-    });
+    it.each(TYPE_CASES.map((c) => [c.datatype, c] as const))(
+      '%s: the output is the fixture formula of the input, same datatype, shape [2, 2]',
+      (_, c) => {
+        expect(outputs[`${c.name}_out`]).toEqual({
+          name: `${c.name}_out`,
+          datatype: c.datatype,
+          shape: [2, 2],
+          data: c.expected,
+        });
+      },
+    );
 
     it('carries INT64 2^62 and UINT64 beyond 2^53 as decimal strings, and smaller values as numbers', () => {
       // Spelled out, not computed: 2^62 + 1 and 2^53 + 1 are not exact JavaScript numbers.
@@ -190,11 +252,16 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
 
     it('round-trips an INT64 2^62 and a UINT64 2^53 + 1 through one-element tensors', async () => {
       const cases = TYPE_CASES.map((c) => {
-        if (c.name === 'i64') return { ...c, data: ['4611686018427387904', '-4611686018427387904', '9007199254740991', 5] };
-        if (c.name === 'u64') return { ...c, data: ['9007199254740993', '4611686018427387904', '9007199254740990', '0'] };
+        if (c.name === 'i64')
+          return { ...c, data: ['4611686018427387904', '-4611686018427387904', '9007199254740991', 5] };
+        if (c.name === 'u64')
+          return { ...c, data: ['9007199254740993', '4611686018427387904', '9007199254740990', '0'] };
         return c;
       });
-      const res = await infer('types', { ...typesRequest(cases), outputs: [{ name: 'i64_out' }, { name: 'u64_out' }] }).expect(200);
+      const res = await infer('types', {
+        ...typesRequest(cases),
+        outputs: [{ name: 'i64_out' }, { name: 'u64_out' }],
+      }).expect(200);
       const out = byName(res.body.outputs);
       expect(Object.keys(out).sort()).toEqual(['i64_out', 'u64_out']);
       expect(out.i64_out.data).toEqual(['4611686018427387905', '-4611686018427387903', '9007199254740992', 6]);
@@ -202,17 +269,34 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
     });
 
     it('takes nested data for every datatype too', async () => {
-      const nested = TYPE_CASES.map((c) => ({ name: `${c.name}_in`, shape: [2, 2], datatype: c.datatype, data: [c.data.slice(0, 2), c.data.slice(2)] }));
+      const nested = TYPE_CASES.map((c) => ({
+        name: `${c.name}_in`,
+        shape: [2, 2],
+        datatype: c.datatype,
+        data: [c.data.slice(0, 2), c.data.slice(2)],
+      }));
       const res = await infer('types', { inputs: nested }).expect(200);
       const out = byName(res.body.outputs);
       for (const c of TYPE_CASES) expect(out[`${c.name}_out`].data).toEqual(c.expected);
     });
 
     it('runs a batch of 3 rows ([3, 2] per input)', async () => {
-      const rows3 = TYPE_CASES.map((c) => ({ ...c, data: [...c.data, c.data[0], c.data[1]], expected: [...c.expected, c.expected[0], c.expected[1]] }));
-      const body = { inputs: rows3.map((c) => ({ name: `${c.name}_in`, shape: [3, 2], datatype: c.datatype, data: c.data })) };
+      const rows3 = TYPE_CASES.map((c) => ({
+        ...c,
+        data: [...c.data, c.data[0], c.data[1]],
+        expected: [...c.expected, c.expected[0], c.expected[1]],
+      }));
+      const body = {
+        inputs: rows3.map((c) => ({ name: `${c.name}_in`, shape: [3, 2], datatype: c.datatype, data: c.data })),
+      };
       const out = byName((await infer('types', body).expect(200)).body.outputs);
-      for (const c of rows3) expect(out[`${c.name}_out`]).toEqual({ name: `${c.name}_out`, datatype: c.datatype, shape: [3, 2], data: c.expected });
+      for (const c of rows3)
+        expect(out[`${c.name}_out`]).toEqual({
+          name: `${c.name}_out`,
+          datatype: c.datatype,
+          shape: [3, 2],
+          data: c.expected,
+        });
     });
   });
 
@@ -226,18 +310,27 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
       }).expect(200);
       expect(res.body).toMatchObject({ model_name: 'multi_input', model_version: '1' });
       const out = byName(res.body.outputs);
-      expect(out.total).toEqual({ name: 'total', datatype: 'FP32', shape: [2, 1], data: [1.5 + 2 + 1 + 5 + 3, 0 - 1 - 7 - 2 - 9] });
+      expect(out.total).toEqual({
+        name: 'total',
+        datatype: 'FP32',
+        shape: [2, 1],
+        data: [1.5 + 2 + 1 + 5 + 3, 0 - 1 - 7 - 2 - 9],
+      });
       expect(out.b_max).toEqual({ name: 'b_max', datatype: 'INT64', shape: [2], data: [5, -2] });
     });
 
     it('fixed_shape: [1, 4] → [1, 2]', async () => {
-      const res = await infer('fixed_shape', { inputs: [{ name: 'x', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }).expect(200);
+      const res = await infer('fixed_shape', {
+        inputs: [{ name: 'x', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }],
+      }).expect(200);
       expect(res.body.outputs).toEqual([{ name: 'y', datatype: 'FP32', shape: [1, 2], data: [1 + 3, 2 + 4] }]);
     });
 
     it('slow: a [1, D] input answers a scalar, shape [] and data [D^3]', async () => {
       const D = 8;
-      const res = await infer('slow', { inputs: [{ name: 'x', shape: [1, D], datatype: 'FP32', data: new Array(D).fill(1) }] }).expect(200);
+      const res = await infer('slow', {
+        inputs: [{ name: 'x', shape: [1, D], datatype: 'FP32', data: new Array(D).fill(1) }],
+      }).expect(200);
       expect(res.body.outputs).toEqual([{ name: 's', datatype: 'FP32', shape: [], data: [D ** 3] }]);
     });
 
@@ -250,15 +343,22 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
 
     it('linear: a batch of 3 rows as shape [3, 3], flat and nested data alike', async () => {
       const expected = [{ name: 'y', datatype: 'FP32', shape: [3, 1], data: LINEAR_ROWS.map(linear) }];
-      const flat = await infer('linear', { inputs: [{ name: 'x', shape: [3, 3], datatype: 'FP32', data: LINEAR_ROWS.flat() }] }).expect(200);
+      const flat = await infer('linear', {
+        inputs: [{ name: 'x', shape: [3, 3], datatype: 'FP32', data: LINEAR_ROWS.flat() }],
+      }).expect(200);
       expect(flat.body.outputs).toEqual(expected);
-      const nested = await infer('linear', { inputs: [{ name: 'x', shape: [3, 3], datatype: 'FP32', data: LINEAR_ROWS }] }).expect(200);
+      const nested = await infer('linear', {
+        inputs: [{ name: 'x', shape: [3, 3], datatype: 'FP32', data: LINEAR_ROWS }],
+      }).expect(200);
       expect(nested.body.outputs).toEqual(expected);
       expect(expected[0].data).toEqual([4.75, 0.25, 7.25]);
     });
 
     it('a specific version answers with its own model and names it', async () => {
-      const body = { inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: SETOSA }], outputs: [{ name: 'output_probability' }] };
+      const body = {
+        inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: SETOSA }],
+        outputs: [{ name: 'output_probability' }],
+      };
       const v1 = await request(http).post('/v2/models/iris_versions/versions/1/infer').send(body).expect(200);
       const v2 = await request(http).post('/v2/models/iris_versions/versions/2/infer').send(body).expect(200);
       const byDefault = await request(http).post('/v2/models/iris_versions/infer').send(body).expect(200);
@@ -266,8 +366,16 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
       expect(v2.body).toMatchObject({ model_name: 'iris_versions', model_version: '2' });
       expect(byDefault.body.model_version).toBe('1');
       // Probabilities from test/fixtures/README.md.
-      expect(v1.body.outputs[0].data).toEqual([expect.closeTo(0.984695, 5), expect.closeTo(0.015305, 5), expect.closeTo(0, 5)]);
-      expect(v2.body.outputs[0].data).toEqual([expect.closeTo(0.92037, 5), expect.closeTo(0.077343, 5), expect.closeTo(0.002287, 5)]);
+      expect(v1.body.outputs[0].data).toEqual([
+        expect.closeTo(0.984695, 5),
+        expect.closeTo(0.015305, 5),
+        expect.closeTo(0, 5),
+      ]);
+      expect(v2.body.outputs[0].data).toEqual([
+        expect.closeTo(0.92037, 5),
+        expect.closeTo(0.077343, 5),
+        expect.closeTo(0.002287, 5),
+      ]);
     });
   });
 
@@ -281,7 +389,9 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
       expect(Object.keys(out).sort()).toEqual(['output_label', 'output_probability']);
       expect(out.output_label).toEqual({ name: 'output_label', datatype: 'INT64', shape: [2], data: [0, 2] });
       expect(out.output_probability).toMatchObject({ name: 'output_probability', datatype: 'FP32', shape: [2, 3] });
-      expect(out.output_probability.data).toEqual([0.984695, 0.015305, 0, 1.5e-5, 0.006225, 0.99376].map((p) => expect.closeTo(p, 5)));
+      expect(out.output_probability.data).toEqual(
+        [0.984695, 0.015305, 0, 1.5e-5, 0.006225, 0.99376].map((p) => expect.closeTo(p, 5)),
+      );
     });
 
     it('answers only the outputs the request names', async () => {
@@ -298,8 +408,15 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
     });
 
     it('echoes the request id', async () => {
-      const res = await infer('iris', { id: 'req-7f3a', inputs: [IRIS_2], outputs: [{ name: 'output_label' }] }).expect(200);
-      expect(res.body).toEqual({ model_name: 'iris', model_version: '1', id: 'req-7f3a', outputs: [expect.objectContaining({ name: 'output_label' })] });
+      const res = await infer('iris', { id: 'req-7f3a', inputs: [IRIS_2], outputs: [{ name: 'output_label' }] }).expect(
+        200,
+      );
+      expect(res.body).toEqual({
+        model_name: 'iris',
+        model_version: '1',
+        id: 'req-7f3a',
+        outputs: [expect.objectContaining({ name: 'output_label' })],
+      });
     });
 
     it('accepts parameters on the request, its inputs and its outputs', async () => {
@@ -309,12 +426,21 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
         inputs: [{ ...IRIS_2, parameters: { tag: 'rows' } }],
         outputs: [{ name: 'output_label', parameters: { note: 'plain' } }],
       }).expect(200);
-      expect(res.body).toMatchObject({ model_name: 'iris', id: 'p1', outputs: [{ name: 'output_label', data: [0, 2] }] });
+      expect(res.body).toMatchObject({
+        model_name: 'iris',
+        id: 'p1',
+        outputs: [{ name: 'output_label', data: [0, 2] }],
+      });
     });
   });
 
   describe('the classification extension', () => {
-    const IRIS_3 = { name: 'float_input', shape: [3, 4], datatype: 'FP32', data: [...SETOSA, [7.0, 3.2, 4.7, 1.4], ...VIRGINICA].flat() };
+    const IRIS_3 = {
+      name: 'float_input',
+      shape: [3, 4],
+      datatype: 'FP32',
+      data: [...SETOSA, [7.0, 3.2, 4.7, 1.4], ...VIRGINICA].flat(),
+    };
     const LABELS = ['setosa', 'versicolor', 'virginica'];
     /** `"<score>:<index>[:<label>]"`. */
     const CLASS = /^([-+0-9.eE]+):(\d+)(?::(.+))?$/;
@@ -342,13 +468,23 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
     }
 
     it('classification 2 on iris probabilities: BYTES [rows, 2], "<score>:<index>:<label>", highest first', async () => {
-      const res = await infer('iris', { inputs: [IRIS_3], outputs: [{ name: 'output_probability', parameters: { classification: 2 } }] }).expect(200);
+      const res = await infer('iris', {
+        inputs: [IRIS_3],
+        outputs: [{ name: 'output_probability', parameters: { classification: 2 } }],
+      }).expect(200);
       expect(res.body.outputs).toHaveLength(1);
       const out = res.body.outputs[0];
       expect(out).toMatchObject({ name: 'output_probability', datatype: 'BYTES', shape: [3, 2] });
       expect(out.data).toHaveLength(6);
       for (let r = 0; r < 3; r++) checkRow(out.data.slice(r * 2, r * 2 + 2), r, 2, LABELS);
-      expect(out.data.map((t: string) => t.split(':')[2])).toEqual(['setosa', 'versicolor', 'versicolor', 'virginica', 'virginica', 'versicolor']);
+      expect(out.data.map((t: string) => t.split(':')[2])).toEqual([
+        'setosa',
+        'versicolor',
+        'versicolor',
+        'virginica',
+        'virginica',
+        'versicolor',
+      ]);
       // The README's iris example, loosely.
       expect(parseFloat(out.data[0])).toBeCloseTo(0.984695, 5);
       expect(parseFloat(out.data[1])).toBeCloseTo(0.015305, 5);
@@ -370,7 +506,9 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
         inputs: [{ name: 'x', shape: [2, 3], datatype: 'FP32', data: [1, 2, 3, -1, 0.5, 4] }],
         outputs: [{ name: 'y', parameters: { classification: 1 } }],
       }).expect(200);
-      expect(res.body.outputs).toEqual([{ name: 'y', datatype: 'BYTES', shape: [2, 1], data: [expect.any(String), expect.any(String)] }]);
+      expect(res.body.outputs).toEqual([
+        { name: 'y', datatype: 'BYTES', shape: [2, 1], data: [expect.any(String), expect.any(String)] },
+      ]);
       checkRow([res.body.outputs[0].data[0]], 0, 1, undefined, [4.75], 1);
       checkRow([res.body.outputs[0].data[1]], 0, 1, undefined, [7.25], 1);
     });
@@ -416,15 +554,24 @@ describe('Open Inference Protocol (V2) REST: readiness with a model that failed 
   });
 
   it('the failed model answers ready false with 503; the other, ready true', async () => {
-    expect((await request(http).get('/v2/models/broken/ready').expect(503)).body).toEqual({ name: 'broken', ready: false });
-    expect((await request(http).get('/v2/models/broken/versions/1/ready').expect(503)).body).toEqual({ name: 'broken', ready: false });
+    expect((await request(http).get('/v2/models/broken/ready').expect(503)).body).toEqual({
+      name: 'broken',
+      ready: false,
+    });
+    expect((await request(http).get('/v2/models/broken/versions/1/ready').expect(503)).body).toEqual({
+      name: 'broken',
+      ready: false,
+    });
     expect((await request(http).get('/v2/models/iris/ready').expect(200)).body).toEqual({ name: 'iris', ready: true });
   });
 
   it('the other model still serves inference', async () => {
     const res = await request(http)
       .post('/v2/models/iris/infer')
-      .send({ inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: SETOSA }], outputs: [{ name: 'output_label' }] })
+      .send({
+        inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: SETOSA }],
+        outputs: [{ name: 'output_label' }],
+      })
       .expect(200);
     expect(res.body.outputs).toEqual([{ name: 'output_label', datatype: 'INT64', shape: [1], data: [0] }]);
   });
@@ -457,7 +604,9 @@ describe('Open Inference Protocol (V2) REST: an FP16 model', () => {
       .send({ inputs: [{ name: 'f16_in', shape: [3, 2], datatype: 'FP16', data: [1, 2, -1, 0, 0.1, 1000] }] })
       .expect(200);
     expect(res.headers['content-type']).toMatch(JSON_TYPE);
-    expect(res.body.outputs).toEqual([{ name: 'f16_out', datatype: 'FP16', shape: [3, 2], data: [3, 5, -1, 1, 1.2001953125, 2001] }]);
+    expect(res.body.outputs).toEqual([
+      { name: 'f16_out', datatype: 'FP16', shape: [3, 2], data: [3, 5, -1, 1, 1.2001953125, 2001] },
+    ]);
   });
 
   it('refuses FP16 values beyond the half range with 400', async () => {
@@ -465,11 +614,16 @@ describe('Open Inference Protocol (V2) REST: an FP16 model', () => {
       .post('/v2/models/fp16/infer')
       .send({ inputs: [{ name: 'f16_in', shape: [1, 2], datatype: 'FP16', data: [1, 70000] }] })
       .expect(400);
-    expect(res.body).toEqual({ error: expect.stringMatching(/inputs\[0\]\.data\[1\]: 70000 is outside the float16 range/) });
+    expect(res.body).toEqual({
+      error: expect.stringMatching(/inputs\[0\]\.data\[1\]: 70000 is outside the float16 range/),
+    });
   });
 
   it('serves the same model through the v1 route', async () => {
-    const res = await request(http).post('/v1/models/fp16/predict').send({ features: [0.5, -2] }).expect(200);
+    const res = await request(http)
+      .post('/v1/models/fp16/predict')
+      .send({ features: [0.5, -2] })
+      .expect(200);
     expect(res.body.outputs).toEqual({ f16_out: [2, -3] });
   });
 });

@@ -31,7 +31,11 @@ export interface CachedVersion {
 
 const bytesOf = (data: Exclude<TensorValues, string[]>) => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 
-type NumericConstructor = new (buffer: ArrayBuffer, byteOffset: number, length: number) => Exclude<TensorValues, string[]>;
+type NumericConstructor = new (
+  buffer: ArrayBuffer,
+  byteOffset: number,
+  length: number,
+) => Exclude<TensorValues, string[]>;
 
 const CONSTRUCTORS: Record<Exclude<ElementType, 'string'>, NumericConstructor & { BYTES_PER_ELEMENT: number }> = {
   float16: Uint16Array,
@@ -54,7 +58,13 @@ const CONSTRUCTORS: Record<Exclude<ElementType, 'string'>, NumericConstructor & 
  * The version's file digest is part of the key, so a model file replaced under the same version
  * number never serves the old file's answers.
  */
-export function rowKeys(prefix: string, target: CachedVersion, feeds: Readonly<Record<string, TensorData>>, rows: number, batched: boolean): string[] {
+export function rowKeys(
+  prefix: string,
+  target: CachedVersion,
+  feeds: Readonly<Record<string, TensorData>>,
+  rows: number,
+  batched: boolean,
+): string[] {
   const names = Object.keys(feeds).sort();
   const base = `${prefix}${target.model}:${target.version}:${target.digest.slice(0, 16)}:`;
   const keys: string[] = [];

@@ -71,7 +71,8 @@ function redisStore(url: string, config: AppConfig): CacheStore {
   let lastError = '';
   client.on('error', (err: Error) => {
     // Reconnection attempts repeat the same error: log it when it changes, not every 2 s.
-    if (err.message !== lastError) logger.warn(`Redis: ${err.message || err.name}; predictions are computed uncached until it answers`);
+    if (err.message !== lastError)
+      logger.warn(`Redis: ${err.message || err.name}; predictions are computed uncached until it answers`);
     lastError = err.message;
   });
   client.on('ready', () => {

@@ -7,7 +7,9 @@ import { PredictionCache } from './prediction-cache.service';
 
 /** The store, made once and shared by cache-manager, readiness, shutdown and the rate limiter's Redis counts. */
 @Module({
-  providers: [{ provide: CACHE_STORE, useFactory: (config: AppConfig) => createCacheStore(config), inject: [AppConfig] }],
+  providers: [
+    { provide: CACHE_STORE, useFactory: (config: AppConfig) => createCacheStore(config), inject: [AppConfig] },
+  ],
   exports: [CACHE_STORE],
 })
 export class CacheStoreModule {}
@@ -20,7 +22,11 @@ export class CacheStoreModule {}
   imports: [
     CacheStoreModule,
     ModelsModule,
-    CacheModule.registerAsync({ imports: [CacheStoreModule], inject: [CACHE_STORE], useFactory: (store: CacheStore) => ({ stores: [store.keyv] }) }),
+    CacheModule.registerAsync({
+      imports: [CacheStoreModule],
+      inject: [CACHE_STORE],
+      useFactory: (store: CacheStore) => ({ stores: [store.keyv] }),
+    }),
   ],
   providers: [PredictionCache],
   exports: [PredictionCache, CacheStoreModule],

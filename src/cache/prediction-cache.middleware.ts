@@ -13,7 +13,8 @@ const DEFAULT: CachePolicy = { read: true, write: true };
  */
 export function cachePolicy(headers: IncomingHttpHeaders): CachePolicy {
   const control = headers['cache-control']?.toLowerCase();
-  if (control === undefined) return headers.pragma?.toLowerCase().includes('no-cache') ? { read: false, write: true } : DEFAULT;
+  if (control === undefined)
+    return headers.pragma?.toLowerCase().includes('no-cache') ? { read: false, write: true } : DEFAULT;
   const directives = control.split(',').map((d) => d.replace(/\s+/g, ''));
   const write = !directives.includes('no-store');
   const fresh = directives.includes('no-cache') || directives.includes('max-age=0');
@@ -38,13 +39,13 @@ export function predictionCacheMiddleware() {
     context.cache = cachePolicy(req.headers);
     // The outcome is known once the answer is ready, just before its headers are written.
     const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
-    res.writeHead = ((...args: unknown[]) => {
+    res.writeHead = (...args: unknown[]) => {
       if (context.cacheHits !== undefined) {
         res.setHeader('X-Cache', context.cacheMisses === 0 ? 'HIT' : 'MISS');
         res.setHeader('X-Cache-Hits', `${context.cacheHits}/${context.cacheHits + (context.cacheMisses ?? 0)}`);
       }
       return writeHead(...args);
-    });
+    };
     next();
   };
 }
@@ -55,7 +56,8 @@ export const ApiCacheControl = () =>
     ApiHeader({
       name: 'Cache-Control',
       required: false,
-      description: '`no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache',
+      description:
+        '`no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache',
       schema: { type: 'string', example: 'no-cache' },
     }),
   );
@@ -63,8 +65,12 @@ export const ApiCacheControl = () =>
 /** The response headers of a cached route's answer, for its OpenAPI 200 response. */
 export const CACHE_RESPONSE_HEADERS = {
   'X-Cache': {
-    description: 'HIT when every instance came from the prediction cache, MISS when any was computed (absent when the model is not cached)',
+    description:
+      'HIT when every instance came from the prediction cache, MISS when any was computed (absent when the model is not cached)',
     schema: { type: 'string', enum: ['HIT', 'MISS'] },
   },
-  'X-Cache-Hits': { description: 'instances answered from the cache / instances in the request', schema: { type: 'string', example: '3/4' } },
+  'X-Cache-Hits': {
+    description: 'instances answered from the cache / instances in the request',
+    schema: { type: 'string', example: '3/4' },
+  },
 };

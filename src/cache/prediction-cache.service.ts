@@ -89,7 +89,13 @@ export class PredictionCache implements OnApplicationShutdown {
    * The outputs of `run` on `entry`, as `compute` would give them, with every row the cache holds
    * taken from it and only the others computed. Counts hits and misses into `tally`.
    */
-  async run(entry: ReadyModelVersion, run: EncodedRun, policy: CachePolicy, tally: CacheTally, compute: Compute): Promise<Outputs> {
+  async run(
+    entry: ReadyModelVersion,
+    run: EncodedRun,
+    policy: CachePolicy,
+    tally: CacheTally,
+    compute: Compute,
+  ): Promise<Outputs> {
     const batched = entry.signature.batchable;
     const keys = rowKeys(this.config.CACHE_KEY_PREFIX, entry, run.feeds, batched ? run.count : 1, batched);
     const rows: Promise<Outputs>[] = new Array<Promise<Outputs>>(keys.length);
@@ -121,11 +127,14 @@ export class PredictionCache implements OnApplicationShutdown {
       for (const row of own.values()) row.reject(err);
       throw err;
     } finally {
-      if (policy.read) for (const [i, row] of own) if (this.inflight.get(keys[i]) === row.promise) this.inflight.delete(keys[i]);
+      if (policy.read)
+        for (const [i, row] of own) if (this.inflight.get(keys[i]) === row.promise) this.inflight.delete(keys[i]);
     }
 
     // A joined computation that failed (its own client left, its deadline passed) is no answer for this request: compute it here.
-    const outputs = await Promise.all(rows.map((row, i) => (joined.has(i) ? row.catch(() => this.computeAlone(entry, run, batched, i, compute)) : row)));
+    const outputs = await Promise.all(
+      rows.map((row, i) => (joined.has(i) ? row.catch(() => this.computeAlone(entry, run, batched, i, compute)) : row)),
+    );
     hits += joined.size;
     const misses = keys.length - hits;
     tally.cacheHits = (tally.cacheHits ?? 0) + hits;
@@ -141,7 +150,11 @@ export class PredictionCache implements OnApplicationShutdown {
   }
 
   /** Resolves the rows the store holds; returns the indexes of the others. */
-  private async readInto(entry: ReadyModelVersion, keys: readonly string[], own: ReadonlyMap<number, Deferred>): Promise<number[]> {
+  private async readInto(
+    entry: ReadyModelVersion,
+    keys: readonly string[],
+    own: ReadonlyMap<number, Deferred>,
+  ): Promise<number[]> {
     const indexes = [...own.keys()];
     const values = await this.read(indexes.map((i) => keys[i]));
     const names = entry.signature.outputs.map((o) => o.name);
@@ -149,7 +162,8 @@ export class PredictionCache implements OnApplicationShutdown {
     indexes.forEach((rowIndex, j) => {
       const outputs = values[j] === undefined ? undefined : this.store.decode(values[j]);
       // An entry without exactly this model's outputs is not this model's answer, whoever wrote it.
-      if (outputs && names.length === Object.keys(outputs).length && names.every((n) => n in outputs)) own.get(rowIndex)!.resolve(outputs);
+      if (outputs && names.length === Object.keys(outputs).length && names.every((n) => n in outputs))
+        own.get(rowIndex)!.resolve(outputs);
       else missing.push(rowIndex);
     });
     return missing;
@@ -167,15 +181,28 @@ export class PredictionCache implements OnApplicationShutdown {
     compute: Compute,
   ): Promise<Outputs | undefined> {
     const all = missing.length === keys.length;
-    const outputs = await compute(all ? run.feeds : gatherRows(run.feeds, missing), batched ? missing.length : run.count);
+    const outputs = await compute(
+      all ? run.feeds : gatherRows(run.feeds, missing),
+      batched ? missing.length : run.count,
+    );
     const split = batched ? splitRows(outputs, missing.length) : [outputs];
     if (!split) throw new Error(`the model's outputs do not have one row per instance (${missing.length} instances)`);
     missing.forEach((rowIndex, j) => own.get(rowIndex)!.resolve(split[j]));
-    if (policy.write) await this.write(entry, missing.map((rowIndex, j) => ({ key: keys[rowIndex], value: this.store.encode(split[j]) })));
+    if (policy.write)
+      await this.write(
+        entry,
+        missing.map((rowIndex, j) => ({ key: keys[rowIndex], value: this.store.encode(split[j]) })),
+      );
     return all ? outputs : undefined;
   }
 
-  private async computeAlone(entry: ReadyModelVersion, run: EncodedRun, batched: boolean, row: number, compute: Compute): Promise<Outputs> {
+  private async computeAlone(
+    entry: ReadyModelVersion,
+    run: EncodedRun,
+    batched: boolean,
+    row: number,
+    compute: Compute,
+  ): Promise<Outputs> {
     if (!batched) return compute(run.feeds, run.count);
     return splitRows(await compute(gatherRows(run.feeds, [row]), 1), 1)![0];
   }
@@ -219,7 +246,9 @@ export class PredictionCache implements OnApplicationShutdown {
     this.metrics.observeCacheError(operation, timeout ? 'timeout' : 'error');
     // Logged when the store starts failing and when it answers again, not for every request in between.
     if (this.healthy) {
-      this.logger.warn(`cache ${operation} failed (${(err as Error)?.message ?? String(err)}); predictions are computed uncached, the ${this.store.kind} store retried every ${RETRY_AFTER_MS} ms`);
+      this.logger.warn(
+        `cache ${operation} failed (${(err as Error)?.message ?? String(err)}); predictions are computed uncached, the ${this.store.kind} store retried every ${RETRY_AFTER_MS} ms`,
+      );
     }
     this.healthy = false;
     this.skipUntil = Date.now() + RETRY_AFTER_MS;

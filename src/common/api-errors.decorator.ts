@@ -13,7 +13,9 @@ const DESCRIPTIONS: Record<number, string> = {
 
 /** Documents the structured error responses a route can give. */
 export function ApiErrors(...statuses: number[]) {
-  return applyDecorators(...statuses.map((status) => ApiResponse({ status, description: DESCRIPTIONS[status], type: ErrorResponseDto })));
+  return applyDecorators(
+    ...statuses.map((status) => ApiResponse({ status, description: DESCRIPTIONS[status], type: ErrorResponseDto })),
+  );
 }
 
 /** The errors every prediction route can give. */

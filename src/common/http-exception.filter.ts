@@ -45,23 +45,49 @@ export interface ErrorBody {
 
 function describe(exception: unknown): Omit<ErrorBody, 'requestId'> {
   if (exception instanceof DomainError) {
-    return { statusCode: STATUS[exception.code], error: exception.code, message: exception.message, details: [...exception.details] };
+    return {
+      statusCode: STATUS[exception.code],
+      error: exception.code,
+      message: exception.message,
+      details: [...exception.details],
+    };
   }
   // The client went away mid-body (a body parser's 'aborted'): nobody is left to answer, and it is no fault.
   if ((exception as { code?: string })?.code === 'ECONNRESET') {
-    return { statusCode: STATUS.CLIENT_CLOSED, error: 'CLIENT_CLOSED', message: 'The client closed the connection before the request was read', details: [] };
+    return {
+      statusCode: STATUS.CLIENT_CLOSED,
+      error: 'CLIENT_CLOSED',
+      message: 'The client closed the connection before the request was read',
+      details: [],
+    };
   }
   if (exception instanceof HttpException) {
     const status = exception.getStatus();
-    const message = status === 413 ? `${exception.message}: the limit is BODY_LIMIT; send fewer instances per request` : exception.message;
-    return { statusCode: status, error: CODE_OF_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'HTTP_ERROR'), message, details: [] };
+    const message =
+      status === 413
+        ? `${exception.message}: the limit is BODY_LIMIT; send fewer instances per request`
+        : exception.message;
+    return {
+      statusCode: status,
+      error: CODE_OF_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'HTTP_ERROR'),
+      message,
+      details: [],
+    };
   }
   // A client error raised by a library (http-errors style, e.g. the static file server of Swagger
   // UI refusing `..`): the client's fault, not the server's. A refused or missing file is no route.
-  const status = (exception as { statusCode?: unknown; status?: unknown } | undefined)?.statusCode ?? (exception as { status?: unknown } | undefined)?.status;
+  const status =
+    (exception as { statusCode?: unknown; status?: unknown } | undefined)?.statusCode ??
+    (exception as { status?: unknown } | undefined)?.status;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    if (status === 403 || status === 404) return { statusCode: 404, error: 'ROUTE_NOT_FOUND', message: 'No such route', details: [] };
-    return { statusCode: status, error: CODE_OF_STATUS[status] ?? 'INVALID_INPUT', message: (exception as Error).message || 'Bad request', details: [] };
+    if (status === 403 || status === 404)
+      return { statusCode: 404, error: 'ROUTE_NOT_FOUND', message: 'No such route', details: [] };
+    return {
+      statusCode: status,
+      error: CODE_OF_STATUS[status] ?? 'INVALID_INPUT',
+      message: (exception as Error).message || 'Bad request',
+      details: [],
+    };
   }
   return { statusCode: 500, error: 'INTERNAL', message: 'Internal server error', details: [] };
 }
@@ -105,7 +131,8 @@ export class HttpExceptionFilter implements ExceptionFilter {
       });
     }
     if (adapter.isHeadersSent(res)) return;
-    const retryAfter = exception instanceof RateLimitedError ? String(exception.retryAfterSeconds) : RETRY_AFTER[body.error];
+    const retryAfter =
+      exception instanceof RateLimitedError ? String(exception.retryAfterSeconds) : RETRY_AFTER[body.error];
     if (retryAfter) adapter.setHeader(res, 'Retry-After', retryAfter);
     if (body.error === 'UNAUTHENTICATED') adapter.setHeader(res, 'WWW-Authenticate', 'Bearer');
     adapter.reply(res, isV2(String(adapter.getRequestUrl(req))) ? v2Body(body) : body, body.statusCode);

@@ -39,23 +39,38 @@ export function findJsonHazard(body: unknown, limits: JsonLimits): ErrorDetail |
     const { value, depth } = nodes[i];
     if (typeof value === 'string') {
       if (value.length > limits.maxStringLength) {
-        return { path: pathOf(nodes, i), message: `a string of ${value.length} characters; the limit is ${limits.maxStringLength} (MAX_STRING_LENGTH)` };
+        return {
+          path: pathOf(nodes, i),
+          message: `a string of ${value.length} characters; the limit is ${limits.maxStringLength} (MAX_STRING_LENGTH)`,
+        };
       }
       continue;
     }
     if (typeof value !== 'object' || value === null) continue;
-    if (depth >= MAX_JSON_DEPTH) return { path: pathOf(nodes, i), message: `nested deeper than ${MAX_JSON_DEPTH} levels` };
+    if (depth >= MAX_JSON_DEPTH)
+      return { path: pathOf(nodes, i), message: `nested deeper than ${MAX_JSON_DEPTH} levels` };
     if (Array.isArray(value)) {
       if (value.length > limits.maxArrayLength) {
-        return { path: pathOf(nodes, i), message: `an array of ${value.length} elements; the limit is ${limits.maxArrayLength} (MAX_ARRAY_LENGTH)` };
+        return {
+          path: pathOf(nodes, i),
+          message: `an array of ${value.length} elements; the limit is ${limits.maxArrayLength} (MAX_ARRAY_LENGTH)`,
+        };
       }
-      for (let k = 0; k < value.length; k++) nodes.push({ value: value[k] as unknown, depth: depth + 1, parent: i, key: k });
+      for (let k = 0; k < value.length; k++)
+        nodes.push({ value: value[k] as unknown, depth: depth + 1, parent: i, key: k });
     } else {
       for (const key of Object.keys(value)) {
         if (key.length > limits.maxStringLength) {
-          return { path: pathOf(nodes, i), message: `a key of ${key.length} characters; the limit is ${limits.maxStringLength} (MAX_STRING_LENGTH)` };
+          return {
+            path: pathOf(nodes, i),
+            message: `a key of ${key.length} characters; the limit is ${limits.maxStringLength} (MAX_STRING_LENGTH)`,
+          };
         }
-        if (FORBIDDEN_KEYS.has(key)) return { path: pathOf([...nodes, { value: null, depth, parent: i, key }], nodes.length), message: 'this key is not allowed' };
+        if (FORBIDDEN_KEYS.has(key))
+          return {
+            path: pathOf([...nodes, { value: null, depth, parent: i, key }], nodes.length),
+            message: 'this key is not allowed',
+          };
         nodes.push({ value: (value as Record<string, unknown>)[key], depth: depth + 1, parent: i, key });
       }
     }

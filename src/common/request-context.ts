@@ -44,4 +44,6 @@ export function contextOf(req: AnyRequest): RequestContext | undefined {
 }
 
 /** The current request's context, as a handler parameter. */
-export const ReqContext = createParamDecorator((_: unknown, ctx: ExecutionContext) => contextOf(ctx.switchToHttp().getRequest<AnyRequest>()));
+export const ReqContext = createParamDecorator((_: unknown, ctx: ExecutionContext) =>
+  contextOf(ctx.switchToHttp().getRequest<AnyRequest>()),
+);

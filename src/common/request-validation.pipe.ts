@@ -19,7 +19,9 @@ export class RequestValidationPipe implements PipeTransform {
   async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (metadata.type !== 'body' || !metadata.metatype) return value;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new InvalidInputError('The body must be a JSON object', [{ path: 'body', message: `got ${Array.isArray(value) ? 'an array' : typeof value}` }]);
+      throw new InvalidInputError('The body must be a JSON object', [
+        { path: 'body', message: `got ${Array.isArray(value) ? 'an array' : typeof value}` },
+      ]);
     }
     // Before class-transformer sees it: prototype keys and hostile depth never reach a recursive walk.
     const hazard = findJsonHazard(value, this.limits);

@@ -36,9 +36,27 @@ describe('loadConfig', () => {
     const off = loadConfig({});
     expect(off.apiKeysEnabled()).toBe(false);
     expect(off.RATE_LIMIT_RPM).toBeUndefined();
-    expect(off.openPaths()).toEqual(['/health', '/health/live', '/health/ready', '/health/startup', '/v2/health/live', '/v2/health/ready', '/metrics']);
-    expect(off).toMatchObject({ MAX_ARRAY_LENGTH: 262144, MAX_STRING_LENGTH: 65536, MAX_HEADER_SIZE: 16384, HTTP_REQUEST_TIMEOUT_MS: 30000, KEEP_ALIVE_TIMEOUT_MS: 65000 });
-    const on = loadConfig({ API_KEYS_FILE: '/etc/keys', RATE_LIMIT_RPM: '600', AUTH_OPEN_PATHS: '/health/live, /docs*' });
+    expect(off.openPaths()).toEqual([
+      '/health',
+      '/health/live',
+      '/health/ready',
+      '/health/startup',
+      '/v2/health/live',
+      '/v2/health/ready',
+      '/metrics',
+    ]);
+    expect(off).toMatchObject({
+      MAX_ARRAY_LENGTH: 262144,
+      MAX_STRING_LENGTH: 65536,
+      MAX_HEADER_SIZE: 16384,
+      HTTP_REQUEST_TIMEOUT_MS: 30000,
+      KEEP_ALIVE_TIMEOUT_MS: 65000,
+    });
+    const on = loadConfig({
+      API_KEYS_FILE: '/etc/keys',
+      RATE_LIMIT_RPM: '600',
+      AUTH_OPEN_PATHS: '/health/live, /docs*',
+    });
     expect(on.apiKeysEnabled()).toBe(true);
     expect(on.RATE_LIMIT_RPM).toBe(600);
     expect(on.openPaths()).toEqual(['/health/live', '/docs*']);
@@ -48,18 +66,27 @@ describe('loadConfig', () => {
     const secret = 'abc:def';
     expect(() => loadConfig({ API_KEYS: `valid-key-0123456789,${secret}` })).toThrow(/API_KEYS entry 2: a key must be/);
     expect(() => loadConfig({ API_KEYS: `valid-key-0123456789,${secret}` })).not.toThrow(/abc/);
-    expect(() => loadConfig({ RATE_LIMIT_RPM: '0' })).toThrow(/RATE_LIMIT_RPM must be an integer between 1 and 10000000 \(got "0"\)/);
+    expect(() => loadConfig({ RATE_LIMIT_RPM: '0' })).toThrow(
+      /RATE_LIMIT_RPM must be an integer between 1 and 10000000 \(got "0"\)/,
+    );
     expect(() => loadConfig({ AUTH_OPEN_PATHS: 'health' })).toThrow(/AUTH_OPEN_PATHS must be comma-separated paths/);
   });
 
   it('reads REDIS_URL, and never repeats a bad one (it may hold a password)', () => {
     expect(loadConfig({ REDIS_URL: 'redis://cache:6379/2' }).REDIS_URL).toBe('redis://cache:6379/2');
-    expect(() => loadConfig({ REDIS_URL: 'user:hunter2@cache:6379' })).toThrow(/REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/);
+    expect(() => loadConfig({ REDIS_URL: 'user:hunter2@cache:6379' })).toThrow(
+      /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/,
+    );
     expect(() => loadConfig({ REDIS_URL: 'user:hunter2@cache:6379' })).not.toThrow(/hunter2/);
   });
 
   it('converts numbers and keeps given strings', () => {
-    const config = loadConfig({ PORT: '9000', MAX_BATCH_SIZE: '16', MODEL_REPOSITORY: '/srv/models', LOG_LEVEL: 'debug' });
+    const config = loadConfig({
+      PORT: '9000',
+      MAX_BATCH_SIZE: '16',
+      MODEL_REPOSITORY: '/srv/models',
+      LOG_LEVEL: 'debug',
+    });
     expect(config.PORT).toBe(9000);
     expect(config.MAX_BATCH_SIZE).toBe(16);
     expect(config.MODEL_REPOSITORY).toBe('/srv/models');
@@ -91,7 +118,9 @@ describe('loadConfig', () => {
     ['READY_REQUIRES_REDIS', 'perhaps'],
   ])('refuses %s=%s with a message naming the variable and the value', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
-    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}[^\\n]*got "${value.replace(/[.]/g, '\\.')}"`));
+    expect(() => loadConfig({ [name]: value })).toThrow(
+      new RegExp(`${name}[^\\n]*got "${value.replace(/[.]/g, '\\.')}"`),
+    );
   });
 
   it.each([

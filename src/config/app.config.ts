@@ -1,6 +1,19 @@
 import 'reflect-metadata';
 import { plainToInstance, Transform, Type } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsNotEmpty, IsNumber, IsOptional, IsString, Matches, Max, Min, Validate, validateSync } from 'class-validator';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNotEmpty,
+  IsNumber,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  Validate,
+  validateSync,
+} from 'class-validator';
 import { ApiKeysSyntax, OpenPathsSyntax } from './security.validators';
 import { usableCpus } from './cpu-count';
 
@@ -9,10 +22,20 @@ export type LogLevelName = (typeof LOG_LEVELS)[number];
 export const GRAPH_OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
 export type GraphOptimizationLevel = (typeof GRAPH_OPTIMIZATION_LEVELS)[number];
 
-const BOOLEANS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, on: true, off: false, yes: true, no: false };
+const BOOLEANS: Record<string, boolean> = {
+  true: true,
+  false: false,
+  '1': true,
+  '0': false,
+  on: true,
+  off: false,
+  yes: true,
+  no: false,
+};
 
 /** Leaves values that are not a known spelling of a boolean as they are, so validation names them. */
-const toBoolean = ({ value }: { value: unknown }) => (typeof value === 'string' ? (BOOLEANS[value.toLowerCase()] ?? value) : value);
+const toBoolean = ({ value }: { value: unknown }) =>
+  typeof value === 'string' ? (BOOLEANS[value.toLowerCase()] ?? value) : value;
 
 /**
  * One core is left to the event loop (HTTP parsing, validation, JSON) and the rest run inference;
@@ -25,7 +48,8 @@ const DEFAULT_WORKERS = Math.max(1, usableCpus() - 1);
 function IntBetween(min: number, max: number, hint = ''): PropertyDecorator {
   return (target, key) => {
     const message = `${String(key)} must be an integer between ${min} and ${max}${hint}`;
-    for (const decorate of [Type(() => Number), IsInt({ message }), Min(min, { message }), Max(max, { message })]) decorate(target, key);
+    for (const decorate of [Type(() => Number), IsInt({ message }), Min(min, { message }), Max(max, { message })])
+      decorate(target, key);
   };
 }
 
@@ -95,7 +119,10 @@ export class AppConfig {
 
   /** How long a partial batch may wait for more rows while an inference worker is free. */
   @Type(() => Number)
-  @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'BATCH_MAX_QUEUE_DELAY_MS must be a number between 0 and 1000' })
+  @IsNumber(
+    { allowNaN: false, allowInfinity: false },
+    { message: 'BATCH_MAX_QUEUE_DELAY_MS must be a number between 0 and 1000' },
+  )
   @Min(0, { message: 'BATCH_MAX_QUEUE_DELAY_MS must be a number between 0 and 1000' })
   @Max(1000, { message: 'BATCH_MAX_QUEUE_DELAY_MS must be a number between 0 and 1000' })
   readonly BATCH_MAX_QUEUE_DELAY_MS: number = 0;
@@ -136,7 +163,9 @@ export class AppConfig {
   readonly CACHE_TTL_SECONDS: number = 3600;
 
   /** Prefix of every cache key, so several services (or environments) can share one Redis. */
-  @Matches(/^[\x21-\x7e]{0,64}$/, { message: 'CACHE_KEY_PREFIX must be at most 64 printable characters without spaces' })
+  @Matches(/^[\x21-\x7e]{0,64}$/, {
+    message: 'CACHE_KEY_PREFIX must be at most 64 printable characters without spaces',
+  })
   readonly CACHE_KEY_PREFIX: string = 'onnx-inference:';
 
   /** Longest wait for the cache store; past it the prediction is computed as if the cache missed. */
@@ -171,7 +200,8 @@ export class AppConfig {
 
   /** Paths answered without a key when keys are configured: exact paths, or prefixes ending in `*`. */
   @Validate(OpenPathsSyntax)
-  readonly AUTH_OPEN_PATHS: string = '/health,/health/live,/health/ready,/health/startup,/v2/health/live,/v2/health/ready,/metrics';
+  readonly AUTH_OPEN_PATHS: string =
+    '/health,/health/live,/health/ready,/health/startup,/v2/health/live,/v2/health/ready,/metrics';
 
   /** Requests per minute per API key (per client address without keys); unset: no limit. */
   @IsOptional()
@@ -204,12 +234,16 @@ export class AppConfig {
   }
 
   openPaths(): string[] {
-    return this.AUTH_OPEN_PATHS.split(',').map((p) => p.trim()).filter(Boolean);
+    return this.AUTH_OPEN_PATHS.split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
   }
 
   /** Origins as a list, or true for any; false when cross-origin access is off. */
   corsOrigins(): string[] | boolean {
-    const origins = this.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean);
+    const origins = this.CORS_ORIGINS.split(',')
+      .map((o) => o.trim())
+      .filter(Boolean);
     if (origins.length === 0 || origins.includes('none')) return false;
     return origins.includes('*') ? true : origins;
   }

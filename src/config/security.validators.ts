@@ -22,7 +22,11 @@ export class ApiKeysSyntax implements ValidatorConstraintInterface {
 export class OpenPathsSyntax implements ValidatorConstraintInterface {
   validate(value: unknown): boolean {
     if (typeof value !== 'string') return false;
-    return value.split(',').map((p) => p.trim()).filter(Boolean).every((p) => /^\/[^*?#\s]*\*?$/.test(p));
+    return value
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)
+      .every((p) => /^\/[^*?#\s]*\*?$/.test(p));
   }
 
   defaultMessage(args: ValidationArguments): string {

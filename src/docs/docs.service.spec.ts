@@ -48,7 +48,11 @@ describe('DocsService', () => {
 
     Object.assign(version, { state: 'READY', signature: SIGNATURE });
     expect(docs.document().paths['/v1/models/linear/predict'].post?.operationId).toBe('predictLinear');
-    expect(Object.keys(docs.modelDocument('linear').paths)).toEqual(['/v1/models/linear/predict', '/v1/models/linear/predict/batch', '/v2/models/linear/infer']);
+    expect(Object.keys(docs.modelDocument('linear').paths)).toEqual([
+      '/v1/models/linear/predict',
+      '/v1/models/linear/predict/batch',
+      '/v2/models/linear/infer',
+    ]);
     expect(build).toHaveBeenCalledTimes(1);
     expect(BASE.paths['/v1/models/linear/predict']).toBeUndefined();
   });

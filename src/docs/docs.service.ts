@@ -29,20 +29,32 @@ export class DocsService {
 
   /** Every route, with the typed routes of each model that is READY now. */
   document(base: OpenAPIObject = this.baseDocument()): OpenAPIObject {
-    return withModels(base, this.registry.list().flatMap((m) => this.typed(m) ?? []));
+    return withModels(
+      base,
+      this.registry.list().flatMap((m) => this.typed(m) ?? []),
+    );
   }
 
   /** One model's typed routes alone; unknown models are 404, models not READY 503. */
   modelDocument(name: string): OpenAPIObject {
     const model = this.registry.get(name);
     const typed = this.typed(model);
-    if (!typed) throw new ModelNotReadyError(`Model '${name}' has no READY default version to describe yet; its state is ${this.registry.stateOf(model).state}`);
+    if (!typed)
+      throw new ModelNotReadyError(
+        `Model '${name}' has no READY default version to describe yet; its state is ${this.registry.stateOf(model).state}`,
+      );
     return modelDocument(this.baseDocument(), typed);
   }
 
   private typed(model: Model): TypedModel | undefined {
     const entry = model.defaultVersion === undefined ? undefined : model.versions.get(model.defaultVersion);
     if (entry?.state !== 'READY' || !entry.signature) return undefined;
-    return { name: model.name, version: entry.version, description: model.config.description, signature: entry.signature, samples: model.config.samples };
+    return {
+      name: model.name,
+      version: entry.version,
+      description: model.config.description,
+      signature: entry.signature,
+      samples: model.config.samples,
+    };
   }
 }

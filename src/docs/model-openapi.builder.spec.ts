@@ -1,9 +1,21 @@
 import SwaggerParser from '@apidevtools/swagger-parser';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { ModelSignature } from '../models/model.types';
-import { elementSchema, modelDocument, schemaPrefix, tensorSchema, TypedModel, withModels } from './model-openapi.builder';
+import {
+  elementSchema,
+  modelDocument,
+  schemaPrefix,
+  tensorSchema,
+  TypedModel,
+  withModels,
+} from './model-openapi.builder';
 
-const errors = { '400': { description: 'bad', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponseDto' } } } } };
+const errors = {
+  '400': {
+    description: 'bad',
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponseDto' } } },
+  },
+};
 const generic = (operationId: string) => ({
   operationId,
   parameters: [{ name: 'model', in: 'path' as const, required: true, schema: { type: 'string' } }],
@@ -18,7 +30,12 @@ const BASE: OpenAPIObject = {
     '/v1/models/{model}/predict/batch': { post: generic('predictBatch') },
     '/v2/models/{model}/infer': { post: generic('v2Infer') },
   },
-  components: { schemas: { ErrorResponseDto: { type: 'object', properties: { error: { type: 'string' } } }, UnusedDto: { type: 'object' } } },
+  components: {
+    schemas: {
+      ErrorResponseDto: { type: 'object', properties: { error: { type: 'string' } } },
+      UnusedDto: { type: 'object' },
+    },
+  },
 };
 
 const IRIS: TypedModel = {
@@ -26,7 +43,10 @@ const IRIS: TypedModel = {
   version: 1,
   signature: {
     inputs: [{ name: 'float_input', type: 'float32', shape: [-1, 4] }],
-    outputs: [{ name: 'output_label', type: 'int64', shape: [-1] }, { name: 'output_probability', type: 'float32', shape: [-1, 3] }],
+    outputs: [
+      { name: 'output_label', type: 'int64', shape: [-1] },
+      { name: 'output_probability', type: 'float32', shape: [-1, 3] },
+    ],
     batchable: true,
     features: ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'],
     labels: ['setosa', 'versicolor', 'virginica'],
@@ -38,7 +58,10 @@ const IRIS: TypedModel = {
 
 /** Two inputs, no feature names, no labels, a fixed first dimension: only `inputs` describes it. */
 const MULTI: ModelSignature = {
-  inputs: [{ name: 'a', type: 'int8', shape: [1, 2] }, { name: 'b', type: 'string', shape: [1] }],
+  inputs: [
+    { name: 'a', type: 'int8', shape: [1, 2] },
+    { name: 'b', type: 'string', shape: [1] },
+  ],
   outputs: [{ name: 'y', type: 'bool', shape: [1, 2] }],
   batchable: false,
 };
@@ -55,7 +78,10 @@ describe('model OpenAPI builder', () => {
   });
 
   it('describes fixed dimensions with exact lengths and dynamic ones without', () => {
-    expect(tensorSchema([-1, 2], { type: 'number' })).toEqual({ type: 'array', items: { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 } });
+    expect(tensorSchema([-1, 2], { type: 'number' })).toEqual({
+      type: 'array',
+      items: { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 },
+    });
     expect(elementSchema('uint8')).toEqual({ type: 'integer', format: 'int32', minimum: 0, maximum: 255 });
     expect(elementSchema('int64').oneOf).toHaveLength(2);
   });
@@ -71,12 +97,19 @@ describe('model OpenAPI builder', () => {
     expect(op.responses['400']).toEqual(errors['400']);
     expect(doc.paths['/v1/models/iris/predict/batch'].post!.operationId).toBe('predictIrisBatch');
     expect(doc.paths['/v2/models/iris/infer'].post!.operationId).toBe('inferIris');
-    expect(doc.paths['/v2/models/iris/infer'].post!.responses).toBe(BASE.paths['/v2/models/{model}/infer'].post!.responses);
+    expect(doc.paths['/v2/models/iris/infer'].post!.responses).toBe(
+      BASE.paths['/v2/models/{model}/infer'].post!.responses,
+    );
     expect(doc.paths['/v1/models/{model}/predict']).toBe(BASE.paths['/v1/models/{model}/predict']);
     const schemas = schemasOf(doc);
     expect(schemas.IrisFeatures).toMatchObject({ required: IRIS.signature.features, additionalProperties: false });
     expect(schemas.IrisFeatureArray).toMatchObject({ minItems: 4, maxItems: 4 });
-    expect((schemas.IrisPrediction.properties as Schemas).label.enum).toEqual(['setosa', 'versicolor', 'virginica', null]);
+    expect((schemas.IrisPrediction.properties as Schemas).label.enum).toEqual([
+      'setosa',
+      'versicolor',
+      'virginica',
+      null,
+    ]);
   });
 
   it("keeps the generic route's header parameters and security requirements", () => {
@@ -91,12 +124,21 @@ describe('model OpenAPI builder', () => {
 
   it("takes the examples from the model's self-test samples, by feature name", () => {
     const doc = withModels(BASE, [IRIS]);
-    const example = (p: string) => (doc.paths[p].post!.requestBody as { content: Record<string, { example: unknown }> }).content['application/json'].example;
-    expect(example('/v1/models/iris/predict')).toEqual({ features: { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 } });
-    expect(example('/v1/models/iris/predict/batch')).toEqual({
-      instances: [{ sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 }, { sepal_length: 7, sepal_width: 3.2, petal_length: 4.7, petal_width: 1.4 }],
+    const example = (p: string) =>
+      (doc.paths[p].post!.requestBody as { content: Record<string, { example: unknown }> }).content['application/json']
+        .example;
+    expect(example('/v1/models/iris/predict')).toEqual({
+      features: { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 },
     });
-    expect(example('/v2/models/iris/infer')).toEqual({ inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }] });
+    expect(example('/v1/models/iris/predict/batch')).toEqual({
+      instances: [
+        { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 },
+        { sepal_length: 7, sepal_width: 3.2, petal_length: 4.7, petal_width: 1.4 },
+      ],
+    });
+    expect(example('/v2/models/iris/infer')).toEqual({
+      inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }],
+    });
   });
 
   it('types a model without feature names by its inputs, with zeros of their shapes as the example', () => {
@@ -109,21 +151,36 @@ describe('model OpenAPI builder', () => {
       properties: { a: tensorSchema([1, 2], elementSchema('int8')), b: tensorSchema([1], { type: 'string' }) },
     });
     expect(schemas.MultiPredictRequest).toMatchObject({ required: ['inputs'] });
-    const body = doc.paths['/v1/models/multi/predict'].post!.requestBody as { content: Record<string, { example: unknown }> };
+    const body = doc.paths['/v1/models/multi/predict'].post!.requestBody as {
+      content: Record<string, { example: unknown }>;
+    };
     expect(body.content['application/json'].example).toEqual({ inputs: { a: [[0, 0]], b: [''] } });
-    const v2 = doc.paths['/v2/models/multi/infer'].post!.requestBody as { content: Record<string, { example: unknown }> };
+    const v2 = doc.paths['/v2/models/multi/infer'].post!.requestBody as {
+      content: Record<string, { example: unknown }>;
+    };
     expect(v2.content['application/json'].example).toEqual({
-      inputs: [{ name: 'a', shape: [1, 2], datatype: 'INT8', data: [0, 0] }, { name: 'b', shape: [1], datatype: 'BYTES', data: [''] }],
+      inputs: [
+        { name: 'a', shape: [1, 2], datatype: 'INT8', data: [0, 0] },
+        { name: 'b', shape: [1], datatype: 'BYTES', data: [''] },
+      ],
     });
     const inputs = (schemas.MultiV2InferRequest.properties as Schemas).inputs;
-    expect(inputs).toMatchObject({ minItems: 2, maxItems: 2, items: { oneOf: [{ properties: { name: { enum: ['a'] } } }, { properties: { name: { enum: ['b'] } } }] } });
+    expect(inputs).toMatchObject({
+      minItems: 2,
+      maxItems: 2,
+      items: { oneOf: [{ properties: { name: { enum: ['a'] } } }, { properties: { name: { enum: ['b'] } } }] },
+    });
   });
 
   it('makes a valid document of several models, and one of a single model with only the schemas it uses', async () => {
     const doc = withModels(BASE, [IRIS, { name: 'multi', version: 1, signature: MULTI }]);
     await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeDefined();
     const single = modelDocument(BASE, IRIS);
-    expect(Object.keys(single.paths).sort()).toEqual(['/v1/models/iris/predict', '/v1/models/iris/predict/batch', '/v2/models/iris/infer']);
+    expect(Object.keys(single.paths).sort()).toEqual([
+      '/v1/models/iris/predict',
+      '/v1/models/iris/predict/batch',
+      '/v2/models/iris/infer',
+    ]);
     expect(Object.keys(schemasOf(single))).toContain('ErrorResponseDto');
     expect(Object.keys(schemasOf(single))).not.toContain('UnusedDto');
     await expect(SwaggerParser.validate(structuredClone(single) as never)).resolves.toBeDefined();

@@ -1,4 +1,11 @@
-import type { OpenAPIObject, OperationObject, PathItemObject, ReferenceObject, SchemaObject, TagObject } from '@nestjs/swagger';
+import type {
+  OpenAPIObject,
+  OperationObject,
+  PathItemObject,
+  ReferenceObject,
+  SchemaObject,
+  TagObject,
+} from '@nestjs/swagger';
 import { toV2Datatype } from '../inference-protocol/v2.datatypes';
 import { ElementType, ModelSignature, TensorSpec } from '../models/model.types';
 import { INT_RANGES } from '../models/tensor.codec';
@@ -65,11 +72,15 @@ export function tensorSchema(shape: readonly number[], element: SchemaObject): S
   );
 }
 
-const perInstance = (spec: TensorSpec, signature: ModelSignature) => (signature.batchable ? spec.shape.slice(1) : spec.shape);
+const perInstance = (spec: TensorSpec, signature: ModelSignature) =>
+  signature.batchable ? spec.shape.slice(1) : spec.shape;
 
 function zeros(shape: readonly number[], type: ElementType): unknown {
   const zero = type === 'string' ? '' : type === 'bool' ? false : 0;
-  return shape.reduceRight<unknown>((inner, dim) => Array.from({ length: dim === -1 ? 1 : dim }, () => structuredClone(inner)), zero);
+  return shape.reduceRight<unknown>(
+    (inner, dim) => Array.from({ length: dim === -1 ? 1 : dim }, () => structuredClone(inner)),
+    zero,
+  );
 }
 
 /**
@@ -98,10 +109,13 @@ function exampleInstance(model: TypedModel, sample: Sample | undefined): Record<
   if (signature.inputs.length === 1) {
     const spec = signature.inputs[0];
     const values = zeros(perInstance(spec, signature), spec.type);
-    if (names && Array.isArray(values) && values.length === names.length) return { features: Object.fromEntries(names.map((n) => [n, values[0] as unknown])) };
+    if (names && Array.isArray(values) && values.length === names.length)
+      return { features: Object.fromEntries(names.map((n) => [n, values[0] as unknown])) };
     return { features: values };
   }
-  return { inputs: Object.fromEntries(signature.inputs.map((s) => [s.name, zeros(perInstance(s, signature), s.type)])) };
+  return {
+    inputs: Object.fromEntries(signature.inputs.map((s) => [s.name, zeros(perInstance(s, signature), s.type)])),
+  };
 }
 
 /** The dimensions of a nested array, following its first elements. */
@@ -119,7 +133,8 @@ function v2Example(model: TypedModel, instance: Record<string, unknown>): Record
   else {
     const features = instance.features;
     const names = signature.features;
-    values[signature.inputs[0].name] = Array.isArray(features) || !names ? features : names.map((n) => (features as Record<string, unknown>)[n]);
+    values[signature.inputs[0].name] =
+      Array.isArray(features) || !names ? features : names.map((n) => (features as Record<string, unknown>)[n]);
   }
   return {
     inputs: signature.inputs.map((spec) => {
@@ -175,20 +190,42 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
   schemas[s('Inputs')] = {
     type: 'object',
     description: `One ${name} instance as tensors by input name${signature.batchable ? ', without the batch dimension' : ''}`,
-    properties: Object.fromEntries(signature.inputs.map((i) => [i.name, tensorSchema(perInstance(i, signature), elementSchema(i.type))])),
+    properties: Object.fromEntries(
+      signature.inputs.map((i) => [i.name, tensorSchema(perInstance(i, signature), elementSchema(i.type))]),
+    ),
     required: signature.inputs.map((i) => i.name),
     additionalProperties: false,
   };
 
-  const inputsForm: SchemaObject = { type: 'object', properties: { inputs: ref(s('Inputs')) }, required: ['inputs'], additionalProperties: false };
+  const inputsForm: SchemaObject = {
+    type: 'object',
+    properties: { inputs: ref(s('Inputs')) },
+    required: ['inputs'],
+    additionalProperties: false,
+  };
   const featuresForm: SchemaObject | undefined = featureForms.length
-    ? { type: 'object', properties: { features: featureForms.length === 1 ? featureForms[0] : { oneOf: featureForms } }, required: ['features'], additionalProperties: false }
+    ? {
+        type: 'object',
+        properties: { features: featureForms.length === 1 ? featureForms[0] : { oneOf: featureForms } },
+        required: ['features'],
+        additionalProperties: false,
+      }
     : undefined;
   schemas[s('PredictRequest')] = featuresForm ? { oneOf: [featuresForm, inputsForm] } : inputsForm;
-  schemas[s('Instance')] = { oneOf: [...featureForms, ref(s('PredictRequest'))], description: `One ${name} instance in any of its forms` };
+  schemas[s('Instance')] = {
+    oneOf: [...featureForms, ref(s('PredictRequest'))],
+    description: `One ${name} instance in any of its forms`,
+  };
   schemas[s('BatchPredictRequest')] = {
     type: 'object',
-    properties: { instances: { type: 'array', items: ref(s('Instance')), minItems: 1, description: 'At most MAX_BATCH_SIZE instances' } },
+    properties: {
+      instances: {
+        type: 'array',
+        items: ref(s('Instance')),
+        minItems: 1,
+        description: 'At most MAX_BATCH_SIZE instances',
+      },
+    },
     required: ['instances'],
     additionalProperties: false,
   };
@@ -196,7 +233,9 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
   schemas[s('Outputs')] = {
     type: 'object',
     description: `Every output of ${name} for one instance, by name`,
-    properties: Object.fromEntries(signature.outputs.map((o) => [o.name, tensorSchema(perInstance(o, signature), elementSchema(o.type))])),
+    properties: Object.fromEntries(
+      signature.outputs.map((o) => [o.name, tensorSchema(perInstance(o, signature), elementSchema(o.type))]),
+    ),
     required: signature.outputs.map((o) => o.name),
     additionalProperties: false,
   };
@@ -205,7 +244,12 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
   const instanceFields: Record<string, Schema> = {
     prediction: { type: 'integer', nullable: true, description: 'Class index (classifiers only)' },
     label: signature.labels
-      ? { type: 'string', enum: [...signature.labels, null], nullable: true, description: 'Class name (classifiers only)' }
+      ? {
+          type: 'string',
+          enum: [...signature.labels, null],
+          nullable: true,
+          description: 'Class name (classifiers only)',
+        }
       : { type: 'string', nullable: true, description: 'Class name (classifiers with labels only)' },
     probability: { type: 'number', nullable: true, description: 'Probability of the predicted class' },
     probabilities: {
@@ -229,7 +273,12 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
   };
   schemas[s('BatchPrediction')] = {
     type: 'object',
-    properties: { model: modelField, version: versionField, predictions: { type: 'array', items: ref(s('InstancePrediction')) }, latency_ms: latency },
+    properties: {
+      model: modelField,
+      version: versionField,
+      predictions: { type: 'array', items: ref(s('InstancePrediction')) },
+      latency_ms: latency,
+    },
     required: ['model', 'version', 'predictions', 'latency_ms'],
   };
 
@@ -238,7 +287,13 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
     type: 'object',
     properties: {
       name: { type: 'string', enum: [spec.name] },
-      shape: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: spec.shape.length, maxItems: spec.shape.length, description: `[${spec.shape.join(', ')}]; -1 is any size` },
+      shape: {
+        type: 'array',
+        items: { type: 'integer', minimum: 0 },
+        minItems: spec.shape.length,
+        maxItems: spec.shape.length,
+        description: `[${spec.shape.join(', ')}]; -1 is any size`,
+      },
       datatype: { type: 'string', enum: [toV2Datatype(spec.type)] },
       data: { type: 'array', items: elementSchema(spec.type), description: 'Row-major values (flat)' },
       parameters: { type: 'object', additionalProperties: true },
@@ -253,7 +308,12 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
     properties: {
       id: { type: 'string' },
       parameters: { type: 'object', additionalProperties: true },
-      inputs: { type: 'array', items: v2Inputs.length === 1 ? v2Inputs[0] : { oneOf: v2Inputs }, minItems: v2Inputs.length, maxItems: v2Inputs.length },
+      inputs: {
+        type: 'array',
+        items: v2Inputs.length === 1 ? v2Inputs[0] : { oneOf: v2Inputs },
+        minItems: v2Inputs.length,
+        maxItems: v2Inputs.length,
+      },
       outputs: {
         type: 'array',
         description: 'Outputs to return (all when absent)',
@@ -263,7 +323,10 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
             name: { type: 'string', enum: outputNames },
             parameters: {
               type: 'object',
-              properties: { classification: { type: 'integer', minimum: 1 }, binary_data: { type: 'boolean', enum: [false] } },
+              properties: {
+                classification: { type: 'integer', minimum: 1 },
+                binary_data: { type: 'boolean', enum: [false] },
+              },
               additionalProperties: true,
             },
           },
@@ -286,38 +349,81 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
   };
   const tag = `model ${name}`;
   const about = [
-    signature.features ? `Features: ${signature.features.join(', ')}.` : `Inputs: ${signature.inputs.map((i) => `${i.name} (${i.type} [${i.shape.join(', ')}])`).join(', ')}.`,
+    signature.features
+      ? `Features: ${signature.features.join(', ')}.`
+      : `Inputs: ${signature.inputs.map((i) => `${i.name} (${i.type} [${i.shape.join(', ')}])`).join(', ')}.`,
     signature.labels ? `Labels: ${signature.labels.join(', ')}.` : '',
-  ].filter(Boolean).join(' ');
-  const operation = (base: OperationObject, operationId: string, summary: string, request: string, response: string | undefined, example: unknown): OperationObject => ({
-    operationId,
-    summary,
-    description: `${about} Answered by version ${model.version}, the default; the same as ${base.operationId} with model '${name}'.`,
-    tags: [tag],
-    // The generic route's other parameters (none but the path's model today), security and error responses.
-    parameters: (base.parameters ?? []).filter((p) => !('in' in p && p.in === 'path')),
-    ...(base.security ? { security: base.security } : {}),
-    requestBody: { required: true, content: { 'application/json': { schema: ref(request), example } } },
-    // A V2 answer keeps the generic schema: requested outputs and the classification extension change its tensors.
-    // Its 200 keeps the generic route's response headers (X-Cache) with the typed body.
-    responses: response
-      ? { ...base.responses, '200': { ...(base.responses['200'] as object), description: 'The prediction', content: { 'application/json': { schema: ref(response) } } } }
-      : base.responses,
-    'x-model': name,
-  } as OperationObject);
+  ]
+    .filter(Boolean)
+    .join(' ');
+  const operation = (
+    base: OperationObject,
+    operationId: string,
+    summary: string,
+    request: string,
+    response: string | undefined,
+    example: unknown,
+  ): OperationObject =>
+    ({
+      operationId,
+      summary,
+      description: `${about} Answered by version ${model.version}, the default; the same as ${base.operationId} with model '${name}'.`,
+      tags: [tag],
+      // The generic route's other parameters (none but the path's model today), security and error responses.
+      parameters: (base.parameters ?? []).filter((p) => !('in' in p && p.in === 'path')),
+      ...(base.security ? { security: base.security } : {}),
+      requestBody: { required: true, content: { 'application/json': { schema: ref(request), example } } },
+      // A V2 answer keeps the generic schema: requested outputs and the classification extension change its tensors.
+      // Its 200 keeps the generic route's response headers (X-Cache) with the typed body.
+      responses: response
+        ? {
+            ...base.responses,
+            '200': {
+              ...(base.responses['200'] as object),
+              description: 'The prediction',
+              content: { 'application/json': { schema: ref(response) } },
+            },
+          }
+        : base.responses,
+      'x-model': name,
+    }) as OperationObject;
 
   return {
     schemas,
-    tag: { name: tag, description: `Typed routes of model ${name}${model.description ? `: ${model.description}` : ''}` },
+    tag: {
+      name: tag,
+      description: `Typed routes of model ${name}${model.description ? `: ${model.description}` : ''}`,
+    },
     paths: {
       [GENERIC_PREDICT.replace('{model}', name)]: {
-        post: operation(generic.predict, `predict${prefix}`, `Predict one ${name} instance (typed)`, s('PredictRequest'), s('Prediction'), single),
+        post: operation(
+          generic.predict,
+          `predict${prefix}`,
+          `Predict one ${name} instance (typed)`,
+          s('PredictRequest'),
+          s('Prediction'),
+          single,
+        ),
       },
       [GENERIC_BATCH.replace('{model}', name)]: {
-        post: operation(generic.batch, `predict${prefix}Batch`, `Predict many ${name} instances in one run (typed)`, s('BatchPredictRequest'), s('BatchPrediction'), batch),
+        post: operation(
+          generic.batch,
+          `predict${prefix}Batch`,
+          `Predict many ${name} instances in one run (typed)`,
+          s('BatchPredictRequest'),
+          s('BatchPrediction'),
+          batch,
+        ),
       },
       [GENERIC_INFER.replace('{model}', name)]: {
-        post: operation(generic.infer, `infer${prefix}`, `Open Inference Protocol inference with ${name} (typed)`, s('V2InferRequest'), undefined, v2Example(model, single)),
+        post: operation(
+          generic.infer,
+          `infer${prefix}`,
+          `Open Inference Protocol inference with ${name} (typed)`,
+          s('V2InferRequest'),
+          undefined,
+          v2Example(model, single),
+        ),
       },
     },
   };
@@ -325,7 +431,8 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
 
 function genericOperations(base: OpenAPIObject): GenericOperations {
   const [predict, batch, infer] = [GENERIC_PREDICT, GENERIC_BATCH, GENERIC_INFER].map((p) => base.paths[p]?.post);
-  if (!predict || !batch || !infer) throw new Error(`the document lacks one of ${GENERIC_PREDICT}, ${GENERIC_BATCH}, ${GENERIC_INFER}`);
+  if (!predict || !batch || !infer)
+    throw new Error(`the document lacks one of ${GENERIC_PREDICT}, ${GENERIC_BATCH}, ${GENERIC_INFER}`);
   return { predict, batch, infer };
 }
 
@@ -347,7 +454,13 @@ export function withModels(base: OpenAPIObject, models: readonly TypedModel[]): 
     ...base,
     tags: [...(base.tags ?? []), ...apis.map((a) => a.tag)],
     paths: Object.assign({}, base.paths, ...apis.map((a) => a.paths)) as OpenAPIObject['paths'],
-    components: { ...base.components, schemas: Object.assign({}, base.components?.schemas, ...apis.map((a) => a.schemas)) as Record<string, SchemaObject> },
+    components: {
+      ...base.components,
+      schemas: Object.assign({}, base.components?.schemas, ...apis.map((a) => a.schemas)) as Record<
+        string,
+        SchemaObject
+      >,
+    },
   };
 }
 

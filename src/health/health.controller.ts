@@ -21,14 +21,22 @@ export class HealthController {
   ) {}
 
   @Get('live')
-  @ApiOperation({ operationId: 'live', summary: 'Liveness: the process and its event loop answer (no dependency is checked, so an outage elsewhere never restarts the pod)' })
+  @ApiOperation({
+    operationId: 'live',
+    summary:
+      'Liveness: the process and its event loop answer (no dependency is checked, so an outage elsewhere never restarts the pod)',
+  })
   @ApiOkResponse({ type: LiveDto })
   live(): LiveDto {
     return { status: 'ok' };
   }
 
   @Get('ready')
-  @ApiOperation({ operationId: 'ready', summary: 'Readiness: 200 only when every model is loaded, warmed and self-tested, the service is not shutting down, and Redis answers (with REDIS_URL, unless READY_REQUIRES_REDIS=false)' })
+  @ApiOperation({
+    operationId: 'ready',
+    summary:
+      'Readiness: 200 only when every model is loaded, warmed and self-tested, the service is not shutting down, and Redis answers (with REDIS_URL, unless READY_REQUIRES_REDIS=false)',
+  })
   @ApiOkResponse({ type: ProbeDto })
   @ApiServiceUnavailableResponse({ type: ProbeDto, description: 'Not ready: `error` names each failing check and why' })
   ready(@Res({ passthrough: true }) res: Status): Promise<HealthCheckResult> {
@@ -36,7 +44,10 @@ export class HealthController {
   }
 
   @Get('startup')
-  @ApiOperation({ operationId: 'startup', summary: 'Startup: 200 once every model has finished loading, whether it serves or failed' })
+  @ApiOperation({
+    operationId: 'startup',
+    summary: 'Startup: 200 once every model has finished loading, whether it serves or failed',
+  })
   @ApiOkResponse({ type: ProbeDto })
   @ApiServiceUnavailableResponse({ type: ProbeDto })
   startup(@Res({ passthrough: true }) res: Status): Promise<HealthCheckResult> {
@@ -44,13 +55,17 @@ export class HealthController {
   }
 
   @Get()
-  @ApiOperation({ operationId: 'health', summary: "The lesson's health check: 200 while any model serves, 503 when none does" })
+  @ApiOperation({
+    operationId: 'health',
+    summary: "The lesson's health check: 200 while any model serves, 503 when none does",
+  })
   @ApiOkResponse({ type: HealthDto })
   @ApiServiceUnavailableResponse({ type: HealthDto })
   health(@Res({ passthrough: true }) res: Status): HealthDto {
     const models = this.registry.list();
     const loaded = models.filter((m) => this.registry.stateOf(m).state === 'READY').map((m) => m.name);
-    const status = models.length > 0 && loaded.length === models.length ? 'healthy' : loaded.length > 0 ? 'degraded' : 'unhealthy';
+    const status =
+      models.length > 0 && loaded.length === models.length ? 'healthy' : loaded.length > 0 ? 'degraded' : 'unhealthy';
     if (status === 'unhealthy') res.status(503);
     return { status, models_loaded: loaded };
   }

@@ -50,7 +50,10 @@ export class ReadinessIndicators {
   /** Up once no model is still loading, whatever the outcome: the startup probe's question. */
   loading(): HealthIndicatorResult {
     const check = this.health.check('loading');
-    const loading = this.registry.list().filter((m) => this.registry.stateOf(m).state === 'LOADING').map((m) => m.name);
+    const loading = this.registry
+      .list()
+      .filter((m) => this.registry.stateOf(m).state === 'LOADING')
+      .map((m) => m.name);
     return loading.length === 0 ? check.up() : check.down({ loading });
   }
 
@@ -67,7 +70,10 @@ export class ReadinessIndicators {
     } catch (err) {
       const message = `Redis does not answer: ${(err as Error).message}`;
       if (this.config.READY_REQUIRES_REDIS) return check.down({ store: 'redis', message });
-      return check.up({ store: 'redis', message: `${message}; predictions are computed uncached (READY_REQUIRES_REDIS=false)` });
+      return check.up({
+        store: 'redis',
+        message: `${message}; predictions are computed uncached (READY_REQUIRES_REDIS=false)`,
+      });
     }
   }
 

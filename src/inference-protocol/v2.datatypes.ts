@@ -21,7 +21,10 @@ export const V2_DATATYPES = {
 export type V2Datatype = keyof typeof V2_DATATYPES;
 export const V2_DATATYPE_NAMES = Object.keys(V2_DATATYPES) as V2Datatype[];
 
-const BY_ELEMENT_TYPE = Object.fromEntries(Object.entries(V2_DATATYPES).map(([k, v]) => [v, k])) as Record<ElementType, V2Datatype>;
+const BY_ELEMENT_TYPE = Object.fromEntries(Object.entries(V2_DATATYPES).map(([k, v]) => [v, k])) as Record<
+  ElementType,
+  V2Datatype
+>;
 
 export const toV2Datatype = (type: ElementType): V2Datatype => BY_ELEMENT_TYPE[type];
 export const fromV2Datatype = (datatype: V2Datatype): ElementType => V2_DATATYPES[datatype];
@@ -37,7 +40,11 @@ export function v2Data(tensor: TensorData): V2Value[] {
  * The classification extension: each row of a score tensor becomes its top `n` classes as
  * `"<score>:<index>[:<label>]"`, highest first.
  */
-export function classify(tensor: { dims: readonly number[]; data: ArrayLike<V2Value> }, n: number, labels?: readonly string[]): { shape: number[]; data: string[] } {
+export function classify(
+  tensor: { dims: readonly number[]; data: ArrayLike<V2Value> },
+  n: number,
+  labels?: readonly string[],
+): { shape: number[]; data: string[] } {
   const classes = tensor.dims.at(-1) ?? 1;
   const rows = classes === 0 ? 0 : tensor.data.length / classes;
   const top = Math.min(n, classes);
@@ -45,7 +52,8 @@ export function classify(tensor: { dims: readonly number[]; data: ArrayLike<V2Va
   for (let r = 0; r < rows; r++) {
     const scores = Array.from({ length: classes }, (_, k) => Number(tensor.data[r * classes + k]));
     const order = scores.map((_, k) => k).sort((a, b) => scores[b] - scores[a] || a - b);
-    for (const k of order.slice(0, top)) data.push(`${scores[k].toFixed(6)}:${k}${labels?.[k] !== undefined ? `:${labels[k]}` : ''}`);
+    for (const k of order.slice(0, top))
+      data.push(`${scores[k].toFixed(6)}:${k}${labels?.[k] !== undefined ? `:${labels[k]}` : ''}`);
   }
   return { shape: tensor.dims.length > 1 ? [...tensor.dims.slice(0, -1), top] : [top], data };
 }

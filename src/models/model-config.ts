@@ -1,7 +1,19 @@
 import { plainToInstance, Type } from 'class-transformer';
 import {
-  ArrayNotEmpty, ArrayUnique, IsArray, IsBoolean, IsInt, Max, IsNotEmpty, IsNumber, IsObject, IsOptional, IsString, Min,
-  ValidateNested, validateSync,
+  ArrayNotEmpty,
+  ArrayUnique,
+  IsArray,
+  IsBoolean,
+  IsInt,
+  Max,
+  IsNotEmpty,
+  IsNumber,
+  IsObject,
+  IsOptional,
+  IsString,
+  Min,
+  ValidateNested,
+  validateSync,
 } from 'class-validator';
 import { flattenValidationErrors } from '../common/validation-errors';
 
@@ -128,7 +140,11 @@ export function parseModelConfig(text: string, file: string): ModelConfig {
   const config = plainToInstance(ModelConfig, raw);
   const errors = validateSync(config, { whitelist: true, forbidNonWhitelisted: true });
   if (errors.length > 0) {
-    throw new Error(`${file} is invalid: ${flattenValidationErrors(errors).map((d) => `${d.path}: ${d.message}`).join('; ')}`);
+    throw new Error(
+      `${file} is invalid: ${flattenValidationErrors(errors)
+        .map((d) => `${d.path}: ${d.message}`)
+        .join('; ')}`,
+    );
   }
   return config;
 }

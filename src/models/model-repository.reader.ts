@@ -17,7 +17,10 @@ export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const VERSION = /^[1-9]\d{0,8}$/;
 
 async function exists(file: string): Promise<boolean> {
-  return fs.stat(file).then((s) => s.isFile(), () => false);
+  return fs.stat(file).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 /**

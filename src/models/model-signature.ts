@@ -25,7 +25,9 @@ function pickOutput(
   if (configured === undefined) return outputs.find(convention)?.name;
   const output = outputs.find((o) => o.name === configured);
   if (!output) {
-    throw new Error(`config.json ${field} names '${configured}', but the model's outputs are ${outputs.map((o) => o.name).join(', ')}`);
+    throw new Error(
+      `config.json ${field} names '${configured}', but the model's outputs are ${outputs.map((o) => o.name).join(', ')}`,
+    );
   }
   return output.name;
 }
@@ -34,7 +36,11 @@ function pickOutput(
  * Combines the graph's own metadata with config.json into the signature the service validates
  * requests against. Throws with a reason a model owner can act on when the two disagree.
  */
-export function buildSignature(inputInfo: readonly ValueInfo[], outputInfo: readonly ValueInfo[], config: ModelConfig): ModelSignature {
+export function buildSignature(
+  inputInfo: readonly ValueInfo[],
+  outputInfo: readonly ValueInfo[],
+  config: ModelConfig,
+): ModelSignature {
   const inputs = tensors(inputInfo, 'input');
   const outputs = tensors(outputInfo, 'output');
   const batchable = inputs.every(hasBatchDim) && outputs.every(hasBatchDim);
@@ -52,15 +58,25 @@ export function buildSignature(inputInfo: readonly ValueInfo[], outputInfo: read
     }
   }
 
-  const labelOutput = pickOutput(outputs, config.label_output, 'label_output', (t) =>
-    INTEGER_TYPES.has(t.type) && t.shape.length === 1 && t.name.toLowerCase().includes('label'));
-  const probabilityOutput = pickOutput(outputs, config.probability_output, 'probability_output', (t) =>
-    FLOAT_TYPES.has(t.type) && t.shape.length === 2 && t.name.toLowerCase().includes('prob'));
+  const labelOutput = pickOutput(
+    outputs,
+    config.label_output,
+    'label_output',
+    (t) => INTEGER_TYPES.has(t.type) && t.shape.length === 1 && t.name.toLowerCase().includes('label'),
+  );
+  const probabilityOutput = pickOutput(
+    outputs,
+    config.probability_output,
+    'probability_output',
+    (t) => FLOAT_TYPES.has(t.type) && t.shape.length === 2 && t.name.toLowerCase().includes('prob'),
+  );
 
   if (probabilityOutput && config.labels) {
     const classes = outputs.find((o) => o.name === probabilityOutput)!.shape.at(-1);
     if (classes !== undefined && classes !== -1 && classes !== config.labels.length) {
-      throw new Error(`config.json labels has ${config.labels.length} names, but output '${probabilityOutput}' has ${classes} classes`);
+      throw new Error(
+        `config.json labels has ${config.labels.length} names, but output '${probabilityOutput}' has ${classes} classes`,
+      );
     }
   }
 

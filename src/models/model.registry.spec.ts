@@ -26,7 +26,11 @@ describe('ModelRegistry (real onnxruntime sessions)', () => {
       ['iris', 'READY', 1],
     ]);
     const iris = registry.resolve('iris');
-    expect(iris.signature).toMatchObject({ batchable: true, labelOutput: 'output_label', probabilityOutput: 'output_probability' });
+    expect(iris.signature).toMatchObject({
+      batchable: true,
+      labelOutput: 'output_label',
+      probabilityOutput: 'output_probability',
+    });
     await registry.onApplicationShutdown();
     expect(() => registry.resolve('iris')).toThrow(ModelNotReadyError);
   });
@@ -35,7 +39,9 @@ describe('ModelRegistry (real onnxruntime sessions)', () => {
     const registry = await loadRegistry(await makeRepository({ iris: fixture('iris_versions') }));
     expect(registry.resolve('iris').version).toBe(1);
     expect(registry.resolve('iris', 2).version).toBe(2);
-    expect(() => registry.resolve('iris', 3)).toThrow(new ModelNotFoundError("Model 'iris' has no version 3; versions: 1, 2"));
+    expect(() => registry.resolve('iris', 3)).toThrow(
+      new ModelNotFoundError("Model 'iris' has no version 3; versions: 1, 2"),
+    );
     expect(() => registry.resolve('rose')).toThrow(/Model 'rose' not found; available models: iris/);
     await registry.onApplicationShutdown();
   });
@@ -53,13 +59,24 @@ describe('ModelRegistry (real onnxruntime sessions)', () => {
     const irisConfig = JSON.parse(await fs.readFile(path.join(iris, 'config.json'), 'utf8'));
     const onnx = await fs.readFile(path.join(iris, '1', 'model.onnx'));
     const dir = await makeRepository(
-      { good: iris, zipmap: fixture('zipmap'), selftest: iris, badlabels: iris, baddefault: iris, badjson: iris, badfield: iris },
+      {
+        good: iris,
+        zipmap: fixture('zipmap'),
+        selftest: iris,
+        badlabels: iris,
+        baddefault: iris,
+        badjson: iris,
+        badfield: iris,
+      },
       {
         'corrupt/1/model.onnx': Buffer.from('this is not an onnx file'),
         'truncated/1/model.onnx': onnx.subarray(0, onnx.length / 2),
         'emptyversion/1/README.md': 'no model here',
         'noversions/config.json': '{}',
-        'selftest/config.json': JSON.stringify({ ...irisConfig, samples: [{ ...irisConfig.samples[0], expected: { output_label: 2 } }] }),
+        'selftest/config.json': JSON.stringify({
+          ...irisConfig,
+          samples: [{ ...irisConfig.samples[0], expected: { output_label: 2 } }],
+        }),
         'badlabels/config.json': JSON.stringify({ ...irisConfig, labels: ['a', 'b'] }),
         'baddefault/config.json': JSON.stringify({ ...irisConfig, default_version: 5 }),
         'badjson/config.json': '{ "labels": [',

@@ -78,7 +78,11 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     if (folders.length === 0) this.logger.warn(`model repository ${root} holds no models`);
     this.loading = this.loadAll(folders);
     this.metrics?.setQueueDepthSource(() =>
-      this.list().flatMap((m) => [...m.versions.values()].filter((v) => v.batcher).map((v) => ({ model: v.model, version: v.version, depth: v.batcher!.depth }))),
+      this.list().flatMap((m) =>
+        [...m.versions.values()]
+          .filter((v) => v.batcher)
+          .map((v) => ({ model: v.model, version: v.version, depth: v.batcher!.depth })),
+      ),
     );
   }
 
@@ -95,7 +99,9 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     const model = this.models.get(name);
     if (!model) {
       const names = [...this.models.keys()];
-      throw new ModelNotFoundError(`Model '${name}' not found; available models: ${names.length ? names.join(', ') : 'none'}`);
+      throw new ModelNotFoundError(
+        `Model '${name}' not found; available models: ${names.length ? names.join(', ') : 'none'}`,
+      );
     }
     return model;
   }
@@ -107,7 +113,9 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   find(name: string, version?: number): { model: Model; entry?: ModelVersion } {
     const model = this.get(name);
     if (version !== undefined && !model.versions.has(version)) {
-      throw new ModelNotFoundError(`Model '${name}' has no version ${version}; versions: ${[...model.versions.keys()].join(', ')}`);
+      throw new ModelNotFoundError(
+        `Model '${name}' has no version ${version}; versions: ${[...model.versions.keys()].join(', ')}`,
+      );
     }
     const wanted = version ?? model.defaultVersion;
     return { model, entry: wanted === undefined ? undefined : model.versions.get(wanted) };
@@ -117,8 +125,10 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   resolve(name: string, version?: number): ReadyModelVersion {
     const { model, entry } = this.find(name, version);
     if (!entry) throw new ModelNotReadyError(`Model '${name}' cannot serve: ${model.problem}`);
-    if (entry.state === 'LOADING') throw new ModelNotReadyError(`Model '${name}' version ${entry.version} is still loading`);
-    if (entry.state === 'FAILED') throw new ModelNotReadyError(`Model '${name}' version ${entry.version} failed to load: ${entry.reason}`);
+    if (entry.state === 'LOADING')
+      throw new ModelNotReadyError(`Model '${name}' version ${entry.version} is still loading`);
+    if (entry.state === 'FAILED')
+      throw new ModelNotReadyError(`Model '${name}' version ${entry.version} failed to load: ${entry.reason}`);
     return entry as ReadyModelVersion;
   }
 
@@ -128,7 +138,8 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     const versions = [...model.versions.values()];
     if (versions.some((v) => v.state === 'LOADING')) return { state: 'LOADING' };
     const failed = versions.filter((v) => v.state === 'FAILED');
-    if (failed.length) return { state: 'FAILED', reason: failed.map((v) => `version ${v.version}: ${v.reason}`).join('; ') };
+    if (failed.length)
+      return { state: 'FAILED', reason: failed.map((v) => `version ${v.version}: ${v.reason}`).join('; ') };
     return { state: 'READY' };
   }
 
@@ -138,10 +149,17 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       for (const v of model.versions.values()) {
         const { session, batcher } = v;
         batcher?.close('is shutting down');
-        Object.assign(v, { state: 'FAILED', reason: 'the service is shutting down', session: undefined, batcher: undefined });
+        Object.assign(v, {
+          state: 'FAILED',
+          reason: 'the service is shutting down',
+          session: undefined,
+          batcher: undefined,
+        });
         // A session released under a run in flight would crash its worker: let the runs finish first.
         await batcher?.idle();
-        await session?.release().catch((err: Error) => this.logger.warn(`releasing ${v.model}/${v.version}: ${err.message}`));
+        await session
+          ?.release()
+          .catch((err: Error) => this.logger.warn(`releasing ${v.model}/${v.version}: ${err.message}`));
       }
     }
     await this.runtime.close();
@@ -164,7 +182,13 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       versions.set(v.version, { model: folder.name, version: v.version, state: reason ? 'FAILED' : 'LOADING', reason });
     }
     if (problem) this.logger.error(`model ${folder.name} FAILED: ${problem}`);
-    return { name: folder.name, config: folder.config, defaultVersion: problem ? undefined : defaultVersion, versions, problem };
+    return {
+      name: folder.name,
+      config: folder.config,
+      defaultVersion: problem ? undefined : defaultVersion,
+      versions,
+      problem,
+    };
   }
 
   private async loadAll(folders: readonly ModelFolder[]): Promise<void> {
@@ -190,13 +214,24 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         graphOptimizationLevel: this.config.ORT_GRAPH_OPTIMIZATION_LEVEL,
       });
       const signature = buildSignature(session.inputs, session.outputs, model.config);
-      if (session.warmUpError) this.logger.warn(`model ${model.name} version ${entry.version}: warm-up with zeros failed: ${session.warmUpError}`);
+      if (session.warmUpError)
+        this.logger.warn(
+          `model ${model.name} version ${entry.version}: warm-up with zeros failed: ${session.warmUpError}`,
+        );
       await this.selfTest(signature, session, model.config.samples ?? []);
       const batching = this.batchingOptions(model.config, signature);
       const batcher = new Batcher(session, batching, `Model '${model.name}' version ${entry.version}`, (run) =>
         this.metrics?.observeRun(model.name, entry.version, run),
       );
-      Object.assign(entry, { state: 'READY', signature, session, batcher, batching, digest: await digest, reason: undefined });
+      Object.assign(entry, {
+        state: 'READY',
+        signature,
+        session,
+        batcher,
+        batching,
+        digest: await digest,
+        reason: undefined,
+      });
       const ms = (performance.now() - started).toFixed(1);
       this.logger.log(
         `model ${model.name} version ${entry.version} READY in ${ms} ms (${model.config.samples?.length ?? 0} self-test samples passed; ` +
@@ -224,7 +259,11 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** Runs config.json samples and compares outputs, so a broken artifact is never served. */
-  private async selfTest(signature: ModelSignature, session: RuntimeSession, samples: readonly ModelSample[]): Promise<void> {
+  private async selfTest(
+    signature: ModelSignature,
+    session: RuntimeSession,
+    samples: readonly ModelSample[],
+  ): Promise<void> {
     for (const [i, sample] of samples.entries()) {
       const where = `self-test sample ${i}`;
       const instance = sample.inputs !== undefined ? { inputs: sample.inputs } : { features: sample.features };
@@ -234,10 +273,13 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         [outputs] = decodeOutputs(signature, await session.run(run.feeds), 1);
       } catch (err) {
         const details = (err as { details?: { path: string; message: string }[] }).details ?? [];
-        throw new Error(`${where}: ${(err as Error).message}${details.map((d) => `; ${d.path}: ${d.message}`).join('')}`);
+        throw new Error(
+          `${where}: ${(err as Error).message}${details.map((d) => `; ${d.path}: ${d.message}`).join('')}`,
+        );
       }
       for (const [name, expected] of Object.entries(sample.expected)) {
-        if (!(name in outputs)) throw new Error(`${where}: config.json expects output '${name}', which the model does not have`);
+        if (!(name in outputs))
+          throw new Error(`${where}: config.json expects output '${name}', which the model does not have`);
         const mismatch = compare(expected, outputs[name], sample.tolerance ?? DEFAULT_TOLERANCE, name);
         if (mismatch) throw new Error(`${where}: ${mismatch}`);
       }
@@ -258,7 +300,9 @@ function compare(expected: unknown, actual: JsonTensor, tolerance: number, at: s
     return undefined;
   }
   if (typeof expected === 'number' && typeof actual === 'number') {
-    return Math.abs(expected - actual) <= tolerance ? undefined : `${at} expected ${expected}, got ${actual} (tolerance ${tolerance})`;
+    return Math.abs(expected - actual) <= tolerance
+      ? undefined
+      : `${at} expected ${expected}, got ${actual} (tolerance ${tolerance})`;
   }
   return expected === actual ? undefined : `${at} expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`;
 }

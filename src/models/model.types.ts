@@ -15,7 +15,14 @@ export type ElementType =
   | 'string';
 
 export const INTEGER_TYPES: ReadonlySet<ElementType> = new Set([
-  'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64',
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'uint8',
+  'uint16',
+  'uint32',
+  'uint64',
 ]);
 export const FLOAT_TYPES: ReadonlySet<ElementType> = new Set(['float16', 'float32', 'float64']);
 
@@ -27,10 +34,21 @@ export interface TensorSpec {
 }
 
 /** What the runtime reports about a graph input or output; non-tensors (sequences, maps) have no type. */
-export type ValueInfo = (TensorSpec & { readonly isTensor: true }) | { readonly name: string; readonly isTensor: false };
+export type ValueInfo =
+  (TensorSpec & { readonly isTensor: true }) | { readonly name: string; readonly isTensor: false };
 
-export type TensorValues = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array
-  | Uint8Array | Uint16Array | Uint32Array | BigUint64Array | string[];
+export type TensorValues =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | BigInt64Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigUint64Array
+  | string[];
 
 /** A tensor as it crosses the runtime boundary: flat row-major values plus dimensions. */
 export interface TensorData {

@@ -21,7 +21,11 @@ export const sliceValues = (data: TensorValues, start: number, end: number): Ten
 /** Rows [start, end) of a tensor, sharing its memory. */
 export function sliceRows(tensor: TensorData, start: number, end: number): TensorData {
   const stride = rowSize(tensor);
-  return { type: tensor.type, dims: [end - start, ...tensor.dims.slice(1)], data: sliceValues(tensor.data, start * stride, end * stride) };
+  return {
+    type: tensor.type,
+    dims: [end - start, ...tensor.dims.slice(1)],
+    data: sliceValues(tensor.data, start * stride, end * stride),
+  };
 }
 
 /** Stacks tensors of the same type and inner dimensions along the first dimension. */
@@ -30,7 +34,9 @@ export function concatRows(parts: readonly TensorData[]): TensorData {
   if (parts.length === 1) return first;
   const dims = [parts.reduce((n, p) => n + p.dims[0], 0), ...first.dims.slice(1)];
   if (Array.isArray(first.data)) return { type: first.type, dims, data: parts.flatMap((p) => p.data as string[]) };
-  const data = new (first.data.constructor as new (n: number) => NumericValues)(parts.reduce((n, p) => n + p.data.length, 0));
+  const data = new (first.data.constructor as new (n: number) => NumericValues)(
+    parts.reduce((n, p) => n + p.data.length, 0),
+  );
   let offset = 0;
   for (const p of parts) {
     (data as unknown as { set(a: ArrayLike<unknown>, o: number): void }).set(p.data, offset);
@@ -40,13 +46,23 @@ export function concatRows(parts: readonly TensorData[]): TensorData {
 }
 
 /** The given rows of every tensor of a feed, in that order, as one feed. */
-export function gatherRows(feeds: Readonly<Record<string, TensorData>>, rows: readonly number[]): Record<string, TensorData> {
-  return Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, concatRows(rows.map((r) => sliceRows(t, r, r + 1)))]));
+export function gatherRows(
+  feeds: Readonly<Record<string, TensorData>>,
+  rows: readonly number[],
+): Record<string, TensorData> {
+  return Object.fromEntries(
+    Object.entries(feeds).map(([name, t]) => [name, concatRows(rows.map((r) => sliceRows(t, r, r + 1)))]),
+  );
 }
 
 /** Splits every tensor of a run's outputs into `count` one-row outputs; undefined when some output has no batch dimension. */
-export function splitRows(outputs: Readonly<Record<string, TensorData>>, count: number): Record<string, TensorData>[] | undefined {
+export function splitRows(
+  outputs: Readonly<Record<string, TensorData>>,
+  count: number,
+): Record<string, TensorData>[] | undefined {
   const tensors = Object.entries(outputs);
   if (tensors.some(([, t]) => t.dims[0] !== count)) return undefined;
-  return Array.from({ length: count }, (_, i) => Object.fromEntries(tensors.map(([name, t]) => [name, sliceRows(t, i, i + 1)])));
+  return Array.from({ length: count }, (_, i) =>
+    Object.fromEntries(tensors.map(([name, t]) => [name, sliceRows(t, i, i + 1)])),
+  );
 }

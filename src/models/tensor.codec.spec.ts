@@ -12,12 +12,21 @@ const iris: ModelSignature = {
 };
 
 const multi: ModelSignature = {
-  inputs: [spec('a', 'float32', [-1, 2]), spec('b', 'int64', [-1, 3]), spec('flag', 'bool', [-1]), spec('s', 'string', [-1, -1])],
+  inputs: [
+    spec('a', 'float32', [-1, 2]),
+    spec('b', 'int64', [-1, 3]),
+    spec('flag', 'bool', [-1]),
+    spec('s', 'string', [-1, -1]),
+  ],
   outputs: [spec('out', 'float32', [-1, 1])],
   batchable: true,
 };
 
-const fixed: ModelSignature = { inputs: [spec('x', 'float32', [1, 4])], outputs: [spec('y', 'float32', [1, 2])], batchable: false };
+const fixed: ModelSignature = {
+  inputs: [spec('x', 'float32', [1, 4])],
+  outputs: [spec('y', 'float32', [1, 2])],
+  batchable: false,
+};
 
 const at = (i: number) => `instances[${i}]`;
 
@@ -33,23 +42,31 @@ function problems(signature: ModelSignature, instances: unknown[]): { path: stri
 
 describe('encodeInstances', () => {
   it('stacks every form of an instance into one batch tensor, in order', () => {
-    const [run] = encodeInstances(iris, [
-      [1, 2, 3, 4],
-      { features: [5, 6, 7, 8] },
-      { sepal_length: 9, sepal_width: 10, petal_length: 11, petal_width: 12 },
-      { features: { petal_width: 16, petal_length: 15, sepal_width: 14, sepal_length: 13 } },
-      { inputs: { float_input: [17, 18, 19, 20] } },
-    ], at);
+    const [run] = encodeInstances(
+      iris,
+      [
+        [1, 2, 3, 4],
+        { features: [5, 6, 7, 8] },
+        { sepal_length: 9, sepal_width: 10, petal_length: 11, petal_width: 12 },
+        { features: { petal_width: 16, petal_length: 15, sepal_width: 14, sepal_length: 13 } },
+        { inputs: { float_input: [17, 18, 19, 20] } },
+      ],
+      at,
+    );
     expect(run.count).toBe(5);
     expect(run.feeds.float_input.dims).toEqual([5, 4]);
     expect(Array.from(run.feeds.float_input.data as Float32Array)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   });
 
   it('encodes integer, boolean and string inputs with their own element types', () => {
-    const [run] = encodeInstances(multi, [
-      { inputs: { a: [0.5, 1], b: [1, -2, '9007199254740993'], flag: true, s: ['x', 'y'] } },
-      { inputs: { a: [2, 3], b: [4, 5, 6], flag: false, s: ['z', 'w'] } },
-    ], at);
+    const [run] = encodeInstances(
+      multi,
+      [
+        { inputs: { a: [0.5, 1], b: [1, -2, '9007199254740993'], flag: true, s: ['x', 'y'] } },
+        { inputs: { a: [2, 3], b: [4, 5, 6], flag: false, s: ['z', 'w'] } },
+      ],
+      at,
+    );
     expect(run.feeds.b.data).toEqual(BigInt64Array.from([1n, -2n, 9007199254740993n, 4n, 5n, 6n]));
     expect(run.feeds.flag.data).toEqual(Uint8Array.from([1, 0]));
     expect(run.feeds.s).toEqual({ type: 'string', dims: [2, 2], data: ['x', 'y', 'z', 'w'] });
@@ -58,7 +75,10 @@ describe('encodeInstances', () => {
   it('runs a model without a batch dimension once per instance, accepting a flat array for a fixed shape', () => {
     const runs = encodeInstances(fixed, [[1, 2, 3, 4], { inputs: { x: [[5, 6, 7, 8]] } }], at);
     expect(runs).toHaveLength(2);
-    expect(runs.map((r) => r.feeds.x.dims)).toEqual([[1, 4], [1, 4]]);
+    expect(runs.map((r) => r.feeds.x.dims)).toEqual([
+      [1, 4],
+      [1, 4],
+    ]);
     expect(Array.from(runs[1].feeds.x.data as Float32Array)).toEqual([5, 6, 7, 8]);
   });
 
@@ -72,7 +92,11 @@ describe('encodeInstances', () => {
     [{ features: [1, 2, 3, 4], inputs: {} }, 'instances[0]', /either "features" or "inputs"/],
     [{ features: [1, 2, 3, 4], extra: 1 }, 'instances[0].extra', /unknown field/],
     [{ sepal_length: 1, sepal_width: 2, petal_length: 3 }, 'instances[0].petal_width', /missing feature/],
-    [{ sepal_length: 1, sepal_width: 2, petal_length: 3, petal_width: 4, colour: 5 }, 'instances[0].colour', /unknown feature/],
+    [
+      { sepal_length: 1, sepal_width: 2, petal_length: 3, petal_width: 4, colour: 5 },
+      'instances[0].colour',
+      /unknown feature/,
+    ],
     [{ inputs: { float_input: [1, 2, 3, 4], other: [1] } }, 'instances[0].inputs.other', /unknown input/],
     [{ inputs: {} }, 'instances[0].inputs.float_input', /missing input/],
     [{}, 'instances[0]', /empty instance/],
@@ -85,11 +109,23 @@ describe('encodeInstances', () => {
 
   it.each([
     [{ inputs: { a: [1, 2], b: [1, 2.5, 3], flag: true, s: ['x'] } }, 'instances[0].inputs.b[1]', /whole number/],
-    [{ inputs: { a: [1, 2], b: [1, 2, '99999999999999999999'], flag: true, s: ['x'] } }, 'instances[0].inputs.b[2]', /outside the int64 range/],
-    [{ inputs: { a: [1, 2], b: [1, 2, 2 ** 60], flag: true, s: ['x'] } }, 'instances[0].inputs.b[2]', /decimal string beyond 2\^53/],
+    [
+      { inputs: { a: [1, 2], b: [1, 2, '99999999999999999999'], flag: true, s: ['x'] } },
+      'instances[0].inputs.b[2]',
+      /outside the int64 range/,
+    ],
+    [
+      { inputs: { a: [1, 2], b: [1, 2, 2 ** 60], flag: true, s: ['x'] } },
+      'instances[0].inputs.b[2]',
+      /decimal string beyond 2\^53/,
+    ],
     [{ inputs: { a: [1, 2], b: [1, 2, 3], flag: 1, s: ['x'] } }, 'instances[0].inputs.flag', /true or false/],
     [{ inputs: { a: [1, 2], b: [1, 2, 3], flag: true, s: [7] } }, 'instances[0].inputs.s[0]', /must be a string/],
-    [{ inputs: { a: [[1], [2, 3]], b: [1, 2, 3], flag: true, s: ['x'] } }, 'instances[0].inputs.a', /expected shape \[2\]/],
+    [
+      { inputs: { a: [[1], [2, 3]], b: [1, 2, 3], flag: true, s: ['x'] } },
+      'instances[0].inputs.a',
+      /expected shape \[2\]/,
+    ],
   ])('checks element types of %j', (instance, path, message) => {
     const [first] = problems(multi, [instance]);
     expect(first.path).toBe(path);
@@ -112,7 +148,10 @@ describe('encodeInstances', () => {
   });
 
   it('reports problems of several instances, bounded', () => {
-    const details = problems(iris, Array.from({ length: 100 }, () => ['x', 'x', 'x', 'x']));
+    const details = problems(
+      iris,
+      Array.from({ length: 100 }, () => ['x', 'x', 'x', 'x']),
+    );
     expect(details).toHaveLength(20);
     expect(details[4].path).toBe('instances[1][0]');
   });
@@ -120,10 +159,14 @@ describe('encodeInstances', () => {
 
 describe('decodeOutputs', () => {
   it('splits batch outputs per instance and makes JSON of every element type', () => {
-    const out = decodeOutputs(iris, {
-      output_label: { type: 'int64', dims: [2], data: BigInt64Array.from([2n, 2n ** 60n]) },
-      output_probability: { type: 'float32', dims: [2, 3], data: Float32Array.from([0.5, 0.25, 0.25, 0, 0, 1]) },
-    }, 2);
+    const out = decodeOutputs(
+      iris,
+      {
+        output_label: { type: 'int64', dims: [2], data: BigInt64Array.from([2n, 2n ** 60n]) },
+        output_probability: { type: 'float32', dims: [2, 3], data: Float32Array.from([0.5, 0.25, 0.25, 0, 0, 1]) },
+      },
+      2,
+    );
     expect(out).toEqual([
       { output_label: 2, output_probability: [0.5, 0.25, 0.25] },
       { output_label: '1152921504606846976', output_probability: [0, 0, 1] },
@@ -131,7 +174,9 @@ describe('decodeOutputs', () => {
   });
 
   it('refuses an output whose rows do not match the instances', () => {
-    expect(() => decodeOutputs(iris, { output_label: { type: 'int64', dims: [1], data: BigInt64Array.from([1n]) } }, 2)).toThrow(/1 rows for 2 instances/);
+    expect(() =>
+      decodeOutputs(iris, { output_label: { type: 'int64', dims: [1], data: BigInt64Array.from([1n]) } }, 2),
+    ).toThrow(/1 rows for 2 instances/);
   });
 
   it('keeps the whole tensor for a model without a batch dimension', () => {

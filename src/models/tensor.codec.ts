@@ -62,7 +62,8 @@ const shapeText = (dims: readonly number[]) => `[${dims.map((d) => (d === -1 ? '
 /** Checks one element against the element type; returns the value to store or an error message. */
 function element(value: unknown, type: ElementType): Scalar | { error: string } {
   if (FLOAT_TYPES.has(type)) {
-    if (typeof value !== 'number' || !Number.isFinite(value)) return { error: `must be a finite number, got ${show(value)}` };
+    if (typeof value !== 'number' || !Number.isFinite(value))
+      return { error: `must be a finite number, got ${show(value)}` };
     if (type === 'float32' && Math.abs(value) > FLOAT32_MAX) return { error: `${value} is outside the float32 range` };
     if (type === 'float16' && Math.abs(value) > FLOAT16_MAX) return { error: `${value} is outside the float16 range` };
     return value;
@@ -86,7 +87,8 @@ function element(value: unknown, type: ElementType): Scalar | { error: string } 
     return big;
   }
   const [min, max] = INT_RANGES[type]!;
-  if (typeof value !== 'number' || !Number.isInteger(value)) return { error: `must be a whole number, got ${show(value)}` };
+  if (typeof value !== 'number' || !Number.isInteger(value))
+    return { error: `must be a whole number, got ${show(value)}` };
   if (value < min || value > max) return { error: `${value} is outside the ${type} range [${min}, ${max}]` };
   return value;
 }
@@ -96,7 +98,13 @@ function element(value: unknown, type: ElementType): Scalar | { error: string } 
  * that it fits the expected shape (-1 = any size), and that every element fits the type. A flat
  * array is accepted for a fully fixed multi-dimensional shape when the element count matches.
  */
-function readTensor(value: unknown, expected: readonly number[], type: ElementType, path: string, problems: Problems): ParsedTensor | undefined {
+function readTensor(
+  value: unknown,
+  expected: readonly number[],
+  type: ElementType,
+  path: string,
+  problems: Problems,
+): ParsedTensor | undefined {
   const shape: number[] = [];
   for (let v = value; Array.isArray(v) && shape.length <= expected.length; v = v[0]) shape.push(v.length);
 
@@ -104,7 +112,10 @@ function readTensor(value: unknown, expected: readonly number[], type: ElementTy
   const fits = shape.length === expected.length && expected.every((d, i) => d === -1 || d === shape[i]);
   const flatFits = !fits && shape.length === 1 && expected.length > 1 && fixed && shape[0] === product(expected);
   if (!fits && !flatFits) {
-    const want = expected.length === 0 ? 'a single value' : `shape ${shapeText(expected)}${fixed ? ` (${product(expected)} values)` : ''}`;
+    const want =
+      expected.length === 0
+        ? 'a single value'
+        : `shape ${shapeText(expected)}${fixed ? ` (${product(expected)} values)` : ''}`;
     const got = shape.length === 0 ? show(value) : `shape ${shapeText(shape)}`;
     problems.add(path, `expected ${want}, got ${got}`);
     return undefined;
@@ -120,7 +131,10 @@ function readTensor(value: unknown, expected: readonly number[], type: ElementTy
       return;
     }
     if (!Array.isArray(v) || v.length !== shape[depth]) {
-      problems.add(at, `expected an array of ${shape[depth]} items (rows must all have the same length), got ${show(v)}`);
+      problems.add(
+        at,
+        `expected an array of ${shape[depth]} items (rows must all have the same length), got ${show(v)}`,
+      );
       return;
     }
     for (let i = 0; i < v.length && problems.details.length < MAX_DETAILS; i++) walk(v[i], depth + 1, `${at}[${i}]`);
@@ -139,9 +153,17 @@ function perInstanceShape(spec: TensorSpec, signature: ModelSignature): readonly
   return signature.batchable ? spec.shape.slice(1) : spec.shape;
 }
 
-function readFeatures(features: unknown, signature: ModelSignature, path: string, problems: Problems): Map<string, ParsedTensor> | undefined {
+function readFeatures(
+  features: unknown,
+  signature: ModelSignature,
+  path: string,
+  problems: Problems,
+): Map<string, ParsedTensor> | undefined {
   if (signature.inputs.length !== 1) {
-    problems.add(path, `this model has several inputs (${signature.inputs.map((i) => i.name).join(', ')}); send them as "inputs": { "<name>": <values> }`);
+    problems.add(
+      path,
+      `this model has several inputs (${signature.inputs.map((i) => i.name).join(', ')}); send them as "inputs": { "<name>": <values> }`,
+    );
     return undefined;
   }
   const spec = signature.inputs[0];
@@ -167,29 +189,50 @@ function readFeatures(features: unknown, signature: ModelSignature, path: string
     return new Map([[spec.name, { shape: shape.includes(-1) ? [names.length] : [...shape], values }]]);
   }
   if (!Array.isArray(features)) {
-    problems.add(path, `features must be an array of values${signature.features ? ' or an object of named features' : ''}, got ${show(features)}`);
+    problems.add(
+      path,
+      `features must be an array of values${signature.features ? ' or an object of named features' : ''}, got ${show(features)}`,
+    );
     return undefined;
   }
   const parsed = readTensor(features, shape, spec.type, path, problems);
   return parsed && new Map([[spec.name, parsed]]);
 }
 
-function readInputs(inputs: unknown, signature: ModelSignature, path: string, problems: Problems): Map<string, ParsedTensor> | undefined {
+function readInputs(
+  inputs: unknown,
+  signature: ModelSignature,
+  path: string,
+  problems: Problems,
+): Map<string, ParsedTensor> | undefined {
   if (!isPlainObject(inputs)) {
-    problems.add(path, `inputs must be an object keyed by input name (${signature.inputs.map((i) => i.name).join(', ')}), got ${show(inputs)}`);
+    problems.add(
+      path,
+      `inputs must be an object keyed by input name (${signature.inputs.map((i) => i.name).join(', ')}), got ${show(inputs)}`,
+    );
     return undefined;
   }
   const names = signature.inputs.map((i) => i.name);
   for (const key of Object.keys(inputs)) {
-    if (!names.includes(key)) problems.add(join(path, key), `unknown input; this model's inputs are ${names.join(', ')}`);
+    if (!names.includes(key))
+      problems.add(join(path, key), `unknown input; this model's inputs are ${names.join(', ')}`);
   }
   const parsed = new Map<string, ParsedTensor>();
   for (const spec of signature.inputs) {
     if (!Object.prototype.hasOwnProperty.call(inputs, spec.name)) {
-      problems.add(join(path, spec.name), `missing input (${spec.type}, shape ${shapeText(perInstanceShape(spec, signature))})`);
+      problems.add(
+        join(path, spec.name),
+        `missing input (${spec.type}, shape ${shapeText(perInstanceShape(spec, signature))})`,
+      );
       continue;
     }
-    const tensor = readTensor(inputs[spec.name], perInstanceShape(spec, signature), spec.type, join(path, spec.name), problems);
+    const tensor = readTensor(
+      inputs[spec.name],
+      perInstanceShape(spec, signature),
+      spec.type,
+      join(path, spec.name),
+      problems,
+    );
     if (tensor) parsed.set(spec.name, tensor);
   }
   return problems.any ? undefined : parsed;
@@ -199,10 +242,18 @@ function readInputs(inputs: unknown, signature: ModelSignature, path: string, pr
  * Reads one instance in any of its forms: a feature array, `{ features: [...] | {...} }`,
  * `{ inputs: {...} }`, or (in batches) an object of named features.
  */
-function readInstance(instance: unknown, signature: ModelSignature, path: string, problems: Problems): Map<string, ParsedTensor> | undefined {
+function readInstance(
+  instance: unknown,
+  signature: ModelSignature,
+  path: string,
+  problems: Problems,
+): Map<string, ParsedTensor> | undefined {
   if (Array.isArray(instance)) return readFeatures(instance, signature, path, problems);
   if (!isPlainObject(instance)) {
-    problems.add(path, `expected an array of features, an object of named features, or { "inputs": {...} }, got ${show(instance)}`);
+    problems.add(
+      path,
+      `expected an array of features, an object of named features, or { "inputs": {...} }, got ${show(instance)}`,
+    );
     return undefined;
   }
   const hasFeatures = instance.features !== undefined && Object.prototype.hasOwnProperty.call(instance, 'features');
@@ -228,18 +279,31 @@ function readInstance(instance: unknown, signature: ModelSignature, path: string
 
 function typedArray(type: ElementType, values: Scalar[]): TensorValues {
   switch (type) {
-    case 'float32': return Float32Array.from(values as number[]);
-    case 'float64': return Float64Array.from(values as number[]);
-    case 'float16': return Uint16Array.from(values as number[], toHalfBits);
-    case 'int8': return Int8Array.from(values as number[]);
-    case 'int16': return Int16Array.from(values as number[]);
-    case 'int32': return Int32Array.from(values as number[]);
-    case 'int64': return BigInt64Array.from(values as bigint[]);
-    case 'uint8': case 'bool': return Uint8Array.from(values as number[]);
-    case 'uint16': return Uint16Array.from(values as number[]);
-    case 'uint32': return Uint32Array.from(values as number[]);
-    case 'uint64': return BigUint64Array.from(values as bigint[]);
-    case 'string': return values as string[];
+    case 'float32':
+      return Float32Array.from(values as number[]);
+    case 'float64':
+      return Float64Array.from(values as number[]);
+    case 'float16':
+      return Uint16Array.from(values as number[], toHalfBits);
+    case 'int8':
+      return Int8Array.from(values as number[]);
+    case 'int16':
+      return Int16Array.from(values as number[]);
+    case 'int32':
+      return Int32Array.from(values as number[]);
+    case 'int64':
+      return BigInt64Array.from(values as bigint[]);
+    case 'uint8':
+    case 'bool':
+      return Uint8Array.from(values as number[]);
+    case 'uint16':
+      return Uint16Array.from(values as number[]);
+    case 'uint32':
+      return Uint32Array.from(values as number[]);
+    case 'uint64':
+      return BigUint64Array.from(values as bigint[]);
+    case 'string':
+      return values as string[];
   }
 }
 
@@ -248,22 +312,28 @@ function typedArray(type: ElementType, values: Scalar[]): TensorValues {
  * when the model has a batch dimension, one run per instance otherwise. Throws InvalidInputError
  * listing every problem found (up to a bound).
  */
-export function encodeInstances(signature: ModelSignature, instances: readonly unknown[], pathOf: (index: number) => string): EncodedRun[] {
+export function encodeInstances(
+  signature: ModelSignature,
+  instances: readonly unknown[],
+  pathOf: (index: number) => string,
+): EncodedRun[] {
   const problems = new Problems();
   const parsed: Map<string, ParsedTensor>[] = [];
   for (let i = 0; i < instances.length && problems.details.length < MAX_DETAILS; i++) {
     const one = readInstance(instances[i], signature, pathOf(i), problems);
     if (one) parsed.push(one);
   }
-  if (problems.any) throw new InvalidInputError('The request does not match the model\'s inputs', problems.details);
+  if (problems.any) throw new InvalidInputError("The request does not match the model's inputs", problems.details);
 
   if (!signature.batchable) {
     return parsed.map((p) => ({
       count: 1,
-      feeds: Object.fromEntries(signature.inputs.map((s) => {
-        const t = p.get(s.name)!;
-        return [s.name, { type: s.type, dims: t.shape, data: typedArray(s.type, t.values) }];
-      })),
+      feeds: Object.fromEntries(
+        signature.inputs.map((s) => {
+          const t = p.get(s.name)!;
+          return [s.name, { type: s.type, dims: t.shape, data: typedArray(s.type, t.values) }];
+        }),
+      ),
     }));
   }
 
@@ -274,7 +344,10 @@ export function encodeInstances(signature: ModelSignature, instances: readonly u
     parsed.forEach((p, i) => {
       const t = p.get(spec.name)!;
       if (t.shape.join() !== first.join()) {
-        problems.add(`${pathOf(i)}`, `input '${spec.name}' has shape ${shapeText(t.shape)} but the first instance's is ${shapeText(first)}; instances in one batch must share a shape`);
+        problems.add(
+          `${pathOf(i)}`,
+          `input '${spec.name}' has shape ${shapeText(t.shape)} but the first instance's is ${shapeText(first)}; instances in one batch must share a shape`,
+        );
       }
       for (const v of t.values) values.push(v);
     });
@@ -318,18 +391,26 @@ function flatten(data: unknown[]): unknown[] {
  * them into one run. The first dimension is the batch for a batchable model, so every input must
  * agree on it; `count` is that many rows (1 for a model without a batch dimension).
  */
-export function encodeTensors(signature: ModelSignature, inputs: readonly TensorInput[], pathOf: (index: number) => string): EncodedRun {
+export function encodeTensors(
+  signature: ModelSignature,
+  inputs: readonly TensorInput[],
+  pathOf: (index: number) => string,
+): EncodedRun {
   const problems = new Problems();
   const given = new Map<string, number>();
   inputs.forEach((input, i) => {
     if (given.has(input.name)) problems.add(`${pathOf(i)}.name`, `input '${input.name}' is given twice`);
     given.set(input.name, i);
     if (!signature.inputs.some((s) => s.name === input.name)) {
-      problems.add(`${pathOf(i)}.name`, `unknown input '${input.name}'; this model's inputs are ${signature.inputs.map((s) => s.name).join(', ')}`);
+      problems.add(
+        `${pathOf(i)}.name`,
+        `unknown input '${input.name}'; this model's inputs are ${signature.inputs.map((s) => s.name).join(', ')}`,
+      );
     }
   });
   for (const spec of signature.inputs) {
-    if (!given.has(spec.name)) problems.add('inputs', `missing input '${spec.name}' (${spec.type}, shape ${shapeText(spec.shape)})`);
+    if (!given.has(spec.name))
+      problems.add('inputs', `missing input '${spec.name}' (${spec.type}, shape ${shapeText(spec.shape)})`);
   }
   if (problems.any) throw new InvalidInputError("The request does not match the model's inputs", problems.details);
 
@@ -373,7 +454,9 @@ export function encodeTensors(signature: ModelSignature, inputs: readonly Tensor
   if (!signature.batchable) return { feeds, count: 1 };
   const rows = new Set(Object.values(feeds).map((t) => t.dims[0]));
   if (rows.size > 1) {
-    throw new InvalidInputError('The inputs disagree on the batch size', [{ path: 'inputs', message: `first dimensions ${[...rows].join(', ')}; they must be equal` }]);
+    throw new InvalidInputError('The inputs disagree on the batch size', [
+      { path: 'inputs', message: `first dimensions ${[...rows].join(', ')}; they must be equal` },
+    ]);
   }
   return { feeds, count: [...rows][0] };
 }
@@ -384,7 +467,8 @@ export function encodeTensors(signature: ModelSignature, inputs: readonly Tensor
  */
 export function jsonValue(data: TensorValues, i: number, type: ElementType): number | string | boolean {
   const v = data[i];
-  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+  if (typeof v === 'bigint')
+    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
   if (type === 'bool') return v === 1;
   if (type === 'float16') return fromHalfBits(v as number);
   return v;
@@ -400,7 +484,11 @@ function nest(data: TensorValues, type: ElementType, dims: readonly number[], of
 }
 
 /** Splits a run's outputs back into one JSON object per instance, in order. */
-export function decodeOutputs(signature: ModelSignature, outputs: Record<string, TensorData>, count: number): InstanceOutputs[] {
+export function decodeOutputs(
+  signature: ModelSignature,
+  outputs: Record<string, TensorData>,
+  count: number,
+): InstanceOutputs[] {
   const result: InstanceOutputs[] = Array.from({ length: count }, () => ({}));
   for (const spec of signature.outputs) {
     const tensor = outputs[spec.name];

@@ -18,29 +18,40 @@ export function latencyMiddleware(logger: LoggerService, metrics: MetricsService
 
     // Headers cannot change once written, so the time is taken at the last moment before they go out.
     const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
-    res.writeHead = ((...args: unknown[]) => {
+    res.writeHead = (...args: unknown[]) => {
       res.setHeader('X-Process-Time', elapsedMs(start).toFixed(3));
       return writeHead(...args);
-    });
+    };
 
     res.on('finish', () => {
       const context = contextOf(req);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       // The route label is the matched pattern, never the raw path: unmatched paths would be unbounded.
-      metrics.observeHttp(req.method ?? 'UNKNOWN', context?.route ?? (req as { route?: { path?: string } }).route?.path ?? 'unmatched', res.statusCode, seconds);
-      logger.log({
-        msg: 'request',
-        method: req.method,
-        // Fastify's route is put in the context by a hook; Express leaves its own on the request.
-        route: context?.route ?? (req as { route?: { path?: string } }).route?.path ?? (req.url ?? '').split('?')[0].slice(0, 200),
-        status: res.statusCode,
-        model: context?.model,
-        version: context?.version,
-        batch_size: context?.batchSize,
-        cache: context?.cacheHits === undefined ? undefined : context.cacheMisses === 0 ? 'HIT' : 'MISS',
-        duration_ms: Number(elapsedMs(start).toFixed(3)),
-        request_id: context?.requestId,
-      }, 'HTTP');
+      metrics.observeHttp(
+        req.method ?? 'UNKNOWN',
+        context?.route ?? (req as { route?: { path?: string } }).route?.path ?? 'unmatched',
+        res.statusCode,
+        seconds,
+      );
+      logger.log(
+        {
+          msg: 'request',
+          method: req.method,
+          // Fastify's route is put in the context by a hook; Express leaves its own on the request.
+          route:
+            context?.route ??
+            (req as { route?: { path?: string } }).route?.path ??
+            (req.url ?? '').split('?')[0].slice(0, 200),
+          status: res.statusCode,
+          model: context?.model,
+          version: context?.version,
+          batch_size: context?.batchSize,
+          cache: context?.cacheHits === undefined ? undefined : context.cacheMisses === 0 ? 'HIT' : 'MISS',
+          duration_ms: Number(elapsedMs(start).toFixed(3)),
+          request_id: context?.requestId,
+        },
+        'HTTP',
+      );
     });
     next();
   };

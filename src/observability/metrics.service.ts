@@ -168,7 +168,11 @@ export class MetricsService {
     }
   }
 
-  observeRun(model: string, version: number, run: { rows: number; runMs: number; queueWaitMs: readonly number[] }): void {
+  observeRun(
+    model: string,
+    version: number,
+    run: { rows: number; runMs: number; queueWaitMs: readonly number[] },
+  ): void {
     const labels = { model, version: String(version) };
     this.executions.inc(labels);
     this.rows.inc(labels, run.rows);

@@ -20,21 +20,39 @@ export class LessonController {
 
   @Post()
   @HttpCode(200)
-  @ApiOperation({ operationId: 'lessonPredict', summary: "Predict one instance with the default model (the lesson's route)" })
+  @ApiOperation({
+    operationId: 'lessonPredict',
+    summary: "Predict one instance with the default model (the lesson's route)",
+  })
   @ApiOkResponse({ type: LessonPredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @ApiPredictErrors()
-  async predict(@Body() body: PredictRequestDto, @ReqContext() context?: RequestContext): Promise<LessonPredictResponseDto> {
+  async predict(
+    @Body() body: PredictRequestDto,
+    @ReqContext() context?: RequestContext,
+  ): Promise<LessonPredictResponseDto> {
     const result = await this.run([body], () => '', context);
     const [p] = result.predictions;
-    return { prediction: p.prediction, probability: p.probability, class_name: p.label, model_version: String(result.version), latency_ms: result.latencyMs };
+    return {
+      prediction: p.prediction,
+      probability: p.probability,
+      class_name: p.label,
+      model_version: String(result.version),
+      latency_ms: result.latencyMs,
+    };
   }
 
   @Post('batch')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'lessonPredictBatch', summary: "Predict many instances with the default model (the lesson's route)" })
+  @ApiOperation({
+    operationId: 'lessonPredictBatch',
+    summary: "Predict many instances with the default model (the lesson's route)",
+  })
   @ApiOkResponse({ type: LessonBatchResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @ApiPredictErrors()
-  async predictBatch(@Body() body: BatchPredictRequestDto, @ReqContext() context?: RequestContext): Promise<LessonBatchResponseDto> {
+  async predictBatch(
+    @Body() body: BatchPredictRequestDto,
+    @ReqContext() context?: RequestContext,
+  ): Promise<LessonBatchResponseDto> {
     const result = await this.run(body.instances, (i) => `instances[${i}]`, context);
     return {
       predictions: result.predictions.map((p) => p.prediction!),
@@ -45,11 +63,17 @@ export class LessonController {
     };
   }
 
-  private async run(instances: unknown[], pathOf: (i: number) => string, context: RequestContext | undefined): Promise<PredictionResult & { predictions: (Prediction & { prediction: number })[] }> {
+  private async run(
+    instances: unknown[],
+    pathOf: (i: number) => string,
+    context: RequestContext | undefined,
+  ): Promise<PredictionResult & { predictions: (Prediction & { prediction: number })[] }> {
     const model = this.predictions.defaultModelName();
     const result = await this.predictions.predict(model, undefined, instances, pathOf, context);
     if (result.predictions.some((p) => p.prediction === null)) {
-      throw new InvalidInputError(`The default model '${model}' is not a classifier; use POST /v1/models/${model}/predict`);
+      throw new InvalidInputError(
+        `The default model '${model}' is not a classifier; use POST /v1/models/${model}/predict`,
+      );
     }
     return result as PredictionResult & { predictions: (Prediction & { prediction: number })[] };
   }

@@ -17,7 +17,10 @@ export class ModelsController {
   }
 
   @Get(':model')
-  @ApiOperation({ operationId: 'describeModel', summary: "A model's default version: inputs, outputs, labels, feature names" })
+  @ApiOperation({
+    operationId: 'describeModel',
+    summary: "A model's default version: inputs, outputs, labels, feature names",
+  })
   @ApiParam({ name: 'model', example: 'iris' })
   @ApiOkResponse({ type: ModelDescriptionDto })
   @ApiErrors(404)
@@ -26,7 +29,10 @@ export class ModelsController {
   }
 
   @Get(':model/versions/:version')
-  @ApiOperation({ operationId: 'describeModelVersion', summary: 'One version of a model: inputs, outputs, labels, feature names' })
+  @ApiOperation({
+    operationId: 'describeModelVersion',
+    summary: 'One version of a model: inputs, outputs, labels, feature names',
+  })
   @ApiParam({ name: 'model', example: 'iris' })
   @ApiParam({ name: 'version', schema: { type: 'integer', minimum: 1 }, example: 1 })
   @ApiOkResponse({ type: ModelDescriptionDto })

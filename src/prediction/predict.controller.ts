@@ -15,7 +15,12 @@ function single(result: PredictionResult): PredictResponseDto {
 }
 
 function batch(result: PredictionResult): BatchPredictResponseDto {
-  return { model: result.model, version: result.version, predictions: result.predictions, latency_ms: result.latencyMs };
+  return {
+    model: result.model,
+    version: result.version,
+    predictions: result.predictions,
+    latency_ms: result.latencyMs,
+  };
 }
 
 @ApiTags('predictions')
@@ -30,7 +35,11 @@ export class PredictController {
   @MODEL
   @ApiOkResponse({ type: PredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @ApiPredictErrors()
-  async predict(@Param('model') model: string, @Body() body: PredictRequestDto, @ReqContext() context?: RequestContext): Promise<PredictResponseDto> {
+  async predict(
+    @Param('model') model: string,
+    @Body() body: PredictRequestDto,
+    @ReqContext() context?: RequestContext,
+  ): Promise<PredictResponseDto> {
     return single(await this.predictions.predict(model, undefined, [body], () => '', context));
   }
 
@@ -41,28 +50,50 @@ export class PredictController {
   @VERSION
   @ApiOkResponse({ type: PredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @ApiPredictErrors()
-  async predictVersion(@Param('model') model: string, @Param('version') version: string, @Body() body: PredictRequestDto, @ReqContext() context?: RequestContext): Promise<PredictResponseDto> {
+  async predictVersion(
+    @Param('model') model: string,
+    @Param('version') version: string,
+    @Body() body: PredictRequestDto,
+    @ReqContext() context?: RequestContext,
+  ): Promise<PredictResponseDto> {
     return single(await this.predictions.predict(model, parseVersion(version), [body], () => '', context));
   }
 
   @Post('predict/batch')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'predictBatch', summary: "Predict many instances in one run with the model's default version" })
+  @ApiOperation({
+    operationId: 'predictBatch',
+    summary: "Predict many instances in one run with the model's default version",
+  })
   @MODEL
   @ApiOkResponse({ type: BatchPredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @ApiPredictErrors()
-  async predictBatch(@Param('model') model: string, @Body() body: BatchPredictRequestDto, @ReqContext() context?: RequestContext): Promise<BatchPredictResponseDto> {
+  async predictBatch(
+    @Param('model') model: string,
+    @Body() body: BatchPredictRequestDto,
+    @ReqContext() context?: RequestContext,
+  ): Promise<BatchPredictResponseDto> {
     return batch(await this.predictions.predict(model, undefined, body.instances, (i) => `instances[${i}]`, context));
   }
 
   @Post('versions/:version/predict/batch')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'predictBatchVersion', summary: 'Predict many instances in one run with a given version' })
+  @ApiOperation({
+    operationId: 'predictBatchVersion',
+    summary: 'Predict many instances in one run with a given version',
+  })
   @MODEL
   @VERSION
   @ApiOkResponse({ type: BatchPredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
   @ApiPredictErrors()
-  async predictBatchVersion(@Param('model') model: string, @Param('version') version: string, @Body() body: BatchPredictRequestDto, @ReqContext() context?: RequestContext): Promise<BatchPredictResponseDto> {
-    return batch(await this.predictions.predict(model, parseVersion(version), body.instances, (i) => `instances[${i}]`, context));
+  async predictBatchVersion(
+    @Param('model') model: string,
+    @Param('version') version: string,
+    @Body() body: BatchPredictRequestDto,
+    @ReqContext() context?: RequestContext,
+  ): Promise<BatchPredictResponseDto> {
+    return batch(
+      await this.predictions.predict(model, parseVersion(version), body.instances, (i) => `instances[${i}]`, context),
+    );
   }
 }

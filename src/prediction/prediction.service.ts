@@ -6,7 +6,14 @@ import { AppConfig } from '../config/app.config';
 import { Model, ModelRegistry, ReadyModelVersion } from '../models/model.registry';
 import { MetricsService } from '../observability/metrics.service';
 import { ModelSignature, ModelState, TensorData, TensorSpec } from '../models/model.types';
-import { decodeOutputs, EncodedRun, encodeInstances, encodeTensors, InstanceOutputs, TensorInput } from '../models/tensor.codec';
+import {
+  decodeOutputs,
+  EncodedRun,
+  encodeInstances,
+  encodeTensors,
+  InstanceOutputs,
+  TensorInput,
+} from '../models/tensor.codec';
 
 /** The answer for one instance. Classifier fields are null for models that are not classifiers. */
 export interface Prediction {
@@ -66,7 +73,9 @@ const PLATFORM = 'onnxruntime';
 export function parseVersion(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   if (!/^[1-9]\d{0,8}$/.test(raw)) {
-    throw new InvalidInputError('The version must be a positive integer', [{ path: 'version', message: `got ${JSON.stringify(raw.slice(0, 40))}` }]);
+    throw new InvalidInputError('The version must be a positive integer', [
+      { path: 'version', message: `got ${JSON.stringify(raw.slice(0, 40))}` },
+    ]);
   }
   return Number(raw);
 }
@@ -80,7 +89,7 @@ function argmax(values: readonly number[]): number {
 /** Reads an instance's outputs as a classifier's answer, where the signature names the outputs. */
 function classify(signature: ModelSignature, outputs: InstanceOutputs): Prediction {
   const raw = signature.probabilityOutput ? outputs[signature.probabilityOutput] : undefined;
-  const probabilities = Array.isArray(raw) && raw.every((p) => typeof p === 'number') ? (raw) : null;
+  const probabilities = Array.isArray(raw) && raw.every((p) => typeof p === 'number') ? raw : null;
   const labelValue = signature.labelOutput ? outputs[signature.labelOutput] : undefined;
   let prediction: number | null = null;
   let label: string | null = null;
@@ -133,36 +142,55 @@ export class PredictionService {
     context: RequestContext | undefined,
     started: number,
   ): Promise<PredictionResult> {
-    if (instances.length === 0) throw new InvalidInputError('The batch is empty', [{ path: 'instances', message: 'send at least one instance' }]);
+    if (instances.length === 0)
+      throw new InvalidInputError('The batch is empty', [{ path: 'instances', message: 'send at least one instance' }]);
     if (instances.length > this.config.MAX_BATCH_SIZE) {
-      throw new InvalidInputError(`The batch has ${instances.length} instances; the limit is ${this.config.MAX_BATCH_SIZE} (MAX_BATCH_SIZE)`, [
-        { path: 'instances', message: `at most ${this.config.MAX_BATCH_SIZE} instances per request` },
-      ]);
+      throw new InvalidInputError(
+        `The batch has ${instances.length} instances; the limit is ${this.config.MAX_BATCH_SIZE} (MAX_BATCH_SIZE)`,
+        [{ path: 'instances', message: `at most ${this.config.MAX_BATCH_SIZE} instances per request` }],
+      );
     }
 
     // Validation happens here, before queueing, so one bad request never spoils a batch.
     const runs = encodeInstances(entry.signature, instances, pathOf);
     const results = await Promise.all(runs.map((run) => this.run(entry, () => this.execute(entry, run, context))));
-    const predictions = runs.flatMap((run, i) => decodeOutputs(entry.signature, results[i], run.count).map((o) => classify(entry.signature, o)));
-    return { model: entry.model, version: entry.version, predictions, latencyMs: Number((performance.now() - started).toFixed(3)) };
+    const predictions = runs.flatMap((run, i) =>
+      decodeOutputs(entry.signature, results[i], run.count).map((o) => classify(entry.signature, o)),
+    );
+    return {
+      model: entry.model,
+      version: entry.version,
+      predictions,
+      latencyMs: Number((performance.now() - started).toFixed(3)),
+    };
   }
 
   /**
    * Runs whole tensors (batch dimension included), as tensor protocols send them, through the same
    * validation, batcher and error handling as predict().
    */
-  async infer(modelName: string, version: number | undefined, inputs: readonly TensorInput[], context?: RequestContext): Promise<TensorResult> {
+  async infer(
+    modelName: string,
+    version: number | undefined,
+    inputs: readonly TensorInput[],
+    context?: RequestContext,
+  ): Promise<TensorResult> {
     const entry = this.registry.resolve(modelName, version);
     return this.measured(entry, () => this.inferWith(entry, inputs, context));
   }
 
-  private async inferWith(entry: ReadyModelVersion, inputs: readonly TensorInput[], context?: RequestContext): Promise<TensorResult> {
+  private async inferWith(
+    entry: ReadyModelVersion,
+    inputs: readonly TensorInput[],
+    context?: RequestContext,
+  ): Promise<TensorResult> {
     const run = encodeTensors(entry.signature, inputs, (i) => `inputs[${i}]`);
     if (context) Object.assign(context, { model: entry.model, version: entry.version, batchSize: run.count });
     if (run.count > this.config.MAX_BATCH_SIZE) {
-      throw new InvalidInputError(`The batch has ${run.count} rows; the limit is ${this.config.MAX_BATCH_SIZE} (MAX_BATCH_SIZE)`, [
-        { path: 'inputs', message: `at most ${this.config.MAX_BATCH_SIZE} rows per request` },
-      ]);
+      throw new InvalidInputError(
+        `The batch has ${run.count} rows; the limit is ${this.config.MAX_BATCH_SIZE} (MAX_BATCH_SIZE)`,
+        [{ path: 'inputs', message: `at most ${this.config.MAX_BATCH_SIZE} rows per request` }],
+      );
     }
     const outputs = await this.run(entry, () => this.execute(entry, run, context));
     return { model: entry.model, version: entry.version, outputs, labels: entry.signature.labels };
@@ -234,9 +262,14 @@ export class PredictionService {
   }
 
   /** Runs through the batcher, with the prediction cache around it when the route and the model allow caching. */
-  private execute(entry: ReadyModelVersion, run: EncodedRun, context?: RequestContext): Promise<Record<string, TensorData>> {
+  private execute(
+    entry: ReadyModelVersion,
+    run: EncodedRun,
+    context?: RequestContext,
+  ): Promise<Record<string, TensorData>> {
     // The signal is read only when a run is really queued: a request the cache answers never makes one.
-    const compute = (feeds: Record<string, TensorData>, rows: number) => entry.batcher.submit(feeds, rows, { deadline: context?.deadline, signal: context?.signal });
+    const compute = (feeds: Record<string, TensorData>, rows: number) =>
+      entry.batcher.submit(feeds, rows, { deadline: context?.deadline, signal: context?.signal });
     if (!context?.cache || !this.cache.enabledFor(entry.model)) return compute(run.feeds, run.count);
     return this.cache.run(entry, run, context.cache, context, compute);
   }
@@ -247,7 +280,9 @@ export class PredictionService {
       return await call();
     } catch (err) {
       if (err instanceof DomainError) throw err;
-      throw new InferenceFailedError(`Model '${entry.model}' version ${entry.version} failed to run: ${(err as Error).message}`);
+      throw new InferenceFailedError(
+        `Model '${entry.model}' version ${entry.version} failed to run: ${(err as Error).message}`,
+      );
     }
   }
 }

@@ -40,12 +40,19 @@ export function apiKeyMiddleware(lookup: (key: string) => KeyMatch | undefined, 
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) return next();
     const key = presentedKey(req);
     if (key === undefined) {
-      return next(new DomainError('UNAUTHENTICATED', 'This route needs an API key: send Authorization: Bearer <key> or X-API-Key: <key>'));
+      return next(
+        new DomainError(
+          'UNAUTHENTICATED',
+          'This route needs an API key: send Authorization: Bearer <key> or X-API-Key: <key>',
+        ),
+      );
     }
     const match = key === '' ? undefined : lookup(key);
     if (match === undefined) return next(new DomainError('UNAUTHENTICATED', 'The API key is not valid'));
     if (!match.scopes.has(REQUIRED_SCOPE)) {
-      return next(new DomainError('FORBIDDEN', `This API key is not allowed on this route: it needs the ${REQUIRED_SCOPE} scope`));
+      return next(
+        new DomainError('FORBIDDEN', `This API key is not allowed on this route: it needs the ${REQUIRED_SCOPE} scope`),
+      );
     }
     // The rate limiter counts per key, by its digest.
     const context = contextOf(req);

@@ -66,7 +66,9 @@ export class ApiKeyStore implements OnModuleInit, OnApplicationShutdown {
     try {
       text = await fs.readFile(this.config.API_KEYS_FILE!, 'utf8');
     } catch (err) {
-      this.logger.warn(`API_KEYS_FILE cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); the keys in force stay`);
+      this.logger.warn(
+        `API_KEYS_FILE cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); the keys in force stay`,
+      );
       return;
     }
     if (text === this.fileText) return;

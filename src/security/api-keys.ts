@@ -38,13 +38,17 @@ export function parseApiKeys(text: string, source: string): ApiKeySet {
     const key = colon < 0 ? entry : entry.slice(0, colon);
     const scopeText = colon < 0 ? 'inference' : entry.slice(colon + 1);
     if (!KEY.test(key)) {
-      problems.push(`${source} entry ${i + 1}: a key must be at least 16 characters of letters, digits and -._~+/ (optionally ending in =)`);
+      problems.push(
+        `${source} entry ${i + 1}: a key must be at least 16 characters of letters, digits and -._~+/ (optionally ending in =)`,
+      );
       return;
     }
     const scopes = scopeText.split('+').map((s) => s.trim());
     const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
     if (unknown.length > 0) {
-      problems.push(`${source} entry ${i + 1}: unknown scope ${unknown.map((s) => JSON.stringify(s.slice(0, 20))).join(', ')}; scopes are ${SCOPES.join(', ')}`);
+      problems.push(
+        `${source} entry ${i + 1}: unknown scope ${unknown.map((s) => JSON.stringify(s.slice(0, 20))).join(', ')}; scopes are ${SCOPES.join(', ')}`,
+      );
       return;
     }
     const hash = hashKey(key);

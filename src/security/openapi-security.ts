@@ -3,10 +3,20 @@ import { AppConfig } from '../config/app.config';
 import { openPathMatcher } from './api-key.middleware';
 
 /** Routes never rate limited (@SkipThrottle on their handlers): the probes and the metrics scrape. */
-const NEVER_LIMITED = new Set(['/health', '/health/live', '/health/ready', '/health/startup', '/v2/health/live', '/v2/health/ready', '/metrics']);
+const NEVER_LIMITED = new Set([
+  '/health',
+  '/health/live',
+  '/health/ready',
+  '/health/startup',
+  '/v2/health/live',
+  '/v2/health/ready',
+  '/metrics',
+]);
 
 /** The Open Inference Protocol's routes answer errors in its own shape. */
-const errorOf = (route: string) => ({ $ref: `#/components/schemas/${route.startsWith('/v2') ? 'V2ErrorDto' : 'ErrorResponseDto'}` });
+const errorOf = (route: string) => ({
+  $ref: `#/components/schemas/${route.startsWith('/v2') ? 'V2ErrorDto' : 'ErrorResponseDto'}`,
+});
 
 /**
  * Declares how to authenticate in the OpenAPI document, so that generated SDKs send keys: two
@@ -20,7 +30,11 @@ export function documentSecurity(document: OpenAPIObject, config: AppConfig): Op
     ...document.components,
     securitySchemes: {
       ...document.components?.securitySchemes,
-      bearer: { type: 'http', scheme: 'bearer', description: 'An API key as a Bearer token: `Authorization: Bearer <key>`' },
+      bearer: {
+        type: 'http',
+        scheme: 'bearer',
+        description: 'An API key as a Bearer token: `Authorization: Bearer <key>`',
+      },
       apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'An API key in the X-API-Key header' },
     },
   };

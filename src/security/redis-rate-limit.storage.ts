@@ -44,17 +44,34 @@ export class RedisRateLimitStorage implements ThrottlerStorage {
     private readonly prefix: string,
   ) {}
 
-  async increment(key: string, ttl: number, limit: number, blockDuration: number, throttlerName: string): ReturnType<ThrottlerStorage['increment']> {
+  async increment(
+    key: string,
+    ttl: number,
+    limit: number,
+    blockDuration: number,
+    throttlerName: string,
+  ): ReturnType<ThrottlerStorage['increment']> {
     try {
       const counter = this.prefix + key;
-      const call = this.redis.eval(INCREMENT, { keys: [counter, `${counter}:blocked`], arguments: [String(ttl), String(limit), String(blockDuration)] });
+      const call = this.redis.eval(INCREMENT, {
+        keys: [counter, `${counter}:blocked`],
+        arguments: [String(ttl), String(limit), String(blockDuration)],
+      });
       const [hits, windowMs, blockMs] = (await withTimeout(call, this.timeoutMs, 'CACHE_TIMEOUT_MS')) as number[];
       if (!this.shared) this.logger.log('Redis answers again; rate limits are shared across replicas again');
       this.shared = true;
       const blocked = blockDuration > 0 ? blockMs > 0 : hits > limit;
-      return { totalHits: hits, timeToExpire: seconds(windowMs), isBlocked: blocked, timeToBlockExpire: blocked ? seconds(blockDuration > 0 ? blockMs : windowMs) : 0 };
+      return {
+        totalHits: hits,
+        timeToExpire: seconds(windowMs),
+        isBlocked: blocked,
+        timeToBlockExpire: blocked ? seconds(blockDuration > 0 ? blockMs : windowMs) : 0,
+      };
     } catch (err) {
-      if (this.shared) this.logger.warn(`Redis did not count a request (${(err as Error).message}); counting in this replica until it answers`);
+      if (this.shared)
+        this.logger.warn(
+          `Redis did not count a request (${(err as Error).message}); counting in this replica until it answers`,
+        );
       this.shared = false;
       return this.local.increment(key, ttl, limit, blockDuration, throttlerName);
     }
@@ -68,7 +85,8 @@ export class RedisRateLimitStorage implements ThrottlerStorage {
     {
       provide: RATE_LIMIT_STORAGE,
       inject: [CACHE_STORE, AppConfig],
-      useFactory: (store: CacheStore, config: AppConfig): ThrottlerStorage => new RedisRateLimitStorage(store.redis!, config.CACHE_TIMEOUT_MS, config.CACHE_KEY_PREFIX),
+      useFactory: (store: CacheStore, config: AppConfig): ThrottlerStorage =>
+        new RedisRateLimitStorage(store.redis!, config.CACHE_TIMEOUT_MS, config.CACHE_KEY_PREFIX),
     },
   ],
   exports: [RATE_LIMIT_STORAGE],

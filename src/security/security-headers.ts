@@ -24,7 +24,10 @@ export const DOCS_HEADERS: HelmetOptions = { contentSecurityPolicy: { directives
 /** helmet's headers for the options, computed by helmet itself, once. */
 function headersOf(options: HelmetOptions): [string, string][] {
   const headers: [string, string][] = [];
-  const recorder = { setHeader: (name: string, value: unknown) => headers.push([name, String(value)]), removeHeader: () => undefined };
+  const recorder = {
+    setHeader: (name: string, value: unknown) => headers.push([name, String(value)]),
+    removeHeader: () => undefined,
+  };
   let failure: unknown;
   helmet(options)({} as IncomingMessage, recorder as unknown as ServerResponse, (err?: unknown) => (failure = err));
   if (failure) throw failure instanceof Error ? failure : new Error('helmet refused the security header options');

@@ -13,7 +13,9 @@ class SharedStorageModule {}
 
 async function compile(env: Record<string, string>, storageModule?: typeof SharedStorageModule) {
   const config = loadConfig(env);
-  return Test.createTestingModule({ imports: [ConfigModule.forRoot(config), SecurityModule.forRoot(config, storageModule)] }).compile();
+  return Test.createTestingModule({
+    imports: [ConfigModule.forRoot(config), SecurityModule.forRoot(config, storageModule)],
+  }).compile();
 }
 
 describe('SecurityModule', () => {
@@ -28,7 +30,9 @@ describe('SecurityModule', () => {
 
   it('limits RATE_LIMIT_RPM per minute, counting in memory by default', async () => {
     const moduleRef = await compile({ RATE_LIMIT_RPM: '5' });
-    expect(moduleRef.get(getOptionsToken(), { strict: false })).toMatchObject({ throttlers: [{ name: 'default', ttl: 60000, limit: 5 }] });
+    expect(moduleRef.get(getOptionsToken(), { strict: false })).toMatchObject({
+      throttlers: [{ name: 'default', ttl: 60000, limit: 5 }],
+    });
     const storage = moduleRef.get<ThrottlerStorage>(getStorageToken(), { strict: false });
     expect(storage).toBeInstanceOf(ThrottlerStorageService);
     expect(storage).not.toBe(shared);

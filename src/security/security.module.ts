@@ -27,7 +27,10 @@ const ONE_MINUTE_MS = 60000;
  */
 @Module({})
 export class SecurityModule {
-  static forRoot(config: AppConfig, storageModule: NonNullable<ModuleMetadata['imports']>[number] = InMemoryRateLimitStorageModule): DynamicModule {
+  static forRoot(
+    config: AppConfig,
+    storageModule: NonNullable<ModuleMetadata['imports']>[number] = InMemoryRateLimitStorageModule,
+  ): DynamicModule {
     const providers: Provider[] = [];
     const imports: NonNullable<ModuleMetadata['imports']> = [];
     if (config.apiKeysEnabled()) providers.push(ApiKeyStore);
@@ -37,7 +40,10 @@ export class SecurityModule {
         ThrottlerModule.forRootAsync({
           imports: [storageModule],
           inject: [RATE_LIMIT_STORAGE],
-          useFactory: (storage: ThrottlerStorage) => ({ throttlers: [{ name: 'default', ttl: ONE_MINUTE_MS, limit: rpm }], storage }),
+          useFactory: (storage: ThrottlerStorage) => ({
+            throttlers: [{ name: 'default', ttl: ONE_MINUTE_MS, limit: rpm }],
+            storage,
+          }),
         }),
       );
       providers.push({ provide: APP_GUARD, useClass: RateLimitGuard });

@@ -24,8 +24,16 @@ export function applyServerTimeouts(server: Server, config: AppConfig): void {
 }
 
 const CLIENT_ERRORS: Record<string, { status: number; error: string; message: string }> = {
-  HPE_HEADER_OVERFLOW: { status: 431, error: 'HEADERS_TOO_LARGE', message: 'The request line and headers are larger than the limit (MAX_HEADER_SIZE)' },
-  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, error: 'REQUEST_TIMEOUT', message: 'The request was not received whole within HTTP_REQUEST_TIMEOUT_MS' },
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    error: 'HEADERS_TOO_LARGE',
+    message: 'The request line and headers are larger than the limit (MAX_HEADER_SIZE)',
+  },
+  ERR_HTTP_REQUEST_TIMEOUT: {
+    status: 408,
+    error: 'REQUEST_TIMEOUT',
+    message: 'The request was not received whole within HTTP_REQUEST_TIMEOUT_MS',
+  },
 };
 
 /**
@@ -35,11 +43,19 @@ const CLIENT_ERRORS: Record<string, { status: number; error: string; message: st
  */
 export function clientErrorHandler(err: Error & { code?: string }, socket: Duplex): void {
   // Nothing can be answered on a connection that is gone, or whose response has begun.
-  if (err.code === 'ECONNRESET' || !socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+  if (
+    err.code === 'ECONNRESET' ||
+    !socket.writable ||
+    (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent
+  ) {
     socket.destroy();
     return;
   }
-  const known = CLIENT_ERRORS[err.code ?? ''] ?? { status: 400, error: 'INVALID_INPUT', message: 'The request is not valid HTTP' };
+  const known = CLIENT_ERRORS[err.code ?? ''] ?? {
+    status: 400,
+    error: 'INVALID_INPUT',
+    message: 'The request is not valid HTTP',
+  };
   const body = JSON.stringify({ statusCode: known.status, error: known.error, message: known.message, details: [] });
   socket.end(
     `HTTP/1.1 ${known.status} ${STATUS_CODES[known.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +

@@ -14,7 +14,9 @@ export const ROOT = path.resolve(__dirname, '..', '..');
  * jest.config.js: `npm test` runs the suites once per adapter), else the variable, else Express.
  */
 export const HTTP_ADAPTER: 'express' | 'fastify' =
-  ((globalThis as { TEST_HTTP_ADAPTER?: string }).TEST_HTTP_ADAPTER ?? process.env.TEST_HTTP_ADAPTER) === 'fastify' ? 'fastify' : 'express';
+  ((globalThis as { TEST_HTTP_ADAPTER?: string }).TEST_HTTP_ADAPTER ?? process.env.TEST_HTTP_ADAPTER) === 'fastify'
+    ? 'fastify'
+    : 'express';
 export const BUNDLED_MODELS = path.join(ROOT, 'models');
 export const FIXTURE_MODELS = path.join(ROOT, 'test', 'fixtures', 'models');
 
@@ -23,7 +25,12 @@ export const FIXTURE_MODELS = path.join(ROOT, 'test', 'fixtures', 'models');
  * with every model loaded. Use supertest on `app.getHttpServer()`; close with `app.close()`.
  */
 export async function startApp(env: Record<string, string> = {}): Promise<INestApplication> {
-  const config = loadConfig({ MODEL_REPOSITORY: BUNDLED_MODELS, LOG_LEVEL: 'error', HTTP_ADAPTER: HTTP_ADAPTER, ...env });
+  const config = loadConfig({
+    MODEL_REPOSITORY: BUNDLED_MODELS,
+    LOG_LEVEL: 'error',
+    HTTP_ADAPTER: HTTP_ADAPTER,
+    ...env,
+  });
   const app = await createApp(config);
   await app.init();
   // Fastify routes requests only once its plugins are ready; supertest then talks to its server.
@@ -36,7 +43,10 @@ export async function startApp(env: Record<string, string> = {}): Promise<INestA
  * Makes a throw-away model repository. `models` maps a folder name to the fixture (or bundled)
  * model folder it copies; `files` writes extra files (relative path → contents).
  */
-export async function makeRepository(models: Record<string, string>, files: Record<string, string | Buffer> = {}): Promise<string> {
+export async function makeRepository(
+  models: Record<string, string>,
+  files: Record<string, string | Buffer> = {},
+): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'model-repo-'));
   for (const [name, source] of Object.entries(models)) {
     await fs.cp(source, path.join(dir, name), { recursive: true });

@@ -54,6 +54,12 @@ export function rawRequest(port: number, req: RawRequest): Promise<RawResponse> 
 export function isStructuredError(path: string, status: number, res: RawResponse): boolean {
   const body = res.json as Record<string, unknown> | undefined;
   if (!body || typeof body !== 'object') return false;
-  if (/^\/v2(\/|\?|$)/.test(path) && Object.keys(body).length === 1) return typeof body.error === 'string' && body.error.length > 0;
-  return body.statusCode === status && typeof body.error === 'string' && typeof body.message === 'string' && Array.isArray(body.details);
+  if (/^\/v2(\/|\?|$)/.test(path) && Object.keys(body).length === 1)
+    return typeof body.error === 'string' && body.error.length > 0;
+  return (
+    body.statusCode === status &&
+    typeof body.error === 'string' &&
+    typeof body.message === 'string' &&
+    Array.isArray(body.details)
+  );
 }

@@ -41,7 +41,11 @@ export class OwnRedis {
   }
 
   async start(): Promise<void> {
-    const child = spawn(REDIS_SERVER!, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const child = spawn(
+      REDIS_SERVER!,
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { stdio: 'ignore' },
+    );
     this.child = child;
     await waitFor(() => ping(this.url), 10000, `redis-server on port ${this.port}`);
   }
@@ -87,9 +91,11 @@ export function describeWithRedis(available: boolean, name: string, body: () => 
   if (available) return describe(name, body);
   const why = 'no Redis: set REDIS_URL or put redis-server on PATH (Debian: apt-get install redis-server)';
   if (process.env.CI === 'true') {
-    describe(name, () => it('needs a Redis under CI', () => {
-      throw new Error(why);
-    }));
+    describe(name, () =>
+      it('needs a Redis under CI', () => {
+        throw new Error(why);
+      }),
+    );
     return;
   }
   console.warn(`SKIPPED "${name}": ${why}`);

@@ -2,7 +2,11 @@ import { ApiProperty } from '@nestjs/swagger';
 
 /** The lesson's health answer, kept field for field. */
 export class HealthDto {
-  @ApiProperty({ enum: ['healthy', 'degraded', 'unhealthy'], example: 'healthy', description: 'healthy: every model READY; degraded: some READY; unhealthy: none' })
+  @ApiProperty({
+    enum: ['healthy', 'degraded', 'unhealthy'],
+    example: 'healthy',
+    description: 'healthy: every model READY; degraded: some READY; unhealthy: none',
+  })
   readonly status!: string;
 
   @ApiProperty({ type: [String], example: ['digits', 'iris'], description: 'Models with every version READY' })
@@ -25,7 +29,13 @@ export class ProbeDto {
   @ApiProperty({
     type: 'object',
     additionalProperties: true,
-    example: { models: { status: 'down', ready: ['iris'], failing: { digits: 'FAILED: version 1: self-test sample 0: output_label expected 3, got 5' } } },
+    example: {
+      models: {
+        status: 'down',
+        ready: ['iris'],
+        failing: { digits: 'FAILED: version 1: self-test sample 0: output_label expected 3, got 5' },
+      },
+    },
   })
   readonly error!: Record<string, unknown>;
 

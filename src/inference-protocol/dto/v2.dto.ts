@@ -1,20 +1,36 @@
 import { ApiProperty, ApiPropertyOptional, ApiPropertyOptions } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayNotEmpty, IsArray, IsIn, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Min, ValidateNested,
+  ArrayMaxSize,
+  ArrayNotEmpty,
+  IsArray,
+  IsIn,
+  IsInt,
+  IsNotEmpty,
+  IsObject,
+  IsOptional,
+  IsString,
+  Min,
+  ValidateNested,
 } from 'class-validator';
 import { V2_DATATYPE_NAMES } from '../v2.datatypes';
 
 /** Tensor values: numbers, decimal strings (int64/uint64 beyond 2^53), strings (BYTES) or booleans, flat or nested. */
 const DATA_SCHEMA: ApiPropertyOptions = {
   type: 'array',
-  description: 'Row-major values, flat or nested. FP*/INT*/UINT*: numbers (INT64/UINT64 beyond 2^53 as decimal strings); BOOL: true/false; BYTES: strings.',
+  description:
+    'Row-major values, flat or nested. FP*/INT*/UINT*: numbers (INT64/UINT64 beyond 2^53 as decimal strings); BOOL: true/false; BYTES: strings.',
   items: {
     oneOf: [{ type: 'number' }, { type: 'string' }, { type: 'boolean' }, { type: 'array', items: {} }],
   },
 };
 
-const SHAPE: ApiPropertyOptions = { type: 'array', items: { type: 'integer' }, description: 'Dimensions; -1 marks a dynamic one in metadata', example: [1, 4] };
+const SHAPE: ApiPropertyOptions = {
+  type: 'array',
+  items: { type: 'integer' },
+  description: 'Dimensions; -1 marks a dynamic one in metadata',
+  example: [1, 4],
+};
 
 export class V2TensorMetadataDto {
   @ApiProperty({ example: 'float_input' })
@@ -102,7 +118,11 @@ export class V2InferInputDto {
 
 /** Output parameters the service reads; others are accepted and ignored, as the protocol allows. */
 export class V2OutputParametersDto {
-  @ApiPropertyOptional({ type: 'integer', minimum: 1, description: 'Classification extension: the top N classes as "<score>:<index>[:<label>]"' })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    description: 'Classification extension: the top N classes as "<score>:<index>[:<label>]"',
+  })
   readonly classification?: number;
 
   @ApiPropertyOptional({ description: 'Accepted; binary tensor data is not supported, so it must be false when given' })

@@ -1,4 +1,9 @@
-import { ClientClosedError, DeadlineExceededError, ModelNotReadyError, QueueFullError } from '../../common/domain.errors';
+import {
+  ClientClosedError,
+  DeadlineExceededError,
+  ModelNotReadyError,
+  QueueFullError,
+} from '../../common/domain.errors';
 import { TensorData } from '../model.types';
 import { RuntimeSession } from '../runtime/model-runtime.interface';
 import { Batcher, BatchingOptions, RunReport } from './batcher';
@@ -35,8 +40,18 @@ class GatedSession implements RuntimeSession {
   }
 }
 
-const OPTIONS: BatchingOptions = { enabled: true, maxBatchSize: 8, maxQueueDelayMs: 0, maxQueueSize: 16, concurrency: 1 };
-const rows = (...values: number[][]): TensorData => ({ type: 'float32', dims: [values.length, values[0].length], data: Float32Array.from(values.flat()) });
+const OPTIONS: BatchingOptions = {
+  enabled: true,
+  maxBatchSize: 8,
+  maxQueueDelayMs: 0,
+  maxQueueSize: 16,
+  concurrency: 1,
+};
+const rows = (...values: number[][]): TensorData => ({
+  type: 'float32',
+  dims: [values.length, values[0].length],
+  data: Float32Array.from(values.flat()),
+});
 const valuesOf = (t: TensorData) => Array.from(t.data as Float32Array);
 
 describe('Batcher', () => {
@@ -57,7 +72,10 @@ describe('Batcher', () => {
     await session.finishAll();
     expect((await a).y).toEqual({ type: 'float32', dims: [2, 2], data: Float32Array.from([4, 4, 6, 6]) });
     expect(valuesOf((await b).y)).toEqual([8, 8]);
-    expect(reports.map((r) => [r.requests, r.rows])).toEqual([[1, 1], [2, 3]]);
+    expect(reports.map((r) => [r.requests, r.rows])).toEqual([
+      [1, 1],
+      [2, 3],
+    ]);
   });
 
   it('never puts more than maxBatchSize rows in one run, nor mixes shapes', async () => {
@@ -73,7 +91,14 @@ describe('Batcher', () => {
     await session.finishAll();
     expect(session.runs.map((r) => r.feeds.x.dims)).toEqual([[1, 3]]);
     await session.finishAll();
-    expect((await Promise.all(pending)).map((o) => valuesOf(o.y))).toEqual([[0, 0], [2, 2], [4, 4], [6, 6], [8, 8], [18, 18, 18]]);
+    expect((await Promise.all(pending)).map((o) => valuesOf(o.y))).toEqual([
+      [0, 0],
+      [2, 2],
+      [4, 4],
+      [6, 6],
+      [8, 8],
+      [18, 18, 18],
+    ]);
   });
 
   it('fails exactly the requests of a failed run', async () => {
@@ -101,7 +126,11 @@ describe('Batcher', () => {
       expect(session.runs[0].feeds.x.dims).toEqual([1, 2]);
       await session.finishAll();
     }
-    expect((await Promise.all(all)).map((o) => valuesOf(o.y))).toEqual([[2, 2], [4, 4], [6, 6]]);
+    expect((await Promise.all(all)).map((o) => valuesOf(o.y))).toEqual([
+      [2, 2],
+      [4, 4],
+      [6, 6],
+    ]);
   });
 
   it('keeps as many runs in flight as it has workers', () => {

@@ -1,4 +1,9 @@
-import { ClientClosedError, DeadlineExceededError, ModelNotReadyError, QueueFullError } from '../../common/domain.errors';
+import {
+  ClientClosedError,
+  DeadlineExceededError,
+  ModelNotReadyError,
+  QueueFullError,
+} from '../../common/domain.errors';
 import { TensorData } from '../model.types';
 import { concatRows, sliceRows } from '../tensor-rows';
 import { RuntimeSession } from '../runtime/model-runtime.interface';
@@ -76,17 +81,27 @@ export class Batcher {
     return { runs: this.runs, rows: this.rowsRun, inFlight: this.inFlight };
   }
 
-  submit(feeds: Record<string, TensorData>, rows: number, options: SubmitOptions = {}): Promise<Record<string, TensorData>> {
+  submit(
+    feeds: Record<string, TensorData>,
+    rows: number,
+    options: SubmitOptions = {},
+  ): Promise<Record<string, TensorData>> {
     if (this.closedReason) return Promise.reject(new ModelNotReadyError(`${this.name} ${this.closedReason}`));
     if (this.queuedRows > 0 && this.queuedRows + rows > this.options.maxQueueSize) {
-      return Promise.reject(new QueueFullError(`${this.name} has ${this.queuedRows} rows queued (limit ${this.options.maxQueueSize}); retry later`));
+      return Promise.reject(
+        new QueueFullError(
+          `${this.name} has ${this.queuedRows} rows queued (limit ${this.options.maxQueueSize}); retry later`,
+        ),
+      );
     }
     if (options.signal?.aborted) return Promise.reject(new ClientClosedError());
     return new Promise((resolve, reject) => {
       const entry: Pending = {
         feeds,
         rows,
-        shapeKey: Object.entries(feeds).map(([k, t]) => `${k}:${t.dims.slice(1).join('x')}`).join(';'),
+        shapeKey: Object.entries(feeds)
+          .map(([k, t]) => `${k}:${t.dims.slice(1).join('x')}`)
+          .join(';'),
         enqueuedAt: performance.now(),
         resolve,
         reject,
@@ -95,8 +110,13 @@ export class Batcher {
       const drop = (error: Error) => {
         if (this.remove(entry)) reject(error);
       };
-      const timer = options.deadline === undefined ? undefined
-        : setTimeout(() => drop(new DeadlineExceededError(`${this.name}: the request was not started within its deadline`)), Math.max(0, options.deadline - Date.now()));
+      const timer =
+        options.deadline === undefined
+          ? undefined
+          : setTimeout(
+              () => drop(new DeadlineExceededError(`${this.name}: the request was not started within its deadline`)),
+              Math.max(0, options.deadline - Date.now()),
+            );
       const onAbort = () => drop(new ClientClosedError());
       options.signal?.addEventListener('abort', onAbort, { once: true });
       entry.cleanup = () => {
@@ -175,10 +195,19 @@ export class Batcher {
     this.runs++;
     this.rowsRun += rows;
     try {
-      const feeds = batch.length === 1 ? batch[0].feeds
-        : Object.fromEntries(Object.keys(batch[0].feeds).map((name) => [name, concatRows(batch.map((e) => e.feeds[name]))]));
+      const feeds =
+        batch.length === 1
+          ? batch[0].feeds
+          : Object.fromEntries(
+              Object.keys(batch[0].feeds).map((name) => [name, concatRows(batch.map((e) => e.feeds[name]))]),
+            );
       const outputs = await this.session.run(feeds);
-      this.onRun?.({ requests: batch.length, rows, queueWaitMs: batch.map((e) => started - e.enqueuedAt), runMs: performance.now() - started });
+      this.onRun?.({
+        requests: batch.length,
+        rows,
+        queueWaitMs: batch.map((e) => started - e.enqueuedAt),
+        runMs: performance.now() - started,
+      });
       this.split(batch, outputs, rows);
     } catch (err) {
       for (const entry of batch) entry.reject(err as Error);

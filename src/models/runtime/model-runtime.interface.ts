@@ -19,7 +19,10 @@ export interface RuntimeSession {
   /** Why the warm-up run (zeros of the input shapes) failed, if it did; real inputs may still work. */
   readonly warmUpError?: string;
   /** Runs the graph; `outputNames` limits which outputs are fetched (all when omitted). */
-  run(feeds: Readonly<Record<string, TensorData>>, outputNames?: readonly string[]): Promise<Record<string, TensorData>>;
+  run(
+    feeds: Readonly<Record<string, TensorData>>,
+    outputNames?: readonly string[],
+  ): Promise<Record<string, TensorData>>;
   release(): Promise<void>;
 }
 

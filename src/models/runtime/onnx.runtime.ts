@@ -61,7 +61,12 @@ function transferables(feeds: Readonly<Record<string, TensorData>>): ArrayBuffer
   const buffers: ArrayBuffer[] = [];
   for (const { data } of Object.values(feeds)) {
     if (Array.isArray(data)) continue;
-    if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer && !buffers.includes(data.buffer)) {
+    if (
+      data.byteOffset === 0 &&
+      data.byteLength === data.buffer.byteLength &&
+      data.buffer instanceof ArrayBuffer &&
+      !buffers.includes(data.buffer)
+    ) {
       buffers.push(data.buffer);
     }
   }
@@ -77,7 +82,10 @@ class PooledSession implements RuntimeSession {
     readonly warmUpError: string | undefined,
   ) {}
 
-  run(feeds: Readonly<Record<string, TensorData>>, outputNames?: readonly string[]): Promise<Record<string, TensorData>> {
+  run(
+    feeds: Readonly<Record<string, TensorData>>,
+    outputNames?: readonly string[],
+  ): Promise<Record<string, TensorData>> {
     return this.runtime.run(this.key, feeds, outputNames);
   }
 
@@ -111,7 +119,9 @@ export class OnnxRuntime implements ModelRuntime {
       this.workers = Array.from({ length: this.config.INFERENCE_WORKERS }, () => this.spawn());
     }
     const key = `session-${this.nextKey++}`;
-    const replies = await Promise.allSettled(this.workers.map((w) => w.request({ op: 'load', key, path: modelPath, options })));
+    const replies = await Promise.allSettled(
+      this.workers.map((w) => w.request({ op: 'load', key, path: modelPath, options })),
+    );
     const failed = replies.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       await this.release(key);
@@ -122,10 +132,17 @@ export class OnnxRuntime implements ModelRuntime {
     return new PooledSession(this, key, first.inputs ?? [], first.outputs ?? [], first.warmUpError);
   }
 
-  async run(key: string, feeds: Readonly<Record<string, TensorData>>, outputNames?: readonly string[]): Promise<Record<string, TensorData>> {
+  async run(
+    key: string,
+    feeds: Readonly<Record<string, TensorData>>,
+    outputNames?: readonly string[],
+  ): Promise<Record<string, TensorData>> {
     const worker = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     await worker.ready;
-    const reply = await worker.request({ op: 'run', key, feeds, outputNames: outputNames && [...outputNames] }, transferables(feeds));
+    const reply = await worker.request(
+      { op: 'run', key, feeds, outputNames: outputNames && [...outputNames] },
+      transferables(feeds),
+    );
     return reply.results!;
   }
 

@@ -9,7 +9,19 @@ import type { ElementType, TensorData, ValueInfo } from '../model.types';
 import type { WorkerReply, WorkerRequest } from './worker.protocol';
 
 const SUPPORTED: ReadonlySet<string> = new Set<ElementType>([
-  'float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'bool', 'string',
+  'float16',
+  'float32',
+  'float64',
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'uint8',
+  'uint16',
+  'uint32',
+  'uint64',
+  'bool',
+  'string',
 ]);
 
 const sessions = new Map<string, ort.InferenceSession>();
@@ -24,7 +36,11 @@ function toValueInfo(meta: ort.InferenceSession.ValueMetadata): ValueInfo {
   return { name: meta.name, isTensor: true, type: meta.type as ElementType, shape };
 }
 
-async function run(session: ort.InferenceSession, feeds: Record<string, TensorData>, outputNames?: string[]): Promise<Record<string, TensorData>> {
+async function run(
+  session: ort.InferenceSession,
+  feeds: Record<string, TensorData>,
+  outputNames?: string[],
+): Promise<Record<string, TensorData>> {
   const ortFeeds: Record<string, ort.Tensor> = {};
   for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
   const results = outputNames ? await session.run(ortFeeds, outputNames) : await session.run(ortFeeds);
@@ -38,8 +54,17 @@ async function run(session: ort.InferenceSession, feeds: Record<string, TensorDa
 // float16 travels as its 16-bit patterns, and all-zero bits are 0.0.
 const ZEROS: Record<Exclude<ElementType, 'string'>, new (size: number) => TensorData['data']> = {
   float16: Uint16Array,
-  float32: Float32Array, float64: Float64Array, int8: Int8Array, int16: Int16Array, int32: Int32Array,
-  int64: BigInt64Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, uint64: BigUint64Array, bool: Uint8Array,
+  float32: Float32Array,
+  float64: Float64Array,
+  int8: Int8Array,
+  int16: Int16Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  uint8: Uint8Array,
+  uint16: Uint16Array,
+  uint32: Uint32Array,
+  uint64: BigUint64Array,
+  bool: Uint8Array,
 };
 
 /** Feeds of zeros (dynamic dimensions as 1) so the first real request does not pay the cold start. */

@@ -3,8 +3,20 @@ import type { RuntimeOptions } from './model-runtime.interface';
 
 /** Messages between the main thread and an inference worker (see onnx.worker.ts). */
 export type WorkerRequest =
-  | { readonly id: number; readonly op: 'load'; readonly key: string; readonly path: string; readonly options: RuntimeOptions }
-  | { readonly id: number; readonly op: 'run'; readonly key: string; readonly feeds: Record<string, TensorData>; readonly outputNames?: string[] }
+  | {
+      readonly id: number;
+      readonly op: 'load';
+      readonly key: string;
+      readonly path: string;
+      readonly options: RuntimeOptions;
+    }
+  | {
+      readonly id: number;
+      readonly op: 'run';
+      readonly key: string;
+      readonly feeds: Record<string, TensorData>;
+      readonly outputNames?: string[];
+    }
   | { readonly id: number; readonly op: 'release'; readonly key: string };
 
 export type WorkerReply =

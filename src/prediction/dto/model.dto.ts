@@ -1,7 +1,21 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 
 const STATES = ['LOADING', 'READY', 'FAILED'];
-const ELEMENT_TYPES = ['float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'bool', 'string'];
+const ELEMENT_TYPES = [
+  'float16',
+  'float32',
+  'float64',
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'uint8',
+  'uint16',
+  'uint32',
+  'uint64',
+  'bool',
+  'string',
+];
 
 export class TensorSpecDto {
   @ApiProperty({ example: 'float_input' })
@@ -35,7 +49,11 @@ export class ModelSummaryDto {
   @ApiProperty({ type: 'integer', nullable: true, example: 1 })
   readonly default_version!: number | null;
 
-  @ApiProperty({ enum: STATES, example: 'READY', description: 'LOADING while any version loads, FAILED when any version failed, READY otherwise' })
+  @ApiProperty({
+    enum: STATES,
+    example: 'READY',
+    description: 'LOADING while any version loads, FAILED when any version failed, READY otherwise',
+  })
   readonly state!: string;
 
   @ApiPropertyOptional({ description: 'Why the model is FAILED' })
@@ -66,13 +84,19 @@ export class ModelDescriptionDto extends ModelSummaryDto {
   @ApiProperty({ type: [TensorSpecDto] })
   readonly outputs!: readonly TensorSpecDto[];
 
-  @ApiProperty({ description: 'Whether instances are stacked into one run (every input and output has a dynamic first dimension)' })
+  @ApiProperty({
+    description: 'Whether instances are stacked into one run (every input and output has a dynamic first dimension)',
+  })
   readonly batchable!: boolean;
 
   @ApiProperty({ type: [String], nullable: true, example: ['setosa', 'versicolor', 'virginica'] })
   readonly labels!: readonly string[] | null;
 
-  @ApiProperty({ type: [String], nullable: true, example: ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'] })
+  @ApiProperty({
+    type: [String],
+    nullable: true,
+    example: ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'],
+  })
   readonly features!: readonly string[] | null;
 
   @ApiProperty({ type: 'string', nullable: true, example: 'output_label' })

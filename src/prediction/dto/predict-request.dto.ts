@@ -3,14 +3,19 @@ import { ArrayNotEmpty, IsArray, IsObject, IsOptional, ValidateBy } from 'class-
 
 const FEATURES_SCHEMA = {
   oneOf: [
-    { type: 'array', items: { type: 'number' }, description: 'Feature values in the model\'s order' },
-    { type: 'object', additionalProperties: { type: 'number' }, description: 'Feature values by name (models with feature names configured)' },
+    { type: 'array', items: { type: 'number' }, description: "Feature values in the model's order" },
+    {
+      type: 'object',
+      additionalProperties: { type: 'number' },
+      description: 'Feature values by name (models with feature names configured)',
+    },
   ],
 };
 
 const INPUTS_SCHEMA = {
   type: 'object',
-  description: 'One tensor per model input, by input name: this instance\'s nested array (without the batch dimension ' +
+  description:
+    "One tensor per model input, by input name: this instance's nested array (without the batch dimension " +
     'when the model has a dynamic first dimension, the whole tensor otherwise). int64 values beyond 2^53 may be sent as decimal strings.',
   additionalProperties: {},
 } as const;
@@ -39,7 +44,8 @@ export class PredictRequestDto {
 
 export class BatchPredictRequestDto {
   @ApiProperty({
-    description: 'Instances, each a feature array, an object of named features, or { "inputs": {...} }. ' +
+    description:
+      'Instances, each a feature array, an object of named features, or { "inputs": {...} }. ' +
       'At most MAX_BATCH_SIZE (default 1024). All instances run together in one call where the model allows.',
     type: 'array',
     items: {

@@ -17,7 +17,13 @@ export class PredictionDto {
   @ApiProperty({ type: 'number', nullable: true, example: 0.9847, description: 'Probability of the predicted class' })
   readonly probability!: number | null;
 
-  @ApiProperty({ type: 'array', items: { type: 'number' }, nullable: true, example: [0.9847, 0.0153, 0.0], description: 'Probability per class, by class index' })
+  @ApiProperty({
+    type: 'array',
+    items: { type: 'number' },
+    nullable: true,
+    example: [0.9847, 0.0153, 0.0],
+    description: 'Probability per class, by class index',
+  })
   readonly probabilities!: number[] | null;
 
   @ApiProperty(OUTPUTS_SCHEMA)
@@ -31,7 +37,10 @@ export class PredictResponseDto extends PredictionDto {
   @ApiProperty({ type: 'integer', example: 1 })
   readonly version!: number;
 
-  @ApiProperty({ example: 0.42, description: 'Time spent in the service for this request (validation and inference), ms' })
+  @ApiProperty({
+    example: 0.42,
+    description: 'Time spent in the service for this request (validation and inference), ms',
+  })
   readonly latency_ms!: number;
 }
 

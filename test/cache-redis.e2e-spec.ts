@@ -92,7 +92,7 @@ describeWithRedis(Boolean(process.env.REDIS_URL || REDIS_SERVER), 'prediction ca
         .send({ instances: IRIS.map((i) => i.features) })
         .expect(200)
         .expect('X-Cache', 'MISS');
-      const digest = app.get(ModelRegistry).resolve('iris').digest.slice(0, 16);
+      const digest = app.get(ModelRegistry).servingVersion('iris').digest.slice(0, 16);
       const keys = await keysUnder(url, keyPrefix);
       expect(keys).toHaveLength(3);
       for (const key of keys) expect(key).toMatch(new RegExp(`^${keyPrefix}iris:1:${digest}:[A-Za-z0-9_-]{43}$`));

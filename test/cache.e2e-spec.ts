@@ -9,7 +9,7 @@ type Http = ReturnType<INestApplication['getHttpServer']>;
 
 /** Rows the model version has really run so far: what the cache saves. */
 const rowsRun = (app: INestApplication, model: string, version?: number) =>
-  app.get(ModelRegistry).resolve(model, version).batcher.stats.rows;
+  app.get(ModelRegistry).servingVersion(model, version).batcher.stats.rows;
 
 /** A fresh iris input, so that tests sharing an app never see each other's entries. */
 let seed = 0;
@@ -92,7 +92,7 @@ describe('prediction cache (in memory)', () => {
     const known = [fresh(), fresh()];
     for (const features of known) await predict(http, features);
     const unknown = [fresh(), fresh(), fresh()];
-    const batcher = app.get(ModelRegistry).resolve('iris').batcher;
+    const batcher = app.get(ModelRegistry).servingVersion('iris').batcher;
     const before = { ...batcher.stats };
     const instances = [unknown[0], known[0], unknown[1], known[1], unknown[2]];
     const res = await request(http).post('/v1/models/iris/predict/batch').send({ instances }).expect(200);

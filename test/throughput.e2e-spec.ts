@@ -33,7 +33,7 @@ describe('inference off the event loop, batching and backpressure', () => {
 
   /** Sends a slow request and waits until the only worker has started it, so the next ones queue. */
   async function occupyWorker(): Promise<{ running: Promise<request.Response> }> {
-    const batcher = registry.resolve('slow').batcher;
+    const batcher = registry.servingVersion('slow').batcher;
     let answered = false;
     const running = request(http)
       .post('/v1/models/slow/predict')
@@ -46,7 +46,7 @@ describe('inference off the event loop, batching and backpressure', () => {
   }
 
   it('answers concurrent distinct requests each with its own correct answer, in fewer runs than requests', async () => {
-    const batcher = registry.resolve('iris').batcher;
+    const batcher = registry.servingVersion('iris').batcher;
     const runsBefore = batcher.stats.runs;
     const answers = await Promise.all(
       irisRows.map((row) => request(http).post('/v1/models/iris/predict').send({ features: row.features })),
@@ -92,7 +92,7 @@ describe('inference off the event loop, batching and backpressure', () => {
         .send(slowBody(10))
         .then((r) => r),
     );
-    const batcher = registry.resolve('slow').batcher;
+    const batcher = registry.servingVersion('slow').batcher;
     for (let i = 0; batcher.depth < 2 && i < 1000; i++) await new Promise((r) => setTimeout(r, 2));
     const refused = await request(http).post('/v1/models/slow/predict').send(slowBody(10)).expect(503);
     expect(refused.body).toMatchObject({
@@ -103,7 +103,7 @@ describe('inference off the event loop, batching and backpressure', () => {
     expect(refused.headers['retry-after']).toBe('1');
     expect((await running).status).toBe(200);
     for (const q of await Promise.all(queued)) expect(q.body.outputs.s).toBe(1000);
-    expect(registry.resolve('slow').batcher.depth).toBe(0);
+    expect(registry.servingVersion('slow').batcher.depth).toBe(0);
   });
 
   it('answers 504 DEADLINE_EXCEEDED to a request that could not start within X-Request-Timeout-Ms, and drops it', async () => {
@@ -116,7 +116,7 @@ describe('inference off the event loop, batching and backpressure', () => {
       .expect(504);
     expect(late.body).toMatchObject({ error: 'DEADLINE_EXCEEDED' });
     expect(performance.now() - started).toBeLessThan(200);
-    expect(registry.resolve('slow').batcher.depth).toBe(0);
+    expect(registry.servingVersion('slow').batcher.depth).toBe(0);
     expect((await running).status).toBe(200);
   });
 
@@ -131,7 +131,7 @@ describe('inference off the event loop, batching and backpressure', () => {
 
   it('drops a queued request whose client disconnected', async () => {
     const { running } = await occupyWorker();
-    const batcher = registry.resolve('slow').batcher;
+    const batcher = registry.servingVersion('slow').batcher;
     const { port } = http.address() as AddressInfo;
     const body = JSON.stringify(slowBody(10));
     const client = httpRequest({
@@ -183,7 +183,7 @@ describe('batching switched off', () => {
   afterAll(() => app.close());
 
   it('runs every request alone and still answers each correctly', async () => {
-    const batcher = app.get(ModelRegistry).resolve('iris').batcher;
+    const batcher = app.get(ModelRegistry).servingVersion('iris').batcher;
     const before = batcher.stats.runs;
     const answers = await Promise.all(
       irisRows

@@ -428,7 +428,7 @@ describe('Open Inference Protocol (V2) REST: failures inside the server', () => 
   });
 
   it('answers 503 {"error"} once the queue is at its bound, and serves the queued requests', async () => {
-    const batcher = registry.resolve('slow').batcher;
+    const batcher = registry.servingVersion('slow').batcher;
     let answered = false;
     // A run of a few hundred ms holds the only worker (2·D³ flops).
     const running = request(http)

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { ElementType, TensorData, TensorValues } from '../models/model.types';
+import { elementType, ElementType, isElementType, NumericValues } from '../models/element-types';
+import { TensorData } from '../models/model.types';
 import { product, sliceValues } from '../models/tensor-rows';
 
 /**
@@ -29,28 +30,7 @@ export interface CachedVersion {
   readonly digest: string;
 }
 
-const bytesOf = (data: Exclude<TensorValues, string[]>) => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-
-type NumericConstructor = new (
-  buffer: ArrayBuffer,
-  byteOffset: number,
-  length: number,
-) => Exclude<TensorValues, string[]>;
-
-const CONSTRUCTORS: Record<Exclude<ElementType, 'string'>, NumericConstructor & { BYTES_PER_ELEMENT: number }> = {
-  float16: Uint16Array,
-  float32: Float32Array,
-  float64: Float64Array,
-  int8: Int8Array,
-  int16: Int16Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  uint8: Uint8Array,
-  uint16: Uint16Array,
-  uint32: Uint32Array,
-  uint64: BigUint64Array,
-  bool: Uint8Array,
-};
+const bytesOf = (data: NumericValues) => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 
 /**
  * The cache key of each row of a run's feeds (one key per instance), or of the whole feed when
@@ -99,21 +79,22 @@ export function fromStored(stored: unknown): Record<string, TensorData> | undefi
   const outputs: Record<string, TensorData> = {};
   for (const [name, value] of Object.entries(stored as Record<string, Partial<StoredTensor>>)) {
     const { t, d, v } = value ?? {};
-    if (!t || !Array.isArray(d) || !d.every((n) => Number.isInteger(n) && n >= 0)) return undefined;
+    if (!t || !isElementType(t) || !Array.isArray(d) || !d.every((n) => Number.isInteger(n) && n >= 0))
+      return undefined;
     const count = product(d as number[]);
-    if (t === 'string') {
+    const { array } = elementType(t);
+    if (!array) {
       if (!Array.isArray(v) || v.length !== count) return undefined;
       outputs[name] = { type: t, dims: d, data: [...(v as string[])] };
       continue;
     }
-    const Constructor = CONSTRUCTORS[t];
-    if (!Constructor || typeof v !== 'string') return undefined;
+    if (typeof v !== 'string') return undefined;
     const bytes = Buffer.from(v, 'base64');
-    if (bytes.length !== count * Constructor.BYTES_PER_ELEMENT) return undefined;
+    if (bytes.length !== count * array.BYTES_PER_ELEMENT) return undefined;
     // A fresh, aligned buffer: Buffer's pool offset need not be a multiple of the element size.
     const aligned = new ArrayBuffer(bytes.length);
     new Uint8Array(aligned).set(bytes);
-    outputs[name] = { type: t, dims: d, data: new Constructor(aligned, 0, count) };
+    outputs[name] = { type: t, dims: d, data: new array(aligned, 0, count) };
   }
   return Object.keys(outputs).length > 0 ? outputs : undefined;
 }

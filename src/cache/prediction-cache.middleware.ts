@@ -1,48 +1,49 @@
-import { applyDecorators } from '@nestjs/common';
-import { ApiHeader } from '@nestjs/swagger';
+import { applyDecorators, Type } from '@nestjs/common';
+import { ApiHeader, ApiOkResponse } from '@nestjs/swagger';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { contextOf } from '../common/request-context';
-import { CachePolicy } from './prediction-cache.service';
-
-const DEFAULT: CachePolicy = { read: true, write: true };
+import { CacheUse, contextOf } from '../common/request-context';
 
 /**
  * What a request allows, by HTTP's own rules: `Cache-Control: no-cache` (or `max-age=0`, or
  * `Pragma: no-cache`) asks for a fresh answer, which then refreshes the entry; `no-store` keeps the
  * request out of the cache altogether.
  */
-export function cachePolicy(headers: IncomingHttpHeaders): CachePolicy {
+export function cachePolicy(headers: IncomingHttpHeaders): CacheUse {
   const control = headers['cache-control']?.toLowerCase();
-  if (control === undefined)
-    return headers.pragma?.toLowerCase().includes('no-cache') ? { read: false, write: true } : DEFAULT;
+  if (control === undefined) return { read: !headers.pragma?.toLowerCase().includes('no-cache'), write: true };
   const directives = control.split(',').map((d) => d.replace(/\s+/g, ''));
   const write = !directives.includes('no-store');
   const fresh = directives.includes('no-cache') || directives.includes('max-age=0');
   return { read: write && !fresh, write };
 }
 
+/** HIT when every instance came from the cache, MISS when any was computed; undefined when the cache was not consulted. */
+export function cacheOutcome(use: CacheUse | undefined): 'HIT' | 'MISS' | undefined {
+  if (use?.hits === undefined) return undefined;
+  return use.misses === 0 ? 'HIT' : 'MISS';
+}
+
 /**
  * The prediction cache's HTTP side: reads the request's cache directives into its context, where
- * PredictionService finds them (only the prediction routes call it, so only they use the cache), and
- * answers `X-Cache: HIT` when every instance came from the cache, `MISS` when any was computed, with
- * `X-Cache-Hits: <from the cache>/<instances>`. The cache itself works per instance inside
- * PredictionService, around the model run, so a batch's cached rows are served and only the others run.
+ * the prediction cache finds them (only the prediction routes run a model, so only they use it),
+ * and answers `X-Cache` (see cacheOutcome) with `X-Cache-Hits: <from the cache>/<instances>`.
  *
  * Middleware on Node's own request and response (after the request context), not a Nest
- * interceptor: on the prediction routes an interceptor measured 8.4-8.6k against 5.2-6.0k requests/s
- * (iris, single, c=32), its rxjs and async-resource machinery costing every prediction about a third.
+ * interceptor, whose per-request machinery costs a small prediction a large share of its time
+ * (docs/PERFORMANCE.md).
  */
 export function predictionCacheMiddleware() {
   return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
     const context = contextOf(req);
     if (req.method !== 'POST' || !context) return next();
-    context.cache = cachePolicy(req.headers);
+    const use = (context.cache = cachePolicy(req.headers));
     // The outcome is known once the answer is ready, just before its headers are written.
     const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
     res.writeHead = (...args: unknown[]) => {
-      if (context.cacheHits !== undefined) {
-        res.setHeader('X-Cache', context.cacheMisses === 0 ? 'HIT' : 'MISS');
-        res.setHeader('X-Cache-Hits', `${context.cacheHits}/${context.cacheHits + (context.cacheMisses ?? 0)}`);
+      const outcome = cacheOutcome(use);
+      if (outcome) {
+        res.setHeader('X-Cache', outcome);
+        res.setHeader('X-Cache-Hits', `${use.hits}/${use.hits! + (use.misses ?? 0)}`);
       }
       return writeHead(...args);
     };
@@ -74,3 +75,7 @@ export const CACHE_RESPONSE_HEADERS = {
     schema: { type: 'string', example: '3/4' },
   },
 };
+
+/** A cached route's documentation: the Cache-Control it reads, and its 200 answer with the cache's headers. */
+export const ApiCachedOkResponse = (type: Type<unknown>) =>
+  applyDecorators(ApiCacheControl(), ApiOkResponse({ type, headers: CACHE_RESPONSE_HEADERS }));

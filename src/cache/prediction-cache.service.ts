@@ -2,32 +2,21 @@ import { CACHE_MANAGER } from '@nestjs/cache-manager';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import type { Cache } from 'cache-manager';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { CacheUse, RequestContext } from '../common/request-context';
+import { TimeoutError, withTimeout } from '../common/with-timeout';
 import { AppConfig } from '../config/app.config';
-import { ModelRegistry, ReadyModelVersion } from '../models/model.registry';
+import { ReadyModelVersion } from '../models/model.registry';
 import { TensorData } from '../models/model.types';
 import { EncodedRun } from '../models/tensor.codec';
 import { concatRows, gatherRows, splitRows } from '../models/tensor-rows';
 import { MetricsService } from '../observability/metrics.service';
 import { rowKeys } from './cache-entry.codec';
 import { CACHE_STORE, CacheStore } from './cache-store';
-import { CacheTimeout, withTimeout } from './with-timeout';
 
 type Outputs = Record<string, TensorData>;
 
-/** How one request may use the cache: `no-cache` skips the read, `no-store` the write too. */
-export interface CachePolicy {
-  readonly read: boolean;
-  readonly write: boolean;
-}
-
-/** Where a request's cache outcome is counted (its RequestContext). */
-export interface CacheTally {
-  cacheHits?: number;
-  cacheMisses?: number;
-}
-
 /** Runs the rows it is given through the model in one run. */
-export type Compute = (feeds: Record<string, TensorData>, rows: number) => Promise<Outputs>;
+type Compute = (feeds: Record<string, TensorData>, rows: number) => Promise<Outputs>;
 
 /** After a store failure, calls are skipped this long, so an outage costs no request a timeout each. */
 const RETRY_AFTER_MS = 1000;
@@ -51,7 +40,8 @@ function deferred(): Deferred {
 }
 
 /**
- * The prediction cache, per instance: each row of a run is keyed by model, version, the version's
+ * The prediction cache, as a decorator of the batcher's submit: the same call and answer, with the
+ * cache around it. It works per instance: each row of a run is keyed by model, version, the version's
  * file digest and the row's encoded input bytes. Rows found in the store are served from it, the
  * rest go to the model together in one run, and identical rows already being computed on this
  * replica are joined rather than computed again. The store (memory or Redis, through cache-manager)
@@ -70,7 +60,6 @@ export class PredictionCache implements OnApplicationShutdown {
   constructor(
     @Inject(CACHE_MANAGER) private readonly cache: Cache,
     @Inject(CACHE_STORE) private readonly store: CacheStore,
-    private readonly registry: ModelRegistry,
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
   ) {
@@ -80,20 +69,25 @@ export class PredictionCache implements OnApplicationShutdown {
     if (store.entries) metrics.setCacheEntriesSource(store.entries);
   }
 
-  /** Whether predictions of this model are cached at all (CACHE_ENABLED, and its config.json). */
-  enabledFor(model: string): boolean {
-    return this.config.CACHE_ENABLED && (this.registry.get(model).config.cache?.enabled ?? true);
+  /**
+   * The outputs of `run` on the version's batcher, with the request's deadline and cancellation;
+   * when the version is cached and the request allows it (its context's `cache`), every row the
+   * cache holds is taken from it and only the others are computed, and the request's hits and
+   * misses are counted into its context.
+   */
+  submit(entry: ReadyModelVersion, run: EncodedRun, request?: RequestContext): Promise<Outputs> {
+    // The signal is read only when a run is really queued: a request the cache answers never makes one.
+    const compute: Compute = (feeds, rows) =>
+      entry.batcher.submit(feeds, rows, { deadline: request?.deadline, signal: request?.signal });
+    const use = request?.cache;
+    if (!use || !entry.caching.enabled) return compute(run.feeds, run.count);
+    return this.cached(entry, run, use, compute);
   }
 
-  /**
-   * The outputs of `run` on `entry`, as `compute` would give them, with every row the cache holds
-   * taken from it and only the others computed. Counts hits and misses into `tally`.
-   */
-  async run(
+  private async cached(
     entry: ReadyModelVersion,
     run: EncodedRun,
-    policy: CachePolicy,
-    tally: CacheTally,
+    policy: CacheUse,
     compute: Compute,
   ): Promise<Outputs> {
     const batched = entry.signature.batchable;
@@ -137,8 +131,8 @@ export class PredictionCache implements OnApplicationShutdown {
     );
     hits += joined.size;
     const misses = keys.length - hits;
-    tally.cacheHits = (tally.cacheHits ?? 0) + hits;
-    tally.cacheMisses = (tally.cacheMisses ?? 0) + misses;
+    policy.hits = (policy.hits ?? 0) + hits;
+    policy.misses = (policy.misses ?? 0) + misses;
     this.metrics.observeCache(entry.model, entry.version, hits, misses);
     if (computedAll) return computedAll;
     if (!batched) return outputs[0];
@@ -177,7 +171,7 @@ export class PredictionCache implements OnApplicationShutdown {
     keys: readonly string[],
     missing: readonly number[],
     own: ReadonlyMap<number, Deferred>,
-    policy: CachePolicy,
+    policy: CacheUse,
     compute: Compute,
   ): Promise<Outputs | undefined> {
     const all = missing.length === keys.length;
@@ -227,7 +221,7 @@ export class PredictionCache implements OnApplicationShutdown {
 
   private async write(entry: ReadyModelVersion, list: { key: string; value: unknown }[]): Promise<void> {
     if (Date.now() < this.skipUntil) return;
-    const seconds = this.registry.get(entry.model).config.cache?.ttl_seconds ?? this.config.CACHE_TTL_SECONDS;
+    const seconds = entry.caching.ttlSeconds;
     try {
       await this.bounded(this.cache.mset(list.map((e) => ({ ...e, ttl: seconds * 1000 }))));
       this.succeeded();
@@ -242,7 +236,7 @@ export class PredictionCache implements OnApplicationShutdown {
   }
 
   private failed(operation: 'read' | 'write', err: unknown): void {
-    const timeout = err instanceof CacheTimeout;
+    const timeout = err instanceof TimeoutError;
     this.metrics.observeCacheError(operation, timeout ? 'timeout' : 'error');
     // Logged when the store starts failing and when it answers again, not for every request in between.
     if (this.healthy) {

@@ -4,28 +4,35 @@ import type { IncomingMessage } from 'node:http';
 /**
  * Facts about the request in flight: what it asks of inference (deadline, cancellation) and what
  * the latency log line reports. The HTTP layer opens the context and hands it to the
- * protocol-agnostic PredictionService, which fills in what it resolved without knowing HTTP.
+ * protocol-agnostic PredictionService. Each concern writes only its own field, named below.
  * It is passed explicitly rather than through AsyncLocalStorage, whose promise hooks measurably
  * slow every request.
  */
 export interface RequestContext {
+  /** Opened by the request-context middleware, with the deadline and the signal. */
   readonly requestId: string;
   /** Epoch ms by which the request's inference must have started. */
   readonly deadline?: number;
   /** Aborted when the client goes away before the answer is sent. */
   readonly signal?: AbortSignal;
-  model?: string;
-  version?: number;
-  batchSize?: number;
-  /** How this request may use the prediction cache (its Cache-Control); set on POST requests by the cache middleware. */
-  cache?: { readonly read: boolean; readonly write: boolean };
-  /** Instances answered from the cache and computed, once the cache was consulted. */
-  cacheHits?: number;
-  cacheMisses?: number;
-  /** Who is calling, for rate limits: `key:<digest>` once an API key is accepted. */
+  /** Written by PredictionService: the model version that answers, and how many instances or rows it was sent. */
+  served?: { readonly model: string; readonly version: number; readonly batchSize: number };
+  /** Written by the prediction cache: what the request allows (its middleware) and what the cache answered. */
+  cache?: CacheUse;
+  /** Written by the API-key middleware: who is calling, for rate limits (`key:<digest>`). */
   client?: string;
-  /** The matched route pattern, once routing has found one. */
+  /** Written by the HTTP adapter: the matched route pattern, once routing has found one. */
   route?: string;
+}
+
+/** How one request may use the prediction cache (its Cache-Control), and, once consulted, what it found. */
+export interface CacheUse {
+  /** `no-cache` skips the read; `no-store` the write too. */
+  readonly read: boolean;
+  readonly write: boolean;
+  /** Instances answered from the cache and computed. */
+  hits?: number;
+  misses?: number;
 }
 
 /** The raw Node request under either adapter's request object (Fastify wraps it as `.raw`). */

@@ -15,6 +15,7 @@ import {
   validateSync,
 } from 'class-validator';
 import { ApiKeysSyntax, OpenPathsSyntax } from './security.validators';
+import { MODEL_NAME } from '../common/model-names';
 import { usableCpus } from './cpu-count';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose'] as const;
@@ -72,7 +73,7 @@ export class AppConfig {
 
   /** Model answering the lesson's routes (/predict, /predict/batch). */
   @IsOptional()
-  @Matches(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { message: 'DEFAULT_MODEL must be a model folder name' })
+  @Matches(MODEL_NAME, { message: 'DEFAULT_MODEL must be a model folder name' })
   readonly DEFAULT_MODEL?: string = 'iris';
 
   @IntBetween(1, 100000)

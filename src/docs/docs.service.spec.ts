@@ -28,7 +28,7 @@ function registryWith(version: ModelVersion): ModelRegistry {
   const model: Model = { name: 'linear', config: {}, defaultVersion: 1, versions: new Map([[1, version]]) };
   return {
     list: () => [model],
-    get: (name: string) => {
+    getModel: (name: string) => {
       if (name !== 'linear') throw new DomainError('MODEL_NOT_FOUND', `Model '${name}' not found`);
       return model;
     },

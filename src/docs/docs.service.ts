@@ -37,7 +37,7 @@ export class DocsService {
 
   /** One model's typed routes alone; unknown models are 404, models not READY 503. */
   modelDocument(name: string): OpenAPIObject {
-    const model = this.registry.get(name);
+    const model = this.registry.getModel(name);
     const typed = this.typed(model);
     if (!typed)
       throw new ModelNotReadyError(

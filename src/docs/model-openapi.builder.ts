@@ -6,9 +6,8 @@ import type {
   SchemaObject,
   TagObject,
 } from '@nestjs/swagger';
-import { toV2Datatype } from '../inference-protocol/v2.datatypes';
-import { ElementType, ModelSignature, TensorSpec } from '../models/model.types';
-import { INT_RANGES } from '../models/tensor.codec';
+import { elementType, ElementType } from '../models/element-types';
+import { ModelSignature, TensorSpec } from '../models/model.types';
 
 /** What the document needs to know of a model whose default version is READY. */
 export interface TypedModel {
@@ -37,32 +36,8 @@ interface GenericOperations {
 const ref = (name: string): ReferenceObject => ({ $ref: `#/components/schemas/${name}` });
 
 /** One tensor element as JSON, as the tensor codec reads and writes it. */
-export function elementSchema(type: ElementType): SchemaObject {
-  switch (type) {
-    case 'float16':
-    case 'float32':
-      return { type: 'number', format: 'float' };
-    case 'float64':
-      return { type: 'number', format: 'double' };
-    case 'bool':
-      return { type: 'boolean' };
-    case 'string':
-      return { type: 'string' };
-    case 'int64':
-    case 'uint64':
-      // Beyond 2^53 such values cannot be exact JSON numbers in JavaScript: they travel as decimal strings.
-      return {
-        oneOf: [
-          { type: 'integer', format: 'int64', ...(type === 'uint64' ? { minimum: 0 } : {}) },
-          { type: 'string', pattern: type === 'uint64' ? '^\\d{1,20}$' : '^-?\\d{1,20}$' },
-        ],
-      };
-    default: {
-      const [minimum, maximum] = INT_RANGES[type]!;
-      return { type: 'integer', format: type === 'uint32' ? 'int64' : 'int32', minimum, maximum };
-    }
-  }
-}
+export const elementSchema = (type: ElementType): SchemaObject =>
+  structuredClone(elementType(type).schema) as SchemaObject;
 
 /** Nested arrays of the given shape (-1: any length); fixed lengths become minItems = maxItems, so SDKs get tuples. */
 export function tensorSchema(shape: readonly number[], element: SchemaObject): SchemaObject {
@@ -76,7 +51,7 @@ const perInstance = (spec: TensorSpec, signature: ModelSignature) =>
   signature.batchable ? spec.shape.slice(1) : spec.shape;
 
 function zeros(shape: readonly number[], type: ElementType): unknown {
-  const zero = type === 'string' ? '' : type === 'bool' ? false : 0;
+  const { zero } = elementType(type);
   return shape.reduceRight<unknown>(
     (inner, dim) => Array.from({ length: dim === -1 ? 1 : dim }, () => structuredClone(inner)),
     zero,
@@ -144,7 +119,7 @@ function v2Example(model: TypedModel, instance: Record<string, unknown>): Record
       return {
         name: spec.name,
         shape: signature.batchable ? [1, ...dims] : dims,
-        datatype: toV2Datatype(spec.type),
+        datatype: elementType(spec.type).v2,
         data: Array.isArray(value) ? value.flat(Infinity) : [value],
       };
     }),
@@ -294,7 +269,7 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
         maxItems: spec.shape.length,
         description: `[${spec.shape.join(', ')}]; -1 is any size`,
       },
-      datatype: { type: 'string', enum: [toV2Datatype(spec.type)] },
+      datatype: { type: 'string', enum: [elementType(spec.type).v2] },
       data: { type: 'array', items: elementSchema(spec.type), description: 'Row-major values (flat)' },
       parameters: { type: 'object', additionalProperties: true },
     },

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import { CACHE_STORE, CacheStore } from '../cache/cache-store';
-import { withTimeout } from '../cache/with-timeout';
+import { withTimeout } from '../common/with-timeout';
 import { AppConfig } from '../config/app.config';
 import { ModelRegistry } from '../models/model.registry';
 import { LifecycleService } from './lifecycle.service';

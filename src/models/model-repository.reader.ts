@@ -1,3 +1,4 @@
+import { MODEL_NAME, VERSION } from '../common/model-names';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ModelConfig, parseModelConfig } from './model-config';
@@ -12,9 +13,6 @@ export interface ModelFolder {
   /** Entries that were skipped, with why; logged as warnings. */
   readonly ignored: readonly string[];
 }
-
-export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const VERSION = /^[1-9]\d{0,8}$/;
 
 async function exists(file: string): Promise<boolean> {
   return fs.stat(file).then(

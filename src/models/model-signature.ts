@@ -1,5 +1,6 @@
 import { ModelConfig } from './model-config';
-import { FLOAT_TYPES, INTEGER_TYPES, ModelSignature, TensorSpec, ValueInfo } from './model.types';
+import { elementType } from './element-types';
+import { ModelSignature, TensorSpec, ValueInfo } from './model.types';
 
 function tensors(values: readonly ValueInfo[], kind: 'input' | 'output'): TensorSpec[] {
   return values.map((v) => {
@@ -62,13 +63,13 @@ export function buildSignature(
     outputs,
     config.label_output,
     'label_output',
-    (t) => INTEGER_TYPES.has(t.type) && t.shape.length === 1 && t.name.toLowerCase().includes('label'),
+    (t) => elementType(t.type).kind === 'integer' && t.shape.length === 1 && t.name.toLowerCase().includes('label'),
   );
   const probabilityOutput = pickOutput(
     outputs,
     config.probability_output,
     'probability_output',
-    (t) => FLOAT_TYPES.has(t.type) && t.shape.length === 2 && t.name.toLowerCase().includes('prob'),
+    (t) => elementType(t.type).kind === 'float' && t.shape.length === 2 && t.name.toLowerCase().includes('prob'),
   );
 
   if (probabilityOutput && config.labels) {

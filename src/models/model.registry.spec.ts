@@ -25,24 +25,24 @@ describe('ModelRegistry (real onnxruntime sessions)', () => {
       ['digits', 'READY', 1],
       ['iris', 'READY', 1],
     ]);
-    const iris = registry.resolve('iris');
+    const iris = registry.servingVersion('iris');
     expect(iris.signature).toMatchObject({
       batchable: true,
       labelOutput: 'output_label',
       probabilityOutput: 'output_probability',
     });
     await registry.onApplicationShutdown();
-    expect(() => registry.resolve('iris')).toThrow(ModelNotReadyError);
+    expect(() => registry.servingVersion('iris')).toThrow(ModelNotReadyError);
   });
 
   it('serves several versions, with the default version from config.json', async () => {
     const registry = await loadRegistry(await makeRepository({ iris: fixture('iris_versions') }));
-    expect(registry.resolve('iris').version).toBe(1);
-    expect(registry.resolve('iris', 2).version).toBe(2);
-    expect(() => registry.resolve('iris', 3)).toThrow(
+    expect(registry.servingVersion('iris').version).toBe(1);
+    expect(registry.servingVersion('iris', 2).version).toBe(2);
+    expect(() => registry.servingVersion('iris', 3)).toThrow(
       new ModelNotFoundError("Model 'iris' has no version 3; versions: 1, 2"),
     );
-    expect(() => registry.resolve('rose')).toThrow(/Model 'rose' not found; available models: iris/);
+    expect(() => registry.servingVersion('rose')).toThrow(/Model 'rose' not found; available models: iris/);
     await registry.onApplicationShutdown();
   });
 
@@ -50,7 +50,7 @@ describe('ModelRegistry (real onnxruntime sessions)', () => {
     const dir = await makeRepository({ iris: fixture('iris_versions') });
     await fs.rm(path.join(dir, 'iris', 'config.json'));
     const registry = await loadRegistry(dir);
-    expect(registry.resolve('iris').version).toBe(2);
+    expect(registry.servingVersion('iris').version).toBe(2);
     await registry.onApplicationShutdown();
   });
 
@@ -86,7 +86,7 @@ describe('ModelRegistry (real onnxruntime sessions)', () => {
     const registry = await loadRegistry(dir);
     const reasons = Object.fromEntries(registry.list().map((m) => [m.name, registry.stateOf(m)]));
     expect(reasons.good).toEqual({ state: 'READY' });
-    expect(registry.resolve('good').version).toBe(1);
+    expect(registry.servingVersion('good').version).toBe(1);
     const failed = (name: string, reason: RegExp) => {
       expect(reasons[name].state).toBe('FAILED');
       expect(reasons[name].reason).toMatch(reason);
@@ -107,8 +107,8 @@ describe('ModelRegistry (real onnxruntime sessions)', () => {
     // Reasons reach clients, so they name files relative to the repository, never the server's paths.
     expect(JSON.stringify(reasons)).not.toContain(dir);
     expect(reasons.corrupt.reason).toMatch(/corrupt\/1\/model\.onnx/);
-    expect(() => registry.resolve('selftest')).toThrow(ModelNotReadyError);
-    expect(() => registry.resolve('selftest')).toThrow(/failed to load: self-test sample 0/);
+    expect(() => registry.servingVersion('selftest')).toThrow(ModelNotReadyError);
+    expect(() => registry.servingVersion('selftest')).toThrow(/failed to load: self-test sample 0/);
     await registry.onApplicationShutdown();
   });
 

@@ -11,7 +11,8 @@ import { ModelFolder, readModelRepository } from './model-repository.reader';
 import { buildSignature } from './model-signature';
 import { ModelSignature, ModelState } from './model.types';
 import { MODEL_RUNTIME, ModelRuntime, RuntimeSession } from './runtime/model-runtime.interface';
-import { decodeOutputs, encodeInstances, JsonTensor } from './tensor.codec';
+import { decodeOutputs, encodeInstances } from './instance.codec';
+import { JsonTensor } from './tensor.codec';
 
 export interface ModelVersion {
   readonly model: string;
@@ -22,6 +23,7 @@ export interface ModelVersion {
   session?: RuntimeSession;
   batcher?: Batcher;
   batching?: BatchingOptions;
+  caching?: CachingOptions;
   /** SHA-256 of the model file: what the version really is, should a file be replaced under the same number. */
   digest?: string;
 }
@@ -32,7 +34,14 @@ export interface ReadyModelVersion extends ModelVersion {
   readonly session: RuntimeSession;
   readonly batcher: Batcher;
   readonly batching: BatchingOptions;
+  readonly caching: CachingOptions;
   readonly digest: string;
+}
+
+/** Whether a version's predictions are cached (CACHE_ENABLED and its config.json), and for how long. */
+export interface CachingOptions {
+  readonly enabled: boolean;
+  readonly ttlSeconds: number;
 }
 
 export interface Model {
@@ -95,7 +104,12 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     return [...this.models.values()];
   }
 
-  get(name: string): Model {
+  /** The runtime's name for what it serves, as model metadata reports it. */
+  get platform(): string {
+    return this.runtime.platform;
+  }
+
+  getModel(name: string): Model {
     const model = this.models.get(name);
     if (!model) {
       const names = [...this.models.keys()];
@@ -110,8 +124,8 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
    * A model and the version asked for: the given one (unknown versions throw), or the default,
    * which is undefined when the model folder itself has a problem. The version may not be ready.
    */
-  find(name: string, version?: number): { model: Model; entry?: ModelVersion } {
-    const model = this.get(name);
+  findVersion(name: string, version?: number): { model: Model; entry?: ModelVersion } {
+    const model = this.getModel(name);
     if (version !== undefined && !model.versions.has(version)) {
       throw new ModelNotFoundError(
         `Model '${name}' has no version ${version}; versions: ${[...model.versions.keys()].join(', ')}`,
@@ -122,8 +136,8 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** The version that answers a request: the given one, or the model's default. */
-  resolve(name: string, version?: number): ReadyModelVersion {
-    const { model, entry } = this.find(name, version);
+  servingVersion(name: string, version?: number): ReadyModelVersion {
+    const { model, entry } = this.findVersion(name, version);
     if (!entry) throw new ModelNotReadyError(`Model '${name}' cannot serve: ${model.problem}`);
     if (entry.state === 'LOADING')
       throw new ModelNotReadyError(`Model '${name}' version ${entry.version} is still loading`);
@@ -229,6 +243,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         session,
         batcher,
         batching,
+        caching: this.cachingOptions(model.config),
         digest: await digest,
         reason: undefined,
       });
@@ -255,6 +270,14 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       maxQueueDelayMs: own.max_queue_delay_ms ?? this.config.BATCH_MAX_QUEUE_DELAY_MS,
       maxQueueSize: own.max_queue_size ?? this.config.MAX_QUEUE_SIZE,
       concurrency: this.runtime.concurrency,
+    };
+  }
+
+  /** config.json's cache section over the server-wide settings. */
+  private cachingOptions(config: ModelConfig): CachingOptions {
+    return {
+      enabled: this.config.CACHE_ENABLED && (config.cache?.enabled ?? true),
+      ttlSeconds: config.cache?.ttl_seconds ?? this.config.CACHE_TTL_SECONDS,
     };
   }
 

@@ -1,30 +1,4 @@
-/** Element types a tensor can hold, as onnxruntime names them. */
-export type ElementType =
-  | 'float16'
-  | 'float32'
-  | 'float64'
-  | 'int8'
-  | 'int16'
-  | 'int32'
-  | 'int64'
-  | 'uint8'
-  | 'uint16'
-  | 'uint32'
-  | 'uint64'
-  | 'bool'
-  | 'string';
-
-export const INTEGER_TYPES: ReadonlySet<ElementType> = new Set([
-  'int8',
-  'int16',
-  'int32',
-  'int64',
-  'uint8',
-  'uint16',
-  'uint32',
-  'uint64',
-]);
-export const FLOAT_TYPES: ReadonlySet<ElementType> = new Set(['float16', 'float32', 'float64']);
+import type { ElementType, TensorValues } from './element-types';
 
 /** A graph input or output that is a tensor. `-1` marks a dynamic (symbolic or unknown) dimension. */
 export interface TensorSpec {
@@ -36,19 +10,6 @@ export interface TensorSpec {
 /** What the runtime reports about a graph input or output; non-tensors (sequences, maps) have no type. */
 export type ValueInfo =
   (TensorSpec & { readonly isTensor: true }) | { readonly name: string; readonly isTensor: false };
-
-export type TensorValues =
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | Int16Array
-  | Int32Array
-  | BigInt64Array
-  | Uint8Array
-  | Uint16Array
-  | Uint32Array
-  | BigUint64Array
-  | string[];
 
 /** A tensor as it crosses the runtime boundary: flat row-major values plus dimensions. */
 export interface TensorData {

@@ -1,12 +1,11 @@
-import { TensorData, TensorValues } from './model.types';
+import { NumericValues, TensorValues } from './element-types';
+import { TensorData } from './model.types';
 
 /**
  * Row operations on tensors whose first dimension is the batch: what the batcher needs to stack
  * requests into one run and hand each its rows back, and what the prediction cache needs to serve
  * some rows of a batch from the cache and run the others.
  */
-
-type NumericValues = Exclude<TensorValues, string[]>;
 
 /** Elements in a tensor of these dimensions. */
 export const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);

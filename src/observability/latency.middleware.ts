@@ -1,5 +1,6 @@
 import { LoggerService } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { cacheOutcome } from '../cache/prediction-cache.middleware';
 import { contextOf } from '../common/request-context';
 import { MetricsService } from './metrics.service';
 
@@ -43,10 +44,10 @@ export function latencyMiddleware(logger: LoggerService, metrics: MetricsService
             (req as { route?: { path?: string } }).route?.path ??
             (req.url ?? '').split('?')[0].slice(0, 200),
           status: res.statusCode,
-          model: context?.model,
-          version: context?.version,
-          batch_size: context?.batchSize,
-          cache: context?.cacheHits === undefined ? undefined : context.cacheMisses === 0 ? 'HIT' : 'MISS',
+          model: context?.served?.model,
+          version: context?.served?.version,
+          batch_size: context?.served?.batchSize,
+          cache: cacheOutcome(context?.cache),
           duration_ms: Number(elapsedMs(start).toFixed(3)),
           request_id: context?.requestId,
         },

@@ -1,8 +1,10 @@
 import { Controller, Get, Param } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../common/api-errors.decorator';
+import { ParseVersionPipe } from '../common/parse-version.pipe';
 import { ModelDescriptionDto, ModelListDto } from './dto/model.dto';
-import { parseVersion, PredictionService } from './prediction.service';
+import { PredictionService } from './prediction.service';
+import { toDescription, toSummary } from './v1.codec';
 
 @ApiTags('models')
 @Controller('v1/models')
@@ -13,7 +15,7 @@ export class ModelsController {
   @ApiOperation({ operationId: 'listModels', summary: 'Every model in the repository, with its versions and state' })
   @ApiOkResponse({ type: ModelListDto })
   list(): ModelListDto {
-    return { models: this.predictions.listModels() };
+    return { models: this.predictions.listModels().map(toSummary) };
   }
 
   @Get(':model')
@@ -25,7 +27,7 @@ export class ModelsController {
   @ApiOkResponse({ type: ModelDescriptionDto })
   @ApiErrors(404)
   describe(@Param('model') model: string): ModelDescriptionDto {
-    return this.predictions.describeModel(model);
+    return toDescription(this.predictions.describeModel(model));
   }
 
   @Get(':model/versions/:version')
@@ -37,7 +39,10 @@ export class ModelsController {
   @ApiParam({ name: 'version', schema: { type: 'integer', minimum: 1 }, example: 1 })
   @ApiOkResponse({ type: ModelDescriptionDto })
   @ApiErrors(400, 404)
-  describeVersion(@Param('model') model: string, @Param('version') version: string): ModelDescriptionDto {
-    return this.predictions.describeModel(model, parseVersion(version));
+  describeVersion(
+    @Param('model') model: string,
+    @Param('version', ParseVersionPipe) version: number,
+  ): ModelDescriptionDto {
+    return toDescription(this.predictions.describeModel(model, version));
   }
 }

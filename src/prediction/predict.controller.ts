@@ -1,30 +1,20 @@
 import { Body, Controller, HttpCode, Param, Post } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
-import { ApiCacheControl, CACHE_RESPONSE_HEADERS } from '../cache/prediction-cache.middleware';
+import { ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiCachedOkResponse } from '../cache/prediction-cache.middleware';
 import { ApiPredictErrors } from '../common/api-errors.decorator';
+import { ParseVersionPipe } from '../common/parse-version.pipe';
 import { ReqContext, RequestContext } from '../common/request-context';
 import { BatchPredictRequestDto, PredictRequestDto } from './dto/predict-request.dto';
 import { BatchPredictResponseDto, PredictResponseDto } from './dto/prediction.dto';
-import { parseVersion, PredictionResult, PredictionService } from './prediction.service';
+import { PredictionService } from './prediction.service';
+import { toBatchResponse, toPredictResponse } from './v1.codec';
 
 const MODEL = ApiParam({ name: 'model', example: 'iris' });
 const VERSION = ApiParam({ name: 'version', schema: { type: 'integer', minimum: 1 }, example: 1 });
-
-function single(result: PredictionResult): PredictResponseDto {
-  return { model: result.model, version: result.version, ...result.predictions[0], latency_ms: result.latencyMs };
-}
-
-function batch(result: PredictionResult): BatchPredictResponseDto {
-  return {
-    model: result.model,
-    version: result.version,
-    predictions: result.predictions,
-    latency_ms: result.latencyMs,
-  };
-}
+const single = (_: number) => '';
+const each = (i: number) => `instances[${i}]`;
 
 @ApiTags('predictions')
-@ApiCacheControl()
 @Controller('v1/models/:model')
 export class PredictController {
   constructor(private readonly predictions: PredictionService) {}
@@ -33,14 +23,14 @@ export class PredictController {
   @HttpCode(200)
   @ApiOperation({ operationId: 'predict', summary: "Predict one instance with the model's default version" })
   @MODEL
-  @ApiOkResponse({ type: PredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
+  @ApiCachedOkResponse(PredictResponseDto)
   @ApiPredictErrors()
   async predict(
     @Param('model') model: string,
     @Body() body: PredictRequestDto,
     @ReqContext() context?: RequestContext,
   ): Promise<PredictResponseDto> {
-    return single(await this.predictions.predict(model, undefined, [body], () => '', context));
+    return toPredictResponse(await this.predictions.predict(model, undefined, [body], single, context));
   }
 
   @Post('versions/:version/predict')
@@ -48,15 +38,15 @@ export class PredictController {
   @ApiOperation({ operationId: 'predictVersion', summary: 'Predict one instance with a given version' })
   @MODEL
   @VERSION
-  @ApiOkResponse({ type: PredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
+  @ApiCachedOkResponse(PredictResponseDto)
   @ApiPredictErrors()
   async predictVersion(
     @Param('model') model: string,
-    @Param('version') version: string,
+    @Param('version', ParseVersionPipe) version: number,
     @Body() body: PredictRequestDto,
     @ReqContext() context?: RequestContext,
   ): Promise<PredictResponseDto> {
-    return single(await this.predictions.predict(model, parseVersion(version), [body], () => '', context));
+    return toPredictResponse(await this.predictions.predict(model, version, [body], single, context));
   }
 
   @Post('predict/batch')
@@ -66,14 +56,14 @@ export class PredictController {
     summary: "Predict many instances in one run with the model's default version",
   })
   @MODEL
-  @ApiOkResponse({ type: BatchPredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
+  @ApiCachedOkResponse(BatchPredictResponseDto)
   @ApiPredictErrors()
   async predictBatch(
     @Param('model') model: string,
     @Body() body: BatchPredictRequestDto,
     @ReqContext() context?: RequestContext,
   ): Promise<BatchPredictResponseDto> {
-    return batch(await this.predictions.predict(model, undefined, body.instances, (i) => `instances[${i}]`, context));
+    return toBatchResponse(await this.predictions.predict(model, undefined, body.instances, each, context));
   }
 
   @Post('versions/:version/predict/batch')
@@ -84,16 +74,14 @@ export class PredictController {
   })
   @MODEL
   @VERSION
-  @ApiOkResponse({ type: BatchPredictResponseDto, headers: CACHE_RESPONSE_HEADERS })
+  @ApiCachedOkResponse(BatchPredictResponseDto)
   @ApiPredictErrors()
   async predictBatchVersion(
     @Param('model') model: string,
-    @Param('version') version: string,
+    @Param('version', ParseVersionPipe) version: number,
     @Body() body: BatchPredictRequestDto,
     @ReqContext() context?: RequestContext,
   ): Promise<BatchPredictResponseDto> {
-    return batch(
-      await this.predictions.predict(model, parseVersion(version), body.instances, (i) => `instances[${i}]`, context),
-    );
+    return toBatchResponse(await this.predictions.predict(model, version, body.instances, each, context));
   }
 }

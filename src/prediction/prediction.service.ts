@@ -6,14 +6,8 @@ import { AppConfig } from '../config/app.config';
 import { Model, ModelRegistry, ReadyModelVersion } from '../models/model.registry';
 import { MetricsService } from '../observability/metrics.service';
 import { ModelSignature, ModelState, TensorData, TensorSpec } from '../models/model.types';
-import {
-  decodeOutputs,
-  EncodedRun,
-  encodeInstances,
-  encodeTensors,
-  InstanceOutputs,
-  TensorInput,
-} from '../models/tensor.codec';
+import { decodeOutputs, encodeInstances, InstanceOutputs } from '../models/instance.codec';
+import { encodeTensors, TensorInput } from '../models/tensor.codec';
 
 /** The answer for one instance. Classifier fields are null for models that are not classifiers. */
 export interface Prediction {
@@ -29,6 +23,11 @@ export interface PredictionResult {
   readonly version: number;
   readonly predictions: Prediction[];
   readonly latencyMs: number;
+}
+
+/** The default model's answer, which is a classifier's: every prediction has a class. */
+export interface ClassifiedResult extends PredictionResult {
+  readonly predictions: (Prediction & { readonly prediction: number })[];
 }
 
 /** The answer to whole tensors in: whole tensors out, for tensor protocols. */
@@ -48,36 +47,24 @@ export interface VersionStatus {
 export interface ModelSummary {
   readonly name: string;
   readonly description?: string;
-  readonly default_version: number | null;
+  readonly defaultVersion: number | null;
   readonly state: ModelState;
   readonly reason?: string;
   readonly versions: VersionStatus[];
 }
 
+/** One version of a model (the default unless asked), as every protocol's metadata route describes it. */
 export interface ModelDescription extends ModelSummary {
   readonly version: number;
-  readonly version_state: ModelState;
+  readonly versionState: ModelState;
   readonly platform: string;
   readonly inputs: readonly TensorSpec[];
   readonly outputs: readonly TensorSpec[];
   readonly batchable: boolean;
   readonly labels: readonly string[] | null;
   readonly features: readonly string[] | null;
-  readonly label_output: string | null;
-  readonly probability_output: string | null;
-}
-
-const PLATFORM = 'onnxruntime';
-
-/** Parses a version as it arrives in a path segment. */
-export function parseVersion(raw: string | undefined): number | undefined {
-  if (raw === undefined) return undefined;
-  if (!/^[1-9]\d{0,8}$/.test(raw)) {
-    throw new InvalidInputError('The version must be a positive integer', [
-      { path: 'version', message: `got ${JSON.stringify(raw.slice(0, 40))}` },
-    ]);
-  }
-  return Number(raw);
+  readonly labelOutput: string | null;
+  readonly probabilityOutput: string | null;
 }
 
 function argmax(values: readonly number[]): number {
@@ -87,7 +74,7 @@ function argmax(values: readonly number[]): number {
 }
 
 /** Reads an instance's outputs as a classifier's answer, where the signature names the outputs. */
-function classify(signature: ModelSignature, outputs: InstanceOutputs): Prediction {
+function readClassifier(signature: ModelSignature, outputs: InstanceOutputs): Prediction {
   const raw = signature.probabilityOutput ? outputs[signature.probabilityOutput] : undefined;
   const probabilities = Array.isArray(raw) && raw.every((p) => typeof p === 'number') ? raw : null;
   const labelValue = signature.labelOutput ? outputs[signature.labelOutput] : undefined;
@@ -106,7 +93,7 @@ function classify(signature: ModelSignature, outputs: InstanceOutputs): Predicti
 
 /**
  * The business of the service, independent of any protocol: find the model, check the input
- * against it, run it, and read the answer. Every route (v1, the lesson's, later V2) calls this.
+ * against it, run it, and read the answer. Every protocol's routes call this.
  */
 @Injectable()
 export class PredictionService {
@@ -130,8 +117,8 @@ export class PredictionService {
     context?: RequestContext,
   ): Promise<PredictionResult> {
     const started = performance.now();
-    const entry = this.registry.resolve(modelName, version);
-    if (context) Object.assign(context, { model: entry.model, version: entry.version, batchSize: instances.length });
+    const entry = this.registry.servingVersion(modelName, version);
+    if (context) context.served = { model: entry.model, version: entry.version, batchSize: instances.length };
     return this.measured(entry, () => this.predictWith(entry, instances, pathOf, context, started));
   }
 
@@ -142,8 +129,6 @@ export class PredictionService {
     context: RequestContext | undefined,
     started: number,
   ): Promise<PredictionResult> {
-    if (instances.length === 0)
-      throw new InvalidInputError('The batch is empty', [{ path: 'instances', message: 'send at least one instance' }]);
     if (instances.length > this.config.MAX_BATCH_SIZE) {
       throw new InvalidInputError(
         `The batch has ${instances.length} instances; the limit is ${this.config.MAX_BATCH_SIZE} (MAX_BATCH_SIZE)`,
@@ -153,9 +138,11 @@ export class PredictionService {
 
     // Validation happens here, before queueing, so one bad request never spoils a batch.
     const runs = encodeInstances(entry.signature, instances, pathOf);
-    const results = await Promise.all(runs.map((run) => this.run(entry, () => this.execute(entry, run, context))));
+    const results = await Promise.all(
+      runs.map((run) => this.asRunFailure(entry, this.cache.submit(entry, run, context))),
+    );
     const predictions = runs.flatMap((run, i) =>
-      decodeOutputs(entry.signature, results[i], run.count).map((o) => classify(entry.signature, o)),
+      decodeOutputs(entry.signature, results[i], run.count).map((o) => readClassifier(entry.signature, o)),
     );
     return {
       model: entry.model,
@@ -175,7 +162,7 @@ export class PredictionService {
     inputs: readonly TensorInput[],
     context?: RequestContext,
   ): Promise<TensorResult> {
-    const entry = this.registry.resolve(modelName, version);
+    const entry = this.registry.servingVersion(modelName, version);
     return this.measured(entry, () => this.inferWith(entry, inputs, context));
   }
 
@@ -185,23 +172,39 @@ export class PredictionService {
     context?: RequestContext,
   ): Promise<TensorResult> {
     const run = encodeTensors(entry.signature, inputs, (i) => `inputs[${i}]`);
-    if (context) Object.assign(context, { model: entry.model, version: entry.version, batchSize: run.count });
+    if (context) context.served = { model: entry.model, version: entry.version, batchSize: run.count };
     if (run.count > this.config.MAX_BATCH_SIZE) {
       throw new InvalidInputError(
         `The batch has ${run.count} rows; the limit is ${this.config.MAX_BATCH_SIZE} (MAX_BATCH_SIZE)`,
         [{ path: 'inputs', message: `at most ${this.config.MAX_BATCH_SIZE} rows per request` }],
       );
     }
-    const outputs = await this.run(entry, () => this.execute(entry, run, context));
+    const outputs = await this.asRunFailure(entry, this.cache.submit(entry, run, context));
     return { model: entry.model, version: entry.version, outputs, labels: entry.signature.labels };
   }
 
   /** Whether a model (or one version of it) can serve now; unknown models and versions throw. */
   isReady(modelName: string, version?: number): boolean {
-    return this.registry.find(modelName, version).entry?.state === 'READY';
+    return this.registry.findVersion(modelName, version).entry?.state === 'READY';
   }
 
-  /** The model the lesson's routes answer with: DEFAULT_MODEL, or the repository's only model. */
+  /** Predicts with the default model (see defaultModelName), which must be a classifier. */
+  async predictDefault(
+    instances: readonly unknown[],
+    pathOf: (i: number) => string,
+    context?: RequestContext,
+  ): Promise<ClassifiedResult> {
+    const model = this.defaultModelName();
+    const result = await this.predict(model, undefined, instances, pathOf, context);
+    if (result.predictions.some((p) => p.prediction === null)) {
+      throw new InvalidInputError(
+        `The default model '${model}' is not a classifier; use POST /v1/models/${model}/predict`,
+      );
+    }
+    return result as ClassifiedResult;
+  }
+
+  /** The model the short routes (/predict) answer with: DEFAULT_MODEL, or the repository's only model. */
   defaultModelName(): string {
     const names = this.registry.list().map((m) => m.name);
     const wanted = this.config.DEFAULT_MODEL;
@@ -217,7 +220,7 @@ export class PredictionService {
   }
 
   describeModel(name: string, version?: number): ModelDescription {
-    const found = this.registry.find(name, version);
+    const found = this.registry.findVersion(name, version);
     const model = found.model;
     // A model without a usable default is still described, by its first version.
     const entry = found.entry ?? model.versions.values().next().value;
@@ -226,15 +229,15 @@ export class PredictionService {
     return {
       ...this.summarize(model),
       version: entry.version,
-      version_state: entry.state,
-      platform: PLATFORM,
+      versionState: entry.state,
+      platform: this.registry.platform,
       inputs: signature?.inputs ?? [],
       outputs: signature?.outputs ?? [],
       batchable: signature?.batchable ?? false,
       labels: model.config.labels ?? null,
       features: model.config.features ?? null,
-      label_output: signature?.labelOutput ?? null,
-      probability_output: signature?.probabilityOutput ?? null,
+      labelOutput: signature?.labelOutput ?? null,
+      probabilityOutput: signature?.probabilityOutput ?? null,
     };
   }
 
@@ -242,7 +245,7 @@ export class PredictionService {
     return {
       name: model.name,
       description: model.config.description,
-      default_version: model.defaultVersion ?? null,
+      defaultVersion: model.defaultVersion ?? null,
       ...this.registry.stateOf(model),
       versions: [...model.versions.values()].map((v) => ({ version: v.version, state: v.state, reason: v.reason })),
     };
@@ -261,23 +264,10 @@ export class PredictionService {
     }
   }
 
-  /** Runs through the batcher, with the prediction cache around it when the route and the model allow caching. */
-  private execute(
-    entry: ReadyModelVersion,
-    run: EncodedRun,
-    context?: RequestContext,
-  ): Promise<Record<string, TensorData>> {
-    // The signal is read only when a run is really queued: a request the cache answers never makes one.
-    const compute = (feeds: Record<string, TensorData>, rows: number) =>
-      entry.batcher.submit(feeds, rows, { deadline: context?.deadline, signal: context?.signal });
-    if (!context?.cache || !this.cache.enabledFor(entry.model)) return compute(run.feeds, run.count);
-    return this.cache.run(entry, run, context.cache, context, compute);
-  }
-
   /** Domain errors (queue full, deadline, shutting down) pass through; anything else is a fault of the run. */
-  private async run<T>(entry: ReadyModelVersion, call: () => Promise<T>): Promise<T> {
+  private async asRunFailure<T>(entry: ReadyModelVersion, run: Promise<T>): Promise<T> {
     try {
-      return await call();
+      return await run;
     } catch (err) {
       if (err instanceof DomainError) throw err;
       throw new InferenceFailedError(

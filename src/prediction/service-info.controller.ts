@@ -3,6 +3,7 @@ import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { APP_INFO } from '../app.info';
 import { ServiceInfoDto } from './dto/model.dto';
 import { PredictionService } from './prediction.service';
+import { toSummary } from './v1.codec';
 
 @ApiTags('service')
 @Controller()
@@ -13,6 +14,6 @@ export class ServiceInfoController {
   @ApiOperation({ operationId: 'serviceInfo', summary: 'Service name, version, models and where the documentation is' })
   @ApiOkResponse({ type: ServiceInfoDto })
   info(): ServiceInfoDto {
-    return { ...APP_INFO, models: this.predictions.listModels(), docs: '/docs', openapi: '/docs-json' };
+    return { ...APP_INFO, models: this.predictions.listModels().map(toSummary), docs: '/docs', openapi: '/docs-json' };
   }
 }

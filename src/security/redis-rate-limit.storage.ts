@@ -3,7 +3,7 @@ import { ThrottlerStorage, ThrottlerStorageService } from '@nestjs/throttler';
 import type { RedisClientType } from '@keyv/redis';
 import { CacheStoreModule } from '../cache/cache.module';
 import { CACHE_STORE, CacheStore } from '../cache/cache-store';
-import { withTimeout } from '../cache/with-timeout';
+import { withTimeout } from '../common/with-timeout';
 import { AppConfig } from '../config/app.config';
 import { RATE_LIMIT_STORAGE } from './security.module';
 

@@ -166,8 +166,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Predict one instance with the default model (the lesson's route) */
-        post: operations["lessonPredict"];
+        /** Predict one instance with the default model */
+        post: operations["predictDefault"];
         delete?: never;
         options?: never;
         head?: never;
@@ -183,8 +183,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Predict many instances with the default model (the lesson's route) */
-        post: operations["lessonPredictBatch"];
+        /** Predict many instances with the default model */
+        post: operations["predictDefaultBatch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -816,7 +816,7 @@ export interface components {
             /** @example 0.61 */
             latency_ms: number;
         };
-        LessonPredictResponseDto: {
+        DefaultModelPredictResponseDto: {
             /** @example 0 */
             prediction: number;
             /**
@@ -834,7 +834,7 @@ export interface components {
             /** @example 0.35 */
             latency_ms: number;
         };
-        LessonBatchResponseDto: {
+        DefaultModelBatchResponseDto: {
             /**
              * @example [
              *       0,
@@ -1358,8 +1358,8 @@ export type PredictResponseDto = components['schemas']['PredictResponseDto'];
 export type BatchPredictRequestDto = components['schemas']['BatchPredictRequestDto'];
 export type PredictionDto = components['schemas']['PredictionDto'];
 export type BatchPredictResponseDto = components['schemas']['BatchPredictResponseDto'];
-export type LessonPredictResponseDto = components['schemas']['LessonPredictResponseDto'];
-export type LessonBatchResponseDto = components['schemas']['LessonBatchResponseDto'];
+export type DefaultModelPredictResponseDto = components['schemas']['DefaultModelPredictResponseDto'];
+export type DefaultModelBatchResponseDto = components['schemas']['DefaultModelBatchResponseDto'];
 export type V2ServerMetadataDto = components['schemas']['V2ServerMetadataDto'];
 export type V2LiveDto = components['schemas']['V2LiveDto'];
 export type V2ReadyDto = components['schemas']['V2ReadyDto'];
@@ -2105,7 +2105,7 @@ export interface operations {
             };
         };
     };
-    lessonPredict: {
+    predictDefault: {
         parameters: {
             query?: never;
             header?: {
@@ -2130,7 +2130,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LessonPredictResponseDto"];
+                    "application/json": components["schemas"]["DefaultModelPredictResponseDto"];
                 };
             };
             /** @description Invalid request: the body or a value does not match the model (details name each field) */
@@ -2218,7 +2218,7 @@ export interface operations {
             };
         };
     };
-    lessonPredictBatch: {
+    predictDefaultBatch: {
         parameters: {
             query?: never;
             header?: {
@@ -2243,7 +2243,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LessonBatchResponseDto"];
+                    "application/json": components["schemas"]["DefaultModelBatchResponseDto"];
                 };
             };
             /** @description Invalid request: the body or a value does not match the model (details name each field) */

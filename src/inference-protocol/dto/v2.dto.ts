@@ -13,7 +13,7 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
-import { V2_DATATYPE_NAMES } from '../v2.datatypes';
+import { V2_DATATYPES } from '../v2.codec';
 
 /** Tensor values: numbers, decimal strings (int64/uint64 beyond 2^53), strings (BYTES) or booleans, flat or nested. */
 const DATA_SCHEMA: ApiPropertyOptions = {
@@ -36,7 +36,7 @@ export class V2TensorMetadataDto {
   @ApiProperty({ example: 'float_input' })
   readonly name!: string;
 
-  @ApiProperty({ enum: V2_DATATYPE_NAMES, example: 'FP32' })
+  @ApiProperty({ enum: V2_DATATYPES, example: 'FP32' })
   readonly datatype!: string;
 
   @ApiProperty({ ...SHAPE, example: [-1, 4] })
@@ -102,8 +102,8 @@ export class V2InferInputDto {
   @Min(0, { each: true })
   readonly shape!: number[];
 
-  @ApiProperty({ enum: V2_DATATYPE_NAMES, example: 'FP32' })
-  @IsIn(V2_DATATYPE_NAMES)
+  @ApiProperty({ enum: V2_DATATYPES, example: 'FP32' })
+  @IsIn(V2_DATATYPES)
   readonly datatype!: string;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: true })
@@ -175,7 +175,7 @@ export class V2OutputTensorDto {
   @ApiProperty({ ...SHAPE, example: [1] })
   readonly shape!: number[];
 
-  @ApiProperty({ enum: V2_DATATYPE_NAMES, example: 'INT64' })
+  @ApiProperty({ enum: V2_DATATYPES, example: 'INT64' })
   readonly datatype!: string;
 
   @ApiProperty({ ...DATA_SCHEMA, example: [0] })

@@ -5,35 +5,21 @@
  */
 import * as ort from 'onnxruntime-node';
 import { parentPort } from 'node:worker_threads';
-import type { ElementType, TensorData, ValueInfo } from '../model.types';
+import { ElementType, isElementType, zeros } from '../element-types';
+import type { TensorData, ValueInfo } from '../model.types';
+import { product } from '../tensor-rows';
 import type { WorkerReply, WorkerRequest } from './worker.protocol';
-
-const SUPPORTED: ReadonlySet<string> = new Set<ElementType>([
-  'float16',
-  'float32',
-  'float64',
-  'int8',
-  'int16',
-  'int32',
-  'int64',
-  'uint8',
-  'uint16',
-  'uint32',
-  'uint64',
-  'bool',
-  'string',
-]);
 
 const sessions = new Map<string, ort.InferenceSession>();
 
 function toValueInfo(meta: ort.InferenceSession.ValueMetadata): ValueInfo {
   if (!meta.isTensor) return { name: meta.name, isTensor: false };
-  if (!SUPPORTED.has(meta.type)) {
+  if (!isElementType(meta.type)) {
     throw new Error(`tensor '${meta.name}' has element type ${meta.type}, which this service does not support`);
   }
   // Symbolic dimensions come back as strings ("N", "batch"); both they and unknown sizes mean dynamic.
   const shape = meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
-  return { name: meta.name, isTensor: true, type: meta.type as ElementType, shape };
+  return { name: meta.name, isTensor: true, type: meta.type, shape };
 }
 
 async function run(
@@ -51,31 +37,13 @@ async function run(
   return out;
 }
 
-// float16 travels as its 16-bit patterns, and all-zero bits are 0.0.
-const ZEROS: Record<Exclude<ElementType, 'string'>, new (size: number) => TensorData['data']> = {
-  float16: Uint16Array,
-  float32: Float32Array,
-  float64: Float64Array,
-  int8: Int8Array,
-  int16: Int16Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  uint8: Uint8Array,
-  uint16: Uint16Array,
-  uint32: Uint32Array,
-  uint64: BigUint64Array,
-  bool: Uint8Array,
-};
-
 /** Feeds of zeros (dynamic dimensions as 1) so the first real request does not pay the cold start. */
 function zeroFeeds(inputs: readonly ValueInfo[]): Record<string, TensorData> | undefined {
   const feeds: Record<string, TensorData> = {};
   for (const input of inputs) {
     if (!input.isTensor) return undefined;
     const dims = input.shape.map((d) => (d === -1 ? 1 : d));
-    const size = dims.reduce((a, b) => a * b, 1);
-    const data = input.type === 'string' ? new Array<string>(size).fill('') : new ZEROS[input.type](size);
-    feeds[input.name] = { type: input.type, dims, data };
+    feeds[input.name] = { type: input.type, dims, data: zeros(input.type, product(dims)) };
   }
   return feeds;
 }

@@ -1,6 +1,6 @@
 import { InvalidInputError } from '../common/domain.errors';
 import { ModelSignature, TensorSpec } from './model.types';
-import { decodeOutputs, encodeInstances } from './tensor.codec';
+import { decodeOutputs, encodeInstances } from './instance.codec';
 
 const spec = (name: string, type: TensorSpec['type'], shape: number[]): TensorSpec => ({ name, type, shape });
 

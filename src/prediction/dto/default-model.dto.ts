@@ -1,7 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 
-/** Response of the lesson's `POST /predict`, with the lesson's field names. */
-export class LessonPredictResponseDto {
+/** Response of the default model's `POST /predict`, with the field names of the FastAPI service it replaces. */
+export class DefaultModelPredictResponseDto {
   @ApiProperty({ type: 'integer', example: 0 })
   readonly prediction!: number;
 
@@ -18,8 +18,8 @@ export class LessonPredictResponseDto {
   readonly latency_ms!: number;
 }
 
-/** Response of the lesson's `POST /predict/batch`. */
-export class LessonBatchResponseDto {
+/** Response of the default model's `POST /predict/batch`. */
+export class DefaultModelBatchResponseDto {
   @ApiProperty({ type: [Number], example: [0, 2] })
   readonly predictions!: number[];
 

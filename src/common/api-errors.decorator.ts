@@ -1,22 +1,23 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiResponse } from '@nestjs/swagger';
+import { ERROR_CODES, ErrorCode } from './domain.errors';
 import { ErrorResponseDto } from './error-response.dto';
+import { HTTP_STATUS } from './http-exception.filter';
 
-const DESCRIPTIONS: Record<number, string> = {
-  400: 'Invalid request: the body or a value does not match the model (details name each field)',
-  404: 'Unknown model or version',
-  413: 'Body larger than BODY_LIMIT',
-  415: 'Body is not JSON',
-  500: 'Internal fault (never includes a stack trace)',
-  503: 'Model not ready (loading or failed); retry after the Retry-After header',
-};
+/** What an error status means, from the codes that answer with it (HTTP_ERROR stands for no status of its own). */
+function description(status: number): string {
+  const codes = (Object.keys(HTTP_STATUS) as ErrorCode[]).filter(
+    (c) => HTTP_STATUS[c] === status && c !== 'HTTP_ERROR',
+  );
+  return codes.map((c) => `${c}: ${ERROR_CODES[c]}`).join('; ');
+}
 
 /** Documents the structured error responses a route can give. */
 export function ApiErrors(...statuses: number[]) {
   return applyDecorators(
-    ...statuses.map((status) => ApiResponse({ status, description: DESCRIPTIONS[status], type: ErrorResponseDto })),
+    ...statuses.map((status) => ApiResponse({ status, description: description(status), type: ErrorResponseDto })),
   );
 }
 
 /** The errors every prediction route can give. */
-export const ApiPredictErrors = () => ApiErrors(400, 404, 413, 415, 500, 503);
+export const ApiPredictErrors = () => ApiErrors(400, 404, 413, 415, 500, 503, 504);

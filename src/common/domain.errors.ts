@@ -1,25 +1,32 @@
+/** Every error code the service answers with, and when: the one list the documentation is made from. */
+export const ERROR_CODES = {
+  INVALID_INPUT: 'the body, a path parameter or a header does not fit the route or the model; details name each field',
+  MALFORMED_JSON: 'the body is not JSON',
+  UNSUPPORTED_MEDIA_TYPE: 'the body is not UTF-8 JSON, or is compressed',
+  PAYLOAD_TOO_LARGE: 'the body is larger than BODY_LIMIT',
+  ROUTE_NOT_FOUND: 'no such route',
+  METHOD_NOT_ALLOWED: 'the route does not take this method',
+  HTTP_ERROR: 'another client error, found by the HTTP layer',
+  UNAUTHENTICATED: 'API keys are configured and the request has none, or one not in force',
+  FORBIDDEN: "the API key is not allowed on this route (it lacks the route's scope)",
+  RATE_LIMITED: 'over RATE_LIMIT_RPM requests in a minute; Retry-After says how many seconds to wait',
+  HEADERS_TOO_LARGE: 'the request line and headers are larger than MAX_HEADER_SIZE',
+  REQUEST_TIMEOUT: 'the request was not received whole within HTTP_REQUEST_TIMEOUT_MS',
+  MODEL_NOT_FOUND: 'unknown model or version',
+  MODEL_NOT_READY: 'the model is loading or failed to load (with the reason); retry after Retry-After',
+  QUEUE_FULL: "the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After",
+  DEADLINE_EXCEEDED:
+    'the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran',
+  CLIENT_CLOSED: 'the client closed the connection before the answer; only the log line sees it',
+  INFERENCE_FAILED: 'the model failed to run on input that passed validation',
+  INTERNAL: 'a fault of the server; logged with its stack, which never reaches the client',
+} as const;
+
 /**
  * Errors the service raises on purpose. They carry a stable code and no HTTP knowledge: each
  * protocol layer maps codes to its own status (see http-exception.filter.ts for REST).
  */
-export type ErrorCode =
-  | 'INVALID_INPUT'
-  | 'MALFORMED_JSON'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'ROUTE_NOT_FOUND'
-  | 'UNAUTHENTICATED'
-  | 'FORBIDDEN'
-  | 'RATE_LIMITED'
-  | 'HEADERS_TOO_LARGE'
-  | 'REQUEST_TIMEOUT'
-  | 'MODEL_NOT_FOUND'
-  | 'MODEL_NOT_READY'
-  | 'QUEUE_FULL'
-  | 'DEADLINE_EXCEEDED'
-  | 'CLIENT_CLOSED'
-  | 'INFERENCE_FAILED'
-  | 'INTERNAL';
+export type ErrorCode = keyof typeof ERROR_CODES;
 
 export interface ErrorDetail {
   /** Where in the request the problem is, e.g. `instances[3].features`. */

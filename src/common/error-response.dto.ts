@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ERROR_CODES } from './domain.errors';
 
 export class ErrorDetailDto {
   @ApiProperty({ example: 'instances[3].features', description: 'Where in the request the problem is' })
@@ -15,10 +16,7 @@ export class ErrorResponseDto {
 
   @ApiProperty({
     example: 'INVALID_INPUT',
-    description:
-      'Stable machine-readable code: INVALID_INPUT, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, ' +
-      'ROUTE_NOT_FOUND, UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, HEADERS_TOO_LARGE, REQUEST_TIMEOUT, MODEL_NOT_FOUND, ' +
-      'MODEL_NOT_READY, QUEUE_FULL, DEADLINE_EXCEEDED, INFERENCE_FAILED, INTERNAL',
+    description: `Stable machine-readable code: ${Object.keys(ERROR_CODES).join(', ')}`,
   })
   readonly error!: string;
 

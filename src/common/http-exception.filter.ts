@@ -3,12 +3,16 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { DomainError, ErrorCode, ErrorDetail, RateLimitedError } from './domain.errors';
 import { AnyRequest, contextOf } from './request-context';
 
-const STATUS: Record<ErrorCode, number> = {
+/** The HTTP status of each error code, after Triton's table (400/404/500/503, 504 for a deadline). */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   INVALID_INPUT: 400,
   MALFORMED_JSON: 400,
   UNSUPPORTED_MEDIA_TYPE: 415,
   PAYLOAD_TOO_LARGE: 413,
   ROUTE_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  // Any other 4xx a library raises keeps its own status; 400 stands for them in the documentation.
+  HTTP_ERROR: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   RATE_LIMITED: 429,
@@ -24,7 +28,8 @@ const STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
 };
 
-const CODE_OF_STATUS: Record<number, string> = {
+/** The code of a 4xx raised outside the service (Nest's router, a body parser), where it has one of its own. */
+const CODE_OF_STATUS: Partial<Record<number, ErrorCode>> = {
   400: 'INVALID_INPUT',
   404: 'ROUTE_NOT_FOUND',
   405: 'METHOD_NOT_ALLOWED',
@@ -33,33 +38,32 @@ const CODE_OF_STATUS: Record<number, string> = {
 };
 
 /** Seconds a client should wait before retrying: a loading model takes a while, a full queue drains fast. */
-const RETRY_AFTER: Partial<Record<string, string>> = { MODEL_NOT_READY: '5', QUEUE_FULL: '1' };
+const RETRY_AFTER: Partial<Record<ErrorCode, string>> = { MODEL_NOT_READY: '5', QUEUE_FULL: '1' };
 
+/** The body of every error answer of the v1 and default-model routes (ErrorResponseDto documents it). */
 export interface ErrorBody {
   statusCode: number;
-  error: string;
+  error: ErrorCode;
   message: string;
   details: ErrorDetail[];
   requestId?: string;
 }
 
-function describe(exception: unknown): Omit<ErrorBody, 'requestId'> {
-  if (exception instanceof DomainError) {
-    return {
-      statusCode: STATUS[exception.code],
-      error: exception.code,
-      message: exception.message,
-      details: [...exception.details],
-    };
-  }
+/** The one way an error body is made: the status is the code's own unless a library gave another. */
+export function errorBody(
+  error: ErrorCode,
+  message: string,
+  details: readonly ErrorDetail[] = [],
+  statusCode = HTTP_STATUS[error],
+): ErrorBody {
+  return { statusCode, error, message, details: [...details] };
+}
+
+function describe(exception: unknown): ErrorBody {
+  if (exception instanceof DomainError) return errorBody(exception.code, exception.message, exception.details);
   // The client went away mid-body (a body parser's 'aborted'): nobody is left to answer, and it is no fault.
   if ((exception as { code?: string })?.code === 'ECONNRESET') {
-    return {
-      statusCode: STATUS.CLIENT_CLOSED,
-      error: 'CLIENT_CLOSED',
-      message: 'The client closed the connection before the request was read',
-      details: [],
-    };
+    return errorBody('CLIENT_CLOSED', 'The client closed the connection before the request was read');
   }
   if (exception instanceof HttpException) {
     const status = exception.getStatus();
@@ -67,12 +71,7 @@ function describe(exception: unknown): Omit<ErrorBody, 'requestId'> {
       status === 413
         ? `${exception.message}: the limit is BODY_LIMIT; send fewer instances per request`
         : exception.message;
-    return {
-      statusCode: status,
-      error: CODE_OF_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'HTTP_ERROR'),
-      message,
-      details: [],
-    };
+    return errorBody(CODE_OF_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'HTTP_ERROR'), message, [], status);
   }
   // A client error raised by a library (http-errors style, e.g. the static file server of Swagger
   // UI refusing `..`): the client's fault, not the server's. A refused or missing file is no route.
@@ -80,16 +79,11 @@ function describe(exception: unknown): Omit<ErrorBody, 'requestId'> {
     (exception as { statusCode?: unknown; status?: unknown } | undefined)?.statusCode ??
     (exception as { status?: unknown } | undefined)?.status;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    if (status === 403 || status === 404)
-      return { statusCode: 404, error: 'ROUTE_NOT_FOUND', message: 'No such route', details: [] };
-    return {
-      statusCode: status,
-      error: CODE_OF_STATUS[status] ?? 'INVALID_INPUT',
-      message: (exception as Error).message || 'Bad request',
-      details: [],
-    };
+    if (status === 403 || status === 404) return errorBody('ROUTE_NOT_FOUND', 'No such route');
+    const message = (exception as Error).message || 'Bad request';
+    return errorBody(CODE_OF_STATUS[status] ?? 'INVALID_INPUT', message, [], status);
   }
-  return { statusCode: 500, error: 'INTERNAL', message: 'Internal server error', details: [] };
+  return errorBody('INTERNAL', 'Internal server error');
 }
 
 /** The Open Inference Protocol's error body: one message, details folded in. */
@@ -101,7 +95,7 @@ export const isV2 = (url: string) => url === '/v2' || url.startsWith('/v2/') || 
 
 /**
  * The one place where errors become HTTP responses, with the same statuses for every protocol:
- * v1 and the lesson's routes get the structured body with the request id, the Open Inference
+ * v1 and the default model's routes get the structured body with the request id, the Open Inference
  * Protocol's routes (/v2) get its `{"error": "..."}`. Never a stack trace; real faults (500) are
  * logged with theirs.
  */

@@ -16,6 +16,7 @@ import {
 } from 'class-validator';
 import { ApiKeysSyntax, OpenPathsSyntax } from './security.validators';
 import { MODEL_NAME } from '../common/model-names';
+import { PROBE_PATHS } from '../common/probe-paths';
 import { usableCpus } from './cpu-count';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose'] as const;
@@ -201,8 +202,7 @@ export class AppConfig {
 
   /** Paths answered without a key when keys are configured: exact paths, or prefixes ending in `*`. */
   @Validate(OpenPathsSyntax)
-  readonly AUTH_OPEN_PATHS: string =
-    '/health,/health/live,/health/ready,/health/startup,/v2/health/live,/v2/health/ready,/metrics';
+  readonly AUTH_OPEN_PATHS: string = PROBE_PATHS.join(',');
 
   /** Requests per minute per API key (per client address without keys); unset: no limit. */
   @IsOptional()

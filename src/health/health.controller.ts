@@ -1,7 +1,6 @@
 import { Controller, Get, Res, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheckResult, HealthCheckService, HealthIndicatorFunction } from '@nestjs/terminus';
-import { SkipThrottle } from '@nestjs/throttler';
 import { ModelRegistry } from '../models/model.registry';
 import { HealthDto, LiveDto, ProbeDto } from './dto/health.dto';
 import { ReadinessIndicators } from './readiness.indicators';
@@ -11,7 +10,6 @@ type Status = { status(code: number): unknown };
 
 @ApiTags('health')
 // Probes are never rate limited: a limited client must not make Kubernetes restart or unroute the pod.
-@SkipThrottle()
 @Controller('health')
 export class HealthController {
   constructor(

@@ -8,7 +8,6 @@ import {
   ApiServiceUnavailableResponse,
   ApiTags,
 } from '@nestjs/swagger';
-import { SkipThrottle } from '@nestjs/throttler';
 import { APP_INFO } from '../app.info';
 import { ApiCachedOkResponse } from '../cache/prediction-cache.middleware';
 import { VERSION as VERSION_PATTERN } from '../common/model-names';
@@ -66,7 +65,6 @@ export class V2Controller {
   }
 
   @Get('health/live')
-  @SkipThrottle()
   @ApiOperation({ operationId: 'v2ServerLive', summary: 'Server liveness' })
   @ApiOkResponse({ type: V2LiveDto })
   live(): V2LiveDto {
@@ -74,7 +72,6 @@ export class V2Controller {
   }
 
   @Get('health/ready')
-  @SkipThrottle()
   @ApiOperation({
     operationId: 'v2ServerReady',
     summary: 'Server readiness: the same answer as GET /health/ready, without its body',

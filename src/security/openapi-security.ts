@@ -1,17 +1,7 @@
 import type { OpenAPIObject } from '@nestjs/swagger';
+import { isProbePath } from '../common/probe-paths';
 import { AppConfig } from '../config/app.config';
 import { openPathMatcher } from './api-key.middleware';
-
-/** Routes never rate limited (@SkipThrottle on their handlers): the probes and the metrics scrape. */
-const NEVER_LIMITED = new Set([
-  '/health',
-  '/health/live',
-  '/health/ready',
-  '/health/startup',
-  '/v2/health/live',
-  '/v2/health/ready',
-  '/metrics',
-]);
 
 /** The Open Inference Protocol's routes answer errors in its own shape. */
 const errorOf = (route: string) => ({
@@ -51,7 +41,8 @@ export function documentSecurity(document: OpenAPIObject, config: AppConfig): Op
         responses['401'] ??= { description: 'No API key, or one not in force (when API keys are configured)', content };
         responses['403'] ??= { description: 'The API key is not allowed on this route', content };
       }
-      if (!NEVER_LIMITED.has(route)) {
+      // The probes and the metrics scrape are never rate limited.
+      if (!isProbePath(route)) {
         responses['429'] ??= {
           description: 'Rate limit reached (when RATE_LIMIT_RPM is set); retry after the Retry-After header',
           headers: { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer' } } },

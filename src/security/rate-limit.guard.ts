@@ -1,6 +1,8 @@
 import { ExecutionContext, Injectable } from '@nestjs/common';
+import { PATH_METADATA } from '@nestjs/common/constants';
 import { ThrottlerGuard, ThrottlerLimitDetail } from '@nestjs/throttler';
 import { RateLimitedError } from '../common/domain.errors';
+import { isProbePath } from '../common/probe-paths';
 import { AnyRequest, contextOf } from '../common/request-context';
 
 /**
@@ -8,10 +10,19 @@ import { AnyRequest, contextOf } from '../common/request-context';
  * request presented one (the key middleware put its digest in the context), else per client
  * address. Over the limit it raises the service's own RATE_LIMITED error, which the exception
  * filter answers with 429 and Retry-After. Registered only when RATE_LIMIT_RPM is set; the probes
- * and /metrics are exempt (@SkipThrottle).
+ * and /metrics (PROBE_PATHS) are exempt.
  */
 @Injectable()
 export class RateLimitGuard extends ThrottlerGuard {
+  /** By the route's declared path rather than the request's, so no spelling of a URL can make a probe count. */
+  protected override shouldSkip(context: ExecutionContext): Promise<boolean> {
+    const path = [context.getClass(), context.getHandler()]
+      .map((target) => String(Reflect.getMetadata(PATH_METADATA, target) ?? '').replace(/^\/+|\/+$/g, ''))
+      .filter(Boolean)
+      .join('/');
+    return Promise.resolve(isProbePath(`/${path}`));
+  }
+
   protected override async getTracker(req: Record<string, unknown>): Promise<string> {
     const client = contextOf(req as unknown as AnyRequest)?.client;
     return client ?? `ip:${await super.getTracker(req)}`;

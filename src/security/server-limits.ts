@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Server } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { ErrorBody, errorBody } from '../common/http-exception.filter';
 import { AppConfig } from '../config/app.config';
 
 /**
@@ -23,18 +24,17 @@ export function applyServerTimeouts(server: Server, config: AppConfig): void {
   server.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
 }
 
-const CLIENT_ERRORS: Record<string, { status: number; error: string; message: string }> = {
-  HPE_HEADER_OVERFLOW: {
-    status: 431,
-    error: 'HEADERS_TOO_LARGE',
-    message: 'The request line and headers are larger than the limit (MAX_HEADER_SIZE)',
-  },
-  ERR_HTTP_REQUEST_TIMEOUT: {
-    status: 408,
-    error: 'REQUEST_TIMEOUT',
-    message: 'The request was not received whole within HTTP_REQUEST_TIMEOUT_MS',
-  },
+const CLIENT_ERRORS: Record<string, ErrorBody> = {
+  HPE_HEADER_OVERFLOW: errorBody(
+    'HEADERS_TOO_LARGE',
+    'The request line and headers are larger than the limit (MAX_HEADER_SIZE)',
+  ),
+  ERR_HTTP_REQUEST_TIMEOUT: errorBody(
+    'REQUEST_TIMEOUT',
+    'The request was not received whole within HTTP_REQUEST_TIMEOUT_MS',
+  ),
 };
+const NOT_HTTP = errorBody('INVALID_INPUT', 'The request is not valid HTTP');
 
 /**
  * Answers what Node's HTTP parser refuses before any framework sees a request (headers over the
@@ -51,14 +51,10 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Duple
     socket.destroy();
     return;
   }
-  const known = CLIENT_ERRORS[err.code ?? ''] ?? {
-    status: 400,
-    error: 'INVALID_INPUT',
-    message: 'The request is not valid HTTP',
-  };
-  const body = JSON.stringify({ statusCode: known.status, error: known.error, message: known.message, details: [] });
+  const known = CLIENT_ERRORS[err.code ?? ''] ?? NOT_HTTP;
+  const body = JSON.stringify(known);
   socket.end(
-    `HTTP/1.1 ${known.status} ${STATUS_CODES[known.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${known.statusCode} ${STATUS_CODES[known.statusCode]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }

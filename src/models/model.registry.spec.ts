@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { bundled, BUNDLED_MODELS, fixture, makeRepository } from '../../test/support/app';
+import { bundled, BUNDLED_MODELS, fixture, makeRepository } from '../testing/model-repository';
 import { ModelNotFoundError, ModelNotReadyError } from '../common/domain.errors';
 import { loadConfig } from '../config/app.config';
 import { ModelRegistry } from './model.registry';

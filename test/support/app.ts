@@ -1,13 +1,19 @@
 import { INestApplication } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { createApp } from '../../src/app.factory';
 import { loadConfig } from '../../src/config/app.config';
 import { ModelRegistry } from '../../src/models/model.registry';
+import { BUNDLED_MODELS, bundled, fixture, makeRepository } from '../../src/testing/model-repository';
 
-export const ROOT = path.resolve(__dirname, '..', '..');
+// The model repositories live with the unit specs' support (src/testing), which must not import test/.
+export {
+  BUNDLED_MODELS,
+  bundled,
+  fixture,
+  FIXTURE_MODELS,
+  makeRepository,
+  ROOT,
+} from '../../src/testing/model-repository';
 
 /**
  * The adapter the end-to-end suites run on: the Jest project's TEST_HTTP_ADAPTER global (see
@@ -17,8 +23,6 @@ export const HTTP_ADAPTER: 'express' | 'fastify' =
   ((globalThis as { TEST_HTTP_ADAPTER?: string }).TEST_HTTP_ADAPTER ?? process.env.TEST_HTTP_ADAPTER) === 'fastify'
     ? 'fastify'
     : 'express';
-export const BUNDLED_MODELS = path.join(ROOT, 'models');
-export const FIXTURE_MODELS = path.join(ROOT, 'test', 'fixtures', 'models');
 
 /**
  * Builds the real application (real onnxruntime sessions) on a model repository, initialised and
@@ -38,28 +42,6 @@ export async function startApp(env: Record<string, string> = {}): Promise<INestA
   await app.get(ModelRegistry).whenLoaded();
   return app;
 }
-
-/**
- * Makes a throw-away model repository. `models` maps a folder name to the fixture (or bundled)
- * model folder it copies; `files` writes extra files (relative path → contents).
- */
-export async function makeRepository(
-  models: Record<string, string>,
-  files: Record<string, string | Buffer> = {},
-): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'model-repo-'));
-  for (const [name, source] of Object.entries(models)) {
-    await fs.cp(source, path.join(dir, name), { recursive: true });
-  }
-  for (const [file, contents] of Object.entries(files)) {
-    await fs.mkdir(path.dirname(path.join(dir, file)), { recursive: true });
-    await fs.writeFile(path.join(dir, file), contents);
-  }
-  return dir;
-}
-
-export const fixture = (name: string) => path.join(FIXTURE_MODELS, name);
-export const bundled = (name: string) => path.join(BUNDLED_MODELS, name);
 
 /**
  * The app on iris, the slow fixture (a run takes as long as its input is wide) and the gather

@@ -4,41 +4,9 @@ import {
   ModelNotReadyError,
   QueueFullError,
 } from '../../common/domain.errors';
+import { FakeSession } from '../../testing/fake-runtime';
 import { TensorData } from '../model.types';
-import { RuntimeSession } from '../runtime/model-runtime.interface';
 import { Batcher, BatchingOptions, RunReport } from './batcher';
-
-/**
- * A session whose runs finish only when the test says so: the timing a real model cannot be told
- * to have. Each run answers y = 2x row by row, or fails when any input value is negative.
- */
-class GatedSession implements RuntimeSession {
-  readonly inputs = [];
-  readonly outputs = [];
-  readonly runs: { feeds: Record<string, TensorData>; finish: () => void }[] = [];
-
-  run(feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>> {
-    return new Promise((resolve, reject) => {
-      const x = feeds.x;
-      const finish = () => {
-        const values = Array.from(x.data as Float32Array);
-        if (values.some((v) => v < 0)) reject(new Error('negative input'));
-        else resolve({ y: { type: 'float32', dims: x.dims, data: Float32Array.from(values.map((v) => v * 2)) } });
-      };
-      this.runs.push({ feeds: { ...feeds }, finish });
-    });
-  }
-
-  release(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  /** Finishes every run started so far, then lets the promise callbacks settle. */
-  async finishAll(): Promise<void> {
-    for (const run of this.runs.splice(0)) run.finish();
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 const OPTIONS: BatchingOptions = {
   enabled: true,
@@ -56,19 +24,19 @@ const valuesOf = (t: TensorData) => Array.from(t.data as Float32Array);
 
 describe('Batcher', () => {
   it('coalesces requests that queue while a run is busy, and gives each caller its own rows', async () => {
-    const session = new GatedSession();
+    const session = new FakeSession({ gated: true });
     const reports: RunReport[] = [];
     const batcher = new Batcher(session, OPTIONS, 'm', (r) => reports.push(r));
     const first = batcher.submit({ x: rows([1, 1]) }, 1);
     const a = batcher.submit({ x: rows([2, 2], [3, 3]) }, 2);
     const b = batcher.submit({ x: rows([4, 4]) }, 1);
-    expect(session.runs).toHaveLength(1);
+    expect(session.held).toHaveLength(1);
     expect(batcher.depth).toBe(3);
     await session.finishAll();
     expect(valuesOf((await first).y)).toEqual([2, 2]);
     // The two queued requests went out together, as one run of 3 rows.
-    expect(session.runs).toHaveLength(1);
-    expect(session.runs[0].feeds.x.dims).toEqual([3, 2]);
+    expect(session.held).toHaveLength(1);
+    expect(session.held[0].feeds.x.dims).toEqual([3, 2]);
     await session.finishAll();
     expect((await a).y).toEqual({ type: 'float32', dims: [2, 2], data: Float32Array.from([4, 4, 6, 6]) });
     expect(valuesOf((await b).y)).toEqual([8, 8]);
@@ -76,20 +44,22 @@ describe('Batcher', () => {
       [1, 1],
       [2, 3],
     ]);
+    expect([session.runCount, session.rowCount]).toEqual([2, 4]);
+    expect(batcher.stats).toEqual({ runs: 2, rows: 4, inFlight: 0 });
   });
 
   it('never puts more than maxBatchSize rows in one run, nor mixes shapes', async () => {
-    const session = new GatedSession();
+    const session = new FakeSession({ gated: true });
     const batcher = new Batcher(session, { ...OPTIONS, maxBatchSize: 3 }, 'm');
     const pending = [batcher.submit({ x: rows([0, 0]) }, 1)];
     for (let i = 1; i <= 4; i++) pending.push(batcher.submit({ x: rows([i, i]) }, 1));
     pending.push(batcher.submit({ x: rows([9, 9, 9]) }, 1));
     await session.finishAll();
-    expect(session.runs.map((r) => r.feeds.x.dims)).toEqual([[3, 2]]);
+    expect(session.held.map((r) => r.feeds.x.dims)).toEqual([[3, 2]]);
     await session.finishAll();
-    expect(session.runs.map((r) => r.feeds.x.dims)).toEqual([[1, 2]]);
+    expect(session.held.map((r) => r.feeds.x.dims)).toEqual([[1, 2]]);
     await session.finishAll();
-    expect(session.runs.map((r) => r.feeds.x.dims)).toEqual([[1, 3]]);
+    expect(session.held.map((r) => r.feeds.x.dims)).toEqual([[1, 3]]);
     await session.finishAll();
     expect((await Promise.all(pending)).map((o) => valuesOf(o.y))).toEqual([
       [0, 0],
@@ -102,7 +72,7 @@ describe('Batcher', () => {
   });
 
   it('fails exactly the requests of a failed run', async () => {
-    const session = new GatedSession();
+    const session = new FakeSession({ gated: true });
     const batcher = new Batcher(session, OPTIONS, 'm');
     const busy = batcher.submit({ x: rows([1, 1]) }, 1);
     const good = batcher.submit({ x: rows([2, 2]) }, 1);
@@ -118,12 +88,12 @@ describe('Batcher', () => {
   });
 
   it('runs each request alone when batching is off', async () => {
-    const session = new GatedSession();
+    const session = new FakeSession({ gated: true });
     const batcher = new Batcher(session, { ...OPTIONS, enabled: false }, 'm');
     const all = [1, 2, 3].map((v) => batcher.submit({ x: rows([v, v]) }, 1));
     for (let i = 0; i < 3; i++) {
-      expect(session.runs).toHaveLength(1);
-      expect(session.runs[0].feeds.x.dims).toEqual([1, 2]);
+      expect(session.held).toHaveLength(1);
+      expect(session.held[0].feeds.x.dims).toEqual([1, 2]);
       await session.finishAll();
     }
     expect((await Promise.all(all)).map((o) => valuesOf(o.y))).toEqual([
@@ -134,15 +104,15 @@ describe('Batcher', () => {
   });
 
   it('keeps as many runs in flight as it has workers', () => {
-    const session = new GatedSession();
+    const session = new FakeSession({ gated: true });
     const batcher = new Batcher(session, { ...OPTIONS, enabled: false, concurrency: 2 }, 'm');
     for (let v = 0; v < 3; v++) void batcher.submit({ x: rows([v, v]) }, 1);
-    expect(session.runs).toHaveLength(2);
+    expect(session.held).toHaveLength(2);
     expect(batcher.depth).toBe(1);
   });
 
   it('refuses work beyond the queue bound with QUEUE_FULL', async () => {
-    const session = new GatedSession();
+    const session = new FakeSession({ gated: true });
     const batcher = new Batcher(session, { ...OPTIONS, maxQueueSize: 2 }, 'm');
     const running = batcher.submit({ x: rows([1, 1]) }, 1);
     const queued = [batcher.submit({ x: rows([2, 2]) }, 1), batcher.submit({ x: rows([3, 3]) }, 1)];
@@ -154,7 +124,7 @@ describe('Batcher', () => {
   });
 
   it('drops a request whose deadline passes while it waits, and never runs it', async () => {
-    const session = new GatedSession();
+    const session = new FakeSession({ gated: true });
     const batcher = new Batcher(session, OPTIONS, 'm');
     const running = batcher.submit({ x: rows([1, 1]) }, 1);
     const late = batcher.submit({ x: rows([2, 2]) }, 1, { deadline: Date.now() + 20 });
@@ -162,11 +132,12 @@ describe('Batcher', () => {
     expect(batcher.depth).toBe(0);
     await session.finishAll();
     await running;
-    expect(session.runs).toHaveLength(0);
+    expect(session.held).toHaveLength(0);
+    expect(session.runCount).toBe(1);
   });
 
   it('drops a queued request when its client goes away', async () => {
-    const session = new GatedSession();
+    const session = new FakeSession({ gated: true });
     const batcher = new Batcher(session, OPTIONS, 'm');
     const running = batcher.submit({ x: rows([1, 1]) }, 1);
     const client = new AbortController();
@@ -176,23 +147,24 @@ describe('Batcher', () => {
     expect(batcher.depth).toBe(0);
     await session.finishAll();
     await running;
-    expect(session.runs).toHaveLength(0);
+    expect(session.held).toHaveLength(0);
+    expect(session.runCount).toBe(1);
   });
 
   it('waits up to maxQueueDelayMs for company when a worker is free', async () => {
-    const session = new GatedSession();
+    const session = new FakeSession({ gated: true });
     const batcher = new Batcher(session, { ...OPTIONS, maxQueueDelayMs: 30 }, 'm');
     const a = batcher.submit({ x: rows([1, 1]) }, 1);
     const b = batcher.submit({ x: rows([2, 2]) }, 1);
-    expect(session.runs).toHaveLength(0);
+    expect(session.held).toHaveLength(0);
     await new Promise((r) => setTimeout(r, 60));
-    expect(session.runs.map((r) => r.feeds.x.dims)).toEqual([[2, 2]]);
+    expect(session.held.map((r) => r.feeds.x.dims)).toEqual([[2, 2]]);
     await session.finishAll();
     await Promise.all([a, b]);
   });
 
   it('fails what is queued when closed, refuses new work, and says when the last run is done', async () => {
-    const session = new GatedSession();
+    const session = new FakeSession({ gated: true });
     const batcher = new Batcher(session, OPTIONS, 'm');
     const running = batcher.submit({ x: rows([1, 1]) }, 1);
     const queued = batcher.submit({ x: rows([2, 2]) }, 1);

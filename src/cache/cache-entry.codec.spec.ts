@@ -215,6 +215,8 @@ describe('toStored and fromStored', () => {
     ['numeric values that are not base64 text', { y: { ...good, v: [1, 2] } }],
     ['strings that are not an array', { y: { t: 'string', d: [1], v: 'virginica' } }],
     ['fewer strings than the dims', { y: { t: 'string', d: [2], v: ['a'] } }],
+    ['string tensors holding other values', { y: { t: 'string', d: [2], v: [1, { a: 2 }] } }],
+    ['an array rather than outputs by name', [good]],
     ['one damaged output among good ones', { x: good, y: { ...good, d: [3] } }],
   ])('refuses %s with undefined', (_, stored) => {
     expect(fromStored(stored)).toBeUndefined();

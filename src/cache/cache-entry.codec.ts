@@ -75,7 +75,7 @@ export function toStored(outputs: Readonly<Record<string, TensorData>>): StoredO
 
 /** Reads a stored entry back; undefined when it is not in the form this version writes (a foreign or damaged value). */
 export function fromStored(stored: unknown): Record<string, TensorData> | undefined {
-  if (typeof stored !== 'object' || stored === null) return undefined;
+  if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) return undefined;
   const outputs: Record<string, TensorData> = {};
   for (const [name, value] of Object.entries(stored as Record<string, Partial<StoredTensor>>)) {
     const { t, d, v } = value ?? {};
@@ -84,7 +84,7 @@ export function fromStored(stored: unknown): Record<string, TensorData> | undefi
     const count = product(d as number[]);
     const { array } = elementType(t);
     if (!array) {
-      if (!Array.isArray(v) || v.length !== count) return undefined;
+      if (!Array.isArray(v) || v.length !== count || !v.every((s) => typeof s === 'string')) return undefined;
       outputs[name] = { type: t, dims: d, data: [...(v as string[])] };
       continue;
     }

@@ -97,6 +97,8 @@ describe('HttpExceptionFilter', () => {
       UNSUPPORTED_MEDIA_TYPE: [new DomainError('UNSUPPORTED_MEDIA_TYPE', 'Send application/json'), 415, {}],
       PAYLOAD_TOO_LARGE: [new DomainError('PAYLOAD_TOO_LARGE', 'Too many instances'), 413, {}],
       ROUTE_NOT_FOUND: [new DomainError('ROUTE_NOT_FOUND', 'No such route'), 404, {}],
+      METHOD_NOT_ALLOWED: [new DomainError('METHOD_NOT_ALLOWED', 'Not with this method'), 405, {}],
+      HTTP_ERROR: [new DomainError('HTTP_ERROR', 'Some other client error'), 400, {}],
       UNAUTHENTICATED: [
         new DomainError('UNAUTHENTICATED', 'An API key is required'),
         401,

@@ -1,6 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AppConfig } from './config/app.config';
-import { ConfigModule } from './config/config.module';
+import { AppConfigModule } from './config/app-config.module';
 import { DocsModule } from './docs/docs.module';
 import { HealthModule } from './health/health.module';
 import { InferenceProtocolModule } from './inference-protocol/inference-protocol.module';
@@ -16,7 +16,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        ConfigModule.forRoot(config),
+        AppConfigModule.forRoot(config),
         ObservabilityModule,
         ModelsModule,
         PredictionModule,

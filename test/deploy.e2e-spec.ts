@@ -11,7 +11,7 @@ import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/Horizo
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import { CONFIG_KEYS, loadConfig } from '../src/config/app.config';
-import { parseApiKeys } from '../src/security/api-keys';
+import { parseApiKeys } from '../src/config/api-keys';
 import { ROOT, startApp } from './support/app';
 
 /**

@@ -33,7 +33,10 @@ describeInBrowser('Swagger UI and ReDoc in headless Chromium', () => {
   let profile: string;
   let context: BrowserContext;
   let page: Page;
-  /** Every URL the pages sent a request to (the page's policy may block some before they leave): all must be the service's own. */
+  /**
+   * Every URL the pages sent a request to (the page's policy may block some before they leave): all must be the
+   * service's own.
+   */
   const requested: string[] = [];
   const blocked: string[] = [];
   const failedStatuses: string[] = [];

@@ -85,7 +85,7 @@ export function fromStored(stored: unknown): Record<string, TensorData> | undefi
     const { array } = elementType(t);
     if (!array) {
       if (!Array.isArray(v) || v.length !== count || !v.every((s) => typeof s === 'string')) return undefined;
-      outputs[name] = { type: t, dims: d, data: [...(v as string[])] };
+      outputs[name] = { type: t, dims: d, data: [...v] };
       continue;
     }
     if (typeof v !== 'string') return undefined;

@@ -17,7 +17,9 @@ export function cachePolicy(headers: IncomingHttpHeaders): CacheUse {
   return { read: write && !fresh, write };
 }
 
-/** HIT when every instance came from the cache, MISS when any was computed; undefined when the cache was not consulted. */
+/**
+ * HIT when every instance came from the cache, MISS when any was computed; undefined when the cache was not consulted.
+ */
 export function cacheOutcome(use: CacheUse | undefined): 'HIT' | 'MISS' | undefined {
   if (use?.hits === undefined) return undefined;
   return use.misses === 0 ? 'HIT' : 'MISS';

@@ -125,7 +125,8 @@ export class PredictionCache implements OnApplicationShutdown {
         for (const [i, row] of own) if (this.inflight.get(keys[i]) === row.promise) this.inflight.delete(keys[i]);
     }
 
-    // A joined computation that failed (its own client left, its deadline passed) is no answer for this request: compute it here.
+    // A joined computation that failed (its own client left, its deadline passed) is no answer for this request:
+    // compute it here.
     const outputs = await Promise.all(
       rows.map((row, i) => (joined.has(i) ? row.catch(() => this.computeAlone(entry, run, batched, i, compute)) : row)),
     );
@@ -163,7 +164,9 @@ export class PredictionCache implements OnApplicationShutdown {
     return missing;
   }
 
-  /** Runs the missing rows in one run, resolves them and stores them; the run's whole outputs when it carried every row. */
+  /**
+   * Runs the missing rows in one run, resolves them and stores them; the run's whole outputs when it carried every row.
+   */
   private async computeInto(
     entry: ReadyModelVersion,
     run: EncodedRun,
@@ -205,8 +208,7 @@ export class PredictionCache implements OnApplicationShutdown {
     if (Date.now() < this.skipUntil) return keys.map(() => undefined);
     // Memory answers within the turn of the event loop that parsed the request, and an answer written
     // there costs the main thread far more than one written after the loop has read every request that
-    // arrived with it: waiting for the next turn measured 135 µs instead of 222 µs of main-thread CPU
-    // per cached digits prediction at 32 connections. Redis's round trip waits for a turn by itself.
+    // arrived with it (docs/PERFORMANCE.md). Redis's round trip waits for a turn by itself.
     if (!this.store.remote) await nextTurn();
     try {
       const values = await this.bounded(this.cache.mget(keys));
@@ -230,7 +232,9 @@ export class PredictionCache implements OnApplicationShutdown {
     }
   }
 
-  /** A remote store's call, cut off at CACHE_TIMEOUT_MS; memory answers at once, and a timer per call would only cost. */
+  /**
+   * A remote store's call, cut off at CACHE_TIMEOUT_MS; memory answers at once, and a timer per call would only cost.
+   */
   private bounded<T>(call: Promise<T>): Promise<T> {
     return this.store.remote ? withTimeout(call, this.config.CACHE_TIMEOUT_MS, 'CACHE_TIMEOUT_MS') : call;
   }

@@ -147,7 +147,9 @@ export class AppConfig {
   @IntBetween(0, 600000)
   readonly SHUTDOWN_GRACE_MS: number = 5000;
 
-  /** After the grace period: how long accepted and queued requests may take to finish before the process exits anyway. */
+  /**
+   * After the grace period: how long accepted and queued requests may take to finish before the process exits anyway.
+   */
   @IntBetween(0, 600000)
   readonly SHUTDOWN_TIMEOUT_MS: number = 20000;
 

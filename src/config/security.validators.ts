@@ -1,5 +1,5 @@
 import { ValidatorConstraint, ValidatorConstraintInterface, ValidationArguments } from 'class-validator';
-import { parseApiKeys } from '../security/api-keys';
+import { parseApiKeys } from './api-keys';
 
 /** API_KEYS must parse; the message names the entry, never the key. */
 @ValidatorConstraint({ name: 'apiKeys' })

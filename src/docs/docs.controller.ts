@@ -46,7 +46,8 @@ export class DocsController {
 
   @Get('redoc')
   @Header('Content-Type', 'text/html; charset=utf-8')
-  // ReDoc's footer shows a logo from its makers' CDN: the policy keeps the page to this service (the logo hides itself).
+  // ReDoc's footer shows a logo from its makers' CDN: the policy keeps the page to this service (the logo hides
+  // itself).
   @Header('Content-Security-Policy', REDOC_POLICY)
   redoc(): string {
     return REDOC_PAGE;

@@ -115,7 +115,9 @@ function integer(name: string, v2: string, array: NumericArrayConstructor, min: 
 const SAFE_MIN = BigInt(Number.MIN_SAFE_INTEGER);
 const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 
-/** 64-bit integers: beyond 2^53 they cannot be exact JSON numbers in JavaScript, so they may travel as decimal strings. */
+/**
+ * 64-bit integers: beyond 2^53 they cannot be exact JSON numbers in JavaScript, so they may travel as decimal strings.
+ */
 function wideInteger(
   name: string,
   v2: string,

@@ -54,7 +54,10 @@ export function gatherRows(
   );
 }
 
-/** Splits every tensor of a run's outputs into `count` one-row outputs; undefined when some output has no batch dimension. */
+/**
+ * Splits every tensor of a run's outputs into `count` one-row outputs; undefined when some output has no batch
+ * dimension.
+ */
 export function splitRows(
   outputs: Readonly<Record<string, TensorData>>,
   count: number,

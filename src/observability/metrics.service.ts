@@ -128,7 +128,10 @@ export class MetricsService {
     collectDefaultMetrics({ register: this.registry });
   }
 
-  /** Only an in-memory cache counts its entries cheaply (Redis's own INFO covers a shared one), so only it registers this gauge. */
+  /**
+   * Only an in-memory cache counts its entries cheaply (Redis's own INFO covers a shared one), so only it registers
+   * this gauge.
+   */
   setCacheEntriesSource(source: () => number): void {
     const entries: Gauge = new Gauge({
       name: 'inference_cache_entries',

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DomainError } from '../common/domain.errors';
 import { contextOf } from '../common/request-context';
-import { Scope } from './api-keys';
+import { Scope } from '../config/api-keys';
 import type { KeyMatch } from './api-key.store';
 
 /** What a request presents as its key: `Authorization: Bearer <key>`, else `X-API-Key: <key>`. */

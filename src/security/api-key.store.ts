@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { promises as fs } from 'node:fs';
 import { AppConfig } from '../config/app.config';
-import { ApiKeySet, hashKey, parseApiKeys, Scope } from './api-keys';
+import { ApiKeySet, hashKey, parseApiKeys, Scope } from '../config/api-keys';
 
 /**
  * The API keys in force: those of API_KEYS and those of API_KEYS_FILE, kept as hashes. The file

@@ -18,7 +18,9 @@ export const API_HEADERS: HelmetOptions = {
   xXssProtection: false,
 };
 
-/** For the Swagger UI pages: helmet's defaults but upgrade-insecure-requests, which would break them over plain HTTP. */
+/**
+ * For the Swagger UI pages: helmet's defaults but upgrade-insecure-requests, which would break them over plain HTTP.
+ */
 export const DOCS_HEADERS: HelmetOptions = { contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } };
 
 /** helmet's headers for the options, computed by helmet itself, once. */

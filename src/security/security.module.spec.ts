@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { getOptionsToken, getStorageToken, ThrottlerStorage, ThrottlerStorageService } from '@nestjs/throttler';
 import { loadConfig } from '../config/app.config';
-import { ConfigModule } from '../config/config.module';
+import { AppConfigModule } from '../config/app-config.module';
 import { ApiKeyStore } from './api-key.store';
 import { RATE_LIMIT_STORAGE, SecurityModule } from './security.module';
 
@@ -14,7 +14,7 @@ class SharedStorageModule {}
 async function compile(env: Record<string, string>, storageModule?: typeof SharedStorageModule) {
   const config = loadConfig(env);
   return Test.createTestingModule({
-    imports: [ConfigModule.forRoot(config), SecurityModule.forRoot(config, storageModule)],
+    imports: [AppConfigModule.forRoot(config), SecurityModule.forRoot(config, storageModule)],
   }).compile();
 }
 

@@ -25,7 +25,6 @@ export interface FakeSessionOptions {
 /** A gated run that has started and not finished. */
 export interface HeldRun {
   readonly feeds: Record<string, TensorData>;
-  readonly outputNames?: readonly string[];
   /** Computes the answer (or the failure), settles the run's promise and leaves `held`. */
   finish(): void;
 }
@@ -70,10 +69,7 @@ export class FakeSession implements RuntimeSession {
     this.compute = options.compute ?? doubling(this.inputs[0]?.name, this.outputs[0]?.name);
   }
 
-  run(
-    feeds: Readonly<Record<string, TensorData>>,
-    outputNames?: readonly string[],
-  ): Promise<Record<string, TensorData>> {
+  run(feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>> {
     // Refused before counting, as onnxruntime refuses such calls before it runs anything.
     if (this.released) return Promise.reject(new Error('the session was released'));
     const missing = this.inputs.find((i) => !(i.name in feeds));
@@ -83,11 +79,7 @@ export class FakeSession implements RuntimeSession {
     return new Promise((resolve, reject) => {
       const finish = () => {
         try {
-          const outputs = this.compute(feeds);
-          if (!outputNames) return resolve(outputs);
-          const unknown = outputNames.find((name) => !(name in outputs));
-          if (unknown !== undefined) return reject(new Error(`no output named '${unknown}'`));
-          resolve(Object.fromEntries(outputNames.map((name) => [name, outputs[name]])));
+          resolve(this.compute(feeds));
         } catch (err) {
           reject(err instanceof Error ? err : new Error(String(err)));
         }
@@ -95,7 +87,6 @@ export class FakeSession implements RuntimeSession {
       if (!this.gated) return finish();
       const held: HeldRun = {
         feeds: { ...feeds },
-        outputNames,
         finish: () => {
           const index = this.held.indexOf(held);
           if (index >= 0) this.held.splice(index, 1);

@@ -18,11 +18,8 @@ export interface RuntimeSession {
   readonly outputs: readonly ValueInfo[];
   /** Why the warm-up run (zeros of the input shapes) failed, if it did; real inputs may still work. */
   readonly warmUpError?: string;
-  /** Runs the graph; `outputNames` limits which outputs are fetched (all when omitted). */
-  run(
-    feeds: Readonly<Record<string, TensorData>>,
-    outputNames?: readonly string[],
-  ): Promise<Record<string, TensorData>>;
+  /** Runs the graph, fetching every output. */
+  run(feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>>;
   release(): Promise<void>;
 }
 

@@ -82,15 +82,12 @@ class PooledSession implements RuntimeSession {
     readonly warmUpError: string | undefined,
   ) {}
 
-  run(
-    feeds: Readonly<Record<string, TensorData>>,
-    outputNames?: readonly string[],
-  ): Promise<Record<string, TensorData>> {
-    return this.runtime.run(this.key, feeds, outputNames);
+  run(feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>> {
+    return this.runtime.runSession(this.key, feeds);
   }
 
   release(): Promise<void> {
-    return this.runtime.release(this.key);
+    return this.runtime.releaseSession(this.key);
   }
 }
 
@@ -124,7 +121,7 @@ export class OnnxRuntime implements ModelRuntime {
     );
     const failed = replies.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
-      await this.release(key);
+      await this.releaseSession(key);
       throw failed.reason;
     }
     this.sessions.set(key, { modelPath, options });
@@ -132,21 +129,15 @@ export class OnnxRuntime implements ModelRuntime {
     return new PooledSession(this, key, first.inputs ?? [], first.outputs ?? [], first.warmUpError);
   }
 
-  async run(
-    key: string,
-    feeds: Readonly<Record<string, TensorData>>,
-    outputNames?: readonly string[],
-  ): Promise<Record<string, TensorData>> {
+  /** A run of one session, on the least busy worker. */
+  async runSession(key: string, feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>> {
     const worker = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     await worker.ready;
-    const reply = await worker.request(
-      { op: 'run', key, feeds, outputNames: outputNames && [...outputNames] },
-      transferables(feeds),
-    );
+    const reply = await worker.request({ op: 'run', key, feeds }, transferables(feeds));
     return reply.results!;
   }
 
-  async release(key: string): Promise<void> {
+  async releaseSession(key: string): Promise<void> {
     this.sessions.delete(key);
     await Promise.allSettled(this.workers.map((w) => w.request({ op: 'release', key })));
   }

@@ -79,7 +79,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
     case 'run': {
       const session = sessions.get(request.key);
       if (!session) throw new Error(`no session ${request.key} in this worker`);
-      return { id: request.id, ok: true, results: await run(session, request.feeds, request.outputNames) };
+      return { id: request.id, ok: true, results: await run(session, request.feeds) };
     }
     case 'release': {
       await sessions.get(request.key)?.release();

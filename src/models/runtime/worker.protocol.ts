@@ -15,7 +15,6 @@ export type WorkerRequest =
       readonly op: 'run';
       readonly key: string;
       readonly feeds: Record<string, TensorData>;
-      readonly outputNames?: string[];
     }
   | { readonly id: number; readonly op: 'release'; readonly key: string };
 

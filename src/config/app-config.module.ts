@@ -4,8 +4,8 @@ import { AppConfig } from './app.config';
 /** Makes the validated AppConfig injectable everywhere. */
 @Global()
 @Module({})
-export class ConfigModule {
+export class AppConfigModule {
   static forRoot(config: AppConfig): DynamicModule {
-    return { module: ConfigModule, providers: [{ provide: AppConfig, useValue: config }], exports: [AppConfig] };
+    return { module: AppConfigModule, providers: [{ provide: AppConfig, useValue: config }], exports: [AppConfig] };
   }
 }

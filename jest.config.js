@@ -1,6 +1,13 @@
+const fs = require('node:fs');
+const path = require('node:path');
+
 /**
- * Unit specs beside the code, and the end-to-end suites in test/, which run twice: once on each
- * HTTP adapter the service supports (HTTP_ADAPTER), so both stay correct.
+ * Unit specs beside the code, and the end-to-end suites in test/. The suites that exercise the HTTP
+ * edge, where Express and Fastify differ (src/http/, and what each adapter does with a request and
+ * its response), run once on each adapter; every other suite runs once, on Fastify, the default
+ * HTTP_ADAPTER, since past the adapter the two run the same code.
+ *
+ * Projects, for --selectProjects: `unit`, `edge express`, `edge fastify`, `e2e`.
  */
 const base = {
   rootDir: '.',
@@ -9,10 +16,86 @@ const base = {
   testEnvironment: '<rootDir>/test/jest-environment.js',
 };
 
-const e2e = (adapter) => ({
+/** Run on both adapters: each checks something src/ or the adapters do differently. */
+const EDGE = [
+  // Body parsing, content types, body limits and unknown routes: each adapter's parser and router,
+  // which src/http/ makes refuse the same requests with the same structured errors.
+  'malformed-requests',
+  // The same on the Open Inference Protocol's routes, answered in its error shape.
+  'v2-errors',
+  // Generated bodies, headers, paths and raw bytes against each adapter's parser, router and server.
+  'fuzz',
+  // Hostile and undecodable model names in paths: Fastify's router fails them in frameworkErrors,
+  // Express's reaches the exception filter.
+  'model-files',
+  // API key middleware, CORS preflights, rate limits (counted per client address as each adapter
+  // reads it, with their headers), security headers, keep-alive, and the 431/408/400 of the server
+  // each adapter is made with.
+  'security',
+  // API keys through the real process: keys kept out of every log line, including the route and
+  // path each adapter leaves for the request log.
+  'security-logs',
+  // CORS defaults and CORS_ORIGINS through each adapter's CORS plugin; request ids and timing on a
+  // request the parser refuses; Retry-After.
+  'api',
+  // X-Cache headers, added as the headers are written, which each adapter reaches its own way; the
+  // CORS headers that let browsers use them; JSON spellings through each parser.
+  'cache',
+  // Route labels: the matched pattern comes from Fastify's preHandler hook or Express's req.route.
+  'metrics',
+  // 503s set on Express's response or Fastify's reply (res.status), during start-up and shutdown.
+  'probes',
+  // ReDoc's script sent as text (Express would send a Buffer as JSON), and the documents each
+  // adapter's Swagger setup serves, patched on every request.
+  'model-openapi',
+  // The process: the matched route in each request's log line (see metrics), and SIGTERM under load,
+  // which each adapter's server drains its own way.
+  'process',
+];
+
+/** Run once, on Fastify: none of them checks anything that differs between the adapters. */
+const ONCE = [
+  // Static checks of the manifests, the Dockerfile and the dashboard; they ask the running service
+  // only whether their probe paths answer and which metric names it exposes.
+  'deploy',
+  'grafana',
+  // The protocols and the models: answers, shapes, datatypes, versions, models without config.json.
+  // Their edge cases on the wire are in v2-errors and malformed-requests, on both adapters.
+  'reference-predictions',
+  'v2-conformance',
+  'no-config-model',
+  // The OpenAPI document's contents, and the clients and browser pages made from it.
+  'openapi',
+  'sdk',
+  'examples',
+  'swagger-ui',
+  // Batching, workers, backpressure and deadlines, behind the HTTP layer; and a short soak.
+  'throughput',
+  'soak',
+  // Redis as the cache's and the rate limiter's store; their HTTP side is in cache and security.
+  'cache-redis',
+  'rate-limit-redis',
+];
+
+// Every suite in test/ is in exactly one list, so a new suite cannot go unrun.
+const suites = fs
+  .readdirSync(path.join(__dirname, 'test'))
+  .filter((file) => file.endsWith('.e2e-spec.ts'))
+  .map((file) => file.replace(/\.e2e-spec\.ts$/, ''));
+const listed = [...EDGE, ...ONCE];
+const unlisted = suites.filter((suite) => !listed.includes(suite));
+const stray = listed.filter((suite, i) => !suites.includes(suite) || listed.indexOf(suite) !== i);
+if (unlisted.length > 0 || stray.length > 0) {
+  throw new Error(
+    `jest.config.js: put each test/*.e2e-spec.ts in EDGE or ONCE, once (unlisted: ${unlisted.join(', ') || 'none'}; ` +
+      `missing or listed twice: ${stray.join(', ') || 'none'})`,
+  );
+}
+
+const e2e = (displayName, adapter, names) => ({
   ...base,
-  displayName: `e2e ${adapter}`,
-  testRegex: ['test/.*\\.e2e-spec\\.ts$'],
+  displayName,
+  testMatch: names.map((name) => `<rootDir>/test/${name}.e2e-spec.ts`),
   globals: { TEST_HTTP_ADAPTER: adapter },
 });
 
@@ -22,5 +105,10 @@ module.exports = {
   testTimeout: 60000,
   // Model sessions and servers are heavy; two workers match the two cores these machines have.
   maxWorkers: 2,
-  projects: [{ ...base, displayName: 'unit', testRegex: ['src/.*\\.spec\\.ts$'] }, e2e('express'), e2e('fastify')],
+  projects: [
+    { ...base, displayName: 'unit', testRegex: ['src/.*\\.spec\\.ts$'] },
+    e2e('edge express', 'express', EDGE),
+    e2e('edge fastify', 'fastify', EDGE),
+    e2e('e2e', 'fastify', ONCE),
+  ],
 };

@@ -17,7 +17,8 @@ export {
 
 /**
  * The adapter the end-to-end suites run on: the Jest project's TEST_HTTP_ADAPTER global (see
- * jest.config.js: `npm test` runs the suites once per adapter), else the variable, else Express.
+ * jest.config.js: `npm test` runs the HTTP edge suites once per adapter, the others on Fastify),
+ * else the variable, else Express.
  */
 export const HTTP_ADAPTER: 'express' | 'fastify' =
   ((globalThis as { TEST_HTTP_ADAPTER?: string }).TEST_HTTP_ADAPTER ?? process.env.TEST_HTTP_ADAPTER) === 'fastify'

@@ -1,0 +1,74 @@
+import { DynamicModule, INestApplication, LoggerService } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
+import type { NextFunction, Request, Response } from 'express';
+import { createServer, IncomingMessage, ServerOptions } from 'node:http';
+import { DomainError } from '../common/domain.errors';
+import { AppConfig } from '../config/app.config';
+import { clientErrorHandler, serverOptions } from '../security/server-limits';
+import { isJson, malformedJson } from './body-policy';
+import type { HttpAdapterSetup } from './pipeline';
+
+/** Express's body parser raises http-errors objects with a `type`; they become domain errors here. */
+function bodyParserErrors(err: unknown, _req: Request, _res: Response, next: NextFunction): void {
+  const e = err as { type?: string; message?: string; limit?: number; status?: number };
+  switch (e?.type) {
+    case 'entity.parse.failed':
+      return next(malformedJson(e.message ?? ''));
+    case 'entity.too.large':
+      return next(
+        new DomainError(
+          'PAYLOAD_TOO_LARGE',
+          `The body is larger than the limit of ${e.limit} bytes (BODY_LIMIT); send fewer instances per request`,
+        ),
+      );
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return next(new DomainError('UNSUPPORTED_MEDIA_TYPE', `${e.message}; send UTF-8 JSON`));
+    case 'request.aborted':
+    case 'request.size.invalid':
+      return next(new DomainError('INVALID_INPUT', `The body was not received whole: ${e.message}`));
+    default:
+      // Any other client fault the parser found (a bad Content-Encoding, say) is still the client's.
+      if (e?.status !== undefined && e.status >= 400 && e.status < 500) {
+        return next(new DomainError('INVALID_INPUT', `The body could not be read: ${e.message}`));
+      }
+      return next(err);
+  }
+}
+
+/** Express's adapter on a Node server made with the service's limits (Nest's own takes no options). */
+class LimitedExpressAdapter extends ExpressAdapter {
+  constructor(private readonly limits: ServerOptions) {
+    super();
+  }
+
+  override initHttpServer(): void {
+    const server = createServer(this.limits, this.getInstance());
+    server.on('clientError', clientErrorHandler);
+    this.setHttpServer(server);
+  }
+}
+
+export const expressSetup: HttpAdapterSetup = {
+  async create(module: DynamicModule, config: AppConfig, logger: LoggerService): Promise<INestApplication> {
+    const adapter = new LimitedExpressAdapter(serverOptions(config));
+    const app = await NestFactory.create<NestExpressApplication>(module, adapter, {
+      logger,
+      bodyParser: false,
+      abortOnError: false,
+    });
+    app.disable('x-powered-by');
+    return app;
+  },
+
+  // Express's parser is middleware: it takes its place in the pipeline, after the body policy.
+  parseBodies(app: INestApplication, config: AppConfig): void {
+    const express = app as NestExpressApplication;
+    express.useBodyParser('json', {
+      limit: config.bodyLimitBytes(),
+      type: (req: IncomingMessage) => isJson(req.headers['content-type']),
+    });
+    express.use(bodyParserErrors);
+  },
+};

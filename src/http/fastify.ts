@@ -1,0 +1,74 @@
+import { DynamicModule, INestApplication, LoggerService } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { ErrorBody, isV2, v2Body } from '../common/http-exception.filter';
+import { contextOf } from '../common/request-context';
+import { AppConfig } from '../config/app.config';
+import { clientErrorHandler, serverOptions } from '../security/server-limits';
+import { malformedJson, parseJsonBody } from './body-policy';
+import type { HttpAdapterSetup } from './pipeline';
+
+/**
+ * A path that is not valid percent-encoded UTF-8 fails in Fastify's router, before Nest and the
+ * middleware: answered here in the service's shape, as Express's router failure reaches the filter.
+ */
+function frameworkErrors(error: Error, request: FastifyRequest, reply: FastifyReply): void {
+  const requestId = randomUUID();
+  const body: ErrorBody = {
+    statusCode: 400,
+    error: 'INVALID_INPUT',
+    message: `The path cannot be decoded: ${error.message}`,
+    details: [],
+    requestId,
+  };
+  void reply
+    .code(400)
+    .header('X-Request-Id', requestId)
+    .send(isV2(request.url) ? v2Body(body) : body);
+}
+
+function fastifyAdapter(config: AppConfig): FastifyAdapter {
+  // Prototype keys are let through the parser so the validation pipe can refuse them with a path.
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.bodyLimitBytes(),
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
+    http: serverOptions(config),
+    clientErrorHandler,
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+    frameworkErrors,
+  });
+  const fastify = adapter.getInstance();
+  // The matched route pattern, for the request's log line (Express keeps it on the request itself).
+  fastify.addHook('preHandler', (request, _reply, done) => {
+    const context = contextOf(request.raw);
+    if (context) context.route = request.routeOptions.url;
+    done();
+  });
+  fastify.removeContentTypeParser('application/json');
+  fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (err) {
+      done(malformedJson((err as Error).message), undefined);
+    }
+  });
+  return adapter;
+}
+
+export const fastifySetup: HttpAdapterSetup = {
+  create(module: DynamicModule, config: AppConfig, logger: LoggerService): Promise<INestApplication> {
+    // bodyParser: false keeps Nest from replacing the adapter's JSON parser with its own.
+    return NestFactory.create<NestFastifyApplication>(module, fastifyAdapter(config), {
+      logger,
+      bodyParser: false,
+      abortOnError: false,
+    });
+  },
+
+  // Fastify parses a body after every middleware has run, with the content-type parser it was made with.
+  parseBodies(): void {},
+};

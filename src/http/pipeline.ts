@@ -1,0 +1,83 @@
+import { DynamicModule, INestApplication, LoggerService } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { predictionCacheMiddleware } from '../cache/prediction-cache.middleware';
+import { HttpExceptionFilter } from '../common/http-exception.filter';
+import { RequestValidationPipe } from '../common/request-validation.pipe';
+import { AppConfig } from '../config/app.config';
+import { LifecycleService } from '../health/lifecycle.service';
+import { latencyMiddleware } from '../observability/latency.middleware';
+import { MetricsService } from '../observability/metrics.service';
+import { requestContextMiddleware } from '../observability/request-context.middleware';
+import { setupOpenApi } from '../openapi';
+import { apiKeyMiddleware } from '../security/api-key.middleware';
+import { ApiKeyStore } from '../security/api-key.store';
+import { securityHeadersMiddleware } from '../security/security-headers';
+import { applyServerTimeouts } from '../security/server-limits';
+import { requireJson } from './body-policy';
+
+/** What one HTTP adapter does differently (src/http/express.ts, src/http/fastify.ts); the rest is shared. */
+export interface HttpAdapterSetup {
+  /** The application on this adapter, with the server limits and what the adapter needs before Nest builds it. */
+  create(module: DynamicModule, config: AppConfig, logger: LoggerService): Promise<INestApplication>;
+  /** The adapter's JSON body parser, at its place in the pipeline: after the body policy. */
+  parseBodies(app: INestApplication, config: AppConfig): void;
+}
+
+function enableCors(app: INestApplication, config: AppConfig): void {
+  const origins = config.corsOrigins();
+  if (origins === false) return;
+  app.enableCors({
+    origin: origins,
+    methods: ['GET', 'HEAD', 'POST'],
+    allowedHeaders: [
+      'Content-Type',
+      'Authorization',
+      'X-API-Key',
+      'X-Request-Id',
+      'X-Request-Timeout-Ms',
+      'Cache-Control',
+      'Pragma',
+    ],
+    exposedHeaders: [
+      'X-Request-Id',
+      'X-Process-Time',
+      'Retry-After',
+      'X-Cache',
+      'X-Cache-Hits',
+      ...(config.RATE_LIMIT_RPM ? ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'] : []),
+    ],
+    maxAge: 600,
+    // Fastify's CORS plugin would answer an OPTIONS without Access-Control-Request-Method with a
+    // plain-text 400; Express's answers every OPTIONS as a preflight. The same on both:
+    strictPreflight: false,
+  } as Parameters<INestApplication['enableCors']>[0]);
+}
+
+/** Everything past the adapter, the same on both, in the order a request meets it. */
+export function applyPipeline(
+  app: INestApplication,
+  config: AppConfig,
+  logger: LoggerService,
+  adapter: HttpAdapterSetup,
+): void {
+  // Order matters: timing and context must cover every request, including those the parser rejects.
+  app.use(latencyMiddleware(logger, app.get(MetricsService)));
+  const lifecycle = app.get(LifecycleService);
+  app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, () => lifecycle.shuttingDown));
+  app.use(predictionCacheMiddleware());
+  applyServerTimeouts(app.getHttpServer(), config);
+  app.use(securityHeadersMiddleware());
+  enableCors(app, config);
+  // Before any body is read: a request without a valid key costs no parsing. Absent without keys.
+  if (config.apiKeysEnabled()) {
+    const keys = app.get(ApiKeyStore);
+    app.use(apiKeyMiddleware((key) => keys.lookup(key), config.openPaths()));
+  }
+  app.use(requireJson);
+  adapter.parseBodies(app, config);
+  app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
+  app.useGlobalPipes(
+    new RequestValidationPipe({ maxArrayLength: config.MAX_ARRAY_LENGTH, maxStringLength: config.MAX_STRING_LENGTH }),
+  );
+  setupOpenApi(app);
+}

@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { ErrorBody, isV2, v2Body } from '../common/http-exception.filter';
+import { errorBody, isV2, v2Body } from '../common/http-exception.filter';
 import { contextOf } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
 import { clientErrorHandler, serverOptions } from '../security/server-limits';
@@ -16,15 +16,9 @@ import type { HttpAdapterSetup } from './pipeline';
  */
 function frameworkErrors(error: Error, request: FastifyRequest, reply: FastifyReply): void {
   const requestId = randomUUID();
-  const body: ErrorBody = {
-    statusCode: 400,
-    error: 'INVALID_INPUT',
-    message: `The path cannot be decoded: ${error.message}`,
-    details: [],
-    requestId,
-  };
+  const body = { ...errorBody('INVALID_INPUT', `The path cannot be decoded: ${error.message}`), requestId };
   void reply
-    .code(400)
+    .code(body.statusCode)
     .header('X-Request-Id', requestId)
     .send(isV2(request.url) ? v2Body(body) : body);
 }

@@ -7,7 +7,7 @@ import type {
   TagObject,
 } from '@nestjs/swagger';
 import { elementType, ElementType } from '../models/element-types';
-import { ModelSignature, TensorSpec } from '../models/model.types';
+import { instanceShape, ModelSignature } from '../models/model.types';
 
 /** What the document needs to know of a model whose default version is READY. */
 export interface TypedModel {
@@ -47,9 +47,6 @@ export function tensorSchema(shape: readonly number[], element: SchemaObject): S
   );
 }
 
-const perInstance = (spec: TensorSpec, signature: ModelSignature) =>
-  signature.batchable ? spec.shape.slice(1) : spec.shape;
-
 function zeros(shape: readonly number[], type: ElementType): unknown {
   const { zero } = elementType(type);
   return shape.reduceRight<unknown>(
@@ -83,13 +80,13 @@ function exampleInstance(model: TypedModel, sample: Sample | undefined): Record<
   if (features !== undefined) return { features };
   if (signature.inputs.length === 1) {
     const spec = signature.inputs[0];
-    const values = zeros(perInstance(spec, signature), spec.type);
+    const values = zeros(instanceShape(spec, signature), spec.type);
     if (names && Array.isArray(values) && values.length === names.length)
       return { features: Object.fromEntries(names.map((n) => [n, values[0] as unknown])) };
     return { features: values };
   }
   return {
-    inputs: Object.fromEntries(signature.inputs.map((s) => [s.name, zeros(perInstance(s, signature), s.type)])),
+    inputs: Object.fromEntries(signature.inputs.map((s) => [s.name, zeros(instanceShape(s, signature), s.type)])),
   };
 }
 
@@ -114,7 +111,7 @@ function v2Example(model: TypedModel, instance: Record<string, unknown>): Record
   return {
     inputs: signature.inputs.map((spec) => {
       const value = values[spec.name];
-      const own = perInstance(spec, signature);
+      const own = instanceShape(spec, signature);
       const dims = own.every((d) => d >= 0) ? [...own] : nestedShape(value);
       return {
         name: spec.name,
@@ -147,7 +144,7 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
   if (signature.inputs.length === 1) {
     const spec = signature.inputs[0];
     schemas[s('FeatureArray')] = {
-      ...tensorSchema(perInstance(spec, signature), elementSchema(spec.type)),
+      ...tensorSchema(instanceShape(spec, signature), elementSchema(spec.type)),
       description: `Input '${spec.name}' (${spec.type}) of one instance, as nested arrays`,
     };
     featureForms.push(ref(s('FeatureArray')));
@@ -166,7 +163,7 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
     type: 'object',
     description: `One ${name} instance as tensors by input name${signature.batchable ? ', without the batch dimension' : ''}`,
     properties: Object.fromEntries(
-      signature.inputs.map((i) => [i.name, tensorSchema(perInstance(i, signature), elementSchema(i.type))]),
+      signature.inputs.map((i) => [i.name, tensorSchema(instanceShape(i, signature), elementSchema(i.type))]),
     ),
     required: signature.inputs.map((i) => i.name),
     additionalProperties: false,
@@ -209,7 +206,7 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
     type: 'object',
     description: `Every output of ${name} for one instance, by name`,
     properties: Object.fromEntries(
-      signature.outputs.map((o) => [o.name, tensorSchema(perInstance(o, signature), elementSchema(o.type))]),
+      signature.outputs.map((o) => [o.name, tensorSchema(instanceShape(o, signature), elementSchema(o.type))]),
     ),
     required: signature.outputs.map((o) => o.name),
     additionalProperties: false,

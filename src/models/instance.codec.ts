@@ -1,6 +1,6 @@
 import { InferenceFailedError } from '../common/domain.errors';
 import { pack, Scalar, show } from './element-types';
-import { ModelSignature, TensorData, TensorSpec } from './model.types';
+import { instanceShape, ModelSignature, TensorData } from './model.types';
 import {
   checkElement,
   EncodedRun,
@@ -29,10 +29,6 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 
 const join = (path: string, key: string) => (path ? `${path}.${key}` : key);
 
-function perInstanceShape(spec: TensorSpec, signature: ModelSignature): readonly number[] {
-  return signature.batchable ? spec.shape.slice(1) : spec.shape;
-}
-
 function readFeatures(
   features: unknown,
   signature: ModelSignature,
@@ -47,7 +43,7 @@ function readFeatures(
     return undefined;
   }
   const spec = signature.inputs[0];
-  const shape = perInstanceShape(spec, signature);
+  const shape = instanceShape(spec, signature);
   if (isPlainObject(features)) {
     const names = signature.features;
     if (!names) {
@@ -102,13 +98,13 @@ function readInputs(
     if (!Object.prototype.hasOwnProperty.call(inputs, spec.name)) {
       problems.add(
         join(path, spec.name),
-        `missing input (${spec.type}, shape ${shapeText(perInstanceShape(spec, signature))})`,
+        `missing input (${spec.type}, shape ${shapeText(instanceShape(spec, signature))})`,
       );
       continue;
     }
     const tensor = readTensor(
       inputs[spec.name],
-      perInstanceShape(spec, signature),
+      instanceShape(spec, signature),
       spec.type,
       join(path, spec.name),
       problems,

@@ -1,6 +1,7 @@
 import { ModelConfig } from './model-config';
 import { elementType } from './element-types';
-import { ModelSignature, TensorSpec, ValueInfo } from './model.types';
+import { instanceShape, ModelSignature, TensorSpec, ValueInfo } from './model.types';
+import { product } from './tensor-rows';
 
 function tensors(values: readonly ValueInfo[], kind: 'input' | 'output'): TensorSpec[] {
   return values.map((v) => {
@@ -50,8 +51,8 @@ export function buildSignature(
     if (inputs.length !== 1) {
       throw new Error(`config.json features needs a model with one input; this one has ${inputs.length}`);
     }
-    const perInstance = batchable ? inputs[0].shape.slice(1) : inputs[0].shape;
-    const count = perInstance.reduce((a, b) => a * b, 1);
+    const perInstance = instanceShape(inputs[0], { batchable });
+    const count = product(perInstance);
     if (!perInstance.includes(-1) && count !== config.features.length) {
       throw new Error(
         `config.json features lists ${config.features.length} names, but input '${inputs[0].name}' takes ${count} values per instance`,

@@ -37,3 +37,7 @@ export interface ModelSignature {
   readonly labelOutput?: string;
   readonly probabilityOutput?: string;
 }
+
+/** The shape of one instance of a tensor: without the batch dimension when the model has one. */
+export const instanceShape = (spec: TensorSpec, signature: Pick<ModelSignature, 'batchable'>): readonly number[] =>
+  signature.batchable ? spec.shape.slice(1) : spec.shape;

@@ -23,6 +23,9 @@ const EDGE = [
   'malformed-requests',
   // The same on the Open Inference Protocol's routes, answered in its error shape.
   'v2-errors',
+  // Triton's client framing (no Content-Type, binary tensors, gzip/deflate): /v2 bodies are read by
+  // src/http/v2-body.ts ahead of each adapter's parser, and binary answers sent through each adapter.
+  'v2-binary',
   // Generated bodies, headers, paths and raw bytes against each adapter's parser, router and server.
   'fuzz',
   // Hostile and undecodable model names in paths: Fastify's router fails them in frameworkErrors,

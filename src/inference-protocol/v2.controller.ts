@@ -1,4 +1,16 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  createParamDecorator,
+  ExecutionContext,
+  Get,
+  Headers,
+  HttpCode,
+  Param,
+  Post,
+  Res,
+  StreamableFile,
+} from '@nestjs/common';
 import {
   ApiBody,
   ApiOkResponse,
@@ -25,10 +37,20 @@ import {
   V2ReadyDto,
   V2ServerMetadataDto,
 } from './dto/v2.dto';
+import { AnyRequest } from '../common/request-context';
+import { answerEncoding, encodeAnswer } from '../http/compression';
+import { binaryTailOf } from '../http/v2-body';
+import { frameAnswer } from './v2-binary.codec';
 import { decodeInputs, encodeMetadata, encodeResponse } from './v2.codec';
 
-/** Express's response and Fastify's reply both have status(code). */
+/** Express's response and Fastify's reply both have status(code) and header(name, value). */
 type Status = { status(code: number): unknown };
+type Reply = Status & { header(name: string, value: string): unknown };
+
+/** The raw tensors after the JSON header of a binary request (see http/v2-body.ts). */
+const BinaryTail = createParamDecorator((_: unknown, ctx: ExecutionContext) =>
+  binaryTailOf(ctx.switchToHttp().getRequest<AnyRequest>()),
+);
 
 const MODEL = ApiParam({ name: 'model', example: 'iris' });
 const VERSION = ApiParam({
@@ -145,9 +167,12 @@ export class V2Controller {
   infer(
     @Param('model') model: string,
     @Body() body: V2InferRequestDto,
+    @BinaryTail() tail: Buffer,
+    @Headers('accept-encoding') accept: string | undefined,
+    @Res({ passthrough: true }) res: Reply,
     @ReqContext() context?: RequestContext,
-  ): Promise<V2InferResponseDto> {
-    return this.run(model, undefined, body, context);
+  ): Promise<V2InferResponseDto | StreamableFile> {
+    return this.run(model, undefined, body, tail, accept, res, context);
   }
 
   @Post('models/:model/versions/:version/infer')
@@ -162,9 +187,12 @@ export class V2Controller {
     @Param('model') model: string,
     @Param('version', ParseVersionPipe) version: number,
     @Body() body: V2InferRequestDto,
+    @BinaryTail() tail: Buffer,
+    @Headers('accept-encoding') accept: string | undefined,
+    @Res({ passthrough: true }) res: Reply,
     @ReqContext() context?: RequestContext,
-  ): Promise<V2InferResponseDto> {
-    return this.run(model, version, body, context);
+  ): Promise<V2InferResponseDto | StreamableFile> {
+    return this.run(model, version, body, tail, accept, res, context);
   }
 
   private readiness(model: string, version: number | undefined, res: Status): V2ModelReadyDto {
@@ -173,13 +201,39 @@ export class V2Controller {
     return { name: model, ready };
   }
 
+  /**
+   * A JSON answer goes out as Nest writes any other; one with binary outputs, or one the client
+   * accepts compressed, is written here as bytes (StreamableFile, which both adapters send as is).
+   */
   private async run(
     model: string,
     version: number | undefined,
     body: V2InferRequestDto,
+    tail: Buffer,
+    accept: string | undefined,
+    res: Reply,
     context?: RequestContext,
-  ): Promise<V2InferResponseDto> {
-    const result = await this.predictions.infer(model, version, decodeInputs(body), context);
-    return encodeResponse(body, result);
+  ): Promise<V2InferResponseDto | StreamableFile> {
+    const result = await this.predictions.infer(model, version, decodeInputs(body, tail), context);
+    const { response, blobs } = encodeResponse(body, result);
+    const encoding = answerEncoding(accept);
+    res.header('Vary', 'Accept-Encoding');
+    if (blobs.length === 0 && !encoding) return response;
+    let payload: Buffer;
+    let type: string;
+    if (blobs.length > 0) {
+      const framed = frameAnswer(JSON.stringify(response), blobs);
+      res.header('Inference-Header-Content-Length', String(framed.headerLength));
+      payload = framed.body;
+      type = 'application/octet-stream';
+    } else {
+      payload = Buffer.from(JSON.stringify(response), 'utf8');
+      type = 'application/json; charset=utf-8';
+    }
+    if (encoding) {
+      payload = await encodeAnswer(payload, encoding);
+      res.header('Content-Encoding', encoding);
+    }
+    return new StreamableFile(payload, { type, length: payload.length });
   }
 }

@@ -13,7 +13,7 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
-import { V2_DATATYPES } from '../v2.codec';
+import { UNSUPPORTED_DATATYPES, V2_DATATYPES } from '../v2.codec';
 
 /** Tensor values: numbers, decimal strings (int64/uint64 beyond 2^53), strings (BYTES) or booleans, flat or nested. */
 const DATA_SCHEMA: ApiPropertyOptions = {
@@ -102,18 +102,36 @@ export class V2InferInputDto {
   @Min(0, { each: true })
   readonly shape!: number[];
 
+  // Datatypes the service cannot feed pass here, so that the codec can say why (UNSUPPORTED_DATATYPES).
   @ApiProperty({ enum: V2_DATATYPES, example: 'FP32' })
-  @IsIn(V2_DATATYPES)
+  @IsIn([...V2_DATATYPES, ...Object.keys(UNSUPPORTED_DATATYPES)])
   readonly datatype!: string;
 
-  @ApiPropertyOptional({ type: 'object', additionalProperties: true })
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    properties: {
+      binary_data_size: {
+        type: 'integer',
+        minimum: 0,
+        description:
+          'Binary tensor data extension: the input is not in `data` but in this many raw bytes after the JSON header ' +
+          '(Content-Type application/octet-stream, Inference-Header-Content-Length giving the JSON length)',
+      },
+    },
+  })
   @IsOptional()
   @IsObject()
   readonly parameters?: Record<string, unknown>;
 
-  @ApiProperty({ ...DATA_SCHEMA, example: [5.1, 3.5, 1.4, 0.2] })
+  @ApiPropertyOptional({
+    ...DATA_SCHEMA,
+    example: [5.1, 3.5, 1.4, 0.2],
+    description: `${DATA_SCHEMA.description} Absent when parameters.binary_data_size is given.`,
+  })
+  @IsOptional()
   @IsArray({ message: 'data must be an array' })
-  readonly data!: unknown[];
+  readonly data?: unknown[];
 }
 
 /** Output parameters the service reads; others are accepted and ignored, as the protocol allows. */
@@ -125,7 +143,10 @@ export class V2OutputParametersDto {
   })
   readonly classification?: number;
 
-  @ApiPropertyOptional({ description: 'Accepted; binary tensor data is not supported, so it must be false when given' })
+  @ApiPropertyOptional({
+    description:
+      "Binary tensor data extension: true answers this output as raw bytes after the answer's JSON (default: the request's binary_data_output)",
+  })
   readonly binary_data?: boolean;
 }
 
@@ -148,7 +169,16 @@ export class V2InferRequestDto {
   @IsString()
   readonly id?: string;
 
-  @ApiPropertyOptional({ type: 'object', additionalProperties: true })
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    properties: {
+      binary_data_output: {
+        type: 'boolean',
+        description: 'Binary tensor data extension: every output in binary unless its own binary_data says otherwise',
+      },
+    },
+  })
   @IsOptional()
   @IsObject()
   readonly parameters?: Record<string, unknown>;
@@ -178,8 +208,19 @@ export class V2OutputTensorDto {
   @ApiProperty({ enum: V2_DATATYPES, example: 'INT64' })
   readonly datatype!: string;
 
-  @ApiProperty({ ...DATA_SCHEMA, example: [0] })
-  readonly data!: (number | string | boolean)[];
+  @ApiPropertyOptional({ ...DATA_SCHEMA, example: [0], description: 'Absent for an output answered in binary' })
+  readonly data?: (number | string | boolean)[];
+
+  @ApiPropertyOptional({
+    type: 'object',
+    properties: {
+      binary_data_size: {
+        type: 'integer',
+        description: "The output's raw bytes, after the JSON and the binary outputs before it",
+      },
+    },
+  })
+  readonly parameters?: { binary_data_size: number };
 }
 
 export class V2InferResponseDto {

@@ -37,6 +37,9 @@ function fastifyAdapter(config: AppConfig): FastifyAdapter {
     requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
     keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
     frameworkErrors,
+    // The Open Inference Protocol writes server metadata's path as /v2/; Express's router, not
+    // strict about a trailing slash, already answers it as /v2.
+    rewriteUrl: (req: { url?: string }) => (req.url ?? '/').replace(/^\/v2\/(?=\?|$)/, '/v2'),
   });
   const fastify = adapter.getInstance();
   // The matched route pattern, for the request's log line (Express keeps it on the request itself).

@@ -3,11 +3,14 @@ import { ELEMENT_TYPES, ElementType, elementType, JsonElement, TensorValues } fr
 import { TensorSpec } from '../models/model.types';
 import { flatJson, TensorInput } from '../models/tensor.codec';
 import { BinaryInputs, binaryOutput } from './v2-binary.codec';
-import { ModelDescription, TensorResult } from '../prediction/prediction.service';
+import { ModelDescription, TensorResult, VersionStatisticsEntry } from '../prediction/prediction.service';
 import {
   V2InferRequestDto,
   V2InferResponseDto,
+  V2ModelConfigDto,
   V2ModelMetadataDto,
+  V2ModelStatisticsDto,
+  V2ConfigTensorDto,
   V2OutputTensorDto,
   V2TensorMetadataDto,
 } from './dto/v2.dto';
@@ -192,5 +195,61 @@ export function encodeMetadata(d: ModelDescription): V2ModelMetadataDto {
     platform: PLATFORM,
     inputs: tensorMetadata(d.inputs),
     outputs: tensorMetadata(d.outputs),
+  };
+}
+
+/** The platform and backend names Triton's model configuration gives ONNX models. */
+const CONFIG_PLATFORM = 'onnxruntime_onnx';
+const CONFIG_BACKEND = 'onnxruntime';
+
+/** Triton's model-config data type of a protocol datatype: TYPE_ and the name, BYTES being TYPE_STRING there. */
+const configType = (type: ElementType) => {
+  const { v2 } = elementType(type);
+  return v2 === 'BYTES' ? 'TYPE_STRING' : `TYPE_${v2}`;
+};
+
+/**
+ * A model version's configuration as Triton's model-config JSON (the model configuration
+ * extension), derived from the graph and config.json: a batchable model's dims leave out the batch
+ * dimension, as Triton's do, and max_batch_size is then the batcher's (0 when there is none).
+ */
+export function encodeConfig(d: ModelDescription): V2ModelConfigDto {
+  if (d.versionState !== 'READY' || !d.batching) encodeMetadata(d); // throws why it cannot be described
+  const batching = d.batching!;
+  const tensors = (specs: readonly TensorSpec[]): V2ConfigTensorDto[] =>
+    specs.map((t) => ({
+      name: t.name,
+      data_type: configType(t.type),
+      dims: d.batchable ? t.shape.slice(1) : [...t.shape],
+    }));
+  return {
+    name: d.name,
+    platform: CONFIG_PLATFORM,
+    backend: CONFIG_BACKEND,
+    version_policy: { specific: { versions: [d.version] } },
+    max_batch_size: d.batchable ? batching.maxBatchSize : 0,
+    input: tensors(d.inputs),
+    output: tensors(d.outputs),
+    ...(batching.enabled
+      ? { dynamic_batching: { max_queue_delay_microseconds: Math.round(batching.maxQueueDelayMs * 1000) } }
+      : {}),
+    instance_group: [{ name: d.name, kind: 'KIND_CPU', count: batching.concurrency }],
+    default_model_filename: 'model.onnx',
+    ...(d.labels ? { parameters: { labels: { string_value: d.labels.join(',') } } } : {}),
+  };
+}
+
+/** Inference statistics in the statistics extension's form, one entry per model version. */
+export function encodeStatistics(entries: readonly VersionStatisticsEntry[]): V2ModelStatisticsDto {
+  return {
+    model_stats: entries.map(({ model, version, statistics: s }) => ({
+      name: model,
+      version: String(version),
+      last_inference: s.last_inference,
+      inference_count: s.inference_count,
+      execution_count: s.execution_count,
+      inference_stats: s.inference_stats,
+      batch_stats: [...s.batch_stats.values()].sort((a, b) => a.batch_size - b.batch_size),
+    })),
   };
 }

@@ -32,8 +32,10 @@ import {
   V2InferRequestDto,
   V2InferResponseDto,
   V2LiveDto,
+  V2ModelConfigDto,
   V2ModelMetadataDto,
   V2ModelReadyDto,
+  V2ModelStatisticsDto,
   V2ReadyDto,
   V2ServerMetadataDto,
 } from './dto/v2.dto';
@@ -41,7 +43,10 @@ import { AnyRequest } from '../common/request-context';
 import { answerEncoding, encodeAnswer } from '../http/compression';
 import { binaryTailOf } from '../http/v2-body';
 import { frameAnswer } from './v2-binary.codec';
-import { decodeInputs, encodeMetadata, encodeResponse } from './v2.codec';
+import { decodeInputs, encodeConfig, encodeMetadata, encodeResponse, encodeStatistics } from './v2.codec';
+
+/** The protocol's extensions this service implements, named as Triton names them, and no other. */
+export const V2_EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'statistics'];
 
 /** Express's response and Fastify's reply both have status(code) and header(name, value). */
 type Status = { status(code: number): unknown };
@@ -80,10 +85,18 @@ export class V2Controller {
   ) {}
 
   @Get()
-  @ApiOperation({ operationId: 'v2ServerMetadata', summary: 'Server metadata' })
+  @ApiOperation({ operationId: 'v2ServerMetadata', summary: 'Server metadata (also at GET /v2/)' })
   @ApiOkResponse({ type: V2ServerMetadataDto })
   server(): V2ServerMetadataDto {
-    return { name: APP_INFO.name, version: APP_INFO.version, extensions: ['classification'] };
+    return { name: APP_INFO.name, version: APP_INFO.version, extensions: [...V2_EXTENSIONS] };
+  }
+
+  // Declared before models/:model, so that Express's router, which matches in order, does not read `stats` as a model.
+  @Get('models/stats')
+  @ApiOperation({ operationId: 'v2Statistics', summary: 'Statistics extension: every version of every model' })
+  @ApiOkResponse({ type: V2ModelStatisticsDto })
+  statistics(): V2ModelStatisticsDto {
+    return encodeStatistics(this.predictions.statistics());
   }
 
   @Get('health/live')
@@ -127,6 +140,50 @@ export class V2Controller {
     @Param('version', ParseVersionPipe) version: number,
   ): V2ModelMetadataDto {
     return encodeMetadata(this.predictions.describeModel(model, version));
+  }
+
+  @Get('models/:model/config')
+  @ApiOperation({
+    operationId: 'v2ModelConfig',
+    summary: "Model configuration extension: the default version's configuration in Triton's model-config JSON",
+  })
+  @MODEL
+  @ApiOkResponse({ type: V2ModelConfigDto })
+  @errors
+  config(@Param('model') model: string): V2ModelConfigDto {
+    return encodeConfig(this.predictions.describeModel(model));
+  }
+
+  @Get('models/:model/versions/:version/config')
+  @ApiOperation({ operationId: 'v2ModelVersionConfig', summary: "Model configuration extension: one version's" })
+  @MODEL
+  @VERSION
+  @ApiOkResponse({ type: V2ModelConfigDto })
+  @errors
+  versionConfig(@Param('model') model: string, @Param('version', ParseVersionPipe) version: number): V2ModelConfigDto {
+    return encodeConfig(this.predictions.describeModel(model, version));
+  }
+
+  @Get('models/:model/stats')
+  @ApiOperation({ operationId: 'v2ModelStatistics', summary: 'Statistics extension: every version of a model' })
+  @MODEL
+  @ApiOkResponse({ type: V2ModelStatisticsDto })
+  @errors
+  modelStatistics(@Param('model') model: string): V2ModelStatisticsDto {
+    return encodeStatistics(this.predictions.statistics(model));
+  }
+
+  @Get('models/:model/versions/:version/stats')
+  @ApiOperation({ operationId: 'v2ModelVersionStatistics', summary: 'Statistics extension: one version of a model' })
+  @MODEL
+  @VERSION
+  @ApiOkResponse({ type: V2ModelStatisticsDto })
+  @errors
+  versionStatistics(
+    @Param('model') model: string,
+    @Param('version', ParseVersionPipe) version: number,
+  ): V2ModelStatisticsDto {
+    return encodeStatistics(this.predictions.statistics(model, version));
   }
 
   @Get('models/:model/ready')

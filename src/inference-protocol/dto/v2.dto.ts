@@ -50,7 +50,10 @@ export class V2ServerMetadataDto {
   @ApiProperty({ example: '0.1.0' })
   readonly version!: string;
 
-  @ApiProperty({ type: [String], example: ['classification'] })
+  @ApiProperty({
+    type: [String],
+    example: ['binary_tensor_data', 'classification', 'model_configuration', 'statistics'],
+  })
   readonly extensions!: string[];
 }
 
@@ -240,4 +243,127 @@ export class V2InferResponseDto {
 export class V2ErrorDto {
   @ApiProperty({ example: "Model 'rose' not found; available models: digits, iris" })
   readonly error!: string;
+}
+
+export class V2ConfigTensorDto {
+  @ApiProperty({ example: 'float_input' })
+  readonly name!: string;
+
+  @ApiProperty({ example: 'TYPE_FP32', description: "Triton's model-config data type (BYTES is TYPE_STRING)" })
+  readonly data_type!: string;
+
+  @ApiProperty({ type: [Number], example: [4], description: 'Without the batch dimension when max_batch_size > 0' })
+  readonly dims!: number[];
+}
+
+/** Triton's model configuration (model_config.proto as JSON), the fields this service can give. */
+export class V2ModelConfigDto {
+  @ApiProperty({ example: 'iris' })
+  readonly name!: string;
+
+  @ApiProperty({ example: 'onnxruntime_onnx' })
+  readonly platform!: string;
+
+  @ApiProperty({ example: 'onnxruntime' })
+  readonly backend!: string;
+
+  @ApiProperty({ example: { specific: { versions: [1] } } })
+  readonly version_policy!: { specific: { versions: number[] } };
+
+  @ApiProperty({ example: 64, description: 'Rows per run; 0 for a model without a batch dimension' })
+  readonly max_batch_size!: number;
+
+  @ApiProperty({ type: [V2ConfigTensorDto] })
+  readonly input!: V2ConfigTensorDto[];
+
+  @ApiProperty({ type: [V2ConfigTensorDto] })
+  readonly output!: V2ConfigTensorDto[];
+
+  @ApiPropertyOptional({ example: { max_queue_delay_microseconds: 1000 } })
+  readonly dynamic_batching?: { max_queue_delay_microseconds: number };
+
+  @ApiProperty({ example: [{ name: 'iris', kind: 'KIND_CPU', count: 2 }] })
+  readonly instance_group!: { name: string; kind: string; count: number }[];
+
+  @ApiProperty({ example: 'model.onnx' })
+  readonly default_model_filename!: string;
+
+  @ApiPropertyOptional({ example: { labels: { string_value: 'setosa,versicolor,virginica' } } })
+  readonly parameters?: Record<string, { string_value: string }>;
+}
+
+export class V2DurationDto {
+  @ApiProperty({ example: 12 })
+  readonly count!: number;
+
+  @ApiProperty({ example: 3400000, description: 'Summed duration in nanoseconds' })
+  readonly ns!: number;
+}
+
+export class V2InferenceStatsDto {
+  @ApiProperty({ type: V2DurationDto, description: 'Requests answered, and their time in the service' })
+  readonly success!: V2DurationDto;
+
+  @ApiProperty({ type: V2DurationDto, description: 'Requests failed, and their time in the service' })
+  readonly fail!: V2DurationDto;
+
+  @ApiProperty({ type: V2DurationDto, description: 'Requests queued in the batcher, and their wait' })
+  readonly queue!: V2DurationDto;
+
+  @ApiProperty({ type: V2DurationDto, description: 'Requests whose inputs were prepared (within the run: ns 0)' })
+  readonly compute_input!: V2DurationDto;
+
+  @ApiProperty({ type: V2DurationDto, description: "Requests run, and the run time of each request's batch" })
+  readonly compute_infer!: V2DurationDto;
+
+  @ApiProperty({ type: V2DurationDto, description: 'Requests whose outputs were read (within the run: ns 0)' })
+  readonly compute_output!: V2DurationDto;
+
+  @ApiProperty({ type: V2DurationDto, description: 'Rows answered by the prediction cache (not timed: ns 0)' })
+  readonly cache_hit!: V2DurationDto;
+
+  @ApiProperty({ type: V2DurationDto, description: 'Rows the prediction cache did not hold (not timed: ns 0)' })
+  readonly cache_miss!: V2DurationDto;
+}
+
+export class V2BatchStatsDto {
+  @ApiProperty({ example: 4, description: 'Rows in the run' })
+  readonly batch_size!: number;
+
+  @ApiProperty({ type: V2DurationDto })
+  readonly compute_input!: V2DurationDto;
+
+  @ApiProperty({ type: V2DurationDto, description: 'Runs of this size, and their time' })
+  readonly compute_infer!: V2DurationDto;
+
+  @ApiProperty({ type: V2DurationDto })
+  readonly compute_output!: V2DurationDto;
+}
+
+export class V2VersionStatisticsDto {
+  @ApiProperty({ example: 'iris' })
+  readonly name!: string;
+
+  @ApiProperty({ example: '1' })
+  readonly version!: string;
+
+  @ApiProperty({ example: 1767225600000, description: 'Epoch ms of the last answered request; 0 before any' })
+  readonly last_inference!: number;
+
+  @ApiProperty({ example: 40, description: 'Rows run by the model (inference_count_total in /metrics)' })
+  readonly inference_count!: number;
+
+  @ApiProperty({ example: 12, description: 'Runs (inference_exec_count_total in /metrics)' })
+  readonly execution_count!: number;
+
+  @ApiProperty({ type: V2InferenceStatsDto })
+  readonly inference_stats!: V2InferenceStatsDto;
+
+  @ApiProperty({ type: [V2BatchStatsDto] })
+  readonly batch_stats!: V2BatchStatsDto[];
+}
+
+export class V2ModelStatisticsDto {
+  @ApiProperty({ type: [V2VersionStatisticsDto] })
+  readonly model_stats!: V2VersionStatisticsDto[];
 }

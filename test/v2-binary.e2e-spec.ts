@@ -47,6 +47,7 @@ describe('Open Inference Protocol (V2): Triton client framing, binary tensors an
       multi_input: fixture('multi_input'),
       types: fixture('types'),
       fp16: fixture('fp16'),
+      image: fixture('image'),
     });
     app = await startApp({ MODEL_REPOSITORY: dir });
     port = await listen(app);
@@ -193,6 +194,16 @@ describe('Open Inference Protocol (V2): Triton client framing, binary tensors an
       ]);
       expect(answer.status).toBe(200);
       expect(answer.outputs.f16_out.values).toEqual([3, 5, -1, 1, 2, 2001]);
+    });
+
+    it('an image-sized input (1x3x224x224 FP32, 602112 bytes) in binary: features[k] = (k + 1) * mean', async () => {
+      const values = Array.from({ length: 3 * 224 * 224 }, (_, i) => (i % 7) / 7);
+      const mean = values.reduce((a, b) => a + b, 0) / values.length;
+      const answer = await infer(port, 'image', [{ name: 'image', datatype: 'FP32', shape: [1, 3, 224, 224], values }]);
+      expect(answer.status).toBe(200);
+      const features = answer.outputs.features.values as number[];
+      expect(features).toHaveLength(4);
+      features.forEach((f, k) => expect(f).toBeCloseTo((k + 1) * mean, 4));
     });
 
     it('the classification extension answers its BYTES in binary when asked', async () => {

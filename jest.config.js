@@ -23,6 +23,12 @@ const EDGE = [
   'malformed-requests',
   // The same on the Open Inference Protocol's routes, answered in its error shape.
   'v2-errors',
+  // Triton's client framing (no Content-Type, binary tensors, gzip/deflate): /v2 bodies are read by
+  // src/http/v2-body.ts ahead of each adapter's parser, and binary answers sent through each adapter.
+  'v2-binary',
+  // The configuration and statistics extensions: Express's router matches in order (GET
+  // /v2/models/stats beside /v2/models/{model}), and the trailing slash of GET /v2/ is each router's.
+  'v2-extensions',
   // Generated bodies, headers, paths and raw bytes against each adapter's parser, router and server.
   'fuzz',
   // Hostile and undecodable model names in paths: Fastify's router fails them in frameworkErrors,

@@ -8,7 +8,8 @@ declare module 'autocannon' {
       method?: string;
       path?: string;
       headers?: Record<string, string>;
-      body?: string;
+      // autocannon writes a Buffer as is: binary bodies (bench/v2-binary.ts) need it.
+      body?: string | Buffer;
     }
     interface Options {
       url: string;

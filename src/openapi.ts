@@ -3,6 +3,7 @@ import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { APP_INFO } from './app.info';
 import { AppConfig } from './config/app.config';
 import { DocsService } from './docs/docs.service';
+import { documentBinaryTensors } from './inference-protocol/v2-openapi';
 import { documentSecurity } from './security/openapi-security';
 
 export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
@@ -17,7 +18,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const document = SwaggerModule.createDocument(app, config, {
     operationIdFactory: (_controller, method) => method,
   });
-  return documentSecurity(document, app.get(AppConfig));
+  return documentSecurity(documentBinaryTensors(document), app.get(AppConfig));
 }
 
 /**

@@ -27,6 +27,11 @@ const ROUTES: [string, string][] = [
   ['get', '/v2/models/{model}/versions/{version}'],
   ['get', '/v2/models/{model}/ready'],
   ['get', '/v2/models/{model}/versions/{version}/ready'],
+  ['get', '/v2/models/stats'],
+  ['get', '/v2/models/{model}/config'],
+  ['get', '/v2/models/{model}/versions/{version}/config'],
+  ['get', '/v2/models/{model}/stats'],
+  ['get', '/v2/models/{model}/versions/{version}/stats'],
   ['post', '/v2/models/{model}/infer'],
   ['post', '/v2/models/{model}/versions/{version}/infer'],
 ];
@@ -95,6 +100,30 @@ describe('OpenAPI document', () => {
       }
     }
   });
+
+  it.each(['/v2/models/{model}/infer', '/v2/models/{model}/versions/{version}/infer', '/v2/models/iris/infer'])(
+    '%s describes the binary tensor form: octet-stream in and out, framed by Inference-Header-Content-Length',
+    (route) => {
+      const op = doc.paths[route].post as Operation & {
+        requestBody: { content: Record<string, { schema: { type?: string; format?: string } }> };
+        parameters: { name: string; in: string }[];
+        responses: Record<string, { headers?: Record<string, unknown> }>;
+      };
+      expect(Object.keys(op.requestBody.content).sort()).toEqual(['application/json', 'application/octet-stream']);
+      expect(op.requestBody.content['application/octet-stream'].schema).toMatchObject({
+        type: 'string',
+        format: 'binary',
+      });
+      expect(Object.keys(op.responses['200'].content ?? {}).sort()).toEqual([
+        'application/json',
+        'application/octet-stream',
+      ]);
+      expect(op.responses['200'].headers).toHaveProperty('Inference-Header-Content-Length');
+      expect(op.parameters.filter((p) => p.in === 'header').map((p) => p.name)).toEqual(
+        expect.arrayContaining(['Inference-Header-Content-Length', 'Content-Encoding', 'Accept-Encoding']),
+      );
+    },
+  );
 
   it('operationIds are unique, so generated SDKs get one method per route', () => {
     const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((o) => o.operationId));

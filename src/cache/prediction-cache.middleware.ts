@@ -42,7 +42,9 @@ export function predictionCacheMiddleware() {
     // The outcome is known once the answer is ready, just before its headers are written.
     const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
     res.writeHead = (...args: unknown[]) => {
-      const outcome = cacheOutcome(use);
+      const status = typeof args[0] === 'number' ? args[0] : res.statusCode;
+      // An error answers no prediction, even when its rows came from the cache (an unknown output name, say).
+      const outcome = status < 400 ? cacheOutcome(use) : undefined;
       if (outcome) {
         res.setHeader('X-Cache', outcome);
         res.setHeader('X-Cache-Hits', `${use.hits}/${use.hits! + (use.misses ?? 0)}`);

@@ -2,8 +2,9 @@
 export const ERROR_CODES = {
   INVALID_INPUT: 'the body, a path parameter or a header does not fit the route or the model; details name each field',
   MALFORMED_JSON: 'the body is not JSON',
-  UNSUPPORTED_MEDIA_TYPE: 'the body is not UTF-8 JSON, or is compressed',
-  PAYLOAD_TOO_LARGE: 'the body is larger than BODY_LIMIT',
+  UNSUPPORTED_MEDIA_TYPE:
+    'the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate',
+  PAYLOAD_TOO_LARGE: 'the body is larger than BODY_LIMIT (on /v2, also once inflated)',
   ROUTE_NOT_FOUND: 'no such route',
   METHOD_NOT_ALLOWED: 'the route does not take this method',
   HTTP_ERROR: 'another client error, found by the HTTP layer',

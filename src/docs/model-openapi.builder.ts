@@ -344,7 +344,18 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
       // The generic route's other parameters (none but the path's model today), security and error responses.
       parameters: (base.parameters ?? []).filter((p) => !('in' in p && p.in === 'path')),
       ...(base.security ? { security: base.security } : {}),
-      requestBody: { required: true, content: { 'application/json': { schema: ref(request), example } } },
+      // The generic route's other media types (the V2 binary form) keep their own, raw, schema.
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': { schema: ref(request), example },
+          ...Object.fromEntries(
+            Object.entries((base.requestBody as { content?: object } | undefined)?.content ?? {}).filter(
+              ([type]) => type !== 'application/json',
+            ),
+          ),
+        },
+      },
       // A V2 answer keeps the generic schema: requested outputs and the classification extension change its tensors.
       // Its 200 keeps the generic route's response headers (X-Cache) with the typed body.
       responses: response

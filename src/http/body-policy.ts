@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DomainError } from '../common/domain.errors';
+import { bodyTaken } from './v2-body';
 
 /** The error both adapters' JSON parsers answer a body they cannot parse with. */
 export const malformedJson = (message: string) =>
@@ -9,11 +10,12 @@ export const isJson = (contentType: string | undefined) =>
   /^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType ?? '');
 
 /**
- * What a body must be before either adapter parses it: JSON, in UTF-8, not compressed. Checked
+ * What a body must be before either adapter parses it, off /v2: JSON, in UTF-8, not compressed. Checked
  * here, once, so Express and Fastify refuse the same requests with the same 415.
  */
 export function requireJson(req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void {
-  if (!['POST', 'PUT', 'PATCH'].includes(req.method ?? '')) return next();
+  // The Open Inference Protocol's bodies have their own, wider policy, already applied (v2-body.ts).
+  if (!['POST', 'PUT', 'PATCH'].includes(req.method ?? '') || bodyTaken(req)) return next();
   const contentType = req.headers['content-type'];
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(contentType ?? '')?.[1].toLowerCase();
   const encoding = req.headers['content-encoding']?.toLowerCase();

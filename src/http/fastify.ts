@@ -7,7 +7,10 @@ import { errorBody, isV2, v2Body } from '../common/http-exception.filter';
 import { contextOf } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
 import { clientErrorHandler, serverOptions } from '../security/server-limits';
+import { Readable } from 'node:stream';
+import { DomainError } from '../common/domain.errors';
 import { malformedJson, parseJsonBody } from './body-policy';
+import { bodyTaken, takenBody } from './v2-body';
 import type { HttpAdapterSetup } from './pipeline';
 
 /**
@@ -34,6 +37,9 @@ function fastifyAdapter(config: AppConfig): FastifyAdapter {
     requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
     keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
     frameworkErrors,
+    // The Open Inference Protocol writes server metadata's path as /v2/; Express's router, not
+    // strict about a trailing slash, already answers it as /v2.
+    rewriteUrl: (req: { url?: string }) => (req.url ?? '/').replace(/^\/v2\/(?=\?|$)/, '/v2'),
   });
   const fastify = adapter.getInstance();
   // The matched route pattern, for the request's log line (Express keeps it on the request itself).
@@ -42,8 +48,23 @@ function fastifyAdapter(config: AppConfig): FastifyAdapter {
     if (context) context.route = request.routeOptions.url;
     done();
   });
+  // A /v2 body is read by its middleware (http/v2-body.ts) before Fastify parses: the drained
+  // stream is replaced by an empty one that still accounts for the bytes, as Fastify's own
+  // decompression examples do, and the parsers hand on what the middleware read.
+  fastify.addHook('preParsing', (request, _reply, payload, done) => {
+    if (!bodyTaken(request.raw)) return done(null, payload);
+    const empty = Readable.from([]) as Readable & { receivedEncodedLength?: number };
+    empty.receivedEncodedLength = Number(request.headers['content-length']) || 0;
+    done(null, empty);
+  });
+  fastify.addContentTypeParser('*', (request, _payload, done) => {
+    if (bodyTaken(request.raw)) return done(null, takenBody(request.raw));
+    // The body policy refuses every other media type first; this is only a backstop.
+    done(new DomainError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON'), undefined);
+  });
   fastify.removeContentTypeParser('application/json');
-  fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'string' }, (_req, body, done) => {
+  fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'string' }, (request, body, done) => {
+    if (bodyTaken(request.raw)) return done(null, takenBody(request.raw));
     try {
       done(null, parseJsonBody(body as string));
     } catch (err) {

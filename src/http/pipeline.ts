@@ -14,6 +14,7 @@ import { ApiKeyStore } from '../security/api-key.store';
 import { securityHeadersMiddleware } from '../security/security-headers';
 import { applyServerTimeouts } from '../security/server-limits';
 import { requireJson } from './body-policy';
+import { v2BodyMiddleware } from './v2-body';
 
 /** What one HTTP adapter does differently (src/http/express.ts, src/http/fastify.ts); the rest is shared. */
 export interface HttpAdapterSetup {
@@ -37,6 +38,9 @@ function enableCors(app: INestApplication, config: AppConfig): void {
       'X-Request-Timeout-Ms',
       'Cache-Control',
       'Pragma',
+      // The Open Inference Protocol's binary and compressed bodies.
+      'Content-Encoding',
+      'Inference-Header-Content-Length',
     ],
     exposedHeaders: [
       'X-Request-Id',
@@ -44,6 +48,7 @@ function enableCors(app: INestApplication, config: AppConfig): void {
       'Retry-After',
       'X-Cache',
       'X-Cache-Hits',
+      'Inference-Header-Content-Length',
       ...(config.RATE_LIMIT_RPM ? ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'] : []),
     ],
     maxAge: 600,
@@ -73,6 +78,7 @@ export function applyPipeline(
     const keys = app.get(ApiKeyStore);
     app.use(apiKeyMiddleware((key) => keys.lookup(key), config.openPaths()));
   }
+  app.use(v2BodyMiddleware(config.bodyLimitBytes()));
   app.use(requireJson);
   adapter.parseBodies(app, config);
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));

@@ -1,4 +1,16 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  createParamDecorator,
+  ExecutionContext,
+  Get,
+  Headers,
+  HttpCode,
+  Param,
+  Post,
+  Res,
+  StreamableFile,
+} from '@nestjs/common';
 import {
   ApiBody,
   ApiOkResponse,
@@ -20,15 +32,30 @@ import {
   V2InferRequestDto,
   V2InferResponseDto,
   V2LiveDto,
+  V2ModelConfigDto,
   V2ModelMetadataDto,
   V2ModelReadyDto,
+  V2ModelStatisticsDto,
   V2ReadyDto,
   V2ServerMetadataDto,
 } from './dto/v2.dto';
-import { decodeInputs, encodeMetadata, encodeResponse } from './v2.codec';
+import { AnyRequest } from '../common/request-context';
+import { answerEncoding, encodeAnswer } from '../http/compression';
+import { binaryTailOf } from '../http/v2-body';
+import { frameAnswer } from './v2-binary.codec';
+import { decodeInputs, encodeConfig, encodeMetadata, encodeResponse, encodeStatistics } from './v2.codec';
 
-/** Express's response and Fastify's reply both have status(code). */
+/** The protocol's extensions this service implements, named as Triton names them, and no other. */
+export const V2_EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'statistics'];
+
+/** Express's response and Fastify's reply both have status(code) and header(name, value). */
 type Status = { status(code: number): unknown };
+type Reply = Status & { header(name: string, value: string): unknown };
+
+/** The raw tensors after the JSON header of a binary request (see http/v2-body.ts). */
+const BinaryTail = createParamDecorator((_: unknown, ctx: ExecutionContext) =>
+  binaryTailOf(ctx.switchToHttp().getRequest<AnyRequest>()),
+);
 
 const MODEL = ApiParam({ name: 'model', example: 'iris' });
 const VERSION = ApiParam({
@@ -58,10 +85,18 @@ export class V2Controller {
   ) {}
 
   @Get()
-  @ApiOperation({ operationId: 'v2ServerMetadata', summary: 'Server metadata' })
+  @ApiOperation({ operationId: 'v2ServerMetadata', summary: 'Server metadata (also at GET /v2/)' })
   @ApiOkResponse({ type: V2ServerMetadataDto })
   server(): V2ServerMetadataDto {
-    return { name: APP_INFO.name, version: APP_INFO.version, extensions: ['classification'] };
+    return { name: APP_INFO.name, version: APP_INFO.version, extensions: [...V2_EXTENSIONS] };
+  }
+
+  // Declared before models/:model, so that Express's router, which matches in order, does not read `stats` as a model.
+  @Get('models/stats')
+  @ApiOperation({ operationId: 'v2Statistics', summary: 'Statistics extension: every version of every model' })
+  @ApiOkResponse({ type: V2ModelStatisticsDto })
+  statistics(): V2ModelStatisticsDto {
+    return encodeStatistics(this.predictions.statistics());
   }
 
   @Get('health/live')
@@ -107,6 +142,50 @@ export class V2Controller {
     return encodeMetadata(this.predictions.describeModel(model, version));
   }
 
+  @Get('models/:model/config')
+  @ApiOperation({
+    operationId: 'v2ModelConfig',
+    summary: "Model configuration extension: the default version's configuration in Triton's model-config JSON",
+  })
+  @MODEL
+  @ApiOkResponse({ type: V2ModelConfigDto })
+  @errors
+  config(@Param('model') model: string): V2ModelConfigDto {
+    return encodeConfig(this.predictions.describeModel(model));
+  }
+
+  @Get('models/:model/versions/:version/config')
+  @ApiOperation({ operationId: 'v2ModelVersionConfig', summary: "Model configuration extension: one version's" })
+  @MODEL
+  @VERSION
+  @ApiOkResponse({ type: V2ModelConfigDto })
+  @errors
+  versionConfig(@Param('model') model: string, @Param('version', ParseVersionPipe) version: number): V2ModelConfigDto {
+    return encodeConfig(this.predictions.describeModel(model, version));
+  }
+
+  @Get('models/:model/stats')
+  @ApiOperation({ operationId: 'v2ModelStatistics', summary: 'Statistics extension: every version of a model' })
+  @MODEL
+  @ApiOkResponse({ type: V2ModelStatisticsDto })
+  @errors
+  modelStatistics(@Param('model') model: string): V2ModelStatisticsDto {
+    return encodeStatistics(this.predictions.statistics(model));
+  }
+
+  @Get('models/:model/versions/:version/stats')
+  @ApiOperation({ operationId: 'v2ModelVersionStatistics', summary: 'Statistics extension: one version of a model' })
+  @MODEL
+  @VERSION
+  @ApiOkResponse({ type: V2ModelStatisticsDto })
+  @errors
+  versionStatistics(
+    @Param('model') model: string,
+    @Param('version', ParseVersionPipe) version: number,
+  ): V2ModelStatisticsDto {
+    return encodeStatistics(this.predictions.statistics(model, version));
+  }
+
   @Get('models/:model/ready')
   @ApiOperation({ operationId: 'v2ModelReady', summary: 'Model readiness: 200 when ready, 503 when not' })
   @MODEL
@@ -145,9 +224,12 @@ export class V2Controller {
   infer(
     @Param('model') model: string,
     @Body() body: V2InferRequestDto,
+    @BinaryTail() tail: Buffer,
+    @Headers('accept-encoding') accept: string | undefined,
+    @Res({ passthrough: true }) res: Reply,
     @ReqContext() context?: RequestContext,
-  ): Promise<V2InferResponseDto> {
-    return this.run(model, undefined, body, context);
+  ): Promise<V2InferResponseDto | StreamableFile> {
+    return this.run(model, undefined, body, tail, accept, res, context);
   }
 
   @Post('models/:model/versions/:version/infer')
@@ -162,9 +244,12 @@ export class V2Controller {
     @Param('model') model: string,
     @Param('version', ParseVersionPipe) version: number,
     @Body() body: V2InferRequestDto,
+    @BinaryTail() tail: Buffer,
+    @Headers('accept-encoding') accept: string | undefined,
+    @Res({ passthrough: true }) res: Reply,
     @ReqContext() context?: RequestContext,
-  ): Promise<V2InferResponseDto> {
-    return this.run(model, version, body, context);
+  ): Promise<V2InferResponseDto | StreamableFile> {
+    return this.run(model, version, body, tail, accept, res, context);
   }
 
   private readiness(model: string, version: number | undefined, res: Status): V2ModelReadyDto {
@@ -173,13 +258,39 @@ export class V2Controller {
     return { name: model, ready };
   }
 
+  /**
+   * A JSON answer goes out as Nest writes any other; one with binary outputs, or one the client
+   * accepts compressed, is written here as bytes (StreamableFile, which both adapters send as is).
+   */
   private async run(
     model: string,
     version: number | undefined,
     body: V2InferRequestDto,
+    tail: Buffer,
+    accept: string | undefined,
+    res: Reply,
     context?: RequestContext,
-  ): Promise<V2InferResponseDto> {
-    const result = await this.predictions.infer(model, version, decodeInputs(body), context);
-    return encodeResponse(body, result);
+  ): Promise<V2InferResponseDto | StreamableFile> {
+    const result = await this.predictions.infer(model, version, decodeInputs(body, tail), context);
+    const { response, blobs } = encodeResponse(body, result);
+    const encoding = answerEncoding(accept);
+    res.header('Vary', 'Accept-Encoding');
+    if (blobs.length === 0 && !encoding) return response;
+    let payload: Buffer;
+    let type: string;
+    if (blobs.length > 0) {
+      const framed = frameAnswer(JSON.stringify(response), blobs);
+      res.header('Inference-Header-Content-Length', String(framed.headerLength));
+      payload = framed.body;
+      type = 'application/octet-stream';
+    } else {
+      payload = Buffer.from(JSON.stringify(response), 'utf8');
+      type = 'application/json; charset=utf-8';
+    }
+    if (encoding) {
+      payload = await encodeAnswer(payload, encoding);
+      res.header('Content-Encoding', encoding);
+    }
+    return new StreamableFile(payload, { type, length: payload.length });
   }
 }

@@ -103,13 +103,30 @@ export function readTensor(
   return { shape: flatFits ? [...expected] : shape, values };
 }
 
-/** A whole tensor as a tensor protocol (Open Inference Protocol) sends it: batch dimension included. */
-export interface TensorInput {
+/**
+ * A whole tensor as a tensor protocol (Open Inference Protocol) sends it: batch dimension included.
+ * Its values come either as JSON (`data`, checked element by element) or already typed (`values`,
+ * from raw bytes, whose elements cannot be out of range), never both.
+ */
+export type TensorInput = JsonTensorInput | TypedTensorInput;
+
+interface TensorInputBase {
   readonly name: string;
   readonly type: ElementType;
   readonly shape: readonly number[];
+}
+
+export interface JsonTensorInput extends TensorInputBase {
   /** Row-major values, flat or nested. */
   readonly data: unknown;
+  readonly values?: undefined;
+}
+
+export interface TypedTensorInput extends TensorInputBase {
+  /** Row-major values held as the element type holds them (see element-types.ts). */
+  readonly values: TensorValues;
+  /** Where the values came from, for messages (`inputs[0] binary data`). */
+  readonly source: string;
 }
 
 /** Flattens nested arrays iteratively, in row-major order (depth is already bounded by the JSON guard). */
@@ -163,7 +180,8 @@ export function encodeTensors(
   const feeds: Record<string, TensorData> = {};
   for (const spec of signature.inputs) {
     const i = given.get(spec.name)!;
-    const { type, shape, data } = inputs[i];
+    const input = inputs[i];
+    const { type, shape } = input;
     const path = pathOf(i);
     if (type !== spec.type) {
       problems.add(`${path}.datatype`, `input '${spec.name}' holds ${spec.type}, not ${type}`);
@@ -174,12 +192,20 @@ export function encodeTensors(
       problems.add(`${path}.shape`, `input '${spec.name}' has shape ${shapeText(spec.shape)}; got ${shapeText(shape)}`);
       continue;
     }
+    const size = product(shape);
+    if (input.values !== undefined) {
+      // Raw values were sized from this very shape by their decoder; checked again so no caller can skip it.
+      if (input.values.length !== size) {
+        problems.add(input.source, `shape ${shapeText(shape)} holds ${size} values; got ${input.values.length}`);
+      } else feeds[spec.name] = { type, dims: [...shape], data: input.values };
+      continue;
+    }
+    const { data } = input;
     if (!Array.isArray(data)) {
       problems.add(`${path}.data`, `data must be an array, got ${show(data)}`);
       continue;
     }
     const flat = flatten(data);
-    const size = product(shape);
     if (flat.length !== size) {
       problems.add(`${path}.data`, `shape ${shapeText(shape)} holds ${size} values; data has ${flat.length}`);
       continue;

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { InferenceStatistics } from './inference-statistics';
 
 /** Where queue depths come from; the model registry registers itself at start-up. */
 export type QueueDepthSource = () => Iterable<{ model: string; version: number; depth: number }>;
@@ -14,6 +15,8 @@ const BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 @Injectable()
 export class MetricsService {
   readonly registry = new Registry();
+  /** The Open Inference Protocol's statistics, counted by the same calls as the counters below. */
+  readonly statistics = new InferenceStatistics();
   private queueDepths: QueueDepthSource = () => [];
 
   private readonly httpRequests = new Counter({
@@ -143,6 +146,7 @@ export class MetricsService {
 
   observeCache(model: string, version: number, hits: number, misses: number): void {
     const labels = { model, version: String(version) };
+    this.statistics.cache(model, version, hits, misses);
     if (hits > 0) this.cacheHits.inc(labels, hits);
     if (misses > 0) this.cacheMisses.inc(labels, misses);
   }
@@ -163,6 +167,7 @@ export class MetricsService {
 
   observeInference(model: string, version: number, seconds: number, errorCode?: string): void {
     const labels = { model, version: String(version) };
+    this.statistics.request(model, version, seconds * 1000, errorCode !== undefined);
     if (errorCode) {
       this.failure.inc({ ...labels, code: errorCode });
     } else {
@@ -177,6 +182,7 @@ export class MetricsService {
     run: { rows: number; runMs: number; queueWaitMs: readonly number[] },
   ): void {
     const labels = { model, version: String(version) };
+    this.statistics.run(model, version, run.rows, run.runMs, run.queueWaitMs);
     this.executions.inc(labels);
     this.rows.inc(labels, run.rows);
     this.batchSize.observe(labels, run.rows);

@@ -8,6 +8,8 @@ import { MetricsService } from '../observability/metrics.service';
 import { ModelSignature, ModelState, TensorData, TensorSpec } from '../models/model.types';
 import { decodeOutputs, encodeInstances, InstanceOutputs } from '../models/instance.codec';
 import { encodeTensors, TensorInput } from '../models/tensor.codec';
+import { BatchingOptions } from '../models/batching/batcher';
+import { VersionStatistics } from '../observability/inference-statistics';
 
 /** The answer for one instance. Classifier fields are null for models that are not classifiers. */
 export interface Prediction {
@@ -65,6 +67,15 @@ export interface ModelDescription extends ModelSummary {
   readonly features: readonly string[] | null;
   readonly labelOutput: string | null;
   readonly probabilityOutput: string | null;
+  /** How the version is batched and how many workers run it; null until it is loaded. */
+  readonly batching: BatchingOptions | null;
+}
+
+/** One model version's inference statistics (see observability/inference-statistics.ts). */
+export interface VersionStatisticsEntry {
+  readonly model: string;
+  readonly version: number;
+  readonly statistics: VersionStatistics;
 }
 
 function argmax(values: readonly number[]): number {
@@ -238,7 +249,26 @@ export class PredictionService {
       features: model.config.features ?? null,
       labelOutput: signature?.labelOutput ?? null,
       probabilityOutput: signature?.probabilityOutput ?? null,
+      batching: entry.batching ?? null,
     };
+  }
+
+  /**
+   * Inference statistics of every version of every model, of one model's versions, or of one
+   * version; an unknown model or version throws as everywhere else.
+   */
+  statistics(modelName?: string, version?: number): VersionStatisticsEntry[] {
+    const models =
+      modelName === undefined ? this.registry.list() : [this.registry.findVersion(modelName, version).model];
+    return models.flatMap((m) =>
+      [...m.versions.values()]
+        .filter((v) => version === undefined || v.version === version)
+        .map((v) => ({
+          model: m.name,
+          version: v.version,
+          statistics: this.metrics.statistics.get(m.name, v.version),
+        })),
+    );
   }
 
   private summarize(model: Model): ModelSummary {
@@ -259,7 +289,14 @@ export class PredictionService {
       this.metrics.observeInference(entry.model, entry.version, (performance.now() - started) / 1000);
       return result;
     } catch (err) {
-      this.metrics.observeInference(entry.model, entry.version, 0, err instanceof DomainError ? err.code : 'INTERNAL');
+      // The duration feeds only the statistics extension's fail.ns; the Prometheus histogram counts answers alone.
+      const seconds = (performance.now() - started) / 1000;
+      this.metrics.observeInference(
+        entry.model,
+        entry.version,
+        seconds,
+        err instanceof DomainError ? err.code : 'INTERNAL',
+      );
       throw err;
     }
   }

@@ -198,8 +198,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Server metadata */
+        /** Server metadata (also at GET /v2/) */
         get: operations["v2ServerMetadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Statistics extension: every version of every model */
+        get: operations["v2Statistics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -268,6 +285,74 @@ export interface paths {
         };
         /** Model version metadata */
         get: operations["v2ModelVersionMetadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model}/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Model configuration extension: the default version's configuration in Triton's model-config JSON */
+        get: operations["v2ModelConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model}/versions/{version}/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Model configuration extension: one version's */
+        get: operations["v2ModelVersionConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Statistics extension: every version of a model */
+        get: operations["v2ModelStatistics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model}/versions/{version}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Statistics extension: one version of a model */
+        get: operations["v2ModelVersionStatistics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -663,7 +748,7 @@ export interface components {
             /** @example 400 */
             statusCode: number;
             /**
-             * @description Stable machine-readable code: INVALID_INPUT, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, ROUTE_NOT_FOUND, UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, HEADERS_TOO_LARGE, REQUEST_TIMEOUT, MODEL_NOT_FOUND, MODEL_NOT_READY, QUEUE_FULL, DEADLINE_EXCEEDED, INFERENCE_FAILED, INTERNAL
+             * @description Stable machine-readable code: INVALID_INPUT, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED, HTTP_ERROR, UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, HEADERS_TOO_LARGE, REQUEST_TIMEOUT, MODEL_NOT_FOUND, MODEL_NOT_READY, QUEUE_FULL, DEADLINE_EXCEEDED, CLIENT_CLOSED, INFERENCE_FAILED, INTERNAL
              * @example INVALID_INPUT
              */
             error: string;
@@ -869,10 +954,77 @@ export interface components {
             version: string;
             /**
              * @example [
-             *       "classification"
+             *       "binary_tensor_data",
+             *       "classification",
+             *       "model_configuration",
+             *       "statistics"
              *     ]
              */
             extensions: string[];
+        };
+        V2DurationDto: {
+            /** @example 12 */
+            count: number;
+            /**
+             * @description Summed duration in nanoseconds
+             * @example 3400000
+             */
+            ns: number;
+        };
+        V2InferenceStatsDto: {
+            /** @description Requests answered, and their time in the service */
+            success: components["schemas"]["V2DurationDto"];
+            /** @description Requests failed, and their time in the service */
+            fail: components["schemas"]["V2DurationDto"];
+            /** @description Requests queued in the batcher, and their wait */
+            queue: components["schemas"]["V2DurationDto"];
+            /** @description Requests whose inputs were prepared (within the run: ns 0) */
+            compute_input: components["schemas"]["V2DurationDto"];
+            /** @description Requests run, and the run time of each request's batch */
+            compute_infer: components["schemas"]["V2DurationDto"];
+            /** @description Requests whose outputs were read (within the run: ns 0) */
+            compute_output: components["schemas"]["V2DurationDto"];
+            /** @description Rows answered by the prediction cache (not timed: ns 0) */
+            cache_hit: components["schemas"]["V2DurationDto"];
+            /** @description Rows the prediction cache did not hold (not timed: ns 0) */
+            cache_miss: components["schemas"]["V2DurationDto"];
+        };
+        V2BatchStatsDto: {
+            /**
+             * @description Rows in the run
+             * @example 4
+             */
+            batch_size: number;
+            compute_input: components["schemas"]["V2DurationDto"];
+            /** @description Runs of this size, and their time */
+            compute_infer: components["schemas"]["V2DurationDto"];
+            compute_output: components["schemas"]["V2DurationDto"];
+        };
+        V2VersionStatisticsDto: {
+            /** @example iris */
+            name: string;
+            /** @example 1 */
+            version: string;
+            /**
+             * @description Epoch ms of the last answered request; 0 before any
+             * @example 1767225600000
+             */
+            last_inference: number;
+            /**
+             * @description Rows run by the model (inference_count_total in /metrics)
+             * @example 40
+             */
+            inference_count: number;
+            /**
+             * @description Runs (inference_exec_count_total in /metrics)
+             * @example 12
+             */
+            execution_count: number;
+            inference_stats: components["schemas"]["V2InferenceStatsDto"];
+            batch_stats: components["schemas"]["V2BatchStatsDto"][];
+        };
+        V2ModelStatisticsDto: {
+            model_stats: components["schemas"]["V2VersionStatisticsDto"][];
         };
         V2LiveDto: {
             /** @example true */
@@ -917,6 +1069,73 @@ export interface components {
             /** @example Model 'rose' not found; available models: digits, iris */
             error: string;
         };
+        V2ConfigTensorDto: {
+            /** @example float_input */
+            name: string;
+            /**
+             * @description Triton's model-config data type (BYTES is TYPE_STRING)
+             * @example TYPE_FP32
+             */
+            data_type: string;
+            /**
+             * @description Without the batch dimension when max_batch_size > 0
+             * @example [
+             *       4
+             *     ]
+             */
+            dims: number[];
+        };
+        V2ModelConfigDto: {
+            /** @example iris */
+            name: string;
+            /** @example onnxruntime_onnx */
+            platform: string;
+            /** @example onnxruntime */
+            backend: string;
+            /**
+             * @example {
+             *       "specific": {
+             *         "versions": [
+             *           1
+             *         ]
+             *       }
+             *     }
+             */
+            version_policy: Record<string, never>;
+            /**
+             * @description Rows per run; 0 for a model without a batch dimension
+             * @example 64
+             */
+            max_batch_size: number;
+            input: components["schemas"]["V2ConfigTensorDto"][];
+            output: components["schemas"]["V2ConfigTensorDto"][];
+            /**
+             * @example {
+             *       "max_queue_delay_microseconds": 1000
+             *     }
+             */
+            dynamic_batching?: Record<string, never>;
+            /**
+             * @example [
+             *       {
+             *         "name": "iris",
+             *         "kind": "KIND_CPU",
+             *         "count": 2
+             *       }
+             *     ]
+             */
+            instance_group: string[];
+            /** @example model.onnx */
+            default_model_filename: string;
+            /**
+             * @example {
+             *       "labels": {
+             *         "string_value": "setosa,versicolor,virginica"
+             *       }
+             *     }
+             */
+            parameters?: Record<string, never>;
+        };
         V2ModelReadyDto: {
             /** @example iris */
             name: string;
@@ -940,10 +1159,13 @@ export interface components {
              */
             datatype: "BOOL" | "UINT8" | "UINT16" | "UINT32" | "UINT64" | "INT8" | "INT16" | "INT32" | "INT64" | "FP16" | "FP32" | "FP64" | "BYTES";
             parameters?: {
+                /** @description Binary tensor data extension: the input is not in `data` but in this many raw bytes after the JSON header (Content-Type application/octet-stream, Inference-Header-Content-Length giving the JSON length) */
+                binary_data_size?: number;
+            } & {
                 [key: string]: unknown;
             };
             /**
-             * @description Row-major values, flat or nested. FP*\/INT*\/UINT*: numbers (INT64/UINT64 beyond 2^53 as decimal strings); BOOL: true/false; BYTES: strings.
+             * @description Row-major values, flat or nested. FP*\/INT*\/UINT*: numbers (INT64/UINT64 beyond 2^53 as decimal strings); BOOL: true/false; BYTES: strings. Absent when parameters.binary_data_size is given.
              * @example [
              *       5.1,
              *       3.5,
@@ -951,12 +1173,12 @@ export interface components {
              *       0.2
              *     ]
              */
-            data: (number | string | boolean | unknown[])[];
+            data?: (number | string | boolean | unknown[])[];
         };
         V2OutputParametersDto: {
             /** @description Classification extension: the top N classes as "<score>:<index>[:<label>]" */
             classification?: number;
-            /** @description Accepted; binary tensor data is not supported, so it must be false when given */
+            /** @description Binary tensor data extension: true answers this output as raw bytes after the answer's JSON (default: the request's binary_data_output) */
             binary_data?: boolean;
         };
         V2RequestedOutputDto: {
@@ -968,6 +1190,9 @@ export interface components {
             /** @example 42 */
             id?: string;
             parameters?: {
+                /** @description Binary tensor data extension: every output in binary unless its own binary_data says otherwise */
+                binary_data_output?: boolean;
+            } & {
                 [key: string]: unknown;
             };
             inputs: components["schemas"]["V2InferInputDto"][];
@@ -990,12 +1215,16 @@ export interface components {
              */
             datatype: "BOOL" | "UINT8" | "UINT16" | "UINT32" | "UINT64" | "INT8" | "INT16" | "INT32" | "INT64" | "FP16" | "FP32" | "FP64" | "BYTES";
             /**
-             * @description Row-major values, flat or nested. FP*\/INT*\/UINT*: numbers (INT64/UINT64 beyond 2^53 as decimal strings); BOOL: true/false; BYTES: strings.
+             * @description Absent for an output answered in binary
              * @example [
              *       0
              *     ]
              */
-            data: (number | string | boolean | unknown[])[];
+            data?: (number | string | boolean | unknown[])[];
+            parameters?: {
+                /** @description The output's raw bytes, after the JSON and the binary outputs before it */
+                binary_data_size?: number;
+            };
         };
         V2InferResponseDto: {
             /** @example iris */
@@ -1361,11 +1590,18 @@ export type BatchPredictResponseDto = components['schemas']['BatchPredictRespons
 export type DefaultModelPredictResponseDto = components['schemas']['DefaultModelPredictResponseDto'];
 export type DefaultModelBatchResponseDto = components['schemas']['DefaultModelBatchResponseDto'];
 export type V2ServerMetadataDto = components['schemas']['V2ServerMetadataDto'];
+export type V2DurationDto = components['schemas']['V2DurationDto'];
+export type V2InferenceStatsDto = components['schemas']['V2InferenceStatsDto'];
+export type V2BatchStatsDto = components['schemas']['V2BatchStatsDto'];
+export type V2VersionStatisticsDto = components['schemas']['V2VersionStatisticsDto'];
+export type V2ModelStatisticsDto = components['schemas']['V2ModelStatisticsDto'];
 export type V2LiveDto = components['schemas']['V2LiveDto'];
 export type V2ReadyDto = components['schemas']['V2ReadyDto'];
 export type V2TensorMetadataDto = components['schemas']['V2TensorMetadataDto'];
 export type V2ModelMetadataDto = components['schemas']['V2ModelMetadataDto'];
 export type V2ErrorDto = components['schemas']['V2ErrorDto'];
+export type V2ConfigTensorDto = components['schemas']['V2ConfigTensorDto'];
+export type V2ModelConfigDto = components['schemas']['V2ModelConfigDto'];
 export type V2ModelReadyDto = components['schemas']['V2ModelReadyDto'];
 export type V2InferInputDto = components['schemas']['V2InferInputDto'];
 export type V2OutputParametersDto = components['schemas']['V2OutputParametersDto'];
@@ -1552,7 +1788,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Unknown model or version */
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1594,7 +1830,7 @@ export interface operations {
                     "application/json": components["schemas"]["ModelDescriptionDto"];
                 };
             };
-            /** @description Invalid request: the body or a value does not match the model (details name each field) */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1621,7 +1857,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Unknown model or version */
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1673,7 +1909,7 @@ export interface operations {
                     "application/json": components["schemas"]["PredictResponseDto"];
                 };
             };
-            /** @description Invalid request: the body or a value does not match the model (details name each field) */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1700,7 +1936,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Unknown model or version */
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1709,7 +1945,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1718,7 +1954,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body is not JSON */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1738,7 +1974,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Internal fault (never includes a stack trace) */
+            /** @description INFERENCE_FAILED: the model failed to run on input that passed validation; INTERNAL: a fault of the server; logged with its stack, which never reaches the client */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1747,8 +1983,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Model not ready (loading or failed); retry after the Retry-After header */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1789,7 +2034,7 @@ export interface operations {
                     "application/json": components["schemas"]["PredictResponseDto"];
                 };
             };
-            /** @description Invalid request: the body or a value does not match the model (details name each field) */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1816,7 +2061,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Unknown model or version */
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1825,7 +2070,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1834,7 +2079,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body is not JSON */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1854,7 +2099,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Internal fault (never includes a stack trace) */
+            /** @description INFERENCE_FAILED: the model failed to run on input that passed validation; INTERNAL: a fault of the server; logged with its stack, which never reaches the client */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1863,8 +2108,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Model not ready (loading or failed); retry after the Retry-After header */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1904,7 +2158,7 @@ export interface operations {
                     "application/json": components["schemas"]["BatchPredictResponseDto"];
                 };
             };
-            /** @description Invalid request: the body or a value does not match the model (details name each field) */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1931,7 +2185,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Unknown model or version */
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1940,7 +2194,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1949,7 +2203,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body is not JSON */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1969,7 +2223,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Internal fault (never includes a stack trace) */
+            /** @description INFERENCE_FAILED: the model failed to run on input that passed validation; INTERNAL: a fault of the server; logged with its stack, which never reaches the client */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1978,8 +2232,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Model not ready (loading or failed); retry after the Retry-After header */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2020,7 +2283,7 @@ export interface operations {
                     "application/json": components["schemas"]["BatchPredictResponseDto"];
                 };
             };
-            /** @description Invalid request: the body or a value does not match the model (details name each field) */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2047,7 +2310,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Unknown model or version */
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2056,7 +2319,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2065,7 +2328,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body is not JSON */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2085,7 +2348,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Internal fault (never includes a stack trace) */
+            /** @description INFERENCE_FAILED: the model failed to run on input that passed validation; INTERNAL: a fault of the server; logged with its stack, which never reaches the client */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2094,8 +2357,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Model not ready (loading or failed); retry after the Retry-After header */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2133,7 +2405,7 @@ export interface operations {
                     "application/json": components["schemas"]["DefaultModelPredictResponseDto"];
                 };
             };
-            /** @description Invalid request: the body or a value does not match the model (details name each field) */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2160,7 +2432,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Unknown model or version */
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2169,7 +2441,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2178,7 +2450,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body is not JSON */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2198,7 +2470,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Internal fault (never includes a stack trace) */
+            /** @description INFERENCE_FAILED: the model failed to run on input that passed validation; INTERNAL: a fault of the server; logged with its stack, which never reaches the client */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2207,8 +2479,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Model not ready (loading or failed); retry after the Retry-After header */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2246,7 +2527,7 @@ export interface operations {
                     "application/json": components["schemas"]["DefaultModelBatchResponseDto"];
                 };
             };
-            /** @description Invalid request: the body or a value does not match the model (details name each field) */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2273,7 +2554,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Unknown model or version */
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2282,7 +2563,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2291,7 +2572,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body is not JSON */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2311,7 +2592,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Internal fault (never includes a stack trace) */
+            /** @description INFERENCE_FAILED: the model failed to run on input that passed validation; INTERNAL: a fault of the server; logged with its stack, which never reaches the client */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2320,8 +2601,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Model not ready (loading or failed); retry after the Retry-After header */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2346,6 +2636,54 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["V2ServerMetadataDto"];
+                };
+            };
+            /** @description No API key, or one not in force (when API keys are configured) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description The API key is not allowed on this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Rate limit reached (when RATE_LIMIT_RPM is set); retry after the Retry-After header */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+        };
+    };
+    v2Statistics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelStatisticsDto"];
                 };
             };
             /** @description No API key, or one not in force (when API keys are configured) */
@@ -2598,6 +2936,352 @@ export interface operations {
             };
         };
     };
+    v2ModelConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelConfigDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description No API key, or one not in force (when API keys are configured) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description The API key is not allowed on this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Rate limit reached (when RATE_LIMIT_RPM is set); retry after the Retry-After header */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+        };
+    };
+    v2ModelVersionConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelConfigDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description No API key, or one not in force (when API keys are configured) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description The API key is not allowed on this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Rate limit reached (when RATE_LIMIT_RPM is set); retry after the Retry-After header */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+        };
+    };
+    v2ModelStatistics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelStatisticsDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description No API key, or one not in force (when API keys are configured) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description The API key is not allowed on this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Rate limit reached (when RATE_LIMIT_RPM is set); retry after the Retry-After header */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+        };
+    };
+    v2ModelVersionStatistics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelStatisticsDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description No API key, or one not in force (when API keys are configured) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description The API key is not allowed on this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Rate limit reached (when RATE_LIMIT_RPM is set); retry after the Retry-After header */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+        };
+    };
     v2ModelReady: {
         parameters: {
             query?: never;
@@ -2777,6 +3461,12 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description Bytes of JSON at the start of a binary request; the rest are the raw input tensors */
+                "Inference-Header-Content-Length"?: number;
+                /** @description gzip or deflate: the body is compressed; inflated, it must still fit BODY_LIMIT (else 413) */
+                "Content-Encoding"?: "gzip" | "deflate" | "identity";
+                /** @description gzip or deflate: the answer is compressed so */
+                "Accept-Encoding"?: string;
             };
             path: {
                 model: string;
@@ -2786,6 +3476,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["V2InferRequestDto"];
+                "application/octet-stream": string;
             };
         };
         responses: {
@@ -2795,10 +3486,15 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description Bytes of JSON at the start of a binary answer */
+                    "Inference-Header-Content-Length"?: number;
+                    /** @description gzip or deflate when Accept-Encoding asked for it */
+                    "Content-Encoding"?: "gzip" | "deflate";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["V2InferResponseDto"];
+                    "application/octet-stream": string;
                 };
             };
             /** @description Triton status; body {"error": "..."} */
@@ -2874,6 +3570,12 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description Bytes of JSON at the start of a binary request; the rest are the raw input tensors */
+                "Inference-Header-Content-Length"?: number;
+                /** @description gzip or deflate: the body is compressed; inflated, it must still fit BODY_LIMIT (else 413) */
+                "Content-Encoding"?: "gzip" | "deflate" | "identity";
+                /** @description gzip or deflate: the answer is compressed so */
+                "Accept-Encoding"?: string;
             };
             path: {
                 model: string;
@@ -2884,6 +3586,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["V2InferRequestDto"];
+                "application/octet-stream": string;
             };
         };
         responses: {
@@ -2893,10 +3596,15 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description Bytes of JSON at the start of a binary answer */
+                    "Inference-Header-Content-Length"?: number;
+                    /** @description gzip or deflate when Accept-Encoding asked for it */
+                    "Content-Encoding"?: "gzip" | "deflate";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["V2InferResponseDto"];
+                    "application/octet-stream": string;
                 };
             };
             /** @description Triton status; body {"error": "..."} */
@@ -3166,7 +3874,7 @@ export interface operations {
                     "application/json": components["schemas"]["DigitsPrediction"];
                 };
             };
-            /** @description Invalid request: the body or a value does not match the model (details name each field) */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3193,7 +3901,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Unknown model or version */
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3202,7 +3910,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3211,7 +3919,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body is not JSON */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3231,7 +3939,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Internal fault (never includes a stack trace) */
+            /** @description INFERENCE_FAILED: the model failed to run on input that passed validation; INTERNAL: a fault of the server; logged with its stack, which never reaches the client */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3240,8 +3948,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Model not ready (loading or failed); retry after the Retry-After header */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3418,7 +4135,7 @@ export interface operations {
                     "application/json": components["schemas"]["DigitsBatchPrediction"];
                 };
             };
-            /** @description Invalid request: the body or a value does not match the model (details name each field) */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3445,7 +4162,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Unknown model or version */
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3454,7 +4171,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3463,7 +4180,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body is not JSON */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3483,7 +4200,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Internal fault (never includes a stack trace) */
+            /** @description INFERENCE_FAILED: the model failed to run on input that passed validation; INTERNAL: a fault of the server; logged with its stack, which never reaches the client */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3492,8 +4209,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Model not ready (loading or failed); retry after the Retry-After header */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3509,6 +4235,12 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description Bytes of JSON at the start of a binary request; the rest are the raw input tensors */
+                "Inference-Header-Content-Length"?: number;
+                /** @description gzip or deflate: the body is compressed; inflated, it must still fit BODY_LIMIT (else 413) */
+                "Content-Encoding"?: "gzip" | "deflate" | "identity";
+                /** @description gzip or deflate: the answer is compressed so */
+                "Accept-Encoding"?: string;
             };
             path?: never;
             cookie?: never;
@@ -3596,6 +4328,7 @@ export interface operations {
                  *     }
                  */
                 "application/json": components["schemas"]["DigitsV2InferRequest"];
+                "application/octet-stream": string;
             };
         };
         responses: {
@@ -3605,10 +4338,15 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description Bytes of JSON at the start of a binary answer */
+                    "Inference-Header-Content-Length"?: number;
+                    /** @description gzip or deflate when Accept-Encoding asked for it */
+                    "Content-Encoding"?: "gzip" | "deflate";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["V2InferResponseDto"];
+                    "application/octet-stream": string;
                 };
             };
             /** @description Triton status; body {"error": "..."} */
@@ -3717,7 +4455,7 @@ export interface operations {
                     "application/json": components["schemas"]["IrisPrediction"];
                 };
             };
-            /** @description Invalid request: the body or a value does not match the model (details name each field) */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3744,7 +4482,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Unknown model or version */
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3753,7 +4491,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3762,7 +4500,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body is not JSON */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3782,7 +4520,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Internal fault (never includes a stack trace) */
+            /** @description INFERENCE_FAILED: the model failed to run on input that passed validation; INTERNAL: a fault of the server; logged with its stack, which never reaches the client */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3791,8 +4529,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Model not ready (loading or failed); retry after the Retry-After header */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3849,7 +4596,7 @@ export interface operations {
                     "application/json": components["schemas"]["IrisBatchPrediction"];
                 };
             };
-            /** @description Invalid request: the body or a value does not match the model (details name each field) */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3876,7 +4623,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Unknown model or version */
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3885,7 +4632,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3894,7 +4641,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Body is not JSON */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3914,7 +4661,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Internal fault (never includes a stack trace) */
+            /** @description INFERENCE_FAILED: the model failed to run on input that passed validation; INTERNAL: a fault of the server; logged with its stack, which never reaches the client */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3923,8 +4670,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description Model not ready (loading or failed); retry after the Retry-After header */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3940,6 +4696,12 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description Bytes of JSON at the start of a binary request; the rest are the raw input tensors */
+                "Inference-Header-Content-Length"?: number;
+                /** @description gzip or deflate: the body is compressed; inflated, it must still fit BODY_LIMIT (else 413) */
+                "Content-Encoding"?: "gzip" | "deflate" | "identity";
+                /** @description gzip or deflate: the answer is compressed so */
+                "Accept-Encoding"?: string;
             };
             path?: never;
             cookie?: never;
@@ -3967,6 +4729,7 @@ export interface operations {
                  *     }
                  */
                 "application/json": components["schemas"]["IrisV2InferRequest"];
+                "application/octet-stream": string;
             };
         };
         responses: {
@@ -3976,10 +4739,15 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description Bytes of JSON at the start of a binary answer */
+                    "Inference-Header-Content-Length"?: number;
+                    /** @description gzip or deflate when Accept-Encoding asked for it */
+                    "Content-Encoding"?: "gzip" | "deflate";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["V2InferResponseDto"];
+                    "application/octet-stream": string;
                 };
             };
             /** @description Triton status; body {"error": "..."} */

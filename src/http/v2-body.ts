@@ -1,0 +1,182 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { promisify } from 'node:util';
+import { gunzip, inflate, inflateRaw, InputType, ZlibOptions } from 'node:zlib';
+import { DomainError, InvalidInputError } from '../common/domain.errors';
+import { isV2 } from '../common/http-exception.filter';
+import { AnyRequest } from '../common/request-context';
+import { isJson, malformedJson, parseJsonBody } from './body-policy';
+
+/**
+ * The body of a POST to /v2, read here on both adapters, since the Open Inference Protocol's
+ * clients send what neither adapter's JSON parser takes: no Content-Type at all (Triton's
+ * tritonclient), application/octet-stream, gzip or deflate, and a JSON header followed by raw
+ * tensors (the binary tensor data extension). The JSON header becomes the body the route
+ * validates; the bytes after it are kept for the route's codec (see binaryTailOf).
+ */
+
+/** The header that gives the JSON part's length, in requests and in answers. */
+export const HEADER_LENGTH = 'inference-header-content-length';
+
+const decoders: Record<string, (buffer: InputType, options: ZlibOptions) => Promise<Buffer>> = {
+  gzip: promisify(gunzip),
+  'x-gzip': promisify(gunzip),
+  deflate: promisify(inflate),
+};
+const inflateRawAsync = promisify(inflateRaw);
+
+/** What was read from a /v2 body: the JSON header (parsed) and the bytes after it. */
+interface V2Body {
+  readonly tail: Buffer;
+}
+
+const TAILS = new WeakMap<IncomingMessage, V2Body>();
+const rawOf = (req: AnyRequest): IncomingMessage => ('raw' in req ? req.raw : req);
+
+/** The bytes after the JSON header of a /v2 request (empty when it had none). */
+export const binaryTailOf = (req: AnyRequest): Buffer => TAILS.get(rawOf(req))?.tail ?? EMPTY;
+const EMPTY = Buffer.alloc(0);
+
+/** Whether this middleware has read the request's body, so no adapter parser must read it again. */
+export const bodyTaken = (req: AnyRequest): boolean => TAILS.has(rawOf(req));
+
+const tooLarge = (limit: number, what: string) =>
+  new DomainError(
+    'PAYLOAD_TOO_LARGE',
+    `The ${what} is larger than the limit of ${limit} bytes (BODY_LIMIT); send fewer instances per request`,
+  );
+
+const unsupported = (message: string) => new DomainError('UNSUPPORTED_MEDIA_TYPE', message);
+
+/** The media type a /v2 body may have: none (read as JSON), JSON in UTF-8, or octet-stream. */
+function checkMediaType(req: IncomingMessage): DomainError | undefined {
+  const contentType = req.headers['content-type'];
+  if (contentType === undefined || contentType.trim() === '') return undefined;
+  if (!isJson(contentType) && !/^application\/octet-stream\s*(;|$)/i.test(contentType)) {
+    return unsupported(
+      `Send the body as JSON (Content-Type application/json, or none) or as the binary tensor extension ` +
+        `(application/octet-stream); got ${contentType}`,
+    );
+  }
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(contentType)?.[1].toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    return unsupported(`The body must be UTF-8 JSON (got charset ${charset})`);
+  }
+  return undefined;
+}
+
+function contentEncoding(req: IncomingMessage): string | DomainError {
+  const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  if (encoding === 'identity' || encoding === '' || encoding in decoders) return encoding;
+  return unsupported(`Content-Encoding ${encoding} is not accepted; send gzip, deflate or none`);
+}
+
+/** Reads the whole body, refusing it as soon as it passes the limit rather than holding it. */
+function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > limit) {
+      req.pause();
+      return reject(tooLarge(limit, 'body'));
+    }
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onAborted);
+    };
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > limit) {
+        cleanup();
+        req.pause();
+        reject(tooLarge(limit, 'body'));
+      } else chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, received));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const onAborted = () => {
+      cleanup();
+      reject(Object.assign(new Error('The client closed the connection'), { code: 'ECONNRESET' }));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onAborted);
+  });
+}
+
+/** Decompresses within the limit: a body that inflates past it is refused before it fills memory. */
+async function decode(body: Buffer, encoding: string, limit: number): Promise<Buffer> {
+  if (encoding === 'identity' || encoding === '') return body;
+  const options = { maxOutputLength: Math.max(limit, 1) };
+  try {
+    return await decoders[encoding](body, options);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(limit, 'decompressed body');
+    // Some clients send deflate without its zlib wrapper, as raw DEFLATE; read that too.
+    if (encoding === 'deflate') {
+      try {
+        return await inflateRawAsync(body, options);
+      } catch (raw) {
+        if ((raw as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(limit, 'decompressed body');
+      }
+    }
+    throw new InvalidInputError(`The body is not valid ${encoding} data: ${(err as Error).message}`);
+  }
+}
+
+/** Splits a body at Inference-Header-Content-Length into its JSON header and the raw tensors after it. */
+function split(req: IncomingMessage, body: Buffer): { json: Buffer; tail: Buffer } {
+  const header = req.headers[HEADER_LENGTH];
+  if (header === undefined) return { json: body, tail: EMPTY };
+  const text = String(header).trim();
+  if (!/^\d{1,15}$/.test(text)) {
+    throw new InvalidInputError(`Inference-Header-Content-Length must be a byte count; got ${JSON.stringify(text)}`);
+  }
+  const length = Number(text);
+  if (length > body.length) {
+    throw new InvalidInputError(
+      `Inference-Header-Content-Length is ${length}, past the end of the ${body.length}-byte body`,
+    );
+  }
+  return { json: body.subarray(0, length), tail: body.subarray(length) };
+}
+
+/** Where a /v2 body is read (see the file's comment); other routes keep the JSON body policy. */
+export function v2BodyMiddleware(limit: number) {
+  return (req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void => {
+    if (req.method !== 'POST' || !isV2(req.url ?? '')) return next();
+    const refused = checkMediaType(req);
+    const encoding = contentEncoding(req);
+    if (refused) return next(refused);
+    if (encoding instanceof DomainError) return next(encoding);
+    readRaw(req, limit)
+      .then((raw) => decode(raw, encoding, limit))
+      .then((body) => {
+        const { json, tail } = split(req, body);
+        let parsed: unknown;
+        try {
+          parsed = parseJsonBody(json.toString('utf8'));
+        } catch (err) {
+          throw malformedJson((err as Error).message);
+        }
+        TAILS.set(req, { tail });
+        // Express's parser skips a request whose body is read; Fastify's parsers ask bodyTaken.
+        (req as IncomingMessage & { body?: unknown; _body?: boolean }).body = parsed;
+        (req as IncomingMessage & { _body?: boolean })._body = true;
+        next();
+      })
+      .catch(next);
+  };
+}
+
+/** The body this middleware read, for Fastify's parsers, which run after it on a drained stream. */
+export const takenBody = (req: AnyRequest): unknown => (rawOf(req) as IncomingMessage & { body?: unknown }).body;

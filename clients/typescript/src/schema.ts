@@ -1945,7 +1945,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1954,7 +1954,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2070,7 +2070,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2079,7 +2079,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2194,7 +2194,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2203,7 +2203,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2319,7 +2319,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2328,7 +2328,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2441,7 +2441,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2450,7 +2450,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2563,7 +2563,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2572,7 +2572,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3910,7 +3910,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3919,7 +3919,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4171,7 +4171,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4180,7 +4180,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4491,7 +4491,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4500,7 +4500,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4632,7 +4632,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4641,7 +4641,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed */
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate */
             415: {
                 headers: {
                     [name: string]: unknown;

@@ -11,6 +11,7 @@ import { TensorData } from '../models/model.types';
 import { EncodedRun } from '../models/tensor.codec';
 import { MetricsService } from '../observability/metrics.service';
 import { doubling, FakeSession, FakeSessionOptions } from '../testing/fake-runtime';
+import { metricValue } from '../testing/metrics';
 import { fromStored, rowKeys, toStored } from './cache-entry.codec';
 import { CacheStore, createCacheStore } from './cache-store';
 import { PredictionCache } from './prediction-cache.service';
@@ -80,17 +81,9 @@ async function answered<T>(session: FakeSession, promise: Promise<T>): Promise<T
   return promise;
 }
 
-/** A counter's value for the labels given (0 when never incremented). */
-async function count(metrics: MetricsService, name: string, labels: Record<string, string>): Promise<number> {
-  const metric = metrics.registry.getSingleMetric(name);
-  if (!metric) throw new Error(`no metric ${name}`);
-  const { values } = await metric.get();
-  const match = values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
-  return match?.value ?? 0;
-}
 const cacheCounts = async (metrics: MetricsService, model = 'm') => ({
-  hits: await count(metrics, 'inference_cache_hits_total', { model, version: '1' }),
-  misses: await count(metrics, 'inference_cache_misses_total', { model, version: '1' }),
+  hits: await metricValue(metrics, 'inference_cache_hits_total', { model, version: '1' }),
+  misses: await metricValue(metrics, 'inference_cache_misses_total', { model, version: '1' }),
 });
 
 interface Harness {
@@ -461,7 +454,7 @@ describe('PredictionCache during a store outage', () => {
   afterEach(() => jest.restoreAllMocks());
 
   const errors = (operation: string, reason: string) =>
-    count(h.metrics, 'inference_cache_errors_total', { operation, reason });
+    metricValue(h.metrics, 'inference_cache_errors_total', { operation, reason });
   const predict = async (context = request()) => {
     const outputs = await h.predictions.submit(entry, rows([1, 2]), context);
     expect(y(outputs)).toEqual({ dims: [1, 2], values: [2, 4] });

@@ -1,9 +1,13 @@
 import { DomainError, InvalidInputError, ModelNotReadyError } from '../common/domain.errors';
 import { toHalfBits } from '../models/float16';
 import { TensorData } from '../models/model.types';
+import { JsonTensorInput } from '../models/tensor.codec';
 import { ModelDescription, TensorResult } from '../prediction/prediction.service';
 import { V2InferRequestDto, V2RequestedOutputDto } from './dto/v2.dto';
 import { decodeInputs, encodeMetadata, encodeResponse, V2_DATATYPES } from './v2.codec';
+
+/** The JSON part of the answer: these cases ask for no binary output. */
+const respond = (...args: Parameters<typeof encodeResponse>) => encodeResponse(...args).response;
 
 const f32 = (dims: number[], ...values: number[]): TensorData => ({
   type: 'float32',
@@ -90,14 +94,14 @@ describe('decodeInputs', () => {
     for (const input of inputs) {
       expect(input.shape).toEqual([2, 1]);
       // The data is checked later, against the model: decoding neither copies nor flattens it.
-      expect(input.data).toBe(data);
+      expect((input as JsonTensorInput).data).toBe(data);
     }
   });
 });
 
 describe('encodeResponse', () => {
   it('answers every output, in the order the model gave them, when the request names none', () => {
-    expect(encodeResponse(body(), IRIS)).toEqual({
+    expect(respond(body(), IRIS)).toEqual({
       model_name: 'iris',
       model_version: '3',
       outputs: [
@@ -108,35 +112,49 @@ describe('encodeResponse', () => {
   });
 
   it('answers only the outputs asked for, in the order asked', () => {
-    const response = encodeResponse(body([{ name: 'output_probability' }, { name: 'output_label' }]), IRIS);
+    const response = respond(body([{ name: 'output_probability' }, { name: 'output_label' }]), IRIS);
     expect(response.outputs.map((o) => o.name)).toEqual(['output_probability', 'output_label']);
-    expect(encodeResponse(body([{ name: 'output_label' }]), IRIS).outputs).toEqual([
+    expect(respond(body([{ name: 'output_label' }]), IRIS).outputs).toEqual([
       { name: 'output_label', datatype: 'INT64', shape: [2], data: [0, 2] },
     ]);
   });
 
   it('refuses an unknown output, naming it and where it was asked for', () => {
-    const err = refusal(() => encodeResponse(body([{ name: 'output_label' }, { name: 'scores' }]), IRIS));
+    const err = refusal(() => respond(body([{ name: 'output_label' }, { name: 'scores' }]), IRIS));
     expect(err).toBeInstanceOf(InvalidInputError);
     expect(err.message).toBe("Unknown output 'scores'; this model's outputs are output_label, output_probability");
     expect(err.details).toEqual([{ path: 'outputs[1].name', message: 'unknown output' }]);
   });
 
-  it('refuses binary data, and accepts binary_data false', () => {
+  it('answers an output in binary when it asks, with its size, and refuses a binary_data that is not a boolean', () => {
     const asked = (binary_data: unknown): V2RequestedOutputDto[] => [
       { name: 'output_label' },
       { name: 'output_probability', parameters: { binary_data } as V2RequestedOutputDto['parameters'] },
     ];
-    for (const value of [true, 'true', 1]) {
+    for (const value of ['true', 1]) {
       const err = refusal(() => encodeResponse(body(asked(value)), IRIS));
       expect(err).toBeInstanceOf(InvalidInputError);
-      expect(err.details).toEqual([{ path: 'outputs[1].parameters.binary_data', message: 'must be false' }]);
+      expect(err.details).toEqual([
+        { path: 'outputs[1].parameters.binary_data', message: `got ${JSON.stringify(value)}` },
+      ]);
     }
-    expect(encodeResponse(body(asked(false)), IRIS).outputs[1].data).toHaveLength(6);
+    const binary = encodeResponse(body(asked(true)), IRIS);
+    expect(binary.response.outputs[1]).toEqual({
+      name: 'output_probability',
+      datatype: 'FP32',
+      shape: [2, 3],
+      parameters: { binary_data_size: 24 },
+    });
+    expect(binary.blobs).toHaveLength(1);
+    expect(Array.from(new Float32Array(new Uint8Array(binary.blobs[0]).buffer))).toEqual([
+      0.75, 0.25, 0, 0.125, 0.125, 0.75,
+    ]);
+    expect(binary.response.outputs[0].data).toEqual([0, 2]);
+    expect(respond(body(asked(false)), IRIS).outputs[1].data).toHaveLength(6);
   });
 
   it('classifies a score output into the top n "<score>:<index>:<label>" of each row, highest first', () => {
-    const [out] = encodeResponse(body([classify('output_probability', 2)]), IRIS).outputs;
+    const [out] = respond(body([classify('output_probability', 2)]), IRIS).outputs;
     expect(out).toEqual({
       name: 'output_probability',
       datatype: 'BYTES',
@@ -153,20 +171,20 @@ describe('encodeResponse', () => {
       outputs: { scores: { type: 'float64', dims: [1, 3], data: Float64Array.of(1 / 3, 2 / 3, 1e-7) } },
       labels: ['only-one'],
     };
-    expect(encodeResponse(body([classify('scores', 3)]), result).outputs[0].data).toEqual([
+    expect(respond(body([classify('scores', 3)]), result).outputs[0].data).toEqual([
       '0.666667:1',
       '0.333333:0:only-one',
       '0.000000:2',
     ]);
     const unlabelled = { ...result, labels: undefined };
-    expect(encodeResponse(body([classify('scores', 1)]), unlabelled).outputs[0].data).toEqual(['0.666667:1']);
+    expect(respond(body([classify('scores', 1)]), unlabelled).outputs[0].data).toEqual(['0.666667:1']);
   });
 
   it('caps n at the number of classes', () => {
-    const [out] = encodeResponse(body([classify('output_probability', 10)]), IRIS).outputs;
+    const [out] = respond(body([classify('output_probability', 10)]), IRIS).outputs;
     expect(out.shape).toEqual([2, 3]);
     expect(out.data).toHaveLength(6);
-    expect(out.data.slice(0, 3)).toEqual(['0.750000:0:setosa', '0.250000:1:versicolor', '0.000000:2:virginica']);
+    expect(out.data!.slice(0, 3)).toEqual(['0.750000:0:setosa', '0.250000:1:versicolor', '0.000000:2:virginica']);
   });
 
   it('classifies integer outputs too, wherever the class axis is last', () => {
@@ -175,15 +193,13 @@ describe('encodeResponse', () => {
       version: 1,
       outputs: { votes: { type: 'int32', dims: [3], data: Int32Array.of(2, 7, 5) } },
     };
-    const [out] = encodeResponse(body([classify('votes', 2)]), result).outputs;
+    const [out] = respond(body([classify('votes', 2)]), result).outputs;
     expect(out).toEqual({ name: 'votes', datatype: 'BYTES', shape: [2], data: ['7.000000:1', '5.000000:2'] });
   });
 
   it('refuses a classification that is not a positive integer', () => {
     for (const n of [0, -1, 1.5, '2', null, true]) {
-      const err = refusal(() =>
-        encodeResponse(body([{ name: 'output_label' }, classify('output_probability', n)]), IRIS),
-      );
+      const err = refusal(() => respond(body([{ name: 'output_label' }, classify('output_probability', n)]), IRIS));
       expect(err).toBeInstanceOf(InvalidInputError);
       expect(err.details).toEqual([
         { path: 'outputs[1].parameters.classification', message: `got ${JSON.stringify(n)}` },
@@ -203,7 +219,7 @@ describe('encodeResponse', () => {
     for (const [i, name] of ['names', 'flags'].entries()) {
       const asked = [{ name: 'names' }, { name: 'flags' }];
       asked[i] = classify(name, 1);
-      const err = refusal(() => encodeResponse(body(asked), result));
+      const err = refusal(() => respond(body(asked), result));
       expect(err.message).toBe(
         `Output '${name}' holds ${name === 'names' ? 'string' : 'bool'}, not scores to classify`,
       );
@@ -214,9 +230,9 @@ describe('encodeResponse', () => {
   });
 
   it('echoes the request id only when one was sent', () => {
-    expect(encodeResponse(body(undefined, '42'), IRIS).id).toBe('42');
-    expect(encodeResponse(body(undefined, ''), IRIS).id).toBe('');
-    expect(Object.keys(encodeResponse(body(), IRIS))).not.toContain('id');
+    expect(respond(body(undefined, '42'), IRIS).id).toBe('42');
+    expect(respond(body(undefined, ''), IRIS).id).toBe('');
+    expect(Object.keys(respond(body(), IRIS))).not.toContain('id');
   });
 
   it('writes 64-bit integers beyond 2^53 as decimal strings, bools as true/false and float16 as numbers', () => {
@@ -231,7 +247,7 @@ describe('encodeResponse', () => {
         text: { type: 'string', dims: [1], data: ['héllo'] },
       },
     };
-    const response = encodeResponse(body(), result);
+    const response = respond(body(), result);
     expect(response.model_version).toBe('12');
     expect(response.outputs).toEqual([
       { name: 'big', datatype: 'INT64', shape: [3], data: ['9007199254740993', '-9223372036854775808', -5] },
@@ -257,6 +273,7 @@ describe('encodeMetadata', () => {
     ],
     version: 2,
     versionState: 'READY',
+    batching: null,
     platform: 'onnxruntime-node',
     inputs: [{ name: 'float_input', type: 'float32', shape: [-1, 4] }],
     outputs: [

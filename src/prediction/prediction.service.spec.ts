@@ -436,6 +436,7 @@ describe('PredictionService', () => {
           { name: 'output_probability', type: 'float32', shape: [-1, 3] },
         ],
         batchable: true,
+        batching: { enabled: true, maxBatchSize: 64, maxQueueDelayMs: 0, maxQueueSize: 4096, concurrency: 1 },
         labels: LABELS,
         features: FEATURES,
         labelOutput: 'output_label',

@@ -256,13 +256,31 @@ describe('PredictionCache', () => {
       });
       const entry = version(session);
       const leader = h.predictions.submit(entry, rows([1, 1]), request());
-      const joiner = h.predictions.submit(entry, rows([1, 1]), request());
+      const joining = request();
+      const joiner = h.predictions.submit(entry, rows([1, 1]), joining);
       await until(() => session.held.length === 1);
       await session.finishAll();
       await expect(leader).rejects.toThrow('the worker crashed');
       expect(y(await answered(session, joiner))).toEqual({ dims: [1, 2], values: [2, 2] });
       expect(session.runCount).toBe(2);
+      // It computed the row itself: a miss, not a hit, and stored, so the next identical request is answered.
+      expect(found(joining)).toEqual({ hits: 0, misses: 1 });
+      const next = request();
+      expect(y(await h.predictions.submit(entry, rows([1, 1]), next))).toEqual({ dims: [1, 2], values: [2, 2] });
+      expect(found(next)).toEqual({ hits: 1, misses: 0 });
+      expect(session.runCount).toBe(2);
     });
+  });
+
+  it('sends a run of no rows straight to the model, which has no row to key', async () => {
+    const h = harness();
+    const session = new FakeSession();
+    const entry = version(session);
+    const empty = { feeds: { x: { type: 'float32' as const, dims: [0, 2], data: new Float32Array(0) } }, count: 0 };
+    const context = request();
+    expect(y(await h.predictions.submit(entry, empty, context))).toEqual({ dims: [0, 2], values: [] });
+    expect(found(context)).toEqual({ hits: undefined, misses: undefined });
+    expect(session.runCount).toBe(1);
   });
 
   it('never caches an error: the next identical request runs again', async () => {

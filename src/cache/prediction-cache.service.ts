@@ -80,7 +80,8 @@ export class PredictionCache implements OnApplicationShutdown {
     const compute: Compute = (feeds, rows) =>
       entry.batcher.submit(feeds, rows, { deadline: request?.deadline, signal: request?.signal });
     const use = request?.cache;
-    if (!use || !entry.caching.enabled) return compute(run.feeds, run.count);
+    // A run of no rows has no row to key: it goes to the model as it is.
+    if (!use || !entry.caching.enabled || run.count === 0) return compute(run.feeds, run.count);
     return this.cached(entry, run, use, compute);
   }
 
@@ -126,11 +127,25 @@ export class PredictionCache implements OnApplicationShutdown {
     }
 
     // A joined computation that failed (its own client left, its deadline passed) is no answer for this request:
-    // compute it here.
+    // the row is computed here, and counted and stored as this request's own miss.
+    const recomputed: number[] = [];
     const outputs = await Promise.all(
-      rows.map((row, i) => (joined.has(i) ? row.catch(() => this.computeAlone(entry, run, batched, i, compute)) : row)),
+      rows.map((row, i) =>
+        joined.has(i)
+          ? row.catch(() => {
+              recomputed.push(i);
+              return this.computeAlone(entry, run, batched, i, compute);
+            })
+          : row,
+      ),
     );
-    hits += joined.size;
+    hits += joined.size - recomputed.length;
+    if (policy.write && recomputed.length > 0) {
+      await this.write(
+        entry,
+        recomputed.map((i) => ({ key: keys[i], value: this.store.encode(outputs[i]) })),
+      );
+    }
     const misses = keys.length - hits;
     policy.hits = (policy.hits ?? 0) + hits;
     policy.misses = (policy.misses ?? 0) + misses;

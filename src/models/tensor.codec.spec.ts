@@ -184,6 +184,13 @@ describe('encodeTensors', () => {
     expect(both.at(-1)!.path).toBe('inputs[1].data[7]');
     const unknown = Array.from({ length: 30 }, (_, i): TensorInput => ({ ...A, name: `z${i}` }));
     expect(refusal(MULTI, unknown).details).toHaveLength(MAX_DETAILS);
+    // A good int64 input after the limit is reached is left unpacked: the request is refused as invalid input.
+    const full = refusal(MULTI, [
+      { ...A, shape: [10, 2], data: bad(20) },
+      { ...B, shape: [10, 3], data: Array.from({ length: 30 }, () => 1) },
+    ]);
+    expect(full.message).toBe(NOT_THE_INPUTS);
+    expect(full.details).toHaveLength(MAX_DETAILS);
   });
 
   it('refuses inputs that disagree on the batch size', () => {

@@ -219,7 +219,8 @@ export function encodeTensors(
         bad = true;
       } else values[k] = value;
     }
-    if (!bad) feeds[spec.name] = { type, dims: [...shape], data: pack(type, values) };
+    // Once any problem is found the request is refused; packing values left unchecked would only fail.
+    if (!bad && !problems.any) feeds[spec.name] = { type, dims: [...shape], data: pack(type, values) };
   }
   problems.throwIfAny(NOT_THE_INPUTS);
 

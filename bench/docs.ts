@@ -133,7 +133,7 @@ npm run bench                     # full run: 5 s cells at c = 1, 8, 32, 128 (V2
 BENCH_DURATION_S=10 npm run bench # longer cells
 BENCH_QUICK=1 npm run bench       # smoke check: 1 s cells at c = 1 and 32 (V2: 1 and 8), about 2 minutes
 BENCH_ONLY=v2 npm run bench       # only some parts, comma-separated: on, off, express, cached, baseline, lesson, v2, memory
-BENCH_ONLY=v2 BENCH_DURATION_S=1 npm run bench  # the V2 cells end to end, about half a minute
+BENCH_ONLY=v2 BENCH_DURATION_S=1 npm run bench  # the V2 cells end to end: half a minute after the build
 \`\`\`
 
 Each run writes \`bench/results/<start time>.json\` and \`bench/results/latest.json\`, this document and

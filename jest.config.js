@@ -65,8 +65,9 @@ const ONCE = [
   // only whether their probe paths answer and which metric names it exposes.
   'deploy',
   'grafana',
-  // The protocols and the models: answers, shapes, datatypes, versions, models without config.json.
-  // Their edge cases on the wire are in v2-errors and malformed-requests, on both adapters.
+  // The protocols and the models: answers, shapes, datatypes, versions, models without config.json
+  // (v2-conformance in JSON and in binary tensors alike). Their edge cases on the wire, the binary
+  // framing's among them, are in v2-errors, v2-binary and malformed-requests, on both adapters.
   'reference-predictions',
   'v2-conformance',
   'no-config-model',

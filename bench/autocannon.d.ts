@@ -8,7 +8,7 @@ declare module 'autocannon' {
       method?: string;
       path?: string;
       headers?: Record<string, string>;
-      // autocannon writes a Buffer as is: binary bodies (bench/v2-binary.ts) need it.
+      // autocannon writes a Buffer as is: binary bodies (bench/v2.ts) need it.
       body?: string | Buffer;
     }
     interface Options {

@@ -4,8 +4,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { markdownFloorTable, markdownInstancesTable, markdownTable } from './report';
+import { markdownFloorTable, markdownInstancesTable, markdownTable, markdownV2Table } from './report';
 import { Results } from './results';
+import { V2_CONCURRENCIES } from './v2';
 import { FLOOR_CONCURRENCY, FLOOR_PATH } from './workload';
 
 const START = '<!-- analysis:start -->';
@@ -33,6 +34,9 @@ export function writePerformanceDoc(file: string, results: Results, chartFile: s
   const rss = results.rss;
   const when = results.started_at.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
   const floorTable = markdownFloorTable(results);
+  const v2Table = markdownV2Table(results);
+  // Results files older than schema 3 have no V2 settings.
+  const v2Concurrencies = s.v2_concurrencies ?? V2_CONCURRENCIES;
 
   const doc = `# Performance
 
@@ -73,6 +77,10 @@ Targets:
 - **lesson FastAPI**: the lesson's reference service (\`../shared/anchors/lesson-fastapi/run.sh\`: FastAPI,
   scikit-learn, one uvicorn worker), iris only, on its own routes \`POST /predict\` and \`POST /predict/batch\`.
   Skipped, with a note, when that folder is missing or the service is not up within 120 s${lessonRun?.status === 'skipped' ? ' (as in this run)' : ''}.
+- **service, V2 JSON and binary**: the same settings as batching on, Fastify, on a model repository of
+  its own: the \`image\` fixture (\`test/fixtures/models/image\`: one convolution over [N, 3, 224, 224] FP32, an
+  image-sized input) and digits, with \`BODY_LIMIT=16mb\` (an image as JSON is some 3 MB). For the Open Inference
+  Protocol's cells, below.
 
 Cells: model (iris, digits) × route (single: one instance per request; batch: ${s.batch_size} instances per
 request, one inference run) × target × concurrency (${s.concurrencies.join(', ')} connections); the lesson on
@@ -88,6 +96,20 @@ that route does nothing but answer the constant \`{"status":"ok"}\` through the 
 \`node:http\`. So each row is the most requests per second that HTTP stack allows on this machine, before
 any inference, and its fraction of the bare server's shows what the framework layer costs.
 (The service with batching off runs the same Fastify stack as with batching on, so it has no floor row.)
+
+Open Inference Protocol cells: \`POST /v2/models/{image|digits}/infer\` with one instance per request, as
+JSON (\`data\` arrays, the float32 values written as the doubles they widen to, as a client's float32 array
+serialises) and as binary tensors (the binary tensor data extension: a JSON header, then the raw float32
+bytes, every output asked for in binary, as Triton's client sends by default), at c = ${v2Concurrencies.join(' and ')};
+four different images and eight digits rows (from \`models/digits/reference.json\`) cycled by every
+connection. Before they run, every body is sent once in each form: both answers must hold the same values, to
+the float32 bit, and those values must be the model's (the image's features are (k + 1) × its mean, by the
+fixture's construction; digits' label is scikit-learn's). Beside req/s, each of these cells gives the CPU time
+per request: the service process's user + system time (its inference worker threads included) from
+\`/proc/<pid>/stat\` over the measured run, divided by its requests. So that the two cover the same requests,
+the measured run is a fixed number of requests (as many as the warm-up's rate makes in about ${s.duration_s} s, and
+at least two per connection), each of them answered within it, and the CPU time is read with the service idle
+on both sides.
 
 Each cell is an autocannon run (in the bench's own process, HTTP/1.1 keep-alive, no pipelining, ${s.request_timeout_s} s
 request timeout) of ${s.duration_s} s after an unrecorded ${s.warmup_s} s warm-up at the same concurrency. Reported:
@@ -107,14 +129,18 @@ lower than on a dedicated load generator; the comparisons between targets are wh
 ### How to run
 
 \`\`\`sh
-npm run bench                     # full run: 5 s cells at c = 1, 8, 32, 128, about 8.5 minutes
+npm run bench                     # full run: 5 s cells at c = 1, 8, 32, 128 (V2: 1 and 8), about 11 minutes
 BENCH_DURATION_S=10 npm run bench # longer cells
-BENCH_QUICK=1 npm run bench       # smoke check: 1 s cells at c = 1 and 32, about 1.5 minutes
+BENCH_QUICK=1 npm run bench       # smoke check: 1 s cells at c = 1 and 32 (V2: 1 and 8), about 2 minutes
+BENCH_ONLY=v2 npm run bench       # only some parts, comma-separated: on, off, express, cached, baseline, lesson, v2, memory
+BENCH_ONLY=v2 BENCH_DURATION_S=1 npm run bench  # the V2 cells end to end: half a minute after the build
 \`\`\`
 
 Each run writes \`bench/results/<start time>.json\` and \`bench/results/latest.json\`, this document and
-\`docs/throughput.svg\`. The bench exits 0 whether or not the targets below are met; it exits non-zero
-only when a target process cannot start or answers wrongly.
+\`docs/throughput.svg\`. A run with \`BENCH_ONLY\` is not a whole measurement: it writes
+\`bench/results/<start time>-only-<parts>.json\` and nothing else (git ignores those). The bench exits 0
+whether or not the targets below are met; it exits non-zero only when a target process cannot start or
+answers wrongly.
 
 ## Results
 
@@ -141,6 +167,19 @@ fraction of the bare node:http server's. *predict req/s*: the same process's iri
 concurrency (from the table above); *predict/floor*: that as a fraction of the row's floor.
 
 ${floorTable}${floorSummary(results)}`
+    : 'Not measured in this run.'
+}
+
+## Open Inference Protocol: JSON and binary tensors
+
+${
+  v2Table
+    ? `\`POST /v2/models/{model}/infer\`, one instance per request (the image: [1, 3, 224, 224] FP32; digits: [1, 64] FP32),
+as JSON and as binary tensors, on the service with batching on, Fastify. Latencies in ms; *body*: one request's
+size; *CPU ms/req*: the service process's CPU time per request; *req/s bin/json*: binary's req/s as a multiple of
+JSON's; *CPU/req json/bin*: JSON's CPU time per request as a multiple of binary's.
+
+${v2Table}`
     : 'Not measured in this run.'
 }
 

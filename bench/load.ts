@@ -9,6 +9,7 @@
  * autocannon's own figures are kept alongside, for reference.
  */
 import autocannon from 'autocannon';
+import { cpuSeconds, waitIdle } from './processes';
 
 export interface LoadSpec {
   url: string;
@@ -74,13 +75,9 @@ function percentile(sorted: Float64Array, p: number): number {
 
 const round = (x: number, digits: number): number => Number(x.toFixed(digits));
 
-export async function measureCell(spec: LoadSpec, durationS: number, warmupS: number): Promise<CellStats> {
-  // Warm-up at the cell's own concurrency: JIT, connection set-up and (for the batcher) queue sizing
-  // settle before anything is recorded.
-  if (warmupS > 0) await run(spec, { duration: warmupS });
-  const { result, times } = await run(spec, { duration: durationS });
+function statsOf(result: autocannon.Result, times: number[], fallbackDurationS: number): CellStats {
   const sorted = Float64Array.from(times).sort();
-  const duration = result.duration > 0 ? result.duration : durationS;
+  const duration = result.duration > 0 ? result.duration : fallbackDurationS;
   return {
     req_per_s: round(times.length / duration, 1),
     p50_ms: round(percentile(sorted, 50), 3),
@@ -90,6 +87,56 @@ export async function measureCell(spec: LoadSpec, durationS: number, warmupS: nu
     responses_2xx: times.length,
     duration_s: duration,
     autocannon: { req_per_s_avg: result.requests.average, p50_ms: result.latency.p50, p99_ms: result.latency.p99 },
+  };
+}
+
+export async function measureCell(spec: LoadSpec, durationS: number, warmupS: number): Promise<CellStats> {
+  // Warm-up at the cell's own concurrency: JIT, connection set-up and (for the batcher) queue sizing
+  // settle before anything is recorded.
+  if (warmupS > 0) await run(spec, { duration: warmupS });
+  const { result, times } = await run(spec, { duration: durationS });
+  return statsOf(result, times, durationS);
+}
+
+export interface CpuCellStats extends CellStats {
+  /** Requests of the measured run, every one of them answered (or failed) within it. */
+  requests: number;
+  /** User + system CPU seconds of the target process over the measured run; null without /proc. */
+  cpu_s: number | null;
+  /** cpu_s ÷ requests, in ms. */
+  cpu_ms_per_request: number | null;
+}
+
+/**
+ * A cell that also gives the CPU time the target process spends per request. Its measured run is a
+ * fixed number of requests, as many as the warm-up's rate makes in about `durationS`, rather than a
+ * duration: when a duration ends, the requests in flight are cut with part of their work done, which
+ * would count their CPU time without their answers (c of them, a large share of a slow route's cell).
+ * The CPU time is read with the target idle on both sides, so it holds these requests' work only.
+ */
+export async function measureCpuCell(
+  spec: LoadSpec,
+  durationS: number,
+  warmupS: number,
+  pid: number,
+): Promise<CpuCellStats> {
+  if (!(warmupS > 0)) throw new Error('measureCpuCell sizes its run from the warm-up: warmupS must be positive');
+  const warm = await run(spec, { duration: warmupS });
+  const warmRate = warm.times.length / (warm.result.duration > 0 ? warm.result.duration : warmupS);
+  // At least two requests per connection, so that every connection is loaded after its first answer.
+  const requests = Math.max(2 * spec.connections, Math.round(warmRate * durationS));
+  await waitIdle(pid);
+  const before = cpuSeconds(pid);
+  const { result, times } = await run(spec, { amount: requests });
+  // The answers are out; what the target still does for them (freeing their buffers) is theirs too.
+  await waitIdle(pid);
+  const after = cpuSeconds(pid);
+  const cpu = before === null || after === null ? null : after - before;
+  return {
+    ...statsOf(result, times, durationS),
+    requests,
+    cpu_s: cpu === null ? null : round(cpu, 2),
+    cpu_ms_per_request: cpu === null ? null : round((cpu * 1000) / requests, 3),
   };
 }
 

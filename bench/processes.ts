@@ -167,3 +167,37 @@ export function rssKb(pid: number): number | null {
     return null;
   }
 }
+
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat's CPU times (fixed at 100 for user space). */
+const TICKS_PER_S = 100;
+
+/**
+ * User + system CPU seconds a process has used so far, all its threads included (the service's
+ * inference workers are threads), from /proc/<pid>/stat; null where there is no /proc.
+ */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces: count fields after its last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Resolves once a process has stopped using CPU (at most one tick over `quietMs`), or after
+ * `timeoutMs` whatever it does: a load that has just stopped leaves the target answering the
+ * requests that were in flight, and that work belongs to no measurement.
+ */
+export async function waitIdle(pid: number, quietMs = 100, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = cpuSeconds(pid);
+  while (last !== null && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, quietMs));
+    const now = cpuSeconds(pid);
+    if (now === null || now - last <= 1 / TICKS_PER_S) return;
+    last = now;
+  }
+}

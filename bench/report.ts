@@ -1,8 +1,10 @@
 /**
- * Turns a run's cells into the comparison table and the HTTP layer floor table (plain text for the
- * terminal, markdown for the document) and evaluates the performance targets against them.
+ * Turns a run's cells into the comparison table, the HTTP layer floor table and the Open Inference
+ * Protocol's table (plain text for the terminal, markdown for the document) and evaluates the
+ * performance targets against them.
  */
-import { Cell, Evaluation, FloorCell, Results, RssResult, findCell } from './results';
+import { Cell, Evaluation, FloorCell, Results, RssResult, V2Cell, findCell, findV2Cell } from './results';
+import { V2_FORMS, V2_MODELS, V2Form, V2ModelName } from './v2';
 import {
   FLOOR_LABELS,
   FLOOR_TARGET_IDS,
@@ -43,19 +45,24 @@ const fmtMs = (x: number | undefined): string =>
 const fmtRatio = (a: Cell | undefined, b: Cell | undefined): string =>
   a && b && b.req_per_s > 0 ? `${(a.req_per_s / b.req_per_s).toFixed(2)}x` : '-';
 
-interface Column {
+interface Column<R = Row> {
   header: string;
   /** Markdown alignment. */
   right: boolean;
-  value(row: Row): string;
+  value(row: R): string;
+}
+
+interface Group {
+  title: string;
+  span: number;
 }
 
 function columns(results: Pick<Results, 'cells' | 'settings'>): {
-  groups: { title: string; span: number }[];
+  groups: Group[];
   cols: Column[];
 } {
   const cell = (t: TargetId, r: Row): Cell | undefined => findCell(results, r.model, r.route, t, r.concurrency);
-  const groups: { title: string; span: number }[] = [{ title: '', span: 3 }];
+  const groups: Group[] = [{ title: '', span: 3 }];
   const cols: Column[] = [
     { header: 'model', right: false, value: (r) => r.model },
     { header: 'route', right: false, value: (r) => r.route },
@@ -97,11 +104,17 @@ function columns(results: Pick<Results, 'cells' | 'settings'>): {
 /** The table for the terminal: one row per (model, route, concurrency), a column group per target. */
 export function textTable(results: Pick<Results, 'cells' | 'settings'>): string {
   const { groups, cols } = columns(results);
-  const rows = rowsOf(results);
+  return groupedText(groups, cols, rowsOf(results), (a, b) => a.model !== b.model || a.route !== b.route);
+}
+
+/**
+ * A plain-text table whose columns come in titled groups, separated by " | " (within a group, by two
+ * spaces); a blank line goes between two rows where `breakBetween` says so.
+ */
+function groupedText<R>(groups: Group[], cols: Column<R>[], rows: R[], breakBetween: (a: R, b: R) => boolean): string {
   const cells = rows.map((r) => cols.map((c) => c.value(r)));
   const widths = cols.map((c, i) => Math.max(c.header.length, ...cells.map((row) => row[i].length)));
   const pad = (s: string, i: number): string => (cols[i].right ? s.padStart(widths[i]) : s.padEnd(widths[i]));
-  // Column groups are separated by " | "; within a group, by two spaces.
   const groupStarts = new Set<number>();
   let at = 0;
   for (const g of groups) {
@@ -120,7 +133,7 @@ export function textTable(results: Pick<Results, 'cells' | 'settings'>): string 
   const header = join(cols.map((c, i) => pad(c.header, i)));
   const lines = [titleLine.trimEnd(), header, '-'.repeat(header.length)];
   rows.forEach((r, ri) => {
-    if (ri > 0 && (rows[ri - 1].model !== r.model || rows[ri - 1].route !== r.route)) lines.push('');
+    if (ri > 0 && breakBetween(rows[ri - 1], r)) lines.push('');
     lines.push(join(cells[ri].map((v, i) => pad(v, i))));
   });
   return lines.join('\n');
@@ -129,16 +142,21 @@ export function textTable(results: Pick<Results, 'cells' | 'settings'>): string 
 /** The same table in markdown; the target's name goes into each header since markdown has no column groups. */
 export function markdownTable(results: Pick<Results, 'cells' | 'settings'>): string {
   const { groups, cols } = columns(results);
+  return groupedMarkdown(groups, cols, rowsOf(results));
+}
+
+/** A grouped table in markdown: each group's title (but a ratios group's) goes into its columns' headers. */
+function groupedMarkdown<R>(groups: Group[], cols: Column<R>[], rows: R[]): string {
   const headers: string[] = [];
   let col = 0;
   for (const g of groups) {
     for (let i = 0; i < g.span; i++, col++) {
       const h = cols[col].header;
-      headers.push(g.title && g.title !== 'req/s ratios' ? `${g.title} ${h}` : h);
+      headers.push(g.title && !g.title.endsWith('ratios') ? `${g.title} ${h}` : h);
     }
   }
   const lines = [`| ${headers.join(' | ')} |`, `|${cols.map((c) => (c.right ? '---:' : '---')).join('|')}|`];
-  for (const r of rowsOf(results)) lines.push(`| ${cols.map((c) => c.value(r)).join(' | ')} |`);
+  for (const r of rows) lines.push(`| ${cols.map((c) => c.value(r)).join(' | ')} |`);
   return lines.join('\n');
 }
 
@@ -215,6 +233,76 @@ export function markdownFloorTable(results: Pick<Results, 'cells' | 'floor'>): s
   ].join('\n');
 }
 
+/**
+ * The Open Inference Protocol's cells: one row per (model, concurrency), a column group per form (the
+ * body's size, req/s with the CPU time per request beside it, latencies), and what binary changes.
+ */
+interface V2Row {
+  model: V2ModelName;
+  concurrency: number;
+}
+
+const fmtBytes = (x: number | undefined): string =>
+  x === undefined ? '-' : x >= 2 ** 20 ? `${(x / 2 ** 20).toFixed(1)} MiB` : `${(x / 1024).toFixed(1)} KiB`;
+const fmtFactor = (a: number | null | undefined, b: number | null | undefined): string =>
+  a != null && b != null && b > 0 ? `${(a / b).toFixed(2)}x` : '-';
+
+const V2_FORM_TITLES: Record<V2Form, string> = { json: 'JSON', binary: 'binary' };
+
+function v2Columns(results: Pick<Results, 'v2' | 'settings'>): {
+  groups: Group[];
+  cols: Column<V2Row>[];
+  rows: V2Row[];
+} {
+  const cell = (form: V2Form, r: V2Row): V2Cell | undefined => findV2Cell(results, r.model, form, r.concurrency);
+  const groups: Group[] = [{ title: '', span: 2 }];
+  const cols: Column<V2Row>[] = [
+    { header: 'model', right: false, value: (r) => r.model },
+    { header: 'c', right: true, value: (r) => String(r.concurrency) },
+  ];
+  for (const form of V2_FORMS) {
+    groups.push({ title: V2_FORM_TITLES[form], span: 6 });
+    cols.push(
+      { header: 'body', right: true, value: (r) => fmtBytes(cell(form, r)?.body_bytes) },
+      { header: 'req/s', right: true, value: (r) => fmtRate(cell(form, r)?.req_per_s) },
+      { header: 'CPU ms/req', right: true, value: (r) => fmtMs(cell(form, r)?.cpu_ms_per_request ?? undefined) },
+      { header: 'p50', right: true, value: (r) => fmtMs(cell(form, r)?.p50_ms) },
+      { header: 'p99', right: true, value: (r) => fmtMs(cell(form, r)?.p99_ms) },
+      { header: 'err', right: true, value: (r) => (cell(form, r) ? String(cell(form, r)?.errors) : '-') },
+    );
+  }
+  groups.push({ title: 'binary vs JSON ratios', span: 2 });
+  cols.push(
+    {
+      header: 'req/s bin/json',
+      right: true,
+      value: (r) => fmtFactor(cell('binary', r)?.req_per_s, cell('json', r)?.req_per_s),
+    },
+    {
+      header: 'CPU/req json/bin',
+      right: true,
+      value: (r) => fmtFactor(cell('json', r)?.cpu_ms_per_request, cell('binary', r)?.cpu_ms_per_request),
+    },
+  );
+  const concurrencies = results.settings.v2_concurrencies ?? [];
+  const rows = V2_MODELS.flatMap((model) => concurrencies.map((concurrency) => ({ model, concurrency })));
+  return { groups, cols, rows };
+}
+
+/** The V2 table for the terminal; empty when no V2 cell was measured. */
+export function v2TextTable(results: Pick<Results, 'v2' | 'settings'>): string {
+  if (!results.v2?.length) return '';
+  const { groups, cols, rows } = v2Columns(results);
+  return groupedText(groups, cols, rows, (a, b) => a.model !== b.model);
+}
+
+/** The same in markdown; empty when no V2 cell was measured. */
+export function markdownV2Table(results: Pick<Results, 'v2' | 'settings'>): string {
+  if (!results.v2?.length) return '';
+  const { groups, cols, rows } = v2Columns(results);
+  return groupedMarkdown(groups, cols, rows);
+}
+
 const rate = (c: Cell): string => `${fmtRate(c.req_per_s)} req/s`;
 const errorsNote = (...cells: Cell[]): string => {
   const bad = cells
@@ -227,7 +315,7 @@ const errorsNote = (...cells: Cell[]): string => {
  * The targets the service is held to. Each is evaluated on this run only; a target whose cells were not
  * measured (the lesson skipped, or a concurrency left out) is SKIP rather than FAIL.
  */
-export function evaluate(results: Pick<Results, 'cells' | 'rss'>): Evaluation[] {
+export function evaluate(results: Pick<Results, 'cells' | 'rss' | 'v2'>): Evaluation[] {
   const out: Evaluation[] = [];
   const get = (model: ModelName, target: TargetId, c: number): Cell | undefined =>
     findCell(results, model, 'single', target, c);
@@ -314,7 +402,8 @@ export function evaluate(results: Pick<Results, 'cells' | 'rss'>): Evaluation[] 
     const title = rss
       ? `(d) memory: service RSS after ${rss.total_requests} requests within 20% of RSS after ${rss.first_requests}`
       : '(d) memory: service RSS after N requests within 20% of RSS after N/10';
-    if (!rss) out.push({ id: 'd', title, status: 'SKIP', detail: 'RSS not measured (no /proc?)' });
+    if (!rss)
+      out.push({ id: 'd', title, status: 'SKIP', detail: 'RSS not measured (left out by BENCH_ONLY, or no /proc)' });
     else {
       const ok = Math.abs(rss.ratio - 1) <= 0.2;
       out.push({
@@ -324,6 +413,27 @@ export function evaluate(results: Pick<Results, 'cells' | 'rss'>): Evaluation[] 
         detail:
           `${(rss.rss_first_kb / 1024).toFixed(1)} MB -> ${(rss.rss_total_kb / 1024).toFixed(1)} MB = ${rss.ratio.toFixed(3)}x (need 0.80x..1.20x)` +
           (rss.errors ? ` [${rss.errors} errors]` : ''),
+      });
+    }
+  }
+  {
+    const title = '(f) V2 image, c=8: binary tensors >= 5x JSON req/s';
+    const binary = findV2Cell(results, 'image', 'binary', 8);
+    const json = findV2Cell(results, 'image', 'json', 8);
+    if (!binary || !json) out.push({ id: 'f', title, status: 'SKIP', detail: 'cells not measured' });
+    else {
+      const ratio = binary.req_per_s / json.req_per_s;
+      const cpu = (c: V2Cell): string =>
+        c.cpu_ms_per_request === null ? 'CPU not measured' : `${fmtMs(c.cpu_ms_per_request)} ms CPU/req`;
+      const bad = [binary, json].filter((c) => c.errors > 0).map((c) => `${c.form}: ${c.errors} errors`);
+      out.push({
+        id: 'f',
+        title,
+        // No JSON answers at all makes any ratio infinite: that is a failed cell, not a pass.
+        status: json.req_per_s > 0 && ratio >= 5 ? 'PASS' : 'FAIL',
+        detail:
+          `binary ${fmtRate(binary.req_per_s)} req/s (${cpu(binary)}) vs JSON ${fmtRate(json.req_per_s)} req/s ` +
+          `(${cpu(json)}) = ${ratio.toFixed(2)}x (need >= 5.00x)${bad.length ? ` [${bad.join('; ')}]` : ''}`,
       });
     }
   }

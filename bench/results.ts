@@ -4,7 +4,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CellStats } from './load';
+import { CellStats, CpuCellStats } from './load';
+import { V2Form, V2ModelName } from './v2';
 import { FloorTargetId, ModelName, Route, TargetId } from './workload';
 
 export interface Cell extends CellStats {
@@ -26,8 +27,21 @@ export interface FloorCell extends CellStats {
   of_bare: number | null;
 }
 
+/**
+ * One Open Inference Protocol cell: V2 infer requests of one instance, as JSON or as binary tensors,
+ * with the service's CPU time per request beside its requests/s.
+ */
+export interface V2Cell extends CpuCellStats {
+  model: V2ModelName;
+  form: V2Form;
+  concurrency: number;
+  /** Bytes of one request body (the mean over the cell's bodies). */
+  body_bytes: number;
+}
+
+/** The V2 cells' service process is a target of its own ('v2'), beside those of TARGET_IDS. */
 export interface TargetRun {
-  id: TargetId;
+  id: TargetId | 'v2';
   label: string;
   status: 'measured' | 'skipped';
   /** Why it was skipped, or anything worth knowing about how it ran. */
@@ -58,8 +72,11 @@ export interface Evaluation {
 }
 
 export interface Results {
-  /** 1: targets on, off, baseline, lesson. 2: adds the express target and the floor cells. */
-  schema: 2;
+  /**
+   * 1: targets on, off, baseline, lesson. 2: adds the express target and the floor cells. 3: adds the
+   * V2 cells (`v2`), and `settings.only` for a run of some parts only.
+   */
+  schema: 3;
   started_at: string;
   finished_at: string;
   wall_time_s: number;
@@ -77,18 +94,22 @@ export interface Results {
     duration_s: number;
     warmup_s: number;
     concurrencies: number[];
+    v2_concurrencies: number[];
     batch_size: number;
     request_timeout_s: number;
     autocannon: string;
     onnxruntime_node: string;
     service_env: Record<string, string>;
     baseline_session_options: Record<string, number>;
+    /** The parts BENCH_ONLY named, or null for a whole run. */
+    only: string[] | null;
   };
   targets: TargetRun[];
   cells: Cell[];
   /** The HTTP layer floor, one cell per target in FLOOR_TARGET_IDS that was measured. */
   floor: FloorCell[];
   rss: RssResult | null;
+  v2: V2Cell[];
   evaluation: Evaluation[];
 }
 
@@ -104,14 +125,29 @@ export function findCell(
   );
 }
 
-/** Writes the dated file and latest.json (same content); returns the dated file's path. */
+export function findV2Cell(
+  results: Pick<Results, 'v2'>,
+  model: V2ModelName,
+  form: V2Form,
+  concurrency: number,
+): V2Cell | undefined {
+  // Older results files have no V2 cells.
+  return (results.v2 ?? []).find((c) => c.model === model && c.form === form && c.concurrency === concurrency);
+}
+
+/**
+ * Writes the dated file and latest.json (same content); returns the dated file's path. A run of some
+ * parts only (settings.only) is not the latest measurement of the whole: it writes its dated file
+ * alone, named after those parts.
+ */
 export function saveResults(dir: string, results: Results): string {
   fs.mkdirSync(dir, { recursive: true });
   // Colons are not portable in file names; keep the ISO form otherwise so the files sort by time.
   const stamp = results.started_at.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  const only = results.settings.only;
   const json = JSON.stringify(results, null, 2) + '\n';
-  const dated = path.join(dir, `${stamp}.json`);
+  const dated = path.join(dir, only ? `${stamp}-only-${only.join('+')}.json` : `${stamp}.json`);
   fs.writeFileSync(dated, json);
-  fs.writeFileSync(path.join(dir, 'latest.json'), json);
+  if (!only) fs.writeFileSync(path.join(dir, 'latest.json'), json);
   return dated;
 }

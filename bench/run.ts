@@ -3,11 +3,17 @@
  * prediction cache on Fastify), the naive
  * baseline and the lesson's FastAPI app one after the other, measures the HTTP layer floor
  * (GET /health/live) on the service's two adapters and on the baseline's bare node:http while each is up,
- * prints the comparison table, the floor table and the targets, and writes
+ * then the Open Inference Protocol's cells (bench/v2.ts: V2 infer as JSON and as binary tensors on an
+ * image-sized model and on digits, with the service's CPU time per request) and the memory check,
+ * prints the comparison table, the floor table, the V2 table and the targets, and writes
  * bench/results/<start>.json, bench/results/latest.json, docs/PERFORMANCE.md and docs/throughput.svg.
  *
  * Environment: BENCH_DURATION_S (seconds per cell, default 5), BENCH_QUICK=1 (1 s cells at c=1 and 32
- * only: a smoke check). The npm script builds the service first; this file expects dist/ to be current.
+ * only, the V2 cells at c=1 and 8 as always: a smoke check), BENCH_ONLY=<part>[,<part>...] (run only
+ * these parts: the targets on, off, express, cached, baseline, lesson, then v2 and memory; such a run
+ * writes bench/results/<start>-only-<parts>.json and nothing else, since it is not a whole measurement;
+ * `BENCH_ONLY=v2 BENCH_DURATION_S=1` checks the V2 cells end to end in about half a minute).
+ * The npm script builds the service first; this file expects dist/ to be current.
  *
  * stdout gets the table and the targets only; progress goes to stderr.
  * Exit code: 0 whether or not the targets are met; 1 if a target cannot start or answers wrongly
@@ -20,10 +26,20 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { renderChart } from './chart';
 import { writePerformanceDoc } from './docs';
-import { LoadSpec, fire, measureCell, stopLoad } from './load';
+import { LoadSpec, fire, measureCell, measureCpuCell, stopLoad } from './load';
 import { Child, freePort, killAllNow, rssKb, startChild, stopAll, stopChild, waitUntil } from './processes';
-import { evaluate, floorTextTable, textTable } from './report';
-import { Cell, FloorCell, Results, RssResult, TargetRun, saveResults } from './results';
+import { evaluate, floorTextTable, textTable, v2TextTable } from './report';
+import { Cell, FloorCell, Results, RssResult, TargetRun, V2Cell, saveResults } from './results';
+import {
+  V2_CONCURRENCIES,
+  V2_FORMS,
+  V2_LABEL,
+  V2_MODELS,
+  removeRepository,
+  v2Env,
+  v2Repository,
+  v2Workloads,
+} from './v2';
 import {
   BATCH_SIZE,
   FLOOR_CONCURRENCY,
@@ -61,6 +77,25 @@ const RSS_CONCURRENCY = 32;
 const REQUEST_TIMEOUT_S = 10;
 const SERVICE_READY_TIMEOUT_MS = 60_000;
 const LESSON_READY_TIMEOUT_MS = 120_000;
+
+/** What BENCH_ONLY can name: each target with its cells (and floor cell), the V2 cells, the memory check. */
+const PARTS = [...TARGET_IDS, 'v2', 'memory'] as const;
+type Part = (typeof PARTS)[number];
+const ONLY = onlyParts();
+const selected = (part: Part): boolean => ONLY === null || ONLY.includes(part);
+
+function onlyParts(): Part[] | null {
+  const raw = (process.env.BENCH_ONLY ?? '').trim();
+  if (raw === '') return null;
+  const names = raw.split(',').map((p) => p.trim());
+  const unknown = names.filter((p) => !(PARTS as readonly string[]).includes(p));
+  if (unknown.length) {
+    console.error(`BENCH_ONLY names parts among ${PARTS.join(', ')}; got "${raw}"`);
+    process.exit(1);
+  }
+  // In the bench's own order, whatever the order given.
+  return PARTS.filter((p) => names.includes(p));
+}
 
 function positiveNumber(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -132,22 +167,24 @@ async function getJson(url: string): Promise<{ status: number; json: unknown }> 
   }
 }
 
-async function startService(id: ServiceTargetId, port: number): Promise<Running> {
-  const env = serviceEnv(port, id);
-  const child = startChild(TARGETS[id].label, process.execPath, ['dist/main.js'], {
+/**
+ * Starts `node dist/main.js` with these settings and waits until every model is READY and `models`
+ * are among them (the service listens before its models are loaded; FAILED is final).
+ */
+async function startService(label: string, env: Record<string, string>, models: readonly string[]): Promise<Running> {
+  const child = startChild(label, process.execPath, ['dist/main.js'], {
     cwd: ROOT,
     env: { ...process.env, ...env },
   });
-  const baseUrl = `http://127.0.0.1:${port}`;
-  // The service listens before its models are loaded; ready means every model READY (FAILED is final).
+  const baseUrl = `http://127.0.0.1:${env.PORT}`;
   await waitUntil(child, 'READY', SERVICE_READY_TIMEOUT_MS, async () => {
     const { status, json } = await getJson(`${baseUrl}/v1/models`);
-    const models = status === 200 ? ((json as { models?: { name: string; state: string }[] }).models ?? []) : [];
-    const failed = models.filter((m) => m.state === 'FAILED');
+    const listed = status === 200 ? ((json as { models?: { name: string; state: string }[] }).models ?? []) : [];
+    const failed = listed.filter((m) => m.state === 'FAILED');
     if (failed.length)
       throw new Error(`models FAILED: ${failed.map((m) => m.name).join(', ')}: ${JSON.stringify(json)}`);
-    const names = new Set(models.filter((m) => m.state === 'READY').map((m) => m.name));
-    return models.length > 0 && models.every((m) => m.state === 'READY') && names.has('iris') && names.has('digits');
+    const names = new Set(listed.filter((m) => m.state === 'READY').map((m) => m.name));
+    return listed.length > 0 && listed.every((m) => m.state === 'READY') && models.every((m) => names.has(m));
   }).catch(async (err: Error) => {
     await stopChild(child);
     throw err;
@@ -232,7 +269,7 @@ function describeCommand(id: TargetId): string {
 
 async function startTarget(id: TargetId): Promise<Running | string> {
   const port = await freePort();
-  if (isServiceTarget(id)) return startService(id, port);
+  if (isServiceTarget(id)) return startService(TARGETS[id].label, serviceEnv(port, id), ['iris', 'digits']);
   if (id === 'baseline') return startBaseline(port);
   return startLesson(port);
 }
@@ -321,7 +358,7 @@ async function measureTarget(id: TargetId, cells: Cell[], floor: FloorCell[]): P
 async function measureRss(): Promise<RssResult | null> {
   checkInterrupted();
   log(`\n== memory: ${TARGETS.on.label}, digits single, c=${RSS_CONCURRENCY}, ${RSS_FIRST} then ${RSS_TOTAL} requests`);
-  const started = await startService('on', await freePort());
+  const started = await startService(TARGETS.on.label, serviceEnv(await freePort(), 'on'), ['iris', 'digits']);
   try {
     if (rssKb(started.child.pid) === null) {
       log('   SKIPPED: no /proc/<pid>/status on this platform');
@@ -352,6 +389,61 @@ async function measureRss(): Promise<RssResult | null> {
   } finally {
     await stopChild(started.child);
   }
+}
+
+/**
+ * The Open Inference Protocol's cells, on a service process of their own (its model repository holds
+ * the image model, and JSON images need a larger body limit): each model × form × concurrency, with
+ * the process's CPU time per request.
+ */
+async function measureV2(cells: V2Cell[]): Promise<TargetRun> {
+  checkInterrupted();
+  log(`\n== ${V2_LABEL}: starting`);
+  const repository = await v2Repository();
+  const env = v2Env(await freePort(), repository);
+  const run: TargetRun = {
+    id: 'v2',
+    label: V2_LABEL,
+    status: 'measured',
+    note: 'MODEL_REPOSITORY is a temporary copy of test/fixtures/models/image and models/digits',
+    command: 'node dist/main.js',
+    env,
+  };
+  try {
+    const started = await startService(V2_LABEL, env, V2_MODELS);
+    try {
+      const workloads = await v2Workloads(ROOT, started.baseUrl);
+      log(`   pid ${started.child.pid} on ${started.baseUrl}, answers checked (JSON and binary agree)`);
+      for (const { model, path: requestPath, requests } of workloads) {
+        for (const form of V2_FORMS) {
+          for (const concurrency of V2_CONCURRENCIES) {
+            checkInterrupted();
+            const spec: LoadSpec = {
+              url: started.baseUrl,
+              connections: concurrency,
+              requests: requests[form].map((r) => ({ method: 'POST', path: requestPath, ...r })),
+            };
+            const stats = await measureCpuCell(spec, DURATION_S, WARMUP_S, started.child.pid);
+            checkInterrupted();
+            const bodyBytes = requests[form].reduce((n, r) => n + r.body.length, 0) / requests[form].length;
+            cells.push({ model, form, concurrency, body_bytes: Math.round(bodyBytes), ...stats });
+            log(
+              `   ${model.padEnd(6)} ${form.padEnd(6)} c=${String(concurrency).padEnd(3)} ` +
+                `${stats.req_per_s.toFixed(1).padStart(7)} req/s  ` +
+                `${stats.cpu_ms_per_request === null ? '-' : stats.cpu_ms_per_request.toFixed(3)} ms CPU/req  ` +
+                `p50 ${stats.p50_ms.toFixed(2)} ms  p99 ${stats.p99_ms.toFixed(2)} ms  (${stats.requests} requests)` +
+                (stats.errors ? `  ERRORS ${stats.errors} ${JSON.stringify(stats.error_detail)}` : ''),
+            );
+          }
+        }
+      }
+    } finally {
+      await stopChild(started.child);
+    }
+  } finally {
+    await removeRepository(repository);
+  }
+  return run;
 }
 
 function packageVersion(name: string): string {
@@ -407,28 +499,35 @@ async function main(): Promise<void> {
     throw new Error('dist/main.js is missing: run `npm run build` first (`npm run bench` does)');
   }
   const started = new Date();
-  // Every target's models × routes × concurrencies, plus one floor cell per floor target.
+  const targetIds = TARGET_IDS.filter(selected);
+  // Every target's models × routes × concurrencies, plus one floor cell per floor target, and the V2 cells.
+  const v2Cells = selected('v2') ? V2_MODELS.length * V2_FORMS.length * V2_CONCURRENCIES.length : 0;
   const cellsPlanned =
-    TARGET_IDS.reduce((n, id) => n + TARGETS[id].models.length * ROUTES.length * CONCURRENCIES.length, 0) +
-    FLOOR_TARGET_IDS.length;
+    targetIds.reduce((n, id) => n + TARGETS[id].models.length * ROUTES.length * CONCURRENCIES.length, 0) +
+    FLOOR_TARGET_IDS.filter(selected).length +
+    v2Cells;
   log(
-    `bench: ${QUICK ? 'QUICK mode, ' : ''}${cellsPlanned} cells × (${WARMUP_S} s warm-up + ${DURATION_S} s) ` +
-      `≈ ${Math.ceil((cellsPlanned * (WARMUP_S + DURATION_S)) / 60)} min of load, plus start-ups and ${RSS_TOTAL} requests for the memory check`,
+    `bench: ${QUICK ? 'QUICK mode, ' : ''}${ONLY ? `only ${ONLY.join(', ')}, ` : ''}` +
+      `${cellsPlanned} cells × (${WARMUP_S} s warm-up + ${DURATION_S} s) ` +
+      `≈ ${Math.ceil((cellsPlanned * (WARMUP_S + DURATION_S)) / 60)} min of load, plus start-ups` +
+      (selected('memory') ? ` and ${RSS_TOTAL} requests for the memory check` : ''),
   );
 
   const cells: Cell[] = [];
   const floor: FloorCell[] = [];
   const targets: TargetRun[] = [];
-  for (const id of TARGET_IDS) targets.push(await measureTarget(id, cells, floor));
+  const v2: V2Cell[] = [];
+  for (const id of targetIds) targets.push(await measureTarget(id, cells, floor));
   const bare = floor.find((f) => f.target === 'baseline');
   for (const f of floor)
     f.of_bare = bare && bare.req_per_s > 0 ? Number((f.req_per_s / bare.req_per_s).toFixed(4)) : null;
-  const rss = await measureRss();
+  if (selected('v2')) targets.push(await measureV2(v2));
+  const rss = selected('memory') ? await measureRss() : null;
 
   const finished = new Date();
   const m = os.cpus();
   const results: Results = {
-    schema: 2,
+    schema: 3,
     started_at: started.toISOString(),
     finished_at: finished.toISOString(),
     wall_time_s: Math.round((finished.getTime() - started.getTime()) / 1000),
@@ -446,6 +545,7 @@ async function main(): Promise<void> {
       duration_s: DURATION_S,
       warmup_s: WARMUP_S,
       concurrencies: CONCURRENCIES,
+      v2_concurrencies: [...V2_CONCURRENCIES],
       batch_size: BATCH_SIZE,
       request_timeout_s: REQUEST_TIMEOUT_S,
       autocannon: packageVersion('autocannon'),
@@ -459,20 +559,24 @@ async function main(): Promise<void> {
         CACHE_ENABLED: 'true | false',
       },
       baseline_session_options: { intraOpNumThreads: 1, interOpNumThreads: 1 },
+      only: ONLY,
     },
     targets,
     cells,
     floor,
     rss,
+    v2,
     evaluation: [],
   };
   results.evaluation = evaluate(results);
 
-  console.log('');
-  console.log(textTable(results));
-  console.log(
-    `\n(latencies in ms; err = connection errors + timeouts + non-2xx; batch rows: ${BATCH_SIZE} instances per request, instances/s = req/s × ${BATCH_SIZE})`,
-  );
+  if (cells.length) {
+    console.log('');
+    console.log(textTable(results));
+    console.log(
+      `\n(latencies in ms; err = connection errors + timeouts + non-2xx; batch rows: ${BATCH_SIZE} instances per request, instances/s = req/s × ${BATCH_SIZE})`,
+    );
+  }
   for (const t of targets.filter((x) => x.status === 'skipped')) console.log(`skipped: ${t.label}: ${t.note}`);
   if (floor.length) {
     console.log(
@@ -480,10 +584,25 @@ async function main(): Promise<void> {
     );
     console.log(floorTextTable(results));
   }
+  if (v2.length) {
+    console.log(
+      `\nOpen Inference Protocol: POST /v2/models/{model}/infer, one instance per request, as JSON and as binary tensors (${V2_LABEL})`,
+    );
+    console.log(v2TextTable(results));
+    console.log(
+      "(latencies in ms; CPU ms/req = the service process's user + system time over the cell ÷ its requests)",
+    );
+  }
   console.log('\ntargets');
   for (const e of results.evaluation) console.log(`  ${e.status.padEnd(4)} ${e.title}\n       ${e.detail}`);
 
   const dated = saveResults(RESULTS_DIR, results);
+  if (ONLY) {
+    console.log(
+      `\nwall time ${results.wall_time_s} s; wrote ${path.relative(ROOT, dated)} only (BENCH_ONLY: latest.json and the docs describe whole runs)`,
+    );
+    return;
+  }
   fs.mkdirSync(path.dirname(CHART_FILE), { recursive: true });
   fs.writeFileSync(CHART_FILE, renderChart(results));
   writePerformanceDoc(DOC_FILE, results, CHART_FILE, dated);

@@ -123,7 +123,7 @@ export interface Sample {
   expected: number[];
 }
 
-interface ReferenceRow {
+export interface ReferenceRow {
   features: number[];
   label: number;
 }
@@ -136,20 +136,26 @@ function referenceRows(repoRoot: string, model: ModelName): ReferenceRow[] {
   return rows;
 }
 
+/** The reference rows of the single bodies, one per body; the V2 cells send the same rows. */
+export function singleRows(repoRoot: string, model: ModelName): ReferenceRow[] {
+  const rows = referenceRows(repoRoot, model);
+  const stride = Math.floor(rows.length / SINGLE_BODIES);
+  return Array.from({ length: SINGLE_BODIES }, (_, i) => rows[(i * stride + (i % 3)) % rows.length]);
+}
+
 /**
  * The bodies of one (model, route). Rows are taken with a stride so that the bodies span the classes
  * (iris's reference rows are sorted by class). Iris's first single body is [5.1, 3.5, 1.4, 0.2], class 0,
  * the row every target is first checked with.
  */
 export function samples(repoRoot: string, model: ModelName, route: Route): Sample[] {
-  const rows = referenceRows(repoRoot, model);
-  const stride = Math.floor(rows.length / SINGLE_BODIES);
   if (route === 'single') {
-    return Array.from({ length: SINGLE_BODIES }, (_, i) => {
-      const row = rows[(i * stride + (i % 3)) % rows.length];
-      return { body: JSON.stringify({ features: row.features }), expected: [row.label] };
-    });
+    return singleRows(repoRoot, model).map((row) => ({
+      body: JSON.stringify({ features: row.features }),
+      expected: [row.label],
+    }));
   }
+  const rows = referenceRows(repoRoot, model);
   return Array.from({ length: BATCH_BODIES }, (_, b) => {
     const batch = Array.from({ length: BATCH_SIZE }, (_, j) => rows[(b * 37 + j * 9) % rows.length]);
     return { body: JSON.stringify({ instances: batch.map((r) => r.features) }), expected: batch.map((r) => r.label) };

@@ -20,6 +20,8 @@ export interface ClientInput {
   readonly values: Values;
   /** As JSON `data` instead of binary (tritonclient's set_data_from_numpy(binary_data=False)). */
   readonly json?: boolean;
+  /** Parameters of the input's own, beside the framing's binary_data_size. */
+  readonly parameters?: Record<string, unknown>;
 }
 
 export interface ClientOutput {
@@ -27,6 +29,8 @@ export interface ClientOutput {
   /** tritonclient's default is true. */
   readonly binary?: boolean;
   readonly classification?: number;
+  /** Parameters of the output's own, beside binary_data and classification. */
+  readonly parameters?: Record<string, unknown>;
 }
 
 export interface ClientOptions {
@@ -37,6 +41,8 @@ export interface ClientOptions {
   readonly acceptEncoding?: string;
   readonly headers?: Record<string, string>;
   readonly id?: string;
+  /** The request's parameters (tritonclient's infer(parameters=...)), beside binary_data_output. */
+  readonly parameters?: Record<string, unknown>;
 }
 
 const SIZES: Record<string, number> = {
@@ -184,22 +190,26 @@ export function frameRequest(inputs: readonly ClientInput[], options: ClientOpti
       const base = { name: input.name, shape: input.shape, datatype: input.datatype };
       if (input.json) {
         const data = input.values.map((v) => (typeof v === 'bigint' ? v.toString() : v));
-        return { ...base, data };
+        return { ...base, data, ...(input.parameters ? { parameters: input.parameters } : {}) };
       }
       const raw = encodeRaw(input.datatype, input.values);
       blobs.push(raw);
-      return { ...base, parameters: { binary_data_size: raw.length } };
+      return { ...base, parameters: { ...input.parameters, binary_data_size: raw.length } };
     }),
   };
   if (options.outputs) {
     header.outputs = options.outputs.map((o) => ({
       name: o.name,
       parameters: {
+        ...o.parameters,
         binary_data: o.binary ?? true,
         ...(o.classification !== undefined ? { classification: o.classification } : {}),
       },
     }));
-  } else header.parameters = { binary_data_output: true };
+  }
+  if (!options.outputs || options.parameters) {
+    header.parameters = { ...options.parameters, ...(options.outputs ? {} : { binary_data_output: true }) };
+  }
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   let body = Buffer.concat([json, ...blobs]);
   const headers: Record<string, string> = { ...options.headers };

@@ -70,17 +70,16 @@ describe('inference off the event loop, batching and backpressure', () => {
   });
 
   it('keeps the event loop answering while a model runs', async () => {
-    const running = request(http).post('/v1/models/slow/predict').send(slowBody());
-    await new Promise((r) => setTimeout(r, 30));
-    const started = performance.now();
+    // What is checked is the order of the answers, never how long one took (the machine is shared).
+    const { running } = await occupyWorker();
+    let slowAnswered = false;
+    void running.then(() => (slowAnswered = true));
     await request(http).get('/health/live').expect(200);
-    const waited = performance.now() - started;
+    expect(slowAnswered).toBe(false);
     const slow = await running;
     expect(slow.status).toBe(200);
     // A float32 sum of millions of terms: right to within a percent.
     expect(Math.abs(slow.body.outputs.s / SLOW_WIDTH ** 3 - 1)).toBeLessThan(0.02);
-    expect(waited).toBeLessThan(50);
-    expect(slow.body.latency_ms).toBeGreaterThan(waited);
   });
 
   it('answers 503 QUEUE_FULL with Retry-After once the queue is at its bound', async () => {

@@ -42,7 +42,7 @@ describe('Open Inference Protocol (V2): configuration and statistics extensions'
       expect(res.body).toEqual({
         name: expect.any(String),
         version: expect.any(String),
-        extensions: ['binary_tensor_data', 'classification', 'model_configuration', 'statistics'],
+        extensions: ['binary_tensor_data', 'classification', 'model_configuration', 'model_repository', 'statistics'],
       });
     });
 

@@ -39,7 +39,8 @@ export async function readModelRepository(root: string): Promise<ModelFolder[]> 
   return folders;
 }
 
-async function readModelFolder(root: string, name: string): Promise<ModelFolder> {
+/** One model folder; the folder must exist. */
+export async function readModelFolder(root: string, name: string): Promise<ModelFolder> {
   const dir = path.join(root, name);
   const configFile = path.join(dir, 'config.json');
   let config: ModelConfig = {};

@@ -54,7 +54,7 @@ export class ModelControlService implements OnApplicationBootstrap, OnModuleDest
     return this.config.MODEL_CONTROL_MODE;
   }
 
-  async onApplicationBootstrap(): Promise<void> {
+  onApplicationBootstrap(): void {
     if (this.mode !== 'poll') return;
     // What start-up loaded is the applied state; only changes after it count.
     void this.registry.whenLoaded().then(async () => {
@@ -200,7 +200,10 @@ export class ModelControlService implements OnApplicationBootstrap, OnModuleDest
     return prints;
   }
 
-  /** The content digest, hashed again only when size, mtime or inode changed (hashing a large model every poll would be waste). */
+  /**
+   * The content digest, hashed again only when size, mtime or inode changed: a touched file with the
+   * same bytes is no change, and a large model is not hashed on every poll.
+   */
   private async digestOf(file: string): Promise<string> {
     const stat = await fs.stat(file).catch(() => undefined);
     if (!stat?.isFile()) return 'none';

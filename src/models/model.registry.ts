@@ -220,7 +220,10 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     return work;
   }
 
-  /** Takes the model out of service: new requests get 404, those already accepted are answered, then every session is released. */
+  /**
+   * Takes the model out of service: new requests get 404, those already accepted are answered,
+   * then every session is released.
+   */
   unload(name: string, why = 'unloaded through the repository API'): Promise<void> {
     return this.serialized(name, () => this.unloadNow(name, why));
   }

@@ -104,6 +104,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     for (const folder of folders) this.models.set(folder.name, this.register(folder));
     if (folders.length === 0) this.logger.warn(`model repository ${root} holds no models`);
     this.loading = this.loadAll(folders);
+    this.metrics?.setVersionStateSource(() => this.list().flatMap((m) => [...m.versions.values()].map((v) => v.state)));
     this.metrics?.setQueueDepthSource(() =>
       this.list().flatMap((m) =>
         [...m.versions.values()]
@@ -257,6 +258,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     if (old && folder.configError) {
       // A bad config.json must not take down what serves: keep the model as it is, and say why.
       this.models.set(name, { ...old, loadError: folder.configError });
+      this.metrics?.observeModelLoad(name, 'failure', (performance.now() - started) / 1000);
       this.logger.error(`model ${name} load FAILED, still serving what was loaded before: ${folder.configError}`);
       throw new ModelLoadFailedError(`Model '${name}' was not loaded: ${folder.configError}`);
     }
@@ -297,11 +299,14 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     };
     const failed = outcome.versions.filter((v) => v.state === 'FAILED');
     const ms = (performance.now() - started).toFixed(1);
+    const seconds = (performance.now() - started) / 1000;
     if (model.problem || failed.length > 0) {
       const why = model.problem ?? failed.map((v) => `version ${v.version}: ${v.reason}`).join('; ');
+      this.metrics?.observeModelLoad(name, 'failure', seconds);
       this.logger.error(`model ${name} load FAILED in ${ms} ms: ${why}`);
       throw new ModelLoadFailedError(`Model '${name}' did not load whole: ${why}`);
     }
+    this.metrics?.observeModelLoad(name, 'success', seconds);
     this.logger.log(`model ${name} loaded in ${ms} ms: default version ${model.defaultVersion}`);
     return outcome;
   }
@@ -344,6 +349,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       ?.release()
       .catch((err: Error) => this.logger.warn(`releasing ${entry.model}/${entry.version}: ${err.message}`));
     const ms = (performance.now() - started).toFixed(1);
+    this.metrics?.observeModelUnload(entry.model);
     this.logger.log(`model ${entry.model} version ${entry.version} ${was} -> UNLOADED in ${ms} ms (${why})`);
   }
 
@@ -410,10 +416,13 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   private async loadAll(folders: readonly ModelFolder[]): Promise<void> {
     for (const folder of folders) {
       const model = this.models.get(folder.name)!;
+      const started = performance.now();
       for (const v of folder.versions) {
         const entry = model.versions.get(v.version)!;
         if (entry.state === 'LOADING') await this.loadVersion(model, entry, v.file);
       }
+      const outcome = this.stateOf(model).state === 'READY' ? 'success' : 'failure';
+      this.metrics?.observeModelLoad(model.name, outcome, (performance.now() - started) / 1000);
     }
   }
 

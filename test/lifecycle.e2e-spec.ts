@@ -2,7 +2,7 @@ import { ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { bundled, fixture, makeRepository } from './support/app';
-import { exited, freePort, serve, waitFor, waitUntilReady } from './support/process';
+import { exited, freePort, serve, waitFor } from './support/process';
 
 const VERSIONS = fixture('iris_versions');
 const ADMIN_KEY = 'admin-key-0123456789abcdef';
@@ -59,7 +59,16 @@ class Service {
   static async start(env: Record<string, string>): Promise<Service> {
     const port = await freePort();
     const service = new Service(serve({ PORT: String(port), HOST: '127.0.0.1', INFERENCE_WORKERS: '2', ...env }), port);
-    await waitUntilReady(`${service.base}/health/ready`);
+    // Longer than waitUntilReady's 30 s: these machines are shared, and start-up loads every worker.
+    const ready = () =>
+      fetch(`${service.base}/health/ready`).then(
+        (r) => r.ok,
+        () => false,
+      );
+    await waitFor(ready, 90000, 'readiness').catch(async (err: Error) => {
+      await service.stop();
+      throw err;
+    });
     return service;
   }
 

@@ -54,6 +54,10 @@ const EDGE = [
   // ReDoc's script sent as text (Express would send a Buffer as JSON), and the documents each
   // adapter's Swagger setup serves, patched on every request.
   'model-openapi',
+  // Models loaded, replaced and unloaded under load in a real process: tritonclient posts load and
+  // unload with no body and no Content-Type, which src/http/v2-body.ts reads ahead of each adapter's
+  // parser, and each adapter answers the unloaded model's 404 and the refused load's 400.
+  'lifecycle',
   // The process: the matched route in each request's log line (see metrics), and SIGTERM under load,
   // which each adapter's server drains its own way.
   'process',

@@ -34,6 +34,9 @@ const ROUTES: [string, string][] = [
   ['get', '/v2/models/{model}/versions/{version}/stats'],
   ['post', '/v2/models/{model}/infer'],
   ['post', '/v2/models/{model}/versions/{version}/infer'],
+  ['post', '/v2/repository/index'],
+  ['post', '/v2/repository/models/{model}/load'],
+  ['post', '/v2/repository/models/{model}/unload'],
 ];
 
 interface Operation {

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { loadConfig } from '../src/config/app.config';
 import { buildOpenApiDocument } from '../src/openapi';
 import { ApiKeyStore } from '../src/security/api-key.store';
+import { requiredScope } from '../src/security/api-key.middleware';
 import { isStructuredError, listen, RawResponse, rawRequest } from './support/http';
 import { startApp } from './support/app';
 
@@ -137,8 +138,8 @@ describe('API keys', () => {
     expect((await send(port, { method: 'GET', path: `/v1/models?api_key=${INFERENCE_KEY}` })).status).toBe(401);
   });
 
-  it('answers every route with a valid key, as a Bearer token or in X-API-Key', async () => {
-    for (const route of routes) {
+  it('answers every inference route with a valid key, as a Bearer token or in X-API-Key', async () => {
+    for (const route of routes.filter((r) => requiredScope(r.method, r.path) === 'inference')) {
       const ways: Record<string, string>[] = [{ authorization: `Bearer ${INFERENCE_KEY}` }, { 'X-API-Key': FILE_KEY }];
       for (const headers of ways) {
         const res = await send(port, route, headers);
@@ -158,6 +159,20 @@ describe('API keys', () => {
     const v2 = await send(port, { method: 'GET', path: '/v2/models/iris' }, { 'x-api-key': ADMIN_ONLY_KEY });
     expect(v2.status).toBe(403);
     expect(v2.json).toEqual({ error: expect.stringMatching(/inference scope/) });
+  });
+
+  it('lets only admin keys reach the repository load and unload routes', async () => {
+    const admin = routes.filter((r) => requiredScope(r.method, r.path) === 'admin').map((r) => r.path);
+    expect(admin.sort()).toEqual(['/v2/repository/models/iris/load', '/v2/repository/models/iris/unload']);
+    for (const path of admin) {
+      const refused = await send(port, { method: 'POST', path }, { authorization: `Bearer ${INFERENCE_KEY}` });
+      expect(refused.status).toBe(403);
+      expect(refused.json).toEqual({ error: expect.stringMatching(/admin scope/) });
+      // Past the key check, the route itself answers: this server runs with MODEL_CONTROL_MODE=none.
+      const allowed = await send(port, { method: 'POST', path }, { authorization: `Bearer ${ADMIN_ONLY_KEY}` });
+      expect(allowed.status).toBe(400);
+      expect(allowed.json).toEqual({ error: expect.stringMatching(/MODEL_CONTROL_MODE=none/) });
+    }
   });
 
   it('lets CORS preflights through without a key, allowing the key headers', async () => {

@@ -42,13 +42,15 @@ describe('Open Inference Protocol (V2): configuration and statistics extensions'
       expect(res.body).toEqual({
         name: expect.any(String),
         version: expect.any(String),
-        extensions: ['binary_tensor_data', 'classification', 'model_configuration', 'statistics'],
+        extensions: ['binary_tensor_data', 'classification', 'model_configuration', 'model_repository', 'statistics'],
       });
     });
 
-    it('the repository extension, not implemented, is not found', async () => {
-      const res = await request(http).post('/v2/repository/index').send({}).expect(404);
-      expect(Object.keys(res.body)).toEqual(['error']);
+    it('the repository extension: the index in every mode; load refused in the default mode, in the V2 shape', async () => {
+      const res = await request(http).post('/v2/repository/index').send({}).expect(200);
+      expect(res.body).toEqual(expect.arrayContaining([{ name: 'iris', version: '1', state: 'READY' }]));
+      const load = await request(http).post('/v2/repository/models/iris/load').expect(400);
+      expect(load.body).toEqual({ error: expect.stringMatching(/needs MODEL_CONTROL_MODE=explicit/) });
     });
   });
 

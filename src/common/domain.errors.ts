@@ -15,6 +15,9 @@ export const ERROR_CODES = {
   REQUEST_TIMEOUT: 'the request was not received whole within HTTP_REQUEST_TIMEOUT_MS',
   MODEL_NOT_FOUND: 'unknown model or version',
   MODEL_NOT_READY: 'the model is loading or failed to load (with the reason); retry after Retry-After',
+  MODEL_CONTROL_DISABLED:
+    'a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it',
+  MODEL_LOAD_FAILED: 'a repository load left the model failing (with the reason); what served before still serves',
   QUEUE_FULL: "the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After",
   DEADLINE_EXCEEDED:
     'the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran',
@@ -100,5 +103,19 @@ export class RateLimitedError extends DomainError {
     limit: number,
   ) {
     super('RATE_LIMITED', `Rate limit of ${limit} requests per minute reached; retry after ${retryAfterSeconds} s`);
+  }
+}
+
+/** Load and unload are refused unless MODEL_CONTROL_MODE=explicit. */
+export class ModelControlDisabledError extends DomainError {
+  constructor(message: string) {
+    super('MODEL_CONTROL_DISABLED', message);
+  }
+}
+
+/** A repository load did not make the model serve what is on disk; what served before still does. */
+export class ModelLoadFailedError extends DomainError {
+  constructor(message: string) {
+    super('MODEL_LOAD_FAILED', message);
   }
 }

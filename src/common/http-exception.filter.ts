@@ -20,6 +20,9 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   REQUEST_TIMEOUT: 408,
   MODEL_NOT_FOUND: 404,
   MODEL_NOT_READY: 503,
+  // Triton answers a refused or failed repository request with 400.
+  MODEL_CONTROL_DISABLED: 400,
+  MODEL_LOAD_FAILED: 400,
   QUEUE_FULL: 503,
   DEADLINE_EXCEEDED: 504,
   // nginx's code for a client that closed the request; nobody reads it, but the log line does.

@@ -23,6 +23,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose']
 export type LogLevelName = (typeof LOG_LEVELS)[number];
 export const GRAPH_OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
 export type GraphOptimizationLevel = (typeof GRAPH_OPTIMIZATION_LEVELS)[number];
+export const MODEL_CONTROL_MODES = ['none', 'explicit', 'poll'] as const;
+export type ModelControlMode = (typeof MODEL_CONTROL_MODES)[number];
 
 const BOOLEANS: Record<string, boolean> = {
   true: true,
@@ -71,6 +73,16 @@ export class AppConfig {
   @IsString()
   @IsNotEmpty({ message: 'MODEL_REPOSITORY must be a directory path' })
   readonly MODEL_REPOSITORY: string = './models';
+
+  /**
+   * How models change while serving: `none` (read once at start-up), `explicit` (the repository
+   * extension's load and unload routes), `poll` (changes on disk applied every REPOSITORY_POLL_SECONDS).
+   */
+  @IsIn(MODEL_CONTROL_MODES, { message: `MODEL_CONTROL_MODE must be one of ${MODEL_CONTROL_MODES.join(', ')}` })
+  readonly MODEL_CONTROL_MODE: ModelControlMode = 'none';
+
+  @IntBetween(1, 86400)
+  readonly REPOSITORY_POLL_SECONDS: number = 5;
 
   /** Model answering the lesson's routes (/predict, /predict/batch). */
   @IsOptional()

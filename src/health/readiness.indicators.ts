@@ -33,15 +33,20 @@ export class ReadinessIndicators {
     return results.every((result) => Object.values(result).every((r) => r.status === 'up'));
   }
 
-  /** Up when the repository has models and every one is loaded, warmed and self-tested. */
+  /**
+   * Up when the repository has models and each one's default version is loaded, warmed and
+   * self-tested. A version failing beside a serving default (a bad new version during a reload)
+   * does not count: the model still answers. Models unloaded on purpose are not listed at all.
+   */
   models(): HealthIndicatorResult {
     const check = this.health.check('models');
     const models = this.registry.list();
     if (models.length === 0) return check.down({ message: 'the model repository holds no models' });
     const failing: Record<string, string> = {};
     for (const model of models) {
+      if (this.registry.serves(model)) continue;
       const { state, reason } = this.registry.stateOf(model);
-      if (state !== 'READY') failing[model.name] = reason ? `${state}: ${reason}` : state;
+      failing[model.name] = reason ? `${state}: ${reason}` : state;
     }
     const ready = models.map((m) => m.name).filter((name) => !(name in failing));
     return Object.keys(failing).length === 0 ? check.up({ ready }) : check.down({ ready, failing });

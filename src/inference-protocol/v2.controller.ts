@@ -46,7 +46,13 @@ import { frameAnswer } from './v2-binary.codec';
 import { decodeInputs, encodeConfig, encodeMetadata, encodeResponse, encodeStatistics } from './v2.codec';
 
 /** The protocol's extensions this service implements, named as Triton names them, and no other. */
-export const V2_EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'statistics'];
+export const V2_EXTENSIONS = [
+  'binary_tensor_data',
+  'classification',
+  'model_configuration',
+  'model_repository',
+  'statistics',
+];
 
 /** Express's response and Fastify's reply both have status(code) and header(name, value). */
 type Status = { status(code: number): unknown };

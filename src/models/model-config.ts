@@ -73,6 +73,38 @@ export class ModelCacheConfig {
   readonly ttl_seconds?: number;
 }
 
+export class LatestVersionsPolicy {
+  @IsInt()
+  @Min(1)
+  readonly num_versions!: number;
+}
+
+export class SpecificVersionsPolicy {
+  @IsArray()
+  @ArrayNotEmpty()
+  @ArrayUnique()
+  @IsInt({ each: true })
+  @Min(1, { each: true })
+  readonly versions!: number[];
+}
+
+/** Which version folders are served, in Triton's terms; exactly one of the three. */
+export class VersionPolicy {
+  @IsOptional()
+  @IsObject()
+  readonly all?: Record<string, never>;
+
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => LatestVersionsPolicy)
+  readonly latest?: LatestVersionsPolicy;
+
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => SpecificVersionsPolicy)
+  readonly specific?: SpecificVersionsPolicy;
+}
+
 /** The optional `<model>/config.json` of a model folder. */
 export class ModelConfig {
   @IsOptional()
@@ -121,6 +153,19 @@ export class ModelConfig {
   @ValidateNested()
   @Type(() => ModelCacheConfig)
   readonly cache?: ModelCacheConfig;
+
+  /** `{"all": {}}` (the default), `{"latest": {"num_versions": N}}` or `{"specific": {"versions": [...]}}`. */
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => VersionPolicy)
+  readonly version_policy?: VersionPolicy;
+}
+
+/** The version numbers a policy serves out of those on disk (sorted ascending). */
+export function selectVersions(policy: VersionPolicy | undefined, present: readonly number[]): number[] {
+  if (policy?.latest) return present.slice(-policy.latest.num_versions);
+  if (policy?.specific) return present.filter((v) => policy.specific!.versions.includes(v));
+  return [...present];
 }
 
 /**
@@ -139,6 +184,10 @@ export function parseModelConfig(text: string, file: string): ModelConfig {
   }
   const config = plainToInstance(ModelConfig, raw);
   const errors = validateSync(config, { whitelist: true, forbidNonWhitelisted: true });
+  const policy = config.version_policy;
+  if (errors.length === 0 && policy && Object.keys(policy).filter((k) => k in policy).length !== 1) {
+    throw new Error(`${file} is invalid: version_policy: must hold exactly one of all, latest, specific`);
+  }
   if (errors.length > 0) {
     throw new Error(
       `${file} is invalid: ${flattenValidationErrors(errors)

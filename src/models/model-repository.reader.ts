@@ -1,7 +1,7 @@
 import { MODEL_NAME, VERSION } from '../common/model-names';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ModelConfig, parseModelConfig } from './model-config';
+import { ModelConfig, parseModelConfig, selectVersions } from './model-config';
 
 /** A model folder as found on disk, before anything is loaded. */
 export interface ModelFolder {
@@ -39,7 +39,8 @@ export async function readModelRepository(root: string): Promise<ModelFolder[]> 
   return folders;
 }
 
-async function readModelFolder(root: string, name: string): Promise<ModelFolder> {
+/** One model folder; the folder must exist. */
+export async function readModelFolder(root: string, name: string): Promise<ModelFolder> {
   const dir = path.join(root, name);
   const configFile = path.join(dir, 'config.json');
   let config: ModelConfig = {};
@@ -67,5 +68,12 @@ async function readModelFolder(root: string, name: string): Promise<ModelFolder>
     });
   }
   versions.sort((a, b) => a.version - b.version);
-  return { name, config, configError, versions, ignored };
+  const served = selectVersions(
+    config.version_policy,
+    versions.map((v) => v.version),
+  );
+  for (const v of versions.filter((v) => !served.includes(v.version))) {
+    ignored.push(`${name}/${v.version}: not served (config.json version_policy)`);
+  }
+  return { name, config, configError, versions: versions.filter((v) => served.includes(v.version)), ignored };
 }

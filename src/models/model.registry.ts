@@ -1,13 +1,13 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ModelNotFoundError, ModelNotReadyError } from '../common/domain.errors';
+import { ModelLoadFailedError, ModelNotFoundError, ModelNotReadyError } from '../common/domain.errors';
 import { AppConfig } from '../config/app.config';
 import { MetricsService } from '../observability/metrics.service';
 import { Batcher, BatchingOptions } from './batching/batcher';
 import { ModelConfig, ModelSample } from './model-config';
-import { ModelFolder, readModelRepository } from './model-repository.reader';
+import { ModelFolder, readModelFolder, readModelRepository } from './model-repository.reader';
 import { buildSignature } from './model-signature';
 import { ModelSignature, ModelState } from './model.types';
 import { MODEL_RUNTIME, ModelRuntime, RuntimeSession } from './runtime/model-runtime.interface';
@@ -51,6 +51,15 @@ export interface Model {
   readonly versions: ReadonlyMap<number, ModelVersion>;
   /** A problem with the model folder itself (config.json, no versions); every version is FAILED. */
   readonly problem?: string;
+  /** Why the last load did not apply, when what served before was kept serving instead. */
+  readonly loadError?: string;
+}
+
+/** What a load made of a model: its default version and every version's state. */
+export interface LoadOutcome {
+  readonly model: string;
+  readonly defaultVersion?: number;
+  readonly versions: readonly { readonly version: number; readonly state: ModelState; readonly reason?: string }[];
 }
 
 const DEFAULT_TOLERANCE = 1e-5;
@@ -73,6 +82,15 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   private readonly models = new Map<string, Model>();
   private loading: Promise<void> = Promise.resolve();
   private root = '';
+  /** Models unloaded on purpose, with why: they answer 404 saying so, and readiness leaves them out. */
+  private readonly unloaded = new Map<string, string>();
+  /** The load or unload each model is running; the next one for the model waits for it. */
+  private readonly chains = new Map<string, Promise<unknown>>();
+  /** A load waiting its turn, which later loads of the model join rather than queue again. */
+  private readonly queuedLoads = new Map<string, Promise<LoadOutcome>>();
+  /** Requests holding each version: a replaced version is released only once they are answered. */
+  private readonly leases = new WeakMap<ModelVersion, number>();
+  private readonly drainWaiters = new WeakMap<ModelVersion, () => void>();
 
   constructor(
     @Inject(MODEL_RUNTIME) private readonly runtime: ModelRuntime,
@@ -86,6 +104,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     for (const folder of folders) this.models.set(folder.name, this.register(folder));
     if (folders.length === 0) this.logger.warn(`model repository ${root} holds no models`);
     this.loading = this.loadAll(folders);
+    this.metrics?.setVersionStateSource(() => this.list().flatMap((m) => [...m.versions.values()].map((v) => v.state)));
     this.metrics?.setQueueDepthSource(() =>
       this.list().flatMap((m) =>
         [...m.versions.values()]
@@ -111,6 +130,9 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
 
   getModel(name: string): Model {
     const model = this.models.get(name);
+    if (!model && this.unloaded.has(name)) {
+      throw new ModelNotFoundError(`Model '${name}' is unloaded (${this.unloaded.get(name)})`);
+    }
     if (!model) {
       const names = [...this.models.keys()];
       throw new ModelNotFoundError(
@@ -146,6 +168,191 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     return entry as ReadyModelVersion;
   }
 
+  /**
+   * Whether unversioned requests to the model are answered now: its default version is READY. A
+   * version that failed beside it does not stop it serving, so it does not make readiness fail.
+   */
+  serves(model: Model): boolean {
+    return model.defaultVersion !== undefined && model.versions.get(model.defaultVersion)?.state === 'READY';
+  }
+
+  /** The repository folder, resolved. */
+  get repositoryRoot(): string {
+    return this.root;
+  }
+
+  /** Models unloaded on purpose, and why. */
+  unloadedModels(): ReadonlyMap<string, string> {
+    return this.unloaded;
+  }
+
+  /**
+   * Marks a version as used by one request until the returned function is called. Versions taken
+   * out of service wait for their leases, so that no request that already chose one loses it.
+   */
+  lease(entry: ModelVersion): () => void {
+    this.leases.set(entry, (this.leases.get(entry) ?? 0) + 1);
+    let returned = false;
+    return () => {
+      if (returned) return;
+      returned = true;
+      const left = this.leases.get(entry)! - 1;
+      this.leases.set(entry, left);
+      if (left === 0) this.drainWaiters.get(entry)?.();
+    };
+  }
+
+  /**
+   * Makes what is on disk the model's served state (config.json replaced by `config` when given).
+   * New or changed versions load, warm up and pass the self-test first; then the model switches in
+   * one step; versions no longer wanted are drained and released. A load asked for while one waits
+   * joins it, so concurrent loads never load a version twice.
+   */
+  load(name: string, config?: ModelConfig): Promise<LoadOutcome> {
+    if (config === undefined) {
+      const queued = this.queuedLoads.get(name);
+      if (queued) return queued;
+    }
+    const work: Promise<LoadOutcome> = this.serialized(name, () => {
+      if (this.queuedLoads.get(name) === work) this.queuedLoads.delete(name);
+      return this.reload(name, config);
+    });
+    if (config === undefined) this.queuedLoads.set(name, work);
+    return work;
+  }
+
+  /**
+   * Takes the model out of service: new requests get 404, those already accepted are answered,
+   * then every session is released.
+   */
+  unload(name: string, why = 'unloaded through the repository API'): Promise<void> {
+    return this.serialized(name, () => this.unloadNow(name, why));
+  }
+
+  private serialized<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.chains.get(name) ?? this.loading;
+    const next = previous.catch(() => undefined).then(work);
+    this.chains.set(name, next);
+    void next
+      .finally(() => {
+        if (this.chains.get(name) === next) this.chains.delete(name);
+      })
+      .catch(() => undefined);
+    return next;
+  }
+
+  private async reload(name: string, override?: ModelConfig): Promise<LoadOutcome> {
+    const started = performance.now();
+    const old = this.models.get(name);
+    const present = await fs.stat(path.join(this.root, name)).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+    if (!present) {
+      if (!old) throw new ModelNotFoundError(`Model '${name}' is not in the repository: there is no folder ${name}/`);
+      await this.unloadNow(name, 'its folder left the repository');
+      return { model: name, versions: [] };
+    }
+    const read = await readModelFolder(this.root, name);
+    const folder: ModelFolder = override ? { ...read, config: override, configError: undefined } : read;
+    if (old && folder.configError) {
+      // A bad config.json must not take down what serves: keep the model as it is, and say why.
+      this.models.set(name, { ...old, loadError: folder.configError });
+      this.metrics?.observeModelLoad(name, 'failure', (performance.now() - started) / 1000);
+      this.logger.error(`model ${name} load FAILED, still serving what was loaded before: ${folder.configError}`);
+      throw new ModelLoadFailedError(`Model '${name}' was not loaded: ${folder.configError}`);
+    }
+    const fresh = this.register(folder);
+    const configKey = JSON.stringify(folder.config);
+    const reusable = old && !old.problem && JSON.stringify(old.config) === configKey ? old : undefined;
+    const versions = new Map<number, ModelVersion>();
+    const loads: Promise<void>[] = [];
+    for (const v of folder.versions) {
+      const entry = fresh.versions.get(v.version)!;
+      versions.set(v.version, entry);
+      if (entry.state !== 'LOADING') continue;
+      const digest = await sha256Of(v.file).catch(() => undefined);
+      const kept = reusable?.versions.get(v.version);
+      if (kept && kept.state === 'READY' && kept.digest === digest) {
+        versions.set(v.version, kept);
+        continue;
+      }
+      loads.push(this.loadVersion(fresh, entry, v.file));
+    }
+    // One at a time: each load already runs in every worker, and the workers also serve requests.
+    for (const load of loads) await load;
+    const model: Model = { ...fresh, versions, defaultVersion: this.chooseDefault(fresh, versions, old) };
+    this.models.set(name, model);
+    this.unloaded.delete(name);
+    if (old?.defaultVersion !== model.defaultVersion) {
+      this.logger.log(
+        `model ${name} default version ${old?.defaultVersion ?? 'none'} -> ${model.defaultVersion ?? 'none'}`,
+      );
+    }
+    const kept = new Set(versions.values());
+    const retired = old ? [...old.versions.values()].filter((v) => !kept.has(v)) : [];
+    await Promise.all(retired.map((v) => this.retire(v, 'was replaced by a load')));
+    const outcome: LoadOutcome = {
+      model: name,
+      defaultVersion: model.defaultVersion,
+      versions: [...versions.values()].map((v) => ({ version: v.version, state: v.state, reason: v.reason })),
+    };
+    const failed = outcome.versions.filter((v) => v.state === 'FAILED');
+    const ms = (performance.now() - started).toFixed(1);
+    const seconds = (performance.now() - started) / 1000;
+    if (model.problem || failed.length > 0) {
+      const why = model.problem ?? failed.map((v) => `version ${v.version}: ${v.reason}`).join('; ');
+      this.metrics?.observeModelLoad(name, 'failure', seconds);
+      this.logger.error(`model ${name} load FAILED in ${ms} ms: ${why}`);
+      throw new ModelLoadFailedError(`Model '${name}' did not load whole: ${why}`);
+    }
+    this.metrics?.observeModelLoad(name, 'success', seconds);
+    this.logger.log(`model ${name} loaded in ${ms} ms: default version ${model.defaultVersion}`);
+    return outcome;
+  }
+
+  /**
+   * The version config.json asks for (else the highest) when it is READY; otherwise, on a reload,
+   * the version that served before, if it still does; else the highest READY one.
+   */
+  private chooseDefault(fresh: Model, versions: ReadonlyMap<number, ModelVersion>, old?: Model): number | undefined {
+    const wanted = fresh.defaultVersion;
+    if (wanted === undefined && fresh.problem) return undefined;
+    if (wanted !== undefined && versions.get(wanted)?.state === 'READY') return wanted;
+    const before = old?.defaultVersion;
+    if (before !== undefined && versions.get(before)?.state === 'READY') return before;
+    const ready = [...versions.values()].filter((v) => v.state === 'READY').map((v) => v.version);
+    return ready.length > 0 ? Math.max(...ready) : wanted;
+  }
+
+  private async unloadNow(name: string, why: string): Promise<void> {
+    const model = this.models.get(name);
+    if (!model) {
+      if (this.unloaded.has(name)) return;
+      throw new ModelNotFoundError(`Model '${name}' is not loaded`);
+    }
+    this.models.delete(name);
+    this.unloaded.set(name, why);
+    await Promise.all([...model.versions.values()].map((v) => this.retire(v, why)));
+  }
+
+  /** Waits for the version's requests, then releases its session in every worker. */
+  private async retire(entry: ModelVersion, why: string): Promise<void> {
+    const started = performance.now();
+    if (this.leases.get(entry)) await new Promise<void>((resolve) => this.drainWaiters.set(entry, resolve));
+    const { session, batcher } = entry;
+    const was = entry.state;
+    batcher?.close(why);
+    await batcher?.idle();
+    Object.assign(entry, { state: 'FAILED', reason: why, session: undefined, batcher: undefined });
+    await session
+      ?.release()
+      .catch((err: Error) => this.logger.warn(`releasing ${entry.model}/${entry.version}: ${err.message}`));
+    const ms = (performance.now() - started).toFixed(1);
+    this.metrics?.observeModelUnload(entry.model);
+    this.logger.log(`model ${entry.model} version ${entry.version} ${was} -> UNLOADED in ${ms} ms (${why})`);
+  }
+
   /** LOADING while any version loads, FAILED (with the reasons) when any failed, READY otherwise. */
   stateOf(model: Model): { state: ModelState; reason?: string } {
     if (model.problem) return { state: 'FAILED', reason: model.problem };
@@ -159,6 +366,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     await this.loading;
+    await Promise.allSettled([...this.chains.values()]);
     for (const model of this.models.values()) {
       for (const v of model.versions.values()) {
         const { session, batcher } = v;
@@ -208,10 +416,13 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   private async loadAll(folders: readonly ModelFolder[]): Promise<void> {
     for (const folder of folders) {
       const model = this.models.get(folder.name)!;
+      const started = performance.now();
       for (const v of folder.versions) {
         const entry = model.versions.get(v.version)!;
         if (entry.state === 'LOADING') await this.loadVersion(model, entry, v.file);
       }
+      const outcome = this.stateOf(model).state === 'READY' ? 'success' : 'failure';
+      this.metrics?.observeModelLoad(model.name, outcome, (performance.now() - started) / 1000);
     }
   }
 

@@ -115,7 +115,43 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly modelLoads = new Counter({
+    name: 'model_load_total',
+    help: 'Model loads (start-up and repository loads), by model and outcome (success or failure)',
+    labelNames: ['model', 'outcome'],
+    registers: [this.registry],
+  });
+
+  private readonly modelLoadDuration = new Histogram({
+    name: 'model_load_duration_seconds',
+    help: 'Time of one model load: reading, session creation in every worker, warm-up and self-test of its new versions',
+    labelNames: ['model', 'outcome'],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  private readonly modelUnloads = new Counter({
+    name: 'model_unload_total',
+    help: 'Model versions unloaded (drained, then released in every worker), by model',
+    labelNames: ['model'],
+    registers: [this.registry],
+  });
+
+  private versionStates: () => Iterable<string> = () => [];
+
   constructor() {
+    // Read when scraped, like the queue depths below.
+    const versions: Gauge = new Gauge({
+      name: 'model_versions',
+      help: 'Model versions held by the server, by state (LOADING, READY, FAILED)',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect: () => {
+        versions.reset();
+        for (const state of ['LOADING', 'READY', 'FAILED']) versions.set({ state }, 0);
+        for (const state of this.versionStates()) versions.inc({ state });
+      },
+    });
     // Read when scraped, so the gauge is always the queue's current depth.
     const depth: Gauge = new Gauge({
       name: 'inference_queue_depth',
@@ -157,6 +193,20 @@ export class MetricsService {
 
   setQueueDepthSource(source: QueueDepthSource): void {
     this.queueDepths = source;
+  }
+
+  /** The state of every version held, one entry each; the registry registers itself at start-up. */
+  setVersionStateSource(source: () => Iterable<string>): void {
+    this.versionStates = source;
+  }
+
+  observeModelLoad(model: string, outcome: 'success' | 'failure', seconds: number): void {
+    this.modelLoads.inc({ model, outcome });
+    this.modelLoadDuration.observe({ model, outcome }, seconds);
+  }
+
+  observeModelUnload(model: string): void {
+    this.modelUnloads.inc({ model });
   }
 
   observeHttp(method: string, route: string, status: number, seconds: number): void {

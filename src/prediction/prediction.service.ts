@@ -284,6 +284,8 @@ export class PredictionService {
   /** Counts a request against its model version as answered (with its duration) or failed (with its code). */
   private async measured<T>(entry: ReadyModelVersion, work: () => Promise<T>): Promise<T> {
     const started = performance.now();
+    // Held until answered, so that a load replacing this version waits for this request.
+    const done = this.registry.lease(entry);
     try {
       const result = await work();
       this.metrics.observeInference(entry.model, entry.version, (performance.now() - started) / 1000);
@@ -298,6 +300,8 @@ export class PredictionService {
         err instanceof DomainError ? err.code : 'INTERNAL',
       );
       throw err;
+    } finally {
+      done();
     }
   }
 

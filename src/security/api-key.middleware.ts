@@ -22,8 +22,16 @@ export function openPathMatcher(paths: readonly string[]): (path: string) => boo
   return (path) => exact.has(path) || prefixes.some((p) => path.startsWith(p));
 }
 
-/** The scope a route needs. Every route the service has reads or infers; none changes the server. */
-const REQUIRED_SCOPE: Scope = 'inference';
+/** Routes that change what the server serves: Triton's repository load and unload. */
+const ADMIN_ROUTE = /^\/v2\/repository\/models\/[^/]+\/(load|unload)\/?$/;
+
+/**
+ * The scope a request needs, read from its method and path before routing (so an unknown route
+ * still needs a key). Everything reads or infers, but load and unload, which change the server.
+ */
+export function requiredScope(method: string | undefined, path: string): Scope {
+  return method === 'POST' && ADMIN_ROUTE.test(path) ? 'admin' : 'inference';
+}
 
 /**
  * Lets through only requests with a key in force, except on the open paths (the probes and
@@ -36,7 +44,8 @@ export function apiKeyMiddleware(lookup: (key: string) => KeyMatch | undefined, 
   return (req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void => {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
-    if (isOpen(query < 0 ? url : url.slice(0, query))) return next();
+    const path = query < 0 ? url : url.slice(0, query);
+    if (isOpen(path)) return next();
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) return next();
     const key = presentedKey(req);
     if (key === undefined) {
@@ -49,9 +58,10 @@ export function apiKeyMiddleware(lookup: (key: string) => KeyMatch | undefined, 
     }
     const match = key === '' ? undefined : lookup(key);
     if (match === undefined) return next(new DomainError('UNAUTHENTICATED', 'The API key is not valid'));
-    if (!match.scopes.has(REQUIRED_SCOPE)) {
+    const scope = requiredScope(req.method, path);
+    if (!match.scopes.has(scope)) {
       return next(
-        new DomainError('FORBIDDEN', `This API key is not allowed on this route: it needs the ${REQUIRED_SCOPE} scope`),
+        new DomainError('FORBIDDEN', `This API key is not allowed on this route: it needs the ${scope} scope`),
       );
     }
     // The rate limiter counts per key, by its digest.

@@ -429,6 +429,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/repository/index": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Repository extension: every model on disk or served, each version with its state and reason */
+        post: operations["v2RepositoryIndex"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/repository/models/{model}/load": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Repository extension: load the model as it is on disk (MODEL_CONTROL_MODE=explicit); new versions serve once warmed and self-tested */
+        post: operations["v2RepositoryLoad"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/repository/models/{model}/unload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Repository extension: unload the model (MODEL_CONTROL_MODE=explicit); accepted requests are answered, then its sessions are released */
+        post: operations["v2RepositoryUnload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health/live": {
         parameters: {
             query?: never;
@@ -748,7 +799,7 @@ export interface components {
             /** @example 400 */
             statusCode: number;
             /**
-             * @description Stable machine-readable code: INVALID_INPUT, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED, HTTP_ERROR, UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, HEADERS_TOO_LARGE, REQUEST_TIMEOUT, MODEL_NOT_FOUND, MODEL_NOT_READY, QUEUE_FULL, DEADLINE_EXCEEDED, CLIENT_CLOSED, INFERENCE_FAILED, INTERNAL
+             * @description Stable machine-readable code: INVALID_INPUT, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED, HTTP_ERROR, UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, HEADERS_TOO_LARGE, REQUEST_TIMEOUT, MODEL_NOT_FOUND, MODEL_NOT_READY, MODEL_CONTROL_DISABLED, MODEL_LOAD_FAILED, QUEUE_FULL, DEADLINE_EXCEEDED, CLIENT_CLOSED, INFERENCE_FAILED, INTERNAL
              * @example INVALID_INPUT
              */
             error: string;
@@ -957,6 +1008,7 @@ export interface components {
              *       "binary_tensor_data",
              *       "classification",
              *       "model_configuration",
+             *       "model_repository",
              *       "statistics"
              *     ]
              */
@@ -1234,6 +1286,28 @@ export interface components {
             /** @example 42 */
             id?: string;
             outputs: components["schemas"]["V2OutputTensorDto"][];
+        };
+        RepositoryIndexRequestDto: {
+            /** @description Only versions that are READY */
+            ready?: boolean;
+        };
+        RepositoryIndexEntryDto: {
+            /** @example iris */
+            name: string;
+            /** @example 1 */
+            version?: string;
+            /** @enum {string} */
+            state: "READY" | "LOADING" | "FAILED" | "UNAVAILABLE";
+            reason?: string;
+        };
+        RepositoryLoadRequestDto: {
+            /**
+             * @description `config`: a config.json (as a JSON string or object) to use instead of the folder's, written into the repository; `file:<version>/model.onnx`: that version's model file in base64, written into the repository atomically
+             * @example {
+             *       "config": "{\"default_version\": 2}"
+             *     }
+             */
+            parameters?: Record<string, never>;
         };
         LiveDto: {
             /** @example ok */
@@ -1609,6 +1683,9 @@ export type V2RequestedOutputDto = components['schemas']['V2RequestedOutputDto']
 export type V2InferRequestDto = components['schemas']['V2InferRequestDto'];
 export type V2OutputTensorDto = components['schemas']['V2OutputTensorDto'];
 export type V2InferResponseDto = components['schemas']['V2InferResponseDto'];
+export type RepositoryIndexRequestDto = components['schemas']['RepositoryIndexRequestDto'];
+export type RepositoryIndexEntryDto = components['schemas']['RepositoryIndexEntryDto'];
+export type RepositoryLoadRequestDto = components['schemas']['RepositoryLoadRequestDto'];
 export type LiveDto = components['schemas']['LiveDto'];
 export type ProbeDto = components['schemas']['ProbeDto'];
 export type HealthDto = components['schemas']['HealthDto'];
@@ -1830,7 +1907,7 @@ export interface operations {
                     "application/json": components["schemas"]["ModelDescriptionDto"];
                 };
             };
-            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1909,7 +1986,7 @@ export interface operations {
                     "application/json": components["schemas"]["PredictResponseDto"];
                 };
             };
-            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2034,7 +2111,7 @@ export interface operations {
                     "application/json": components["schemas"]["PredictResponseDto"];
                 };
             };
-            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2158,7 +2235,7 @@ export interface operations {
                     "application/json": components["schemas"]["BatchPredictResponseDto"];
                 };
             };
-            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2283,7 +2360,7 @@ export interface operations {
                     "application/json": components["schemas"]["BatchPredictResponseDto"];
                 };
             };
-            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2405,7 +2482,7 @@ export interface operations {
                     "application/json": components["schemas"]["DefaultModelPredictResponseDto"];
                 };
             };
-            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2527,7 +2604,7 @@ export interface operations {
                     "application/json": components["schemas"]["DefaultModelBatchResponseDto"];
                 };
             };
-            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3674,6 +3751,200 @@ export interface operations {
             };
         };
     };
+    v2RepositoryIndex: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RepositoryIndexRequestDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryIndexEntryDto"][];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Rate limit reached (when RATE_LIMIT_RPM is set); retry after the Retry-After header */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+        };
+    };
+    v2RepositoryLoad: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RepositoryLoadRequestDto"];
+            };
+        };
+        responses: {
+            /** @description Triton status; body {"error": "..."} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Rate limit reached (when RATE_LIMIT_RPM is set); retry after the Retry-After header */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+        };
+    };
+    v2RepositoryUnload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Triton status; body {"error": "..."} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Triton status; body {"error": "..."} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+            /** @description Rate limit reached (when RATE_LIMIT_RPM is set); retry after the Retry-After header */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorDto"];
+                };
+            };
+        };
+    };
     live: {
         parameters: {
             query?: never;
@@ -3874,7 +4145,7 @@ export interface operations {
                     "application/json": components["schemas"]["DigitsPrediction"];
                 };
             };
-            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4135,7 +4406,7 @@ export interface operations {
                     "application/json": components["schemas"]["DigitsBatchPrediction"];
                 };
             };
-            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4455,7 +4726,7 @@ export interface operations {
                     "application/json": components["schemas"]["IrisPrediction"];
                 };
             };
-            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4596,7 +4867,7 @@ export interface operations {
                     "application/json": components["schemas"]["IrisBatchPrediction"];
                 };
             };
-            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON */
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -52,7 +52,7 @@ export class V2ServerMetadataDto {
 
   @ApiProperty({
     type: [String],
-    example: ['binary_tensor_data', 'classification', 'model_configuration', 'statistics'],
+    example: ['binary_tensor_data', 'classification', 'model_configuration', 'model_repository', 'statistics'],
   })
   readonly extensions!: string[];
 }

@@ -177,7 +177,7 @@ describe('model lifecycle, a real process under load from 8 clients', () => {
         service.post('/v2/repository/models/iv/load'),
       ]);
       expect([a.status, b.status]).toEqual([200, 200]);
-      expect(await a.json()).toMatchObject({ defaultVersion: 2 });
+      expect(await a.json()).toMatchObject({ name: 'iv', default_version: '2' });
       expect(service.messages(/^model iv version 2 READY/)).toHaveLength(1);
       const switched = Date.now();
       await traffic.answers(5);

@@ -1,11 +1,18 @@
 import { Controller, createParamDecorator, ExecutionContext, HttpCode, Param, Post } from '@nestjs/common';
-import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiProperty, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { InvalidInputError } from '../common/domain.errors';
 import { findJsonHazard } from '../common/json-guard';
 import { AnyRequest } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
-import { LoadOutcome } from '../models/model.registry';
 import { ModelControlService, RepositoryIndexEntry } from '../models/model-control.service';
+import {
+  RepositoryIndexEntryDto,
+  RepositoryIndexRequestDto,
+  RepositoryLoadRequestDto,
+  RepositoryLoadResponseDto,
+  RepositoryUnloadRequestDto,
+  RepositoryUnloadResponseDto,
+} from './dto/repository.dto';
 import { V2ErrorDto } from './dto/v2.dto';
 
 /**
@@ -16,36 +23,6 @@ const OptionalBody = createParamDecorator((_: unknown, ctx: ExecutionContext) =>
   const body = (ctx.switchToHttp().getRequest<AnyRequest & { body?: unknown }>() as { body?: unknown }).body;
   return Buffer.isBuffer(body) && body.length === 0 ? undefined : body;
 });
-
-export class RepositoryIndexRequestDto {
-  @ApiProperty({ required: false, description: 'Only versions that are READY' })
-  readonly ready?: boolean;
-}
-
-export class RepositoryIndexEntryDto {
-  @ApiProperty({ example: 'iris' })
-  readonly name!: string;
-
-  @ApiProperty({ example: '1', required: false })
-  readonly version?: string;
-
-  @ApiProperty({ enum: ['READY', 'LOADING', 'FAILED', 'UNAVAILABLE'] })
-  readonly state!: string;
-
-  @ApiProperty({ required: false })
-  readonly reason?: string;
-}
-
-export class RepositoryLoadRequestDto {
-  @ApiProperty({
-    required: false,
-    description:
-      "`config`: a config.json (as a JSON string or object) to use instead of the folder's, written into the repository; " +
-      "`file:<version>/model.onnx`: that version's model file in base64, written into the repository atomically",
-    example: { config: '{"default_version": 2}' },
-  })
-  readonly parameters?: Record<string, unknown>;
-}
 
 const ERRORS = [400, 401, 403, 404].map((status) =>
   ApiResponse({ status, type: V2ErrorDto, description: 'Triton status; body {"error": "..."}' }),
@@ -100,8 +77,9 @@ export class RepositoryController {
   })
   @ApiParam({ name: 'model', example: 'iris' })
   @ApiBody({ type: RepositoryLoadRequestDto, required: false })
+  @ApiOkResponse({ type: RepositoryLoadResponseDto })
   @errors
-  async load(@Param('model') model: string, @OptionalBody() raw: unknown): Promise<LoadOutcome> {
+  async load(@Param('model') model: string, @OptionalBody() raw: unknown): Promise<RepositoryLoadResponseDto> {
     const parameters = asObject(this.checked(raw).parameters, 'parameters');
     let config: string | undefined;
     const files = new Map<string, Buffer>();
@@ -120,7 +98,12 @@ export class RepositoryController {
       }
       // Other parameters (Triton's own, such as unload_dependents) have no meaning here.
     }
-    return this.control.load(model, { config, files });
+    const outcome = await this.control.load(model, { config, files });
+    return {
+      name: outcome.model,
+      ...(outcome.defaultVersion !== undefined ? { default_version: String(outcome.defaultVersion) } : {}),
+      versions: outcome.versions.map((v) => ({ version: String(v.version), state: v.state, reason: v.reason })),
+    };
   }
 
   @Post('models/:model/unload')
@@ -131,8 +114,10 @@ export class RepositoryController {
       'Repository extension: unload the model (MODEL_CONTROL_MODE=explicit); accepted requests are answered, then its sessions are released',
   })
   @ApiParam({ name: 'model', example: 'iris' })
+  @ApiBody({ type: RepositoryUnloadRequestDto, required: false })
+  @ApiOkResponse({ type: RepositoryUnloadResponseDto })
   @errors
-  async unload(@Param('model') model: string, @OptionalBody() raw: unknown): Promise<Record<string, never>> {
+  async unload(@Param('model') model: string, @OptionalBody() raw: unknown): Promise<RepositoryUnloadResponseDto> {
     this.checked(raw);
     await this.control.unload(model);
     return {};

@@ -1309,6 +1309,27 @@ export interface components {
              */
             parameters?: Record<string, never>;
         };
+        RepositoryVersionDto: {
+            /** @example 2 */
+            version: string;
+            /** @enum {string} */
+            state: "READY" | "LOADING" | "FAILED";
+            reason?: string;
+        };
+        RepositoryLoadResponseDto: {
+            /** @example iris */
+            name: string;
+            /**
+             * @description The version unversioned requests now reach
+             * @example 2
+             */
+            default_version?: string;
+            versions: components["schemas"]["RepositoryVersionDto"][];
+        };
+        RepositoryUnloadRequestDto: {
+            parameters?: Record<string, never>;
+        };
+        RepositoryUnloadResponseDto: Record<string, never>;
         LiveDto: {
             /** @example ok */
             status: string;
@@ -1686,6 +1707,10 @@ export type V2InferResponseDto = components['schemas']['V2InferResponseDto'];
 export type RepositoryIndexRequestDto = components['schemas']['RepositoryIndexRequestDto'];
 export type RepositoryIndexEntryDto = components['schemas']['RepositoryIndexEntryDto'];
 export type RepositoryLoadRequestDto = components['schemas']['RepositoryLoadRequestDto'];
+export type RepositoryVersionDto = components['schemas']['RepositoryVersionDto'];
+export type RepositoryLoadResponseDto = components['schemas']['RepositoryLoadResponseDto'];
+export type RepositoryUnloadRequestDto = components['schemas']['RepositoryUnloadRequestDto'];
+export type RepositoryUnloadResponseDto = components['schemas']['RepositoryUnloadResponseDto'];
 export type LiveDto = components['schemas']['LiveDto'];
 export type ProbeDto = components['schemas']['ProbeDto'];
 export type HealthDto = components['schemas']['HealthDto'];
@@ -3836,6 +3861,14 @@ export interface operations {
             };
         };
         responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryLoadResponseDto"];
+                };
+            };
             /** @description Triton status; body {"error": "..."} */
             400: {
                 headers: {
@@ -3894,8 +3927,20 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RepositoryUnloadRequestDto"];
+            };
+        };
         responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryUnloadResponseDto"];
+                };
+            };
             /** @description Triton status; body {"error": "..."} */
             400: {
                 headers: {

@@ -215,6 +215,14 @@ export class AppConfig {
   @IntBetween(1, 100000000)
   readonly MAX_ARRAY_LENGTH: number = 262144;
 
+  /**
+   * Most arrays and objects in a JSON body, and apart from them most object keys, counted in one pass over
+   * the bytes before the body is parsed: what bounds the cost of parsing. 1024 instances of the bundled
+   * models need about 2,050; large numeric tensors belong in the binary tensor extension.
+   */
+  @IntBetween(1, 100000000)
+  readonly MAX_JSON_CONTAINERS: number = 16384;
+
   /** Longest string anywhere in a JSON body (BYTES tensor elements included), in characters. */
   @IntBetween(1, 100000000)
   readonly MAX_STRING_LENGTH: number = 65536;

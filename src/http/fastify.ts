@@ -9,7 +9,7 @@ import { AppConfig } from '../config/app.config';
 import { clientErrorHandler, serverOptions } from '../security/server-limits';
 import { Readable } from 'node:stream';
 import { DomainError } from '../common/domain.errors';
-import { malformedJson, parseJsonBody } from './body-policy';
+import { jsonCostLimits, parseJsonBytes } from './body-policy';
 import { bodyTaken, takenBody } from './v2-body';
 import type { HttpAdapterSetup } from './pipeline';
 
@@ -63,12 +63,15 @@ function fastifyAdapter(config: AppConfig): FastifyAdapter {
     done(new DomainError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON'), undefined);
   });
   fastify.removeContentTypeParser('application/json');
-  fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'string' }, (request, body, done) => {
+  // As bytes: the cost bound reads them before any decoding, and a body that is not UTF-8 is not
+  // mistaken for one whose length does not match its Content-Length.
+  const limits = jsonCostLimits(config);
+  fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'buffer' }, (request, body, done) => {
     if (bodyTaken(request.raw)) return done(null, takenBody(request.raw));
     try {
-      done(null, parseJsonBody(body as string));
+      done(null, parseJsonBytes(body as Buffer, limits));
     } catch (err) {
-      done(malformedJson((err as Error).message), undefined);
+      done(err as Error, undefined);
     }
   });
   return adapter;

@@ -11,9 +11,10 @@ import { requestContextMiddleware } from '../observability/request-context.middl
 import { setupOpenApi } from '../openapi';
 import { apiKeyMiddleware } from '../security/api-key.middleware';
 import { ApiKeyStore } from '../security/api-key.store';
+import { RateLimiter, rateLimitMiddleware } from '../security/rate-limit.middleware';
 import { securityHeadersMiddleware } from '../security/security-headers';
 import { applyServerTimeouts } from '../security/server-limits';
-import { requireJson } from './body-policy';
+import { jsonCostLimits, requireJson } from './body-policy';
 import { v2BodyMiddleware } from './v2-body';
 
 /** What one HTTP adapter does differently (src/http/express.ts, src/http/fastify.ts); the rest is shared. */
@@ -78,8 +79,10 @@ export function applyPipeline(
     const keys = app.get(ApiKeyStore);
     app.use(apiKeyMiddleware((key) => keys.lookup(key), config.openPaths()));
   }
-  app.use(v2BodyMiddleware(config.bodyLimitBytes()));
-  app.use(requireJson);
+  // After the key middleware, which names the caller it counts; still before any body is read.
+  if (config.RATE_LIMIT_RPM !== undefined) app.use(rateLimitMiddleware(app.get(RateLimiter)));
+  app.use(v2BodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)));
+  app.use(requireJson(config.bodyLimitBytes()));
   adapter.parseBodies(app, config);
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   app.useGlobalPipes(

@@ -137,6 +137,71 @@ describe('the service as a process', () => {
     expect(outcomes.slice(before).filter((o) => o === 'ok').length).toBeGreaterThan(0);
     expect(outcomes.filter((o) => !['ok', 'refused', 'closed'].includes(o))).toEqual([]);
   });
+
+  it('on SIGTERM under 16 clients: every request sent gets a whole answer (served, or 503 SHUTTING_DOWN), no reset, exit 0', async () => {
+    const port = await freePort();
+    const child = serve({ PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '500' });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    const done = exited(child);
+    const base = `http://127.0.0.1:${port}`;
+    await waitUntilReady(`${base}/health/ready`);
+
+    const outcomes: string[] = [];
+    const refusals: Record<string, unknown>[] = [];
+    const body = JSON.stringify({ features: [6.3, 3.3, 6.0, 2.5] });
+    const headers = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+    let signalled = false;
+    // Each client posts back to back; told SHUTTING_DOWN it goes elsewhere, as behind a load balancer.
+    const client = async () => {
+      for (;;) {
+        try {
+          const res = await fetch(`${base}/v1/models/iris/predict`, { method: 'POST', headers, body });
+          const answer = (await res.json()) as { label?: string; error?: string };
+          if (res.status === 200 && answer.label === 'virginica') {
+            outcomes.push('ok');
+            continue;
+          }
+          if (res.status === 503 && answer.error === 'SHUTTING_DOWN') {
+            outcomes.push('shutting down');
+            refusals.push({
+              ...answer,
+              connection: res.headers.get('connection'),
+              retryAfter: res.headers.get('retry-after'),
+            });
+            return;
+          }
+          outcomes.push(`bad ${res.status} ${JSON.stringify(answer)}`);
+        } catch (err) {
+          const code = ((err as Error).cause as { code?: string } | undefined)?.code;
+          if (!signalled) throw err;
+          // Refused at connect: nothing was sent, so nothing was lost. Anything else cut a request off.
+          outcomes.push(code === 'ECONNREFUSED' ? 'refused at connect' : `reset ${code}`);
+          return;
+        }
+      }
+    };
+    const clients = Array.from({ length: 16 }, client);
+    await new Promise((r) => setTimeout(r, 300));
+    signalled = true;
+    child.kill('SIGTERM');
+    await Promise.all(clients);
+    const { code } = await done;
+
+    expect(outcomes.filter((o) => !['ok', 'shutting down', 'refused at connect'].includes(o))).toEqual([]);
+    expect(code).toBe(0);
+    expect(refusals.length).toBeGreaterThan(0);
+    for (const refusal of refusals) {
+      expect(refusal).toMatchObject({
+        statusCode: 503,
+        error: 'SHUTTING_DOWN',
+        requestId: expect.any(String),
+        connection: 'close',
+        retryAfter: expect.stringMatching(/^\d+$/),
+      });
+    }
+    expect(stdout).toMatch(/every accepted request answered/);
+  });
 });
 
 function requestLine(lines: Record<string, unknown>[], id: string): Record<string, unknown> | undefined {

@@ -37,6 +37,8 @@ function fastifyAdapter(config: AppConfig): FastifyAdapter {
     requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
     keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
     frameworkErrors,
+    // Requests that arrive while closing reach the service, which answers them SHUTTING_DOWN in its own shape.
+    return503OnClosing: false,
     // The Open Inference Protocol writes server metadata's path as /v2/; Express's router, not
     // strict about a trailing slash, already answers it as /v2.
     rewriteUrl: (req: { url?: string }) => (req.url ?? '/').replace(/^\/v2\/(?=\?|$)/, '/v2'),

@@ -69,7 +69,7 @@ export function applyPipeline(
   // Order matters: timing and context must cover every request, including those the parser rejects.
   app.use(latencyMiddleware(logger, app.get(MetricsService)));
   const lifecycle = app.get(LifecycleService);
-  app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, () => lifecycle.shuttingDown));
+  app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, lifecycle));
   app.use(predictionCacheMiddleware());
   applyServerTimeouts(app.getHttpServer(), config);
   app.use(securityHeadersMiddleware());

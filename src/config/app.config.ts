@@ -239,6 +239,14 @@ export class AppConfig {
   @IntBetween(1000, 600000)
   readonly KEEP_ALIVE_TIMEOUT_MS: number = 65000;
 
+  /**
+   * Most connections open at once; past it a new one is closed on arrival, logged and counted. Below the
+   * process's file-descriptor limit (ulimit -n), less what models, logs and Redis hold, so that the
+   * service refuses cleanly before the kernel refuses it a socket.
+   */
+  @IntBetween(1, 1000000)
+  readonly MAX_CONNECTIONS: number = 10000;
+
   /** Whether requests need an API key: when API_KEYS or API_KEYS_FILE is set, even to no keys. */
   apiKeysEnabled(): boolean {
     return this.API_KEYS !== undefined || this.API_KEYS_FILE !== undefined;

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { errorBody, isV2, v2Body } from '../common/http-exception.filter';
 import { contextOf } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
-import { clientErrorHandler, serverOptions } from '../security/server-limits';
+import { clientErrorHandler, reportRejection, serverOptions } from '../security/server-limits';
 import { Readable } from 'node:stream';
 import { DomainError } from '../common/domain.errors';
 import { jsonCostLimits, parseJsonBytes } from './body-policy';
@@ -17,9 +17,16 @@ import type { HttpAdapterSetup } from './pipeline';
  * A path that is not valid percent-encoded UTF-8 fails in Fastify's router, before Nest and the
  * middleware: answered here in the service's shape, as Express's router failure reaches the filter.
  */
+function frameworkMessage(error: Error & { code?: string }): string {
+  if (error.code === 'FST_ERR_BAD_URL') return 'The path cannot be decoded as percent-encoded UTF-8';
+  return 'The path is not one the router can read (a segment may be too long)';
+}
+
 function frameworkErrors(error: Error, request: FastifyRequest, reply: FastifyReply): void {
   const requestId = randomUUID();
-  const body = { ...errorBody('INVALID_INPUT', `The path cannot be decoded: ${error.message}`), requestId };
+  // Never the path itself: Fastify's message can carry the whole URL, which the client already has.
+  const body = { ...errorBody('INVALID_INPUT', frameworkMessage(error)), requestId };
+  reportRejection(request.raw.socket, { status: body.statusCode, code: body.error, route: 'unmatched', requestId });
   void reply
     .code(body.statusCode)
     .header('X-Request-Id', requestId)

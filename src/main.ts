@@ -13,7 +13,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * How long every connection must have been without a request or an answer before the server closes:
  * clients told SHUTTING_DOWN have gone by then, and one still idle after it sends nothing in that instant.
  */
-const DRAIN_QUIET_MS = 500;
+const DRAIN_QUIET_MS = 1000;
 
 /**
  * Graceful shutdown, in the order Kubernetes needs it: readiness turns 503 at once, and every answer

@@ -52,9 +52,17 @@ export function requestContextMiddleware(
       },
     };
     attachContext(req, context);
-    // Draining: refused before its body is read, with an answer rather than a reset connection.
+    // Draining: refused with an answer rather than a reset connection. The body is read to its end
+    // (and dropped) first: closing a socket while the client's bytes are still arriving resets it.
     if (lifecycle.draining) {
-      return next(new DomainError('SHUTTING_DOWN', 'The service is shutting down; retry on another replica'));
+      const refuse = () =>
+        next(new DomainError('SHUTTING_DOWN', 'The service is shutting down; retry on another replica'));
+      if (req.complete) return refuse();
+      req
+        .on('end', refuse)
+        .on('error', () => undefined)
+        .resume();
+      return;
     }
     next(error);
   };

@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import { bundled, fixture, makeRepository } from './support/app';
 import { exited, freePort, serve, waitFor, waitUntilReady } from './support/process';
 
@@ -201,6 +202,44 @@ describe('the service as a process', () => {
       });
     }
     expect(stdout).toMatch(/every accepted request answered/);
+  });
+
+  it('closes connections past MAX_CONNECTIONS on arrival, logs it and counts it, and serves again once they go', async () => {
+    const port = await freePort();
+    const child = serve({ PORT: String(port), HOST: '127.0.0.1', MAX_CONNECTIONS: '4' });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    const done = exited(child);
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      await waitUntilReady(`${base}/health/ready`);
+      // Let the readiness probes' keep-alive connections close, so that exactly these four are open.
+      await new Promise((r) => setTimeout(r, 200));
+      const open = (): Promise<net.Socket> =>
+        new Promise((resolve, reject) => {
+          const socket = net.connect(port, '127.0.0.1', () => resolve(socket)).on('error', reject);
+        });
+      const held = await Promise.all(Array.from({ length: 4 }, open));
+      await new Promise((r) => setTimeout(r, 200));
+      // The fifth is accepted by the kernel and closed by the server without a byte of answer.
+      const fifth = await open();
+      const answer = await new Promise<string>((resolve) => {
+        let text = '';
+        fifth.on('data', (d: Buffer) => (text += d.toString()));
+        fifth.on('error', () => resolve(text));
+        fifth.on('close', () => resolve(text));
+        fifth.write('GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n');
+      });
+      expect(answer).toBe('');
+      for (const socket of held) socket.destroy();
+      await waitFor(async () => (await fetch(`${base}/health/live`).catch(() => undefined))?.status === 200);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toMatch(/^http_connections_dropped_total [1-9]/m);
+      expect(stdout).toMatch(/connection\(s\) closed on arrival: MAX_CONNECTIONS \(4\) are open/);
+    } finally {
+      child.kill('SIGTERM');
+      await done;
+    }
   });
 });
 

@@ -1,6 +1,8 @@
 import 'reflect-metadata';
 import { INestApplication, Logger } from '@nestjs/common';
+import type { Server } from 'node:http';
 import { createApp } from './app.factory';
+import { DrainTracker } from './http/drain';
 import { AppConfig, ConfigError, loadConfig } from './config/app.config';
 import { LifecycleService } from './health/lifecycle.service';
 import { ModelRegistry } from './models/model.registry';
@@ -8,25 +10,40 @@ import { ModelRegistry } from './models/model.registry';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Graceful shutdown, in the order Kubernetes needs it: readiness turns 503 at once; requests are
- * still accepted for SHUTDOWN_GRACE_MS while endpoints are updated; then the server stops accepting
- * and waits for every accepted request (queued inference included) up to SHUTDOWN_TIMEOUT_MS;
- * then sessions are released and the process exits 0. An interactive Ctrl-C skips the grace period.
+ * How long every connection must have been without a request or an answer before the server closes:
+ * clients told SHUTTING_DOWN have gone by then, and one still idle after it sends nothing in that instant.
  */
-function handleSignals(app: INestApplication, config: AppConfig, logger: Logger): void {
+const DRAIN_QUIET_MS = 1000;
+
+/**
+ * Graceful shutdown, in the order Kubernetes needs it: readiness turns 503 at once, and every answer
+ * from then on closes its connection; requests are still served for SHUTDOWN_GRACE_MS while endpoints
+ * are updated; then draining: new requests get 503 SHUTTING_DOWN (unread, Connection: close) while the
+ * accepted ones, queued inference included, finish. The server closes only once nothing is in flight
+ * and every connection has been quiet a moment, so no client is reset mid-request; past
+ * SHUTDOWN_TIMEOUT_MS it closes anyway. Exit 0 only if no accepted request was cut, else 1 with how
+ * many. An interactive Ctrl-C skips the grace period.
+ */
+function handleSignals(app: INestApplication, drain: DrainTracker, config: AppConfig, logger: Logger): void {
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    app.get(LifecycleService).beginShutdown();
+    const lifecycle = app.get(LifecycleService);
+    lifecycle.beginShutdown();
     const grace = signal === 'SIGINT' ? 0 : config.SHUTDOWN_GRACE_MS;
     logger.log(`${signal}: not ready; accepting requests for ${grace} ms more, then draining`);
     await sleep(grace);
+    lifecycle.beginDraining();
+    const deadline = Date.now() + config.SHUTDOWN_TIMEOUT_MS;
+    while (!drain.quiet(DRAIN_QUIET_MS) && Date.now() < deadline) await sleep(20);
     const closed = app.close().then(() => 'closed' as const);
-    const outcome = await Promise.race([closed, sleep(config.SHUTDOWN_TIMEOUT_MS).then(() => 'timeout' as const)]);
-    if (outcome === 'timeout') {
+    const left = Math.max(0, deadline - Date.now());
+    const outcome = await Promise.race([closed, sleep(left).then(() => 'timeout' as const)]);
+    const cut = drain.inFlight;
+    if (outcome === 'timeout' || cut > 0) {
       logger.error(
-        `requests still running after SHUTDOWN_TIMEOUT_MS (${config.SHUTDOWN_TIMEOUT_MS} ms); exiting without them`,
+        `${cut} accepted request(s) not answered within SHUTDOWN_TIMEOUT_MS (${config.SHUTDOWN_TIMEOUT_MS} ms); exiting without them`,
       );
       process.exit(1);
     }
@@ -41,7 +58,7 @@ async function bootstrap(): Promise<void> {
   const config = loadConfig();
   const app = await createApp(config);
   const logger = new Logger('Bootstrap');
-  handleSignals(app, config, logger);
+  handleSignals(app, new DrainTracker(app.getHttpServer() as Server), config, logger);
   await app.listen(config.PORT, config.HOST);
   logger.log(`listening on http://${config.HOST}:${config.PORT} (Swagger UI at /docs)`);
   const registry = app.get(ModelRegistry);

@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import { bundled, fixture, makeRepository } from './support/app';
 import { exited, freePort, serve, waitFor, waitUntilReady } from './support/process';
 
@@ -136,6 +137,109 @@ describe('the service as a process', () => {
     // Requests kept being answered during the grace period, and nothing else than these three happened.
     expect(outcomes.slice(before).filter((o) => o === 'ok').length).toBeGreaterThan(0);
     expect(outcomes.filter((o) => !['ok', 'refused', 'closed'].includes(o))).toEqual([]);
+  });
+
+  it('on SIGTERM under 16 clients: every request sent gets a whole answer (served, or 503 SHUTTING_DOWN), no reset, exit 0', async () => {
+    const port = await freePort();
+    const child = serve({ PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '500' });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    const done = exited(child);
+    const base = `http://127.0.0.1:${port}`;
+    await waitUntilReady(`${base}/health/ready`);
+
+    const outcomes: string[] = [];
+    const refusals: Record<string, unknown>[] = [];
+    const body = JSON.stringify({ features: [6.3, 3.3, 6.0, 2.5] });
+    const headers = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+    let signalled = false;
+    // Each client posts back to back; told SHUTTING_DOWN it goes elsewhere, as behind a load balancer.
+    const client = async () => {
+      for (;;) {
+        try {
+          const res = await fetch(`${base}/v1/models/iris/predict`, { method: 'POST', headers, body });
+          const answer = (await res.json()) as { label?: string; error?: string };
+          if (res.status === 200 && answer.label === 'virginica') {
+            outcomes.push('ok');
+            continue;
+          }
+          if (res.status === 503 && answer.error === 'SHUTTING_DOWN') {
+            outcomes.push('shutting down');
+            refusals.push({
+              ...answer,
+              connection: res.headers.get('connection'),
+              retryAfter: res.headers.get('retry-after'),
+            });
+            return;
+          }
+          outcomes.push(`bad ${res.status} ${JSON.stringify(answer)}`);
+        } catch (err) {
+          const code = ((err as Error).cause as { code?: string } | undefined)?.code;
+          if (!signalled) throw err;
+          // Refused at connect: nothing was sent, so nothing was lost. Anything else cut a request off.
+          outcomes.push(code === 'ECONNREFUSED' ? 'refused at connect' : `reset ${code}`);
+          return;
+        }
+      }
+    };
+    const clients = Array.from({ length: 16 }, client);
+    await new Promise((r) => setTimeout(r, 300));
+    signalled = true;
+    child.kill('SIGTERM');
+    await Promise.all(clients);
+    const { code } = await done;
+
+    expect(outcomes.filter((o) => !['ok', 'shutting down', 'refused at connect'].includes(o))).toEqual([]);
+    expect(code).toBe(0);
+    expect(refusals.length).toBeGreaterThan(0);
+    for (const refusal of refusals) {
+      expect(refusal).toMatchObject({
+        statusCode: 503,
+        error: 'SHUTTING_DOWN',
+        requestId: expect.any(String),
+        connection: 'close',
+        retryAfter: expect.stringMatching(/^\d+$/),
+      });
+    }
+    expect(stdout).toMatch(/every accepted request answered/);
+  });
+
+  it('closes connections past MAX_CONNECTIONS on arrival, logs it and counts it, and serves again once they go', async () => {
+    const port = await freePort();
+    const child = serve({ PORT: String(port), HOST: '127.0.0.1', MAX_CONNECTIONS: '4' });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    const done = exited(child);
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      await waitUntilReady(`${base}/health/ready`);
+      // Let the readiness probes' keep-alive connections close, so that exactly these four are open.
+      await new Promise((r) => setTimeout(r, 200));
+      const open = (): Promise<net.Socket> =>
+        new Promise((resolve, reject) => {
+          const socket = net.connect(port, '127.0.0.1', () => resolve(socket)).on('error', reject);
+        });
+      const held = await Promise.all(Array.from({ length: 4 }, open));
+      await new Promise((r) => setTimeout(r, 200));
+      // The fifth is accepted by the kernel and closed by the server without a byte of answer.
+      const fifth = await open();
+      const answer = await new Promise<string>((resolve) => {
+        let text = '';
+        fifth.on('data', (d: Buffer) => (text += d.toString()));
+        fifth.on('error', () => resolve(text));
+        fifth.on('close', () => resolve(text));
+        fifth.write('GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n');
+      });
+      expect(answer).toBe('');
+      for (const socket of held) socket.destroy();
+      await waitFor(async () => (await fetch(`${base}/health/live`).catch(() => undefined))?.status === 200);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toMatch(/^http_connections_dropped_total [1-9]/m);
+      expect(stdout).toMatch(/connection\(s\) closed on arrival: MAX_CONNECTIONS \(4\) are open/);
+    } finally {
+      child.kill('SIGTERM');
+      await done;
+    }
   });
 });
 

@@ -408,7 +408,9 @@ describe('without keys or limits configured', () => {
       error: 'HEADERS_TOO_LARGE',
       message: expect.stringMatching(/MAX_HEADER_SIZE/),
       details: [],
+      requestId: expect.any(String),
     });
+    expect(res.headers['x-request-id']).toBe((res.json as { requestId: string }).requestId);
   });
 
   it('answers a request that never finishes arriving with a structured 408', async () => {
@@ -443,6 +445,15 @@ describe('without keys or limits configured', () => {
       statusCode: 400,
       error: 'INVALID_INPUT',
     });
+  });
+
+  it("counts what Node's parser refused (431, 408, 400 above) in http_requests_total, under one route label", async () => {
+    const metrics = (await rawRequest(port, { path: '/metrics' })).text;
+    for (const status of ['400', '408', '431']) {
+      expect(metrics).toMatch(
+        new RegExp(`^http_requests_total\\{method="UNKNOWN",route="unparsed",status="${status}"\\} [1-9]`, 'm'),
+      );
+    }
   });
 
   it('answers unknown routes with the structured 404 on every method, never an HTML page', async () => {

@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   DEADLINE_EXCEEDED:
     'the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran',
   CLIENT_CLOSED: 'the client closed the connection before the answer; only the log line sees it',
+  SHUTTING_DOWN:
+    'the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica',
   INFERENCE_FAILED: 'the model failed to run on input that passed validation',
   INTERNAL: 'a fault of the server; logged with its stack, which never reaches the client',
 } as const;

@@ -117,6 +117,7 @@ describe('HttpExceptionFilter', () => {
       QUEUE_FULL: [new QueueFullError('iris has 16 rows queued'), 503, { 'Retry-After': '1' }],
       DEADLINE_EXCEEDED: [new DeadlineExceededError('not started within its deadline'), 504, {}],
       CLIENT_CLOSED: [new ClientClosedError(), 499, {}],
+      SHUTTING_DOWN: [new DomainError('SHUTTING_DOWN', 'shutting down'), 503, { 'Retry-After': '1' }],
       INFERENCE_FAILED: [new InferenceFailedError('the run failed'), 500, {}],
       INTERNAL: [new DomainError('INTERNAL', 'something broke'), 500, {}],
     };

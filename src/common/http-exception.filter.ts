@@ -25,6 +25,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   MODEL_LOAD_FAILED: 400,
   QUEUE_FULL: 503,
   DEADLINE_EXCEEDED: 504,
+  SHUTTING_DOWN: 503,
   // nginx's code for a client that closed the request; nobody reads it, but the log line does.
   CLIENT_CLOSED: 499,
   INFERENCE_FAILED: 500,
@@ -41,7 +42,7 @@ const CODE_OF_STATUS: Partial<Record<number, ErrorCode>> = {
 };
 
 /** Seconds a client should wait before retrying: a loading model takes a while, a full queue drains fast. */
-const RETRY_AFTER: Partial<Record<ErrorCode, string>> = { MODEL_NOT_READY: '5', QUEUE_FULL: '1' };
+const RETRY_AFTER: Partial<Record<ErrorCode, string>> = { MODEL_NOT_READY: '5', QUEUE_FULL: '1', SHUTTING_DOWN: '1' };
 
 /** The body of every error answer of the v1 and default-model routes (ErrorResponseDto documents it). */
 export interface ErrorBody {

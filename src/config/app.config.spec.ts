@@ -47,6 +47,8 @@ describe('loadConfig', () => {
     ]);
     expect(off).toMatchObject({
       MAX_ARRAY_LENGTH: 262144,
+      MAX_JSON_CONTAINERS: 16384,
+      MAX_CONNECTIONS: 10000,
       MAX_STRING_LENGTH: 65536,
       MAX_HEADER_SIZE: 16384,
       HTTP_REQUEST_TIMEOUT_MS: 30000,

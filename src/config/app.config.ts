@@ -227,6 +227,14 @@ export class AppConfig {
   @IntBetween(1, 100000000)
   readonly MAX_ARRAY_LENGTH: number = 262144;
 
+  /**
+   * Most arrays and objects in a JSON body, and apart from them most object keys, counted in one pass over
+   * the bytes before the body is parsed: what bounds the cost of parsing. 1024 instances of the bundled
+   * models need about 2,050; large numeric tensors belong in the binary tensor extension.
+   */
+  @IntBetween(1, 100000000)
+  readonly MAX_JSON_CONTAINERS: number = 16384;
+
   /** Longest string anywhere in a JSON body (BYTES tensor elements included), in characters. */
   @IntBetween(1, 100000000)
   readonly MAX_STRING_LENGTH: number = 65536;
@@ -242,6 +250,14 @@ export class AppConfig {
   /** How long an idle keep-alive connection stays open: longer than a load balancer's usual 60 s idle timeout. */
   @IntBetween(1000, 600000)
   readonly KEEP_ALIVE_TIMEOUT_MS: number = 65000;
+
+  /**
+   * Most connections open at once; past it a new one is closed on arrival, logged and counted. Below the
+   * process's file-descriptor limit (ulimit -n), less what models, logs and Redis hold, so that the
+   * service refuses cleanly before the kernel refuses it a socket.
+   */
+  @IntBetween(1, 1000000)
+  readonly MAX_CONNECTIONS: number = 10000;
 
   /** Whether requests need an API key: when API_KEYS or API_KEYS_FILE is set, even to no keys. */
   apiKeysEnabled(): boolean {

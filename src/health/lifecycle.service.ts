@@ -8,6 +8,7 @@ import { Injectable } from '@nestjs/common';
 @Injectable()
 export class LifecycleService {
   private shutdownSince: number | undefined;
+  private drainingSince: number | undefined;
 
   get shuttingDown(): boolean {
     return this.shutdownSince !== undefined;
@@ -15,5 +16,15 @@ export class LifecycleService {
 
   beginShutdown(): void {
     this.shutdownSince ??= Date.now();
+  }
+
+  /** Past the grace period: every new request is answered 503 SHUTTING_DOWN while the accepted ones finish. */
+  get draining(): boolean {
+    return this.drainingSince !== undefined;
+  }
+
+  beginDraining(): void {
+    this.beginShutdown();
+    this.drainingSince ??= Date.now();
   }
 }

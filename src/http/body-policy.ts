@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DomainError } from '../common/domain.errors';
+import { checkJsonCost, JsonCostLimits } from '../common/json-scan';
 import { bodyTaken } from './v2-body';
 
 /** The error both adapters' JSON parsers answer a body they cannot parse with. */
@@ -13,7 +14,22 @@ export const isJson = (contentType: string | undefined) =>
  * What a body must be before either adapter parses it, off /v2: JSON, in UTF-8, not compressed. Checked
  * here, once, so Express and Fastify refuse the same requests with the same 415.
  */
-export function requireJson(req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void {
+export function requireJson(limit: number) {
+  return (req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void => {
+    // Refused on what it declares, before a byte of it is read.
+    if (Number(req.headers['content-length']) > limit) {
+      return next(
+        new DomainError(
+          'PAYLOAD_TOO_LARGE',
+          `The body is larger than the limit of ${limit} bytes (BODY_LIMIT); send fewer instances per request`,
+        ),
+      );
+    }
+    checkBody(req, next);
+  };
+}
+
+function checkBody(req: IncomingMessage, next: (error?: unknown) => void): void {
   // The Open Inference Protocol's bodies have their own, wider policy, already applied (v2-body.ts).
   if (!['POST', 'PUT', 'PATCH'].includes(req.method ?? '') || bodyTaken(req)) return next();
   const contentType = req.headers['content-type'];
@@ -48,3 +64,22 @@ export function parseJsonBody(text: string): unknown {
   if (typeof value !== 'object' || value === null) throw new SyntaxError('the body must be a JSON object');
   return value;
 }
+
+/**
+ * A JSON body from its bytes: its cost bounded first (common/json-scan.ts), then parsed. Invalid UTF-8
+ * becomes U+FFFD, as in Express's parser, and the parse then names what is wrong with the text.
+ */
+export function parseJsonBytes(bytes: Buffer, limits: JsonCostLimits): unknown {
+  const refused = checkJsonCost(bytes, limits);
+  if (refused) throw refused;
+  try {
+    return parseJsonBody(bytes.toString('utf8'));
+  } catch (err) {
+    throw malformedJson((err as Error).message);
+  }
+}
+
+export const jsonCostLimits = (config: { MAX_JSON_CONTAINERS: number; MAX_ARRAY_LENGTH: number }): JsonCostLimits => ({
+  maxContainers: config.MAX_JSON_CONTAINERS,
+  maxArrayLength: config.MAX_ARRAY_LENGTH,
+});

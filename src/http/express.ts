@@ -6,11 +6,14 @@ import { createServer, IncomingMessage, ServerOptions } from 'node:http';
 import { DomainError } from '../common/domain.errors';
 import { AppConfig } from '../config/app.config';
 import { clientErrorHandler, serverOptions } from '../security/server-limits';
-import { isJson, malformedJson } from './body-policy';
+import { isJson, jsonCostLimits, malformedJson } from './body-policy';
+import { checkJsonCost } from '../common/json-scan';
 import type { HttpAdapterSetup } from './pipeline';
 
 /** Express's body parser raises http-errors objects with a `type`; they become domain errors here. */
 function bodyParserErrors(err: unknown, _req: Request, _res: Response, next: NextFunction): void {
+  // The cost bound's refusal, raised from the parser's verify hook.
+  if (err instanceof DomainError) return next(err);
   const e = err as { type?: string; message?: string; limit?: number; status?: number };
   switch (e?.type) {
     case 'entity.parse.failed':
@@ -65,9 +68,15 @@ export const expressSetup: HttpAdapterSetup = {
   // Express's parser is middleware: it takes its place in the pipeline, after the body policy.
   parseBodies(app: INestApplication, config: AppConfig): void {
     const express = app as NestExpressApplication;
+    const limits = jsonCostLimits(config);
     express.useBodyParser('json', {
       limit: config.bodyLimitBytes(),
       type: (req: IncomingMessage) => isJson(req.headers['content-type']),
+      // Called with the raw bytes before JSON.parse: the cost bound (common/json-scan.ts).
+      verify: (_req: IncomingMessage, _res: unknown, bytes: Buffer) => {
+        const refused = checkJsonCost(bytes, limits);
+        if (refused) throw refused;
+      },
     });
     express.use(bodyParserErrors);
   },

@@ -6,10 +6,10 @@ import { randomUUID } from 'node:crypto';
 import { errorBody, isV2, v2Body } from '../common/http-exception.filter';
 import { contextOf } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
-import { clientErrorHandler, serverOptions } from '../security/server-limits';
+import { clientErrorHandler, reportRejection, serverOptions } from '../security/server-limits';
 import { Readable } from 'node:stream';
 import { DomainError } from '../common/domain.errors';
-import { malformedJson, parseJsonBody } from './body-policy';
+import { jsonCostLimits, parseJsonBytes } from './body-policy';
 import { bodyTaken, takenBody } from './v2-body';
 import type { HttpAdapterSetup } from './pipeline';
 
@@ -17,9 +17,16 @@ import type { HttpAdapterSetup } from './pipeline';
  * A path that is not valid percent-encoded UTF-8 fails in Fastify's router, before Nest and the
  * middleware: answered here in the service's shape, as Express's router failure reaches the filter.
  */
+function frameworkMessage(error: Error & { code?: string }): string {
+  if (error.code === 'FST_ERR_BAD_URL') return 'The path cannot be decoded as percent-encoded UTF-8';
+  return 'The path is not one the router can read (a segment may be too long)';
+}
+
 function frameworkErrors(error: Error, request: FastifyRequest, reply: FastifyReply): void {
   const requestId = randomUUID();
-  const body = { ...errorBody('INVALID_INPUT', `The path cannot be decoded: ${error.message}`), requestId };
+  // Never the path itself: Fastify's message can carry the whole URL, which the client already has.
+  const body = { ...errorBody('INVALID_INPUT', frameworkMessage(error)), requestId };
+  reportRejection(request.raw.socket, { status: body.statusCode, code: body.error, route: 'unmatched', requestId });
   void reply
     .code(body.statusCode)
     .header('X-Request-Id', requestId)
@@ -37,6 +44,8 @@ function fastifyAdapter(config: AppConfig): FastifyAdapter {
     requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
     keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
     frameworkErrors,
+    // Requests that arrive while closing reach the service, which answers them SHUTTING_DOWN in its own shape.
+    return503OnClosing: false,
     // The Open Inference Protocol writes server metadata's path as /v2/; Express's router, not
     // strict about a trailing slash, already answers it as /v2.
     rewriteUrl: (req: { url?: string }) => (req.url ?? '/').replace(/^\/v2\/(?=\?|$)/, '/v2'),
@@ -63,12 +72,15 @@ function fastifyAdapter(config: AppConfig): FastifyAdapter {
     done(new DomainError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON'), undefined);
   });
   fastify.removeContentTypeParser('application/json');
-  fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'string' }, (request, body, done) => {
+  // As bytes: the cost bound reads them before any decoding, and a body that is not UTF-8 is not
+  // mistaken for one whose length does not match its Content-Length.
+  const limits = jsonCostLimits(config);
+  fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'buffer' }, (request, body, done) => {
     if (bodyTaken(request.raw)) return done(null, takenBody(request.raw));
     try {
-      done(null, parseJsonBody(body as string));
+      done(null, parseJsonBytes(body as Buffer, limits));
     } catch (err) {
-      done(malformedJson((err as Error).message), undefined);
+      done(err as Error, undefined);
     }
   });
   return adapter;

@@ -11,9 +11,11 @@ import { requestContextMiddleware } from '../observability/request-context.middl
 import { setupOpenApi } from '../openapi';
 import { apiKeyMiddleware } from '../security/api-key.middleware';
 import { ApiKeyStore } from '../security/api-key.store';
+import { RateLimiter, rateLimitMiddleware } from '../security/rate-limit.middleware';
 import { securityHeadersMiddleware } from '../security/security-headers';
-import { applyServerTimeouts } from '../security/server-limits';
-import { requireJson } from './body-policy';
+import { applyServerTimeouts, reportRejectionsTo } from '../security/server-limits';
+import type { Server } from 'node:http';
+import { jsonCostLimits, requireJson } from './body-policy';
 import { v2BodyMiddleware } from './v2-body';
 
 /** What one HTTP adapter does differently (src/http/express.ts, src/http/fastify.ts); the rest is shared. */
@@ -58,6 +60,41 @@ function enableCors(app: INestApplication, config: AppConfig): void {
   } as Parameters<INestApplication['enableCors']>[0]);
 }
 
+/** Every connection past MAX_CONNECTIONS is dropped by Node at once; say so at most this often. */
+const DROP_LOG_INTERVAL_MS = 10000;
+
+/**
+ * What the server refuses before any middleware (its parser, Fastify's router, connections past
+ * MAX_CONNECTIONS) gets its log line and its sample, with bounded route labels, like every request.
+ */
+function reportServerRejections(
+  server: Server,
+  config: AppConfig,
+  logger: LoggerService,
+  metrics: MetricsService,
+): void {
+  reportRejectionsTo(server, ({ status, code, route, requestId }) => {
+    metrics.observeHttp('UNKNOWN', route, status, 0);
+    logger.log({ msg: 'request', route, status, error: code, request_id: requestId }, 'HTTP');
+  });
+  server.maxConnections = config.MAX_CONNECTIONS;
+  let dropped = 0;
+  let lastLog = 0;
+  server.on('drop', () => {
+    metrics.observeDroppedConnection();
+    dropped++;
+    const now = Date.now();
+    if (now - lastLog >= DROP_LOG_INTERVAL_MS) {
+      logger.warn(
+        `${dropped} connection(s) closed on arrival: MAX_CONNECTIONS (${config.MAX_CONNECTIONS}) are open`,
+        'HTTP',
+      );
+      lastLog = now;
+      dropped = 0;
+    }
+  });
+}
+
 /** Everything past the adapter, the same on both, in the order a request meets it. */
 export function applyPipeline(
   app: INestApplication,
@@ -68,9 +105,10 @@ export function applyPipeline(
   // Order matters: timing and context must cover every request, including those the parser rejects.
   app.use(latencyMiddleware(logger, app.get(MetricsService)));
   const lifecycle = app.get(LifecycleService);
-  app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, () => lifecycle.shuttingDown));
+  app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, lifecycle));
   app.use(predictionCacheMiddleware());
   applyServerTimeouts(app.getHttpServer(), config);
+  reportServerRejections(app.getHttpServer(), config, logger, app.get(MetricsService));
   app.use(securityHeadersMiddleware());
   enableCors(app, config);
   // Before any body is read: a request without a valid key costs no parsing. Absent without keys.
@@ -78,8 +116,10 @@ export function applyPipeline(
     const keys = app.get(ApiKeyStore);
     app.use(apiKeyMiddleware((key) => keys.lookup(key), config.openPaths()));
   }
-  app.use(v2BodyMiddleware(config.bodyLimitBytes()));
-  app.use(requireJson);
+  // After the key middleware, which names the caller it counts; still before any body is read.
+  if (config.RATE_LIMIT_RPM !== undefined) app.use(rateLimitMiddleware(app.get(RateLimiter)));
+  app.use(v2BodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)));
+  app.use(requireJson(config.bodyLimitBytes()));
   adapter.parseBodies(app, config);
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   app.useGlobalPipes(

@@ -4,7 +4,8 @@ import { gunzip, inflate, inflateRaw, InputType, ZlibOptions } from 'node:zlib';
 import { DomainError, InvalidInputError } from '../common/domain.errors';
 import { isV2 } from '../common/http-exception.filter';
 import { AnyRequest } from '../common/request-context';
-import { isJson, malformedJson, parseJsonBody } from './body-policy';
+import { isJson, parseJsonBytes } from './body-policy';
+import type { JsonCostLimits } from '../common/json-scan';
 
 /**
  * The body of a POST to /v2, read here on both adapters, since the Open Inference Protocol's
@@ -151,7 +152,7 @@ function split(req: IncomingMessage, body: Buffer): { json: Buffer; tail: Buffer
 }
 
 /** Where a /v2 body is read (see the file's comment); other routes keep the JSON body policy. */
-export function v2BodyMiddleware(limit: number) {
+export function v2BodyMiddleware(limit: number, costLimits: JsonCostLimits) {
   return (req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void => {
     if (req.method !== 'POST' || !isV2(req.url ?? '')) return next();
     const refused = checkMediaType(req);
@@ -162,12 +163,7 @@ export function v2BodyMiddleware(limit: number) {
       .then((raw) => decode(raw, encoding, limit))
       .then((body) => {
         const { json, tail } = split(req, body);
-        let parsed: unknown;
-        try {
-          parsed = parseJsonBody(json.toString('utf8'));
-        } catch (err) {
-          throw malformedJson((err as Error).message);
-        }
+        const parsed = parseJsonBytes(json, costLimits);
         TAILS.set(req, { tail });
         // Express's parser skips a request whose body is read; Fastify's parsers ask bodyTaken.
         (req as IncomingMessage & { body?: unknown; _body?: boolean }).body = parsed;

@@ -34,6 +34,12 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly droppedConnections = new Counter({
+    name: 'http_connections_dropped_total',
+    help: 'Connections closed on arrival because MAX_CONNECTIONS were already open',
+    registers: [this.registry],
+  });
+
   private readonly success = new Counter({
     name: 'inference_request_success_total',
     help: 'Inference requests answered (Triton: nv_inference_request_success)',
@@ -213,6 +219,10 @@ export class MetricsService {
     const labels = { method, route, status: String(status) };
     this.httpRequests.inc(labels);
     this.httpDuration.observe(labels, seconds);
+  }
+
+  observeDroppedConnection(): void {
+    this.droppedConnections.inc();
   }
 
   observeInference(model: string, version: number, seconds: number, errorCode?: string): void {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { InvalidInputError } from '../common/domain.errors';
+import { DomainError, InvalidInputError } from '../common/domain.errors';
 import { attachContext, RequestContext } from '../common/request-context';
 
 /** Client-sent ids are echoed only when they are short and plain, so they cannot forge log lines. */
@@ -13,11 +13,14 @@ const MAX_TIMEOUT_MS = 600000;
  * the client disconnects, so queued inference for a departed client is dropped. Written against
  * Node's own request and response, so it serves under Express and Fastify alike.
  */
-export function requestContextMiddleware(defaultTimeoutMs: number, shuttingDown: () => boolean) {
+export function requestContextMiddleware(
+  defaultTimeoutMs: number,
+  lifecycle: { readonly shuttingDown: boolean; readonly draining: boolean },
+) {
   return (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void => {
     // Once shutdown has begun, keep-alive connections end after their answer, so clients reconnect
     // (to another pod) and the server can close without cutting a request in flight.
-    if (shuttingDown()) res.setHeader('Connection', 'close');
+    if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
     const sent = req.headers['x-request-id'];
     const requestId = typeof sent === 'string' && SAFE_REQUEST_ID.test(sent) ? sent : randomUUID();
     res.setHeader('X-Request-Id', requestId);
@@ -49,6 +52,18 @@ export function requestContextMiddleware(defaultTimeoutMs: number, shuttingDown:
       },
     };
     attachContext(req, context);
+    // Draining: refused with an answer rather than a reset connection. The body is read to its end
+    // (and dropped) first: closing a socket while the client's bytes are still arriving resets it.
+    if (lifecycle.draining) {
+      const refuse = () =>
+        next(new DomainError('SHUTTING_DOWN', 'The service is shutting down; retry on another replica'));
+      if (req.complete) return refuse();
+      req
+        .on('end', refuse)
+        .on('error', () => undefined)
+        .resume();
+      return;
+    }
     next(error);
   };
 }

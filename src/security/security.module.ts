@@ -1,9 +1,8 @@
 import { DynamicModule, Module, ModuleMetadata, Provider } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule, ThrottlerStorage, ThrottlerStorageService } from '@nestjs/throttler';
 import { AppConfig } from '../config/app.config';
 import { ApiKeyStore } from './api-key.store';
-import { RateLimitGuard } from './rate-limit.guard';
+import { RateLimiter } from './rate-limit.middleware';
 
 /** Where the rate limiter keeps its counts. A module that provides this token can replace the default. */
 export const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
@@ -19,7 +18,7 @@ const ONE_MINUTE_MS = 60000;
 
 /**
  * API keys and rate limits, each present only when configured: without API_KEYS/API_KEYS_FILE
- * there is no key store, and without RATE_LIMIT_RPM no throttler and no guard, so a service that
+ * there is no key store, and without RATE_LIMIT_RPM no throttler and no rate-limit middleware, so a service that
  * uses neither does no work for them on any request.
  *
  * `storageModule` is where counts shared across replicas plug in: a module exporting
@@ -46,8 +45,8 @@ export class SecurityModule {
           }),
         }),
       );
-      providers.push({ provide: APP_GUARD, useClass: RateLimitGuard });
+      providers.push(RateLimiter);
     }
-    return { module: SecurityModule, imports, providers, exports: providers.filter((p) => p === ApiKeyStore) };
+    return { module: SecurityModule, imports, providers, exports: providers };
   }
 }

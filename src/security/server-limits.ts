@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -37,6 +38,28 @@ const CLIENT_ERRORS: Record<string, ErrorBody> = {
 const NOT_HTTP = errorBody('INVALID_INPUT', 'The request is not valid HTTP');
 
 /**
+ * Where the server's own refusals are reported (logged and counted), for answers given before any
+ * middleware runs: Node's parser (below) and Fastify's router. Kept per server, since the handler is
+ * made before the application whose logger and metrics it reports to.
+ */
+export type RejectionSink = (rejection: { status: number; code: string; route: string; requestId: string }) => void;
+const SINKS = new WeakMap<object, RejectionSink>();
+
+export function reportRejectionsTo(server: Server, sink: RejectionSink): void {
+  SINKS.set(server, sink);
+}
+
+/** Reports a refusal made on this socket's server, if the application has said where to. */
+export function reportRejection(
+  socket: Duplex,
+  rejection: { status: number; code: string; route: string; requestId: string },
+): void {
+  const server = (socket as { server?: object }).server;
+  const sink = server ? SINKS.get(server) : undefined;
+  sink?.(rejection);
+}
+
+/**
  * Answers what Node's HTTP parser refuses before any framework sees a request (headers over the
  * limit, a request that timed out, bytes that are not HTTP) with the service's structured error
  * body, where Node would send a bare status line and Fastify a body of its own shape.
@@ -52,9 +75,12 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Duple
     return;
   }
   const known = CLIENT_ERRORS[err.code ?? ''] ?? NOT_HTTP;
-  const body = JSON.stringify(known);
+  // No request was made of these bytes, so no middleware opened a context: the id is made here.
+  const requestId = randomUUID();
+  const body = JSON.stringify({ ...known, requestId });
+  reportRejection(socket, { status: known.statusCode, code: known.error, route: 'unparsed', requestId });
   socket.end(
     `HTTP/1.1 ${known.statusCode} ${STATUS_CODES[known.statusCode]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
   );
 }

@@ -1,0 +1,163 @@
+/**
+ * Expensive bodies against the service (issue 13, item 1): good iris traffic and a /health/live probe,
+ * first alone, then beside attacker connections that send the costliest 1 MB JSON bodies back to back;
+ * then, with an API key over its RATE_LIMIT_RPM, how long the attacker waits for each 429.
+ *
+ *   npm run build && node -r ts-node/register/transpile-only bench/edge.ts [seconds] [adapter]
+ *
+ * Prints one line per phase: good requests/s and p50/p99, probe p99, event-loop lag, attacker answers.
+ */
+import autocannon from 'autocannon';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { Child, freePort, startChild, stopChild, waitUntil } from './processes';
+
+const ROOT = path.resolve(__dirname, '..');
+const SECONDS = Number(process.argv[2] ?? 10);
+const ADAPTER = process.argv[3] ?? 'fastify';
+const KEY = 'edge-bench-key-0123456789abcdef';
+const MB = 1024 * 1024;
+
+/** The shapes that cost JSON.parse the most per byte, each just under 1 MB. */
+const ATTACKS: Record<string, string> = {
+  deep: '['.repeat(MB - 16),
+  'empty arrays': `{"instances":[${Array.from({ length: 262000 }, () => '[]').join(',')}]}`,
+  'empty objects': `{"instances":[${Array.from({ length: 262000 }, () => '{}').join(',')}]}`,
+};
+
+function get(port: number, p: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: p, agent: false, headers }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+};
+
+/** One probe at a time, on a fresh connection each, as a kubelet sends them. */
+async function probe(port: number, until: number): Promise<number[]> {
+  const times: number[] = [];
+  while (Date.now() < until) {
+    const start = process.hrtime.bigint();
+    await get(port, '/health/live').catch(() => undefined);
+    times.push(Number(process.hrtime.bigint() - start) / 1e6);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return times;
+}
+
+function run(opts: autocannon.Options): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => autocannon(opts, (err, result) => (err ? reject(err) : resolve(result))));
+}
+
+async function lagP99(port: number): Promise<number> {
+  const text = (await get(port, '/metrics')).body;
+  return Number(/^nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(text)?.[1] ?? NaN) * 1000;
+}
+
+async function start(env: Record<string, string>): Promise<{ child: Child; port: number }> {
+  const port = await freePort();
+  const child = startChild('service', process.execPath, ['dist/main.js'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      HTTP_ADAPTER: ADAPTER,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      SHUTDOWN_GRACE_MS: '0',
+      ...env,
+    },
+  });
+  await waitUntil(child, 'ready', 120000, async () => (await get(port, '/health/ready')).status === 200);
+  return { child, port };
+}
+
+const good = (port: number, headers: Record<string, string> = {}) =>
+  run({
+    url: `http://127.0.0.1:${port}`,
+    connections: 8,
+    duration: SECONDS,
+    requests: [
+      {
+        method: 'POST',
+        path: '/predict',
+        headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },
+        body: JSON.stringify({ features: [6.3, 3.3, 6.0, 2.5] }),
+      },
+    ],
+  });
+
+const attack = (port: number, body: string, headers: Record<string, string> = {}) =>
+  run({
+    url: `http://127.0.0.1:${port}`,
+    connections: 4,
+    duration: SECONDS,
+    timeout: 30,
+    requests: [{ method: 'POST', path: '/predict', headers: { 'content-type': 'application/json', ...headers }, body }],
+  });
+
+const ms = (n: number) => `${n.toFixed(1)} ms`;
+
+async function main(): Promise<void> {
+  console.log(`edge bench: ${ADAPTER}, ${SECONDS} s per phase`);
+  const open = await start({});
+  try {
+    const [base, baseProbe] = await Promise.all([good(open.port), probe(open.port, Date.now() + SECONDS * 1000)]);
+    console.log(
+      `unattacked: good ${base.requests.average.toFixed(0)} req/s p50 ${ms(base.latency.p50)} p99 ${ms(base.latency.p99)}; ` +
+        `/health/live p99 ${ms(percentile(baseProbe, 99))}; lag p99 ${ms(await lagP99(open.port))}`,
+    );
+    for (const [name, body] of Object.entries(ATTACKS)) {
+      const [ok, bad, probes] = await Promise.all([
+        good(open.port),
+        attack(open.port, body),
+        probe(open.port, Date.now() + SECONDS * 1000),
+      ]);
+      const statuses = Object.entries(bad.statusCodeStats)
+        .map(([s, v]) => `${s}x${v.count}`)
+        .join(' ');
+      console.log(
+        `attacked (${name}): good ${ok.requests.average.toFixed(0)} req/s (${((100 * ok.requests.average) / base.requests.average).toFixed(0)}%) ` +
+          `p50 ${ms(ok.latency.p50)} p99 ${ms(ok.latency.p99)}; /health/live p99 ${ms(percentile(probes, 99))}; ` +
+          `attacker ${bad.requests.average.toFixed(1)} req/s (${statuses}) p50 ${ms(bad.latency.p50)}; lag p99 ${ms(await lagP99(open.port))}`,
+      );
+    }
+  } finally {
+    await stopChild(open.child);
+  }
+
+  const limited = await start({ API_KEYS: KEY, RATE_LIMIT_RPM: '5' });
+  try {
+    const auth = { authorization: `Bearer ${KEY}` };
+    // The key's budget, spent on requests that cost nothing to parse.
+    for (let i = 0; i < 6; i++) await get(limited.port, '/v1/models', auth);
+    const body = ATTACKS['empty arrays'];
+    const [bad, probes] = await Promise.all([
+      attack(limited.port, body, auth),
+      probe(limited.port, Date.now() + SECONDS * 1000),
+    ]);
+    const statuses = Object.entries(bad.statusCodeStats)
+      .map(([s, v]) => `${s}x${v.count}`)
+      .join(' ');
+    console.log(
+      `key over its limit, 1 MB bodies: ${bad.requests.average.toFixed(0)} req/s (${statuses}); time to answer p50 ` +
+        `${ms(bad.latency.p50)} p99 ${ms(bad.latency.p99)}; /health/live p99 ${ms(percentile(probes, 99))}`,
+    );
+  } finally {
+    await stopChild(limited.child);
+  }
+}
+
+main().catch((err: Error) => {
+  console.error(err);
+  process.exit(1);
+});

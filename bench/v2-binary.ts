@@ -64,6 +64,7 @@ async function main(): Promise<void> {
       PORT: String(port),
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
+      GRPC_PORT: '0',
       MODEL_REPOSITORY: repository,
       CACHE_ENABLED: 'false',
       // The image's JSON body is some 3 MB: the limit is raised so that JSON can be measured at all.

@@ -5,6 +5,7 @@ import request from 'supertest';
 import { GrpcServer } from '../src/grpc/grpc.server';
 import { ModelRegistry } from '../src/models/model.registry';
 import { bundled, fixture, makeRepository, ROOT, startApp } from './support/app';
+import { waitFor } from './support/process';
 import { call, Clients, connect, grpc, ok } from './support/grpc';
 import { TYPE_CASES } from './support/type-cases';
 
@@ -34,7 +35,7 @@ const readF32 = (b: Buffer) => Array.from(new Float32Array(b.buffer.slice(b.byte
 
 const irisRequest = (extra: object = {}) => ({
   model_name: 'iris',
-  inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 4], contents: { fp32_contents: IRIS_ROWS.flat() } }],
+  inputs: [{ name: 'float_input', datatype: 'FP32', shape: [2, 4], contents: { fp32_contents: IRIS_ROWS.flat() } }],
   ...extra,
 });
 
@@ -83,7 +84,7 @@ describe('gRPC: the inference service on the bundled models', () => {
     const answer = await ok<InferResponse>(rpc, 'ModelInfer', irisRequest({ id: 'req-7' }));
     const rest = await request(app.getHttpServer())
       .post('/v2/models/iris/infer')
-      .send({ inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 4], data: IRIS_ROWS.flat() }] });
+      .send({ inputs: [{ name: 'float_input', datatype: 'FP32', shape: [2, 4], data: IRIS_ROWS.flat() }] });
     expect(answer.id).toBe('req-7');
     expect(answer.model_name).toBe('iris');
     expect(answer.model_version).toBe(rest.body.model_version);
@@ -99,7 +100,7 @@ describe('gRPC: the inference service on the bundled models', () => {
   it('takes raw_input_contents, and answers typed contents when binary_data_output is false', async () => {
     const raw = await ok<InferResponse>(rpc, 'ModelInfer', {
       model_name: 'iris',
-      inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 4] }],
+      inputs: [{ name: 'float_input', datatype: 'FP32', shape: [2, 4] }],
       raw_input_contents: [f32(IRIS_ROWS.flat())],
       parameters: { binary_data_output: { bool_param: false } },
     });
@@ -111,12 +112,12 @@ describe('gRPC: the inference service on the bundled models', () => {
   });
 
   it('answers the classification extension as BYTES, raw and typed', async () => {
-    const outputs = [{ name: 'probabilities', parameters: { classification: { int64_param: '2' } } }];
+    const outputs = [{ name: 'output_probability', parameters: { classification: { int64_param: '2' } } }];
     const rest = await request(app.getHttpServer())
       .post('/v2/models/iris/infer')
       .send({
-        inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 4], data: IRIS_ROWS.flat() }],
-        outputs: [{ name: 'probabilities', parameters: { classification: 2 } }],
+        inputs: [{ name: 'float_input', datatype: 'FP32', shape: [2, 4], data: IRIS_ROWS.flat() }],
+        outputs: [{ name: 'output_probability', parameters: { classification: 2 } }],
       });
     expect(rest.status).toBe(200);
     const typed = await ok<InferResponse>(
@@ -142,7 +143,11 @@ describe('gRPC: the inference service on the bundled models', () => {
       (await request(app.getHttpServer()).post(`/v2/models/${model}/infer`).send(body)).body.error as string;
 
     const unknown = await call(rpc, 'ModelInfer', { ...irisRequest(), model_name: 'nope' });
-    expectStatus(unknown, grpc.status.NOT_FOUND, await rest({ inputs: irisRequest().inputs }, 'nope'));
+    expectStatus(
+      unknown,
+      grpc.status.NOT_FOUND,
+      await rest({ inputs: [{ name: 'float_input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }, 'nope'),
+    );
     expectStatus(await call(rpc, 'ModelMetadata', { name: 'nope' }), grpc.status.NOT_FOUND);
     expectStatus(await call(rpc, 'ModelReady', { name: 'nope' }), grpc.status.NOT_FOUND);
     expectStatus(await call(rpc, 'ModelReady', { name: 'iris', version: '9' }), grpc.status.NOT_FOUND);
@@ -154,18 +159,18 @@ describe('gRPC: the inference service on the bundled models', () => {
 
     const wrongShape = await call(rpc, 'ModelInfer', {
       model_name: 'iris',
-      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3], contents: { fp32_contents: [1, 2, 3] } }],
+      inputs: [{ name: 'float_input', datatype: 'FP32', shape: [1, 3], contents: { fp32_contents: [1, 2, 3] } }],
     });
     expectStatus(
       wrongShape,
       grpc.status.INVALID_ARGUMENT,
-      await rest({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] }),
+      await rest({ inputs: [{ name: 'float_input', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] }),
     );
     expect(wrongShape.error!.metadata.get('error-code')).toEqual(['INVALID_INPUT']);
 
     const rawMismatch = await call(rpc, 'ModelInfer', {
       model_name: 'iris',
-      inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 4] }],
+      inputs: [{ name: 'float_input', datatype: 'FP32', shape: [2, 4] }],
       raw_input_contents: [f32([1, 2, 3])],
     });
     expectStatus(rawMismatch, grpc.status.INVALID_ARGUMENT, /raw_input_contents\[0\].*32 bytes.*got 12/);
@@ -175,18 +180,18 @@ describe('gRPC: the inference service on the bundled models', () => {
     expectStatus(count, grpc.status.INVALID_ARGUMENT, /2 entries for 1 inputs/);
     const wrongField = await call(rpc, 'ModelInfer', {
       model_name: 'iris',
-      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { int_contents: [1, 2, 3, 4] } }],
+      inputs: [{ name: 'float_input', datatype: 'FP32', shape: [1, 4], contents: { int_contents: [1, 2, 3, 4] } }],
     });
     expectStatus(wrongField, grpc.status.INVALID_ARGUMENT, /contents\.fp32_contents/);
     const bf16 = await call(rpc, 'ModelInfer', {
       model_name: 'iris',
-      inputs: [{ name: 'input', datatype: 'BF16', shape: [1, 4] }],
+      inputs: [{ name: 'float_input', datatype: 'BF16', shape: [1, 4] }],
       raw_input_contents: [Buffer.alloc(8)],
     });
     expectStatus(bf16, grpc.status.INVALID_ARGUMENT, /BF16/);
     const hostileShape = await call(rpc, 'ModelInfer', {
       model_name: 'iris',
-      inputs: [{ name: 'input', datatype: 'BYTES', shape: ['9007199254740991', '-1'] }],
+      inputs: [{ name: 'float_input', datatype: 'BYTES', shape: ['9007199254740991', '-1'] }],
       raw_input_contents: [Buffer.alloc(4)],
     });
     expectStatus(hostileShape, grpc.status.INVALID_ARGUMENT);
@@ -435,10 +440,12 @@ describe('gRPC: deadlines, cancellation, backpressure and message limits', () =>
   let app: INestApplication;
   let clients: Clients;
   const SLOW_WIDTH = 2400;
+  // Each call's input differs, so that no layer may answer one call with another's run.
+  let fill = 1;
   const slow = () => ({
     model_name: 'slow',
     inputs: [{ name: 'x', datatype: 'FP32', shape: [1, SLOW_WIDTH] }],
-    raw_input_contents: [f32(new Array(SLOW_WIDTH).fill(1))],
+    raw_input_contents: [f32(new Array(SLOW_WIDTH).fill(fill++))],
   });
 
   beforeAll(async () => {
@@ -462,13 +469,14 @@ describe('gRPC: deadlines, cancellation, backpressure and message limits', () =>
   async function occupyWorker() {
     const batcher = app.get(ModelRegistry).servingVersion('slow').batcher;
     const running = call(clients.inference, 'ModelInfer', slow());
-    while (batcher.stats.inFlight === 0) await new Promise((r) => setTimeout(r, 1));
-    return running;
+    await waitFor(() => batcher.stats.inFlight > 0, 20000, 'the slow call to run');
+    // Wrapped, because an async function returning a promise would wait for it.
+    return { running };
   }
 
   it('answers DEADLINE_EXCEEDED for a call whose grpc-timeout passes while it is queued, and never runs it', async () => {
     const batcher = app.get(ModelRegistry).servingVersion('slow').batcher;
-    const running = await occupyWorker();
+    const { running } = await occupyWorker();
     const runsBefore = batcher.stats.runs;
     const late = await call(clients.inference, 'ModelInfer', slow(), { deadlineMs: 50 });
     expectStatus(late, grpc.status.DEADLINE_EXCEEDED);
@@ -478,12 +486,12 @@ describe('gRPC: deadlines, cancellation, backpressure and message limits', () =>
 
   it('drops a cancelled call from the queue', async () => {
     const batcher = app.get(ModelRegistry).servingVersion('slow').batcher;
-    const running = await occupyWorker();
+    const { running } = await occupyWorker();
     const queued = call(clients.inference, 'ModelInfer', slow());
-    while (batcher.depth === 0) await new Promise((r) => setTimeout(r, 1));
+    await waitFor(() => batcher.depth > 0, 20000, 'a call to queue');
     queued.cancel();
     expectStatus(await queued, grpc.status.CANCELLED);
-    while (batcher.depth > 0) await new Promise((r) => setTimeout(r, 1));
+    await waitFor(() => batcher.depth === 0, 20000, 'the cancelled call to leave the queue');
     const runsBefore = batcher.stats.runs;
     expect((await running).error).toBeUndefined();
     // The cancelled call's run never started: only the running one finished since.
@@ -493,10 +501,10 @@ describe('gRPC: deadlines, cancellation, backpressure and message limits', () =>
   });
 
   it('answers UNAVAILABLE when the queue is full, with the REST message', async () => {
-    const running = await occupyWorker();
+    const { running } = await occupyWorker();
     const queued = [call(clients.inference, 'ModelInfer', slow()), call(clients.inference, 'ModelInfer', slow())];
     const batcher = app.get(ModelRegistry).servingVersion('slow').batcher;
-    while (batcher.depth < 2) await new Promise((r) => setTimeout(r, 1));
+    await waitFor(() => batcher.depth >= 2, 20000, 'two calls to queue');
     const full = await call(clients.inference, 'ModelInfer', slow());
     expectStatus(full, grpc.status.UNAVAILABLE, /queue/i);
     expect(full.error!.metadata.get('error-code')).toEqual(['QUEUE_FULL']);
@@ -506,7 +514,7 @@ describe('gRPC: deadlines, cancellation, backpressure and message limits', () =>
   it('refuses a message over GRPC_MAX_MESSAGE_BYTES with RESOURCE_EXHAUSTED and keeps serving', async () => {
     const big = await call(clients.inference, 'ModelInfer', {
       model_name: 'iris',
-      inputs: [{ name: 'input', datatype: 'FP32', shape: [5000, 4] }],
+      inputs: [{ name: 'float_input', datatype: 'FP32', shape: [5000, 4] }],
       raw_input_contents: [Buffer.alloc(80000)],
     });
     expectStatus(big, grpc.status.RESOURCE_EXHAUSTED);
@@ -588,7 +596,7 @@ describe('gRPC: shutdown', () => {
       raw_input_contents: [f32(new Array(width).fill(1))],
     };
     const calls = [call(clients.inference, 'ModelInfer', body), call(clients.inference, 'ModelInfer', body)];
-    while (batcher.stats.inFlight === 0) await new Promise((r) => setTimeout(r, 1));
+    await waitFor(() => batcher.stats.inFlight > 0, 20000, 'the slow call to run');
     const closed = app.close();
     const outcomes = await Promise.all(calls);
     expect(outcomes.map((o) => o.error?.details)).toEqual([undefined, undefined]);

@@ -228,7 +228,10 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
     };
   }
 
-  /** The request's context: its id, its deadline (grpc-timeout, else REQUEST_TIMEOUT_MS), and a signal the call's cancellation fires. */
+  /**
+   * The call's context: its id, its deadline (grpc-timeout, capped by REQUEST_TIMEOUT_MS), and a
+   * signal that the call's cancellation fires, so the batcher drops it.
+   */
   private contextOf(call: ServerUnaryCall<unknown, unknown>): RequestContext {
     const sent = first(call.metadata, 'x-request-id');
     const requested = call.getDeadline();

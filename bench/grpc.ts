@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     (_, i) =>
       new Service(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure(), {
         'grpc.bench-channel': i,
-      }) as InferClient,
+      }) as unknown as InferClient,
   );
   const rows: string[][] = [];
   try {

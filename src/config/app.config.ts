@@ -228,7 +228,7 @@ export class AppConfig {
   @IntBetween(0, 65535)
   readonly GRPC_PORT: number = 8001;
 
-  /** Largest gRPC message received or sent, in bytes (gRPC's own default is 4 MiB); larger ones get RESOURCE_EXHAUSTED. */
+  /** Largest gRPC message received or sent, in bytes (gRPC's default: 4 MiB); larger get RESOURCE_EXHAUSTED. */
   @IntBetween(1024, 1073741824)
   readonly GRPC_MAX_MESSAGE_BYTES: number = 4194304;
 

@@ -86,6 +86,9 @@ const ONCE = [
   // Redis as the cache's and the rate limiter's store; their HTTP side is in cache and security.
   'cache-redis',
   'rate-limit-redis',
+  // The Open Inference Protocol over gRPC: its own server (@grpc/grpc-js) beside HTTP, which neither
+  // HTTP adapter touches; what it compares with the REST routes is the same on both.
+  'grpc',
 ];
 
 // Every suite in test/ is in exactly one list, so a new suite cannot go unrun.

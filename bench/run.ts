@@ -133,6 +133,8 @@ function serviceEnv(port: number, id: ServiceTargetId): Record<string, string> {
     PORT: String(port),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
+    // gRPC on a free port: the REST cells measure REST, and no two services may fight over 8001.
+    GRPC_PORT: '0',
     HTTP_ADAPTER: adapter,
     BATCHING_ENABLED: String(batching),
     CACHE_ENABLED: String(cache),

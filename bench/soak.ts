@@ -296,6 +296,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       HOST: '127.0.0.1',
       API_KEYS: KEY,
       BODY_LIMIT: '64kb',
+      GRPC_PORT: '0',
       LOG_LEVEL: options.logLevel ?? 'warn',
       SHUTDOWN_GRACE_MS: '0',
     },

@@ -30,6 +30,7 @@ export function v2Env(port: number, repository: string): Record<string, string> 
     PORT: String(port),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
+    GRPC_PORT: '0',
     HTTP_ADAPTER: 'fastify',
     BATCHING_ENABLED: 'true',
     CACHE_ENABLED: 'false',

@@ -2,6 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { AppConfig } from './config/app.config';
 import { AppConfigModule } from './config/app-config.module';
 import { DocsModule } from './docs/docs.module';
+import { GrpcModule } from './grpc/grpc.module';
 import { HealthModule } from './health/health.module';
 import { InferenceProtocolModule } from './inference-protocol/inference-protocol.module';
 import { ModelsModule } from './models/models.module';
@@ -23,6 +24,7 @@ export class AppModule {
         InferenceProtocolModule,
         HealthModule,
         DocsModule,
+        GrpcModule,
         SecurityModule.forRoot(config, config.REDIS_URL ? RedisRateLimitStorageModule : undefined),
       ],
     };

@@ -147,14 +147,19 @@ describe('deploy/k8s: against the service', () => {
     }
   });
 
-  it('the Deployment runs the image with the ConfigMap, on the named port http = PORT = the Dockerfile EXPOSE', () => {
+  it('the Deployment runs the image with the ConfigMap, on the named ports http = PORT and grpc = GRPC_PORT, as the Dockerfile EXPOSEs', () => {
     expect(container.image).toBe('onnx-inference-service:0.1.0');
     expect(container.envFrom).toEqual([{ configMapRef: { name: 'onnx-inference' } }]);
+    const { PORT, GRPC_PORT } = configMap.data;
+    expect(GRPC_PORT).toBe(String(loadConfig({}).GRPC_PORT));
     expect(container.ports).toEqual([
-      expect.objectContaining({ name: 'http', containerPort: Number(configMap.data.PORT) }),
+      expect.objectContaining({ name: 'http', containerPort: Number(PORT) }),
+      expect.objectContaining({ name: 'grpc', containerPort: Number(GRPC_PORT) }),
     ]);
-    expect(dockerInstructions('EXPOSE')).toEqual([configMap.data.PORT]);
-    expect(compose.services.api.ports).toEqual([`${configMap.data.PORT}:${configMap.data.PORT}`]);
+    expect(dockerInstructions('EXPOSE')).toEqual([`${PORT} ${GRPC_PORT}`]);
+    expect(compose.services.api.ports).toEqual([`${PORT}:${PORT}`, `${GRPC_PORT}:${GRPC_PORT}`]);
+    // The image carries the .proto files the gRPC service loads at start.
+    expect(read('deploy/Dockerfile')).toMatch(/^COPY proto \.\/proto$/m);
   });
 
   it('the probes use the service’s probe routes on the named port, with time for the models to load', () => {
@@ -193,7 +198,10 @@ describe('deploy/k8s: against the service', () => {
   it('the Service targets the named port; the HPA and the PDB cover the Deployment', () => {
     const service = find<Service>('Service', 'onnx-inference');
     expect(service.spec?.type).toBe('ClusterIP');
-    expect(service.spec?.ports).toEqual([expect.objectContaining({ port: 80, targetPort: 'http' })]);
+    expect(service.spec?.ports).toEqual([
+      expect.objectContaining({ port: 80, targetPort: 'http' }),
+      expect.objectContaining({ port: 8001, targetPort: 'grpc' }),
+    ]);
     const podLabels = deployment.spec!.template.metadata!.labels!;
     expect(podLabels).toEqual(expect.objectContaining(service.spec!.selector));
     expect(podLabels).toEqual(expect.objectContaining(deployment.spec!.selector.matchLabels));

@@ -55,6 +55,7 @@ describe('API keys never reach a log line', () => {
         LOG_LEVEL: 'verbose',
         LOG_FORMAT: 'json',
         SHUTDOWN_GRACE_MS: '0',
+        GRPC_PORT: '0',
         API_KEYS: `${ENV_KEY},${WRONG_KEY.replace('wrong', 'admin')}:admin`,
         API_KEYS_FILE: keyFile,
         API_KEYS_RELOAD_MS: '100',

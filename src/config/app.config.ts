@@ -239,6 +239,19 @@ export class AppConfig {
   @IntBetween(1, 100000000)
   readonly MAX_STRING_LENGTH: number = 65536;
 
+  /** Whether the Open Inference Protocol's gRPC service listens beside HTTP. */
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'GRPC_ENABLED must be true or false' })
+  readonly GRPC_ENABLED: boolean = true;
+
+  /** The gRPC port: Triton's, so that its clients' defaults reach it. */
+  @IntBetween(0, 65535)
+  readonly GRPC_PORT: number = 8001;
+
+  /** Largest gRPC message received or sent, in bytes (gRPC's default: 4 MiB); larger get RESOURCE_EXHAUSTED. */
+  @IntBetween(1024, 1073741824)
+  readonly GRPC_MAX_MESSAGE_BYTES: number = 4194304;
+
   /** Largest request line and headers together, in bytes (Node's maxHeaderSize); larger ones get 431. */
   @IntBetween(1024, 1048576)
   readonly MAX_HEADER_SIZE: number = 16384;

@@ -6,13 +6,20 @@ import type { KeyMatch } from './api-key.store';
 
 /** What a request presents as its key: `Authorization: Bearer <key>`, else `X-API-Key: <key>`. */
 export function presentedKey(req: IncomingMessage): string | undefined {
-  const authorization = req.headers.authorization;
+  const header = req.headers['x-api-key'];
+  return keyOf(req.headers.authorization, typeof header === 'string' ? header : undefined);
+}
+
+/**
+ * The key in an Authorization value (`Bearer <key>`), else in an X-API-Key value: the one reading
+ * for HTTP headers and gRPC metadata alike. '' for an Authorization that is not a Bearer token.
+ */
+export function keyOf(authorization: string | undefined, apiKey: string | undefined): string | undefined {
   if (authorization !== undefined) {
     const match = /^Bearer +(\S+) *$/i.exec(authorization);
     return match ? match[1] : '';
   }
-  const header = req.headers['x-api-key'];
-  return typeof header === 'string' ? header.trim() : undefined;
+  return apiKey?.trim();
 }
 
 /** Exact paths, and prefixes written with a trailing `*`. */
@@ -34,6 +41,29 @@ export function requiredScope(method: string | undefined, path: string): Scope {
 }
 
 /**
+ * The key in force that a request presents, allowed on the service's routes; else the error to
+ * answer (a missing or unknown key, or one without the scope). Shared by HTTP and gRPC.
+ */
+export function authorize(
+  lookup: (key: string) => KeyMatch | undefined,
+  key: string | undefined,
+  scope: Scope,
+): KeyMatch {
+  if (key === undefined) {
+    throw new DomainError(
+      'UNAUTHENTICATED',
+      'This route needs an API key: send Authorization: Bearer <key> or X-API-Key: <key>',
+    );
+  }
+  const match = key === '' ? undefined : lookup(key);
+  if (match === undefined) throw new DomainError('UNAUTHENTICATED', 'The API key is not valid');
+  if (!match.scopes.has(scope)) {
+    throw new DomainError('FORBIDDEN', `This API key is not allowed on this route: it needs the ${scope} scope`);
+  }
+  return match;
+}
+
+/**
  * Lets through only requests with a key in force, except on the open paths (the probes and
  * /metrics by default) and CORS preflights (which browsers send without credentials). Middleware,
  * not a guard: it runs before routing, so unknown routes answer 401 too and reveal nothing, and it
@@ -47,22 +77,11 @@ export function apiKeyMiddleware(lookup: (key: string) => KeyMatch | undefined, 
     const path = query < 0 ? url : url.slice(0, query);
     if (isOpen(path)) return next();
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) return next();
-    const key = presentedKey(req);
-    if (key === undefined) {
-      return next(
-        new DomainError(
-          'UNAUTHENTICATED',
-          'This route needs an API key: send Authorization: Bearer <key> or X-API-Key: <key>',
-        ),
-      );
-    }
-    const match = key === '' ? undefined : lookup(key);
-    if (match === undefined) return next(new DomainError('UNAUTHENTICATED', 'The API key is not valid'));
-    const scope = requiredScope(req.method, path);
-    if (!match.scopes.has(scope)) {
-      return next(
-        new DomainError('FORBIDDEN', `This API key is not allowed on this route: it needs the ${scope} scope`),
-      );
+    let match: KeyMatch;
+    try {
+      match = authorize(lookup, presentedKey(req), requiredScope(req.method, path));
+    } catch (err) {
+      return next(err);
     }
     // The rate limiter counts per key, by its digest.
     const context = contextOf(req);

@@ -34,6 +34,8 @@ export async function startApp(env: Record<string, string> = {}): Promise<INestA
     MODEL_REPOSITORY: BUNDLED_MODELS,
     LOG_LEVEL: 'error',
     HTTP_ADAPTER: HTTP_ADAPTER,
+    // gRPC on a port the system picks, so suites running side by side never collide on 8001.
+    GRPC_PORT: '0',
     ...env,
   });
   const app = await createApp(config);

@@ -2,11 +2,22 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { HTTP_ADAPTER, ROOT } from './app';
 
-/** Runs the real entry point (src/main.ts) as its own process, as `npm start` does with the build. */
+/**
+ * Runs the real entry point (src/main.ts) as its own process, as `npm start` does with the build; gRPC
+ * on a port the system picks unless GRPC_PORT is given, so suites running side by side never collide.
+ */
 export function serve(env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, HTTP_ADAPTER, LOG_FORMAT: 'json', LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '0', ...env },
+    env: {
+      ...process.env,
+      HTTP_ADAPTER,
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'info',
+      SHUTDOWN_GRACE_MS: '0',
+      GRPC_PORT: '0',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

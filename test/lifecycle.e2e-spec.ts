@@ -179,10 +179,11 @@ describe('model lifecycle, a real process under load from 8 clients', () => {
       expect([a.status, b.status]).toEqual([200, 200]);
       expect(await a.json()).toMatchObject({ name: 'iv', default_version: '2' });
       expect(service.messages(/^model iv version 2 READY/)).toHaveLength(1);
+      // Answers some time after the switch (requests in flight at the switch may still be version 1's).
       const switched = Date.now();
-      await traffic.answers(5);
-      const ivAfter = traffic.outcomes.filter((o) => o.client.startsWith('iv') && o.at > switched + 200);
-      expect(ivAfter.length).toBeGreaterThan(0);
+      const ivAfterSwitch = () => traffic.outcomes.filter((o) => o.client.startsWith('iv') && o.at > switched + 200);
+      await waitFor(() => ivAfterSwitch().length >= 5, 30000, 'answers of model iv after the switch');
+      const ivAfter = ivAfterSwitch();
       expect(new Set(ivAfter.map((o) => o.version))).toEqual(new Set([2]));
 
       // A corrupt version: the load says why, the index shows it FAILED, version 2 keeps serving.
@@ -209,6 +210,9 @@ describe('model lifecycle, a real process under load from 8 clients', () => {
       const before = traffic.outcomes.length;
       expect((await service.post('/v2/repository/models/iv/unload')).status).toBe(200);
       const unloadedAt = Date.now();
+      const settledAnswers = () =>
+        traffic.outcomes.slice(before).filter((o) => o.client.startsWith('iv') && o.at > unloadedAt + 200);
+      await waitFor(() => settledAnswers().length >= 5, 30000, 'answers of model iv after the unload');
       await traffic.answers(5);
       const after = traffic.outcomes.slice(before);
       const settled = after.filter((o) => o.at > unloadedAt + 200);

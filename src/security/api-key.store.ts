@@ -15,6 +15,9 @@ export interface KeyMatch {
   readonly scopes: ReadonlySet<Scope>;
 }
 
+/** How long a changed key file must read the same before it is taken (see reload). */
+const SETTLE_MS = 50;
+
 @Injectable()
 export class ApiKeyStore implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Security');
@@ -60,18 +63,14 @@ export class ApiKeyStore implements OnModuleInit, OnApplicationShutdown {
     return scopes && { id: hash.slice(0, 32), scopes };
   }
 
-  /** Re-reads API_KEYS_FILE; resolves once the keys in force reflect the file as it is now. */
+  /** Re-reads API_KEYS_FILE; resolves once the keys in force reflect the file, if it reads the same twice. */
   async reload(): Promise<void> {
-    let text: string;
-    try {
-      text = await fs.readFile(this.config.API_KEYS_FILE!, 'utf8');
-    } catch (err) {
-      this.logger.warn(
-        `API_KEYS_FILE cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); the keys in force stay`,
-      );
-      return;
-    }
-    if (text === this.fileText) return;
+    const text = await this.readFile();
+    if (text === undefined || text === this.fileText) return;
+    // A file rewritten in place can be read half-written (empty, say), which would revoke every key:
+    // a change counts only once a second read a moment later finds the same text.
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    if ((await this.readFile()) !== text) return;
     const parsed = parseApiKeys(text, 'API_KEYS_FILE');
     if (parsed.problems.length > 0) {
       this.logger.warn(`API_KEYS_FILE changed but is invalid (${parsed.problems.join('; ')}); the keys in force stay`);
@@ -80,5 +79,16 @@ export class ApiKeyStore implements OnModuleInit, OnApplicationShutdown {
     this.fromFile = parsed;
     this.fileText = text;
     this.logger.log(`API keys reloaded from API_KEYS_FILE: ${parsed.keys.size} keys`);
+  }
+
+  private async readFile(): Promise<string | undefined> {
+    try {
+      return await fs.readFile(this.config.API_KEYS_FILE!, 'utf8');
+    } catch (err) {
+      this.logger.warn(
+        `API_KEYS_FILE cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); the keys in force stay`,
+      );
+      return undefined;
+    }
   }
 }

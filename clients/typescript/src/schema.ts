@@ -799,7 +799,7 @@ export interface components {
             /** @example 400 */
             statusCode: number;
             /**
-             * @description Stable machine-readable code: INVALID_INPUT, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED, HTTP_ERROR, UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, HEADERS_TOO_LARGE, REQUEST_TIMEOUT, MODEL_NOT_FOUND, MODEL_NOT_READY, MODEL_CONTROL_DISABLED, MODEL_LOAD_FAILED, QUEUE_FULL, DEADLINE_EXCEEDED, CLIENT_CLOSED, INFERENCE_FAILED, INTERNAL
+             * @description Stable machine-readable code: INVALID_INPUT, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED, HTTP_ERROR, UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, HEADERS_TOO_LARGE, REQUEST_TIMEOUT, MODEL_NOT_FOUND, MODEL_NOT_READY, MODEL_CONTROL_DISABLED, MODEL_LOAD_FAILED, QUEUE_FULL, DEADLINE_EXCEEDED, CLIENT_CLOSED, SHUTTING_DOWN, INFERENCE_FAILED, INTERNAL
              * @example INVALID_INPUT
              */
             error: string;
@@ -2085,7 +2085,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After; SHUTTING_DOWN: the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2210,7 +2210,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After; SHUTTING_DOWN: the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2334,7 +2334,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After; SHUTTING_DOWN: the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2459,7 +2459,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After; SHUTTING_DOWN: the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2581,7 +2581,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After; SHUTTING_DOWN: the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2703,7 +2703,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After; SHUTTING_DOWN: the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4264,7 +4264,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After; SHUTTING_DOWN: the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4525,7 +4525,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After; SHUTTING_DOWN: the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4845,7 +4845,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After; SHUTTING_DOWN: the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4986,7 +4986,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After */
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After; SHUTTING_DOWN: the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -515,7 +515,7 @@ describe('the probe paths the manifests name are routes of the running service',
       scrapeAnnotations['prometheus.io/path'],
       ...serviceMonitor.spec.endpoints.map((e) => e.path),
     ]),
-  ].filter((p) => p !== undefined) as string[];
+  ].filter((p): p is string => p !== undefined);
 
   it.each(paths)('GET %s answers 200', async (probePath) => {
     await request(app.getHttpServer()).get(probePath).expect(200);

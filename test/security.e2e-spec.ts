@@ -20,6 +20,16 @@ const ADMIN_ONLY_KEY = 'admin-only-key-0123456789abcdef';
 const FILE_KEY = 'file-key-0123456789abcdef-one';
 const ROTATED_KEY = 'file-key-0123456789abcdef-two';
 const OK = [5.1, 3.5, 1.4, 0.2];
+/** The documentation: Swagger UI's page and an asset, the documents, ReDoc, and a model's document. */
+const DOC_PAGES = [
+  '/docs',
+  '/docs/swagger-ui-init.js',
+  '/docs-json',
+  '/docs-yaml',
+  '/redoc',
+  '/redoc/redoc.standalone.js',
+  '/v1/models/iris/openapi.json',
+];
 const PROBES = [
   '/health',
   '/health/live',
@@ -104,9 +114,10 @@ describe('API keys', () => {
     expect(routes.length).toBeGreaterThan(15);
     for (const route of [
       ...routes,
-      { method: 'GET', path: '/docs' },
-      { method: 'GET', path: '/docs-json' },
       { method: 'GET', path: '/no/such/route' },
+      // Near the open documentation paths, but not them: a `*` there is one segment, not any rest.
+      { method: 'GET', path: '/v1/models/iris/versions/1/openapi.json' },
+      { method: 'GET', path: '/docsx' },
     ]) {
       const res = await send(port, route);
       expect({ route, status: res.status, structured: isStructuredError(route.path, 401, res) }).toEqual({
@@ -115,6 +126,13 @@ describe('API keys', () => {
         structured: true,
       });
       expect(res.headers['www-authenticate']).toBe('Bearer');
+    }
+  });
+
+  it('leaves the documentation open (DOCS_PUBLIC defaults to true): it describes routes, never data', async () => {
+    for (const docPath of DOC_PAGES) {
+      const res = await rawRequest(port, { path: docPath });
+      expect({ docPath, status: res.status }).toEqual({ docPath, status: 200 });
     }
   });
 
@@ -193,6 +211,27 @@ describe('API keys', () => {
     await fs.writeFile(keyFile, 'too-short\n');
     await app.get(ApiKeyStore).reload();
     expect((await withKey(ROTATED_KEY)).status).toBe(200);
+  });
+});
+
+describe('API keys with DOCS_PUBLIC=false', () => {
+  let app: INestApplication;
+  let port: number;
+  beforeAll(async () => {
+    app = await startApp({ API_KEYS: INFERENCE_KEY, DOCS_PUBLIC: 'false' });
+    port = await listen(app);
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('keeps the documentation behind a key, and serves it with one', async () => {
+    for (const docPath of DOC_PAGES) {
+      const res = await rawRequest(port, { path: docPath });
+      expect({ docPath, status: res.status }).toEqual({ docPath, status: 401 });
+      const withKey = await rawRequest(port, { path: docPath, headers: { 'x-api-key': INFERENCE_KEY } });
+      expect({ docPath, status: withKey.status }).toEqual({ docPath, status: 200 });
+    }
   });
 });
 

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { INestApplication, Logger } from '@nestjs/common';
 import { createApp } from './app.factory';
 import { AppConfig, ConfigError, loadConfig } from './config/app.config';
+import { loadEnvFile } from './config/env-file';
 import { LifecycleService } from './health/lifecycle.service';
 import { ModelRegistry } from './models/model.registry';
 
@@ -38,6 +39,7 @@ function handleSignals(app: INestApplication, config: AppConfig, logger: Logger)
 }
 
 async function bootstrap(): Promise<void> {
+  loadEnvFile();
   const config = loadConfig();
   const app = await createApp(config);
   const logger = new Logger('Bootstrap');

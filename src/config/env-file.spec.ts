@@ -24,7 +24,8 @@ describe('.env.example', () => {
   it('gives each setting its default (none for the optional ones and the machine-dependent ones)', () => {
     const defaults = new AppConfig() as unknown as Record<string, unknown>;
     for (const { key, value } of settings) {
-      const expected = defaults[key] === undefined || COMPUTED.has(key) ? '' : String(defaults[key]);
+      const value_ = defaults[key] as string | number | boolean | undefined;
+      const expected = value_ === undefined || COMPUTED.has(key) ? '' : String(value_);
       expect({ key, value }).toEqual({ key, value: expected });
     }
   });

@@ -484,6 +484,19 @@ describe('deploy/Dockerfile and docker-compose.yml', () => {
     ).toContain('--omit=dev');
   });
 
+  it('the image builds and runs on one pinned release of a Node LTS line that package.json supports', () => {
+    const froms = dockerInstructions('FROM').map((f) => /^node:(\d+)\.(\d+)\.(\d+)-bookworm-slim\b/.exec(f));
+    expect(froms).toHaveLength(2);
+    expect(froms.every((m) => m !== null && m[0] === froms[0]![0])).toBe(true);
+    const major = Number(froms[0]![1]);
+    // Even-numbered lines become LTS; 24 is the active one.
+    expect([22, 24]).toContain(major);
+    const { engines } = JSON.parse(read('package.json')) as { engines: { node: string } };
+    expect(engines.node.split('||').map((range) => range.trim().replace(/^\^/, '').split('.')[0])).toContain(
+      String(major),
+    );
+  });
+
   it('compose: api from deploy/Dockerfile, healthy on /health/ready, after a healthy redis:7-alpine', () => {
     const { api, redis } = compose.services;
     expect(api.build?.dockerfile).toBe('deploy/Dockerfile');

@@ -1,4 +1,4 @@
-import { INestApplication } from '@nestjs/common';
+import { INestApplication, Logger } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { promises as fs } from 'node:fs';
 import * as net from 'node:net';
@@ -286,6 +286,28 @@ describe('API keys: configuration', () => {
     await expect(new ApiKeyStore(loadConfig({ API_KEYS_FILE: file })).onModuleInit()).rejects.toThrow(
       /API_KEYS_FILE entry 2: a key must be/,
     );
+  });
+
+  it('warns at start when keys are on but none is configured (a Secret shipped empty), and not otherwise', async () => {
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'keys-')), 'api-keys');
+      await fs.writeFile(file, '# No keys yet\n');
+      const empty = new ApiKeyStore(loadConfig({ API_KEYS_FILE: file }));
+      await empty.onModuleInit();
+      empty.onApplicationShutdown();
+      expect(warn.mock.calls.map(([message]) => String(message))).toEqual([
+        expect.stringMatching(/API keys are on but none is configured: every route except AUTH_OPEN_PATHS answers 401/),
+      ]);
+      warn.mockClear();
+      await fs.writeFile(file, `${FILE_KEY}\n`);
+      const filled = new ApiKeyStore(loadConfig({ API_KEYS_FILE: file }));
+      await filled.onModuleInit();
+      filled.onApplicationShutdown();
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
   });
 });
 

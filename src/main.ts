@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { createApp } from './app.factory';
 import { DrainTracker } from './http/drain';
 import { AppConfig, ConfigError, loadConfig } from './config/app.config';
+import { loadEnvFile } from './config/env-file';
 import { LifecycleService } from './health/lifecycle.service';
 import { ModelRegistry } from './models/model.registry';
 
@@ -55,6 +56,7 @@ function handleSignals(app: INestApplication, drain: DrainTracker, config: AppCo
 }
 
 async function bootstrap(): Promise<void> {
+  loadEnvFile();
   const config = loadConfig();
   const app = await createApp(config);
   const logger = new Logger('Bootstrap');

@@ -7,6 +7,7 @@ import { documentBinaryTensors } from './inference-protocol/v2-openapi';
 import { documentSecurity } from './security/openapi-security';
 
 export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
+  const appConfig = app.get(AppConfig);
   const config = new DocumentBuilder()
     .setTitle('ONNX inference service')
     .setDescription(
@@ -14,11 +15,13 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
         'and the routes of the FastAPI lesson this service grew out of. Every error has the body ErrorResponse.',
     )
     .setVersion(APP_INFO.version)
+    // An empty `servers` leaves clients guessing (and fails Redocly's no-empty-servers).
+    .addServer(appConfig.publicUrl())
     .build();
   const document = SwaggerModule.createDocument(app, config, {
     operationIdFactory: (_controller, method) => method,
   });
-  return documentSecurity(documentBinaryTensors(document), app.get(AppConfig));
+  return documentSecurity(documentBinaryTensors(document), appConfig);
 }
 
 /**

@@ -9,9 +9,12 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
-import type { IContainer } from 'kubernetes-models/v1/Container';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import { Container, type IContainer } from 'kubernetes-models/v1/Container';
+import { ObjectMeta } from '@kubernetes-models/apimachinery/apis/meta/v1/ObjectMeta';
 import { CONFIG_KEYS, loadConfig } from '../src/config/app.config';
 import { parseApiKeys } from '../src/config/api-keys';
+import { PROBE_PATHS } from '../src/common/probe-paths';
 import { ROOT, startApp } from './support/app';
 
 /**
@@ -23,11 +26,17 @@ import { ROOT, startApp } from './support/app';
 // js-yaml ships no types; only loadAll is needed.
 const { loadAll } = createRequire(__filename)('js-yaml') as { loadAll: (text: string) => unknown[] };
 
-type Manifest = { apiVersion?: string; kind?: string; metadata?: { name?: string }; [key: string]: unknown };
+type Manifest = {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; labels?: Record<string, string> };
+  [key: string]: unknown;
+};
 type Validatable = { validate(): void };
 
 const K8S_DIR = path.join(ROOT, 'deploy', 'k8s');
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
+const readYaml = (file: string) => loadAll(read(file)).filter((doc) => doc !== null && doc !== undefined) as Manifest[];
 
 const manifestFiles = readdirSync(K8S_DIR)
   .filter((f) => /\.ya?ml$/.test(f))
@@ -46,6 +55,7 @@ const MODELS: Record<string, new (data: never) => Validatable> = {
   'apps/v1/Deployment': Deployment,
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
 };
 
 function find<T>(kind: string, name: string): T {
@@ -218,9 +228,33 @@ describe('deploy/k8s: against the service', () => {
     expect(podLabels).toEqual(expect.objectContaining(pdb.spec!.selector!.matchLabels));
   });
 
-  it('API keys: from a Secret mounted as a directory at API_KEYS_FILE, never in the ConfigMap, and valid as shipped', () => {
+  it('API keys: off as shipped, so a first apply answers without keys rather than 401 everywhere', () => {
     expect(configMap.data.API_KEYS).toBeUndefined();
-    const config = loadConfig(configMap.data);
+    expect(configMap.data.API_KEYS_FILE).toBeUndefined();
+    expect(loadConfig(configMap.data).apiKeysEnabled()).toBe(false);
+    // The shipped Secret is a template: a comment saying what to add, and no key.
+    const secret = find<{ stringData: Record<string, string> }>('Secret', 'onnx-inference-api-keys');
+    const parsed = parseApiKeys(Object.values(secret.stringData).join('\n'), 'API_KEYS_FILE');
+    expect({ problems: parsed.problems, keys: parsed.keys.size }).toEqual({ problems: [], keys: 0 });
+    expect(read('deploy/k8s/secret.yaml')).toMatch(/components\/api-keys/);
+  });
+
+  it('components/api-keys turns keys on with the Secret mounted as a directory at API_KEYS_FILE', () => {
+    const component = readYaml('deploy/k8s/components/api-keys/kustomization.yaml')[0] as {
+      kind: string;
+      patches: { target: { kind: string; name: string }; patch: string }[];
+    };
+    expect(component.kind).toBe('Component');
+    expect(component.patches.map((p) => p.target)).toEqual([{ kind: 'ConfigMap', name: 'onnx-inference' }]);
+    // The JSON patch applied as kustomize would: each op adds one setting to the ConfigMap's data.
+    const ops = loadAll(component.patches[0].patch)[0] as { op: string; path: string; value: string }[];
+    const data = { ...configMap.data };
+    for (const op of ops) {
+      expect({ op: op.op, path: op.path.replace(/[^/]+$/, '') }).toEqual({ op: 'add', path: '/data/' });
+      data[op.path.slice('/data/'.length)] = op.value;
+    }
+    const config = loadConfig(data);
+    expect(config.apiKeysEnabled()).toBe(true);
     const file = config.API_KEYS_FILE!;
     const mount = container.volumeMounts?.find((m) => m.mountPath === path.dirname(file));
     expect(mount).toEqual(expect.objectContaining({ readOnly: true }));
@@ -232,8 +266,6 @@ describe('deploy/k8s: against the service', () => {
       volume!.secret!.secretName!,
     );
     expect(Object.keys(secret.stringData)).toEqual([path.basename(file)]);
-    const keys = parseApiKeys(secret.stringData[path.basename(file)], 'API_KEYS_FILE');
-    expect(keys.problems).toEqual([]);
   });
 
   it('Redis: a Deployment and a Service named redis, without persistence', () => {
@@ -247,9 +279,203 @@ describe('deploy/k8s: against the service', () => {
   });
 });
 
+const RECOMMENDED_LABELS = [
+  'app.kubernetes.io/name',
+  'app.kubernetes.io/instance',
+  'app.kubernetes.io/version',
+  'app.kubernetes.io/component',
+  'app.kubernetes.io/part-of',
+  'app.kubernetes.io/managed-by',
+];
+
+type Labelled = { kind?: string; metadata?: { name?: string; labels?: Record<string, string> } };
+const labelsOf = (doc: Labelled) => Object.keys(doc.metadata?.labels ?? {}).sort();
+const selects = (selector: Record<string, string>, labels: Record<string, string> = {}) =>
+  Object.entries(selector).every(([key, value]) => labels[key] === value);
+
+const serviceMonitor = readYaml('deploy/k8s/components/service-monitor/service-monitor.yaml')[0] as Manifest & {
+  spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; path: string }[] };
+};
+const scrapeAnnotations = deployment.spec!.template.metadata!.annotations ?? {};
+
+const KSERVE_DIR = path.join('deploy', 'kserve');
+const kserveObjects = readdirSync(path.join(ROOT, KSERVE_DIR))
+  .filter((f) => /\.ya?ml$/.test(f))
+  .flatMap((file) => readYaml(path.join(KSERVE_DIR, file)));
+const servingRuntime = kserveObjects.find((o) => o.kind === 'ServingRuntime') as Manifest & {
+  spec: {
+    supportedModelFormats: { name: string; version?: string; autoSelect?: boolean }[];
+    protocolVersions: string[];
+    annotations?: Record<string, string>;
+    containers: IContainer[];
+  };
+};
+const inferenceService = kserveObjects.find((o) => o.kind === 'InferenceService') as Manifest & {
+  metadata: { annotations?: Record<string, string> };
+  spec: {
+    predictor: {
+      model: {
+        modelFormat: { name: string; version?: string };
+        runtime: string;
+        protocolVersion: string;
+        storageUri: string;
+      };
+    };
+  };
+};
+const servingRuntimeContainer = servingRuntime?.spec.containers[0];
+
+describe('deploy/k8s: conventions', () => {
+  const everything = [
+    ...objects.map(({ file, doc }) => ({ file, doc })),
+    { file: 'components/service-monitor/service-monitor.yaml', doc: serviceMonitor },
+    ...kserveObjects.map((doc) => ({ file: `kserve: ${doc.kind}`, doc })),
+  ];
+
+  it('every object, and every pod template, carries the app.kubernetes.io recommended labels', () => {
+    for (const { file, doc } of everything)
+      expect({ file, name: doc.metadata?.name, labels: labelsOf(doc) }).toEqual({
+        file,
+        name: doc.metadata?.name,
+        labels: [...RECOMMENDED_LABELS].sort(),
+      });
+    for (const name of ['onnx-inference', 'redis']) {
+      const template = find<Deployment>('Deployment', name).spec!.template as Labelled;
+      expect({ name, labels: labelsOf(template) }).toEqual({ name, labels: [...RECOMMENDED_LABELS].sort() });
+    }
+    // The version label is the package's, wherever it names this service.
+    const { version } = JSON.parse(read('package.json')) as { version: string };
+    for (const { doc } of everything.filter(
+      ({ doc }) => doc.metadata?.labels?.['app.kubernetes.io/name'] === 'onnx-inference',
+    ))
+      expect(doc.metadata!.labels!['app.kubernetes.io/version']).toBe(version);
+  });
+
+  it('NetworkPolicy: Redis only from the service’s pods, on its port; the service’s pods on their http port', () => {
+    const policies = objects
+      .filter(({ doc }) => doc.kind === 'NetworkPolicy')
+      .map(({ doc }) => doc as unknown as NetworkPolicy);
+    const redis = find<Deployment>('Deployment', 'redis').spec!.template;
+    const api = deployment.spec!.template;
+
+    const forRedis = policies.filter((p) => selects(p.spec!.podSelector.matchLabels ?? {}, redis.metadata!.labels));
+    expect(forRedis).toHaveLength(1);
+    expect(forRedis[0].spec!.policyTypes).toEqual(['Ingress']);
+    const rules = forRedis[0].spec!.ingress ?? [];
+    expect(rules).toHaveLength(1);
+    // Only pods, no namespace selector or address block: the service's pods in this namespace.
+    expect(rules[0].from).toEqual([{ podSelector: expect.anything() }]);
+    const from = rules[0].from![0].podSelector!.matchLabels!;
+    expect(selects(from, api.metadata!.labels)).toBe(true);
+    expect(selects(from, redis.metadata!.labels)).toBe(false);
+    const redisPorts = redis.spec!.containers[0].ports!.map((p) => p.name);
+    expect(rules[0].ports?.map((p) => p.port)).toEqual(redisPorts);
+
+    const forApi = policies.filter((p) => selects(p.spec!.podSelector.matchLabels ?? {}, api.metadata!.labels));
+    expect(forApi).toHaveLength(1);
+    expect(forApi[0].spec!.ingress?.map((r) => ({ from: r.from, ports: r.ports?.map((p) => p.port) }))).toEqual([
+      { from: undefined, ports: container.ports!.map((p) => p.name) },
+    ]);
+  });
+
+  it('Prometheus: scrape annotations on the pods and a ServiceMonitor component, on the open /metrics', () => {
+    expect(scrapeAnnotations).toEqual({
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': configMap.data.PORT,
+      'prometheus.io/path': '/metrics',
+    });
+    // Scrapers send no API key.
+    expect(PROBE_PATHS).toContain(scrapeAnnotations['prometheus.io/path']);
+
+    const component = readYaml('deploy/k8s/components/service-monitor/kustomization.yaml')[0] as {
+      kind: string;
+      resources: string[];
+    };
+    expect(component).toEqual(expect.objectContaining({ kind: 'Component', resources: ['service-monitor.yaml'] }));
+    // No schema for the Prometheus Operator's CRDs is installed: the fields it relies on are checked here.
+    expect([serviceMonitor.apiVersion, serviceMonitor.kind]).toEqual(['monitoring.coreos.com/v1', 'ServiceMonitor']);
+    expect(() => new ObjectMeta(serviceMonitor.metadata as never).validate()).not.toThrow();
+    const service = find<Service>('Service', 'onnx-inference');
+    expect(selects(serviceMonitor.spec.selector.matchLabels, service.metadata!.labels as Record<string, string>)).toBe(
+      true,
+    );
+    const servicePorts = service.spec!.ports!.map((p) => p.name);
+    for (const endpoint of serviceMonitor.spec.endpoints) {
+      expect(servicePorts).toContain(endpoint.port);
+      expect(PROBE_PATHS).toContain(endpoint.path);
+    }
+  });
+
+  it('the Deployment runs as uid/gid 10000 or above', () => {
+    const pod = deployment.spec!.template.spec!.securityContext!;
+    expect(pod.runAsUser).toBeGreaterThanOrEqual(10000);
+    expect(pod.runAsGroup).toBeGreaterThanOrEqual(10000);
+  });
+});
+
+describe('deploy/kserve: a ServingRuntime and an InferenceService', () => {
+  // kubernetes-models has no KServe types: the objects' own fields are checked here against KServe's
+  // API (serving.kserve.io), and what they embed (metadata, the container) against Kubernetes' schemas.
+  it('each object is a KServe kind with valid metadata and no namespace', () => {
+    expect(kserveObjects.map((o) => `${o.apiVersion} ${o.kind}`).sort()).toEqual([
+      'serving.kserve.io/v1alpha1 ServingRuntime',
+      'serving.kserve.io/v1beta1 InferenceService',
+    ]);
+    for (const o of kserveObjects) {
+      expect(() => new ObjectMeta(o.metadata as never).validate()).not.toThrow();
+      expect((o.metadata as { namespace?: string }).namespace).toBeUndefined();
+    }
+  });
+
+  it('the ServingRuntime speaks V2 for onnx, in the service’s container, with ports 8000 (HTTP) and 8001 (gRPC)', () => {
+    const spec = servingRuntime.spec;
+    expect(spec.protocolVersions).toEqual(['v2']);
+    expect(spec.supportedModelFormats).toEqual([expect.objectContaining({ name: 'onnx' })]);
+    expect(spec.containers).toHaveLength(1);
+    const c = servingRuntimeContainer;
+    expect(() => new Container(c as never).validate()).not.toThrow();
+    // KServe finds the model server by this name (and injects the storage initializer beside it).
+    expect(c.name).toBe('kserve-container');
+    expect(c.image).toBe(container.image);
+    const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? '']));
+    expect(Object.keys(env).filter((key) => !(CONFIG_KEYS as string[]).includes(key))).toEqual([]);
+    const config = loadConfig(env);
+    // Where KServe's storage initializer puts the storageUri's contents.
+    expect(config.MODEL_REPOSITORY).toBe('/mnt/models');
+    expect(c.ports).toEqual([
+      { name: 'http1', containerPort: config.PORT, protocol: 'TCP' },
+      { name: 'h2c', containerPort: 8001, protocol: 'TCP' },
+    ]);
+    expect(config.PORT).toBe(8000);
+    expect(probePaths(c)).toEqual({ startup: undefined, liveness: '/v2/health/live', readiness: '/v2/health/ready' });
+    expect(c.readinessProbe?.httpGet?.port).toBe(config.PORT);
+    expect(c.securityContext?.runAsUser).toBeGreaterThanOrEqual(10000);
+    expect(spec.annotations).toEqual({
+      'prometheus.kserve.io/port': String(config.PORT),
+      'prometheus.kserve.io/path': '/metrics',
+    });
+  });
+
+  it('the InferenceService asks for that runtime, a format it supports, and V2', () => {
+    const model = inferenceService.spec.predictor.model;
+    expect(model.runtime).toBe(servingRuntime.metadata!.name);
+    expect(servingRuntime.spec.supportedModelFormats).toContainEqual(expect.objectContaining(model.modelFormat));
+    expect(servingRuntime.spec.protocolVersions).toContain(model.protocolVersion);
+    expect(model.storageUri).toMatch(/^(s3|gs|https?|pvc):\/\/\S+$/);
+    // Knative (Serverless mode) admits one container port; the runtime declares two.
+    expect(inferenceService.metadata.annotations?.['serving.kserve.io/deploymentMode']).toBe('RawDeployment');
+  });
+});
+
 describe('deploy/Dockerfile and docker-compose.yml', () => {
-  it('the image runs node dist/main.js as the node user, stops on SIGTERM and checks liveness', () => {
-    expect(dockerInstructions('USER').at(-1)).toBe('node');
+  it('the image runs node dist/main.js as uid/gid 10001, the Deployment’s, stops on SIGTERM and checks liveness', () => {
+    const [uid, gid] = dockerInstructions('USER').at(-1)!.split(':').map(Number);
+    const pod = deployment.spec!.template.spec!.securityContext!;
+    expect({ uid, gid }).toEqual({ uid: pod.runAsUser, gid: pod.runAsGroup });
+    expect(Math.min(uid, gid)).toBeGreaterThanOrEqual(10000);
+    // The image creates that user, so tools that map ids to names find it.
+    expect(dockerInstructions('RUN').join('\n')).toMatch(new RegExp(`useradd [^\\n]*--uid ${uid} `));
+    expect(dockerInstructions('RUN').join('\n')).toMatch(new RegExp(`groupadd [^\\n]*--gid ${gid} `));
     expect(dockerInstructions('STOPSIGNAL')).toEqual(['SIGTERM']);
     expect(dockerInstructions('CMD').at(-1)).toBe('["node", "dist/main.js"]');
     const healthchecks = dockerInstructions('HEALTHCHECK');
@@ -264,6 +490,19 @@ describe('deploy/Dockerfile and docker-compose.yml', () => {
         .filter((r) => r.includes('npm ci'))
         .at(-1),
     ).toContain('--omit=dev');
+  });
+
+  it('the image builds and runs on one pinned release of a Node LTS line that package.json supports', () => {
+    const froms = dockerInstructions('FROM').map((f) => /^node:(\d+)\.(\d+)\.(\d+)-bookworm-slim\b/.exec(f));
+    expect(froms).toHaveLength(2);
+    expect(froms.every((m) => m !== null && m[0] === froms[0]![0])).toBe(true);
+    const major = Number(froms[0]![1]);
+    // Even-numbered lines become LTS; 24 is the active one.
+    expect([22, 24]).toContain(major);
+    const { engines } = JSON.parse(read('package.json')) as { engines: { node: string } };
+    expect(engines.node.split('||').map((range) => range.trim().replace(/^\^/, '').split('.')[0])).toContain(
+      String(major),
+    );
   });
 
   it('compose: api from deploy/Dockerfile, healthy on /health/ready, after a healthy redis:7-alpine', () => {
@@ -293,8 +532,11 @@ describe('the probe paths the manifests name are routes of the running service',
       ...Object.values(probePaths(container)),
       ...dockerInstructions('HEALTHCHECK').flatMap((h) => /\/health\/[a-z]+/.exec(h) ?? []),
       ...compose.services.api.healthcheck!.test.flatMap((t) => /\/health\/[a-z]+/.exec(t) ?? []),
+      ...Object.values(probePaths(servingRuntimeContainer)),
+      scrapeAnnotations['prometheus.io/path'],
+      ...serviceMonitor.spec.endpoints.map((e) => e.path),
     ]),
-  ] as string[];
+  ].filter((p): p is string => p !== undefined);
 
   it.each(paths)('GET %s answers 200', async (probePath) => {
     await request(app.getHttpServer()).get(probePath).expect(200);

@@ -1,6 +1,23 @@
 import { INestApplication } from '@nestjs/common';
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import * as path from 'node:path';
 import request from 'supertest';
+import { GAUGES_NAMED_LIKE_COUNTERS } from '../src/observability/metrics.service';
 import { startApp } from './support/app';
+
+/** Prometheus' own linter (Debian: apt-get install prometheus), when on PATH; .ci/run installs it. */
+const PROMTOOL = (process.env.PATH ?? '')
+  .split(path.delimiter)
+  .map((dir) => path.join(dir, 'promtool'))
+  .find((file) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 
 /**
  * The exposition format's sample line: name, optional labels, a value (and an optional timestamp).
@@ -100,5 +117,25 @@ describe('GET /metrics', () => {
     expect(
       delta('http_request_duration_seconds_count{method="POST",route="/v1/models/:model/predict/batch",status="200"}'),
     ).toBe(1);
+  });
+
+  it('passes promtool check metrics after traffic, with no gauge named like a counter', async () => {
+    const res = await request(http).get('/metrics').expect(200);
+    const names = new Set(
+      res.text
+        .split('\n')
+        .filter((line) => line.startsWith('# TYPE '))
+        .map((line) => line.split(' ')[2]),
+    );
+    for (const name of GAUGES_NAMED_LIKE_COUNTERS) expect(names.has(name)).toBe(false);
+    // The per-type gauges they summed are still there.
+    expect(names.has('nodejs_active_handles')).toBe(true);
+    if (!PROMTOOL) {
+      if (process.env.CI === 'true') throw new Error('promtool is not on PATH (Debian: apt-get install prometheus)');
+      console.warn('SKIPPED promtool check metrics: promtool is not on PATH (Debian: apt-get install prometheus)');
+      return;
+    }
+    const lint = spawnSync(PROMTOOL, ['check', 'metrics'], { input: res.text, encoding: 'utf8' });
+    expect({ status: lint.status, output: `${lint.stdout}${lint.stderr}`.trim() }).toEqual({ status: 0, output: '' });
   });
 });

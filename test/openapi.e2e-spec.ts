@@ -144,3 +144,83 @@ describe('OpenAPI document', () => {
     expect(res.text).toMatch(/swagger-ui/i);
   });
 });
+
+/** Every `oneOf` in a document, with where it is. */
+function oneOfs(value: unknown, at = '#'): { at: string; variants: Record<string, unknown>[] }[] {
+  if (typeof value !== 'object' || value === null) return [];
+  const found = Object.entries(value).flatMap(([key, v]) => oneOfs(v, `${at}/${key}`));
+  const variants = (value as { oneOf?: unknown }).oneOf;
+  return Array.isArray(variants) ? [{ at, variants: variants as Record<string, unknown>[] }, ...found] : found;
+}
+
+/** The scheme names the operations' security requirements use. */
+function requiredSchemes(doc: { paths: Record<string, Record<string, { security?: Record<string, unknown>[] }>> }) {
+  return [
+    ...new Set(
+      Object.values(doc.paths)
+        .flatMap((item) => Object.values(item))
+        .flatMap((op) => op.security ?? [])
+        .flatMap((requirement) => Object.keys(requirement)),
+    ),
+  ].sort();
+}
+
+describe('OpenAPI conventions (what linters and SDK generators check)', () => {
+  type Doc = {
+    servers?: { url: string }[];
+    paths: Record<string, Record<string, { security?: Record<string, unknown>[] }>>;
+    components: { schemas: Record<string, { properties?: Record<string, unknown> }>; securitySchemes?: object };
+  };
+  let app: INestApplication;
+  let whole: Doc;
+  let iris: Doc;
+
+  beforeAll(async () => {
+    app = await startApp({ API_KEYS: 'a-key-for-the-conventions-suite' });
+    const http = request(app.getHttpServer());
+    // With keys on, the documents stay readable without one (DOCS_PUBLIC's default).
+    whole = (await http.get('/docs-json').expect(200)).body;
+    iris = (await request(app.getHttpServer()).get('/v1/models/iris/openapi.json').expect(200)).body;
+  });
+  afterAll(() => app?.close());
+
+  it('names a server: the relative / without PUBLIC_URL', () => {
+    expect(whole.servers).toEqual([{ url: '/' }]);
+    expect(iris.servers).toEqual([{ url: '/' }]);
+  });
+
+  it('names PUBLIC_URL as the server when it is set', async () => {
+    const behindProxy = await startApp({ PUBLIC_URL: 'https://ml.example.com/inference/' });
+    try {
+      const doc = (await request(behindProxy.getHttpServer()).get('/v1/models/iris/openapi.json').expect(200))
+        .body as Doc;
+      expect(doc.servers).toEqual([{ url: 'https://ml.example.com/inference' }]);
+    } finally {
+      await behindProxy.close();
+    }
+  });
+
+  it('defines every security scheme its operations require, in the whole and in each model’s document', () => {
+    for (const doc of [whole, iris]) {
+      expect(requiredSchemes(doc)).toEqual(['apiKey', 'bearer']);
+      expect(Object.keys(doc.components.securitySchemes ?? {}).sort()).toEqual(['apiKey', 'bearer']);
+    }
+  });
+
+  // Alternatives of different primitive types read apart by their type (number | string); objects and arrays do not.
+  it('titles every oneOf alternative that is an object or an array', () => {
+    const found = [...oneOfs(whole), ...oneOfs(iris)];
+    // The request DTOs' and the per-model builder's alternatives are both in there.
+    expect(found.length).toBeGreaterThan(3);
+    const untitled = found.flatMap(({ at, variants }) =>
+      variants.filter((v) => (v.type === 'object' || v.type === 'array') && typeof v.title !== 'string').map(() => at),
+    );
+    expect(untitled).toEqual([]);
+  });
+
+  it('types the default model’s probability as a number or null', () => {
+    expect(whole.components.schemas.DefaultModelPredictResponseDto.properties?.probability).toEqual(
+      expect.objectContaining({ type: 'number', nullable: true }),
+    );
+  });
+});

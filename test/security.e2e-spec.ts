@@ -1,4 +1,4 @@
-import { INestApplication } from '@nestjs/common';
+import { INestApplication, Logger } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { promises as fs } from 'node:fs';
 import * as net from 'node:net';
@@ -21,6 +21,16 @@ const ADMIN_ONLY_KEY = 'admin-only-key-0123456789abcdef';
 const FILE_KEY = 'file-key-0123456789abcdef-one';
 const ROTATED_KEY = 'file-key-0123456789abcdef-two';
 const OK = [5.1, 3.5, 1.4, 0.2];
+/** The documentation: Swagger UI's page and an asset, the documents, ReDoc, and a model's document. */
+const DOC_PAGES = [
+  '/docs',
+  '/docs/swagger-ui-init.js',
+  '/docs-json',
+  '/docs-yaml',
+  '/redoc',
+  '/redoc/redoc.standalone.js',
+  '/v1/models/iris/openapi.json',
+];
 const PROBES = [
   '/health',
   '/health/live',
@@ -105,9 +115,10 @@ describe('API keys', () => {
     expect(routes.length).toBeGreaterThan(15);
     for (const route of [
       ...routes,
-      { method: 'GET', path: '/docs' },
-      { method: 'GET', path: '/docs-json' },
       { method: 'GET', path: '/no/such/route' },
+      // Near the open documentation paths, but not them: a `*` there is one segment, not any rest.
+      { method: 'GET', path: '/v1/models/iris/versions/1/openapi.json' },
+      { method: 'GET', path: '/docsx' },
     ]) {
       const res = await send(port, route);
       expect({ route, status: res.status, structured: isStructuredError(route.path, 401, res) }).toEqual({
@@ -116,6 +127,13 @@ describe('API keys', () => {
         structured: true,
       });
       expect(res.headers['www-authenticate']).toBe('Bearer');
+    }
+  });
+
+  it('leaves the documentation open (DOCS_PUBLIC defaults to true): it describes routes, never data', async () => {
+    for (const docPath of DOC_PAGES) {
+      const res = await rawRequest(port, { path: docPath });
+      expect({ docPath, status: res.status }).toEqual({ docPath, status: 200 });
     }
   });
 
@@ -211,6 +229,27 @@ describe('API keys', () => {
   });
 });
 
+describe('API keys with DOCS_PUBLIC=false', () => {
+  let app: INestApplication;
+  let port: number;
+  beforeAll(async () => {
+    app = await startApp({ API_KEYS: INFERENCE_KEY, DOCS_PUBLIC: 'false' });
+    port = await listen(app);
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('keeps the documentation behind a key, and serves it with one', async () => {
+    for (const docPath of DOC_PAGES) {
+      const res = await rawRequest(port, { path: docPath });
+      expect({ docPath, status: res.status }).toEqual({ docPath, status: 401 });
+      const withKey = await rawRequest(port, { path: docPath, headers: { 'x-api-key': INFERENCE_KEY } });
+      expect({ docPath, status: withKey.status }).toEqual({ docPath, status: 200 });
+    }
+  });
+});
+
 describe('API keys in the OpenAPI document', () => {
   it.each([
     ['with keys configured', { API_KEYS: INFERENCE_KEY }, [{ bearer: [] }, { apiKey: [] }]],
@@ -262,6 +301,28 @@ describe('API keys: configuration', () => {
     await expect(new ApiKeyStore(loadConfig({ API_KEYS_FILE: file })).onModuleInit()).rejects.toThrow(
       /API_KEYS_FILE entry 2: a key must be/,
     );
+  });
+
+  it('warns at start when keys are on but none is configured (a Secret shipped empty), and not otherwise', async () => {
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'keys-')), 'api-keys');
+      await fs.writeFile(file, '# No keys yet\n');
+      const empty = new ApiKeyStore(loadConfig({ API_KEYS_FILE: file }));
+      await empty.onModuleInit();
+      empty.onApplicationShutdown();
+      expect(warn.mock.calls.map(([message]) => String(message))).toEqual([
+        expect.stringMatching(/API keys are on but none is configured: every route except AUTH_OPEN_PATHS answers 401/),
+      ]);
+      warn.mockClear();
+      await fs.writeFile(file, `${FILE_KEY}\n`);
+      const filled = new ApiKeyStore(loadConfig({ API_KEYS_FILE: file }));
+      await filled.onModuleInit();
+      filled.onApplicationShutdown();
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
   });
 });
 

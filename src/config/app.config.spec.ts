@@ -1,3 +1,5 @@
+import { DOCS_PATHS } from '../common/probe-paths';
+import { openPathMatcher } from '../security/api-key.middleware';
 import { ConfigError, loadConfig } from './app.config';
 import { usableCpus } from './cpu-count';
 
@@ -44,6 +46,7 @@ describe('loadConfig', () => {
       '/v2/health/live',
       '/v2/health/ready',
       '/metrics',
+      ...DOCS_PATHS,
     ]);
     expect(off).toMatchObject({
       MAX_ARRAY_LENGTH: 262144,
@@ -61,7 +64,36 @@ describe('loadConfig', () => {
     });
     expect(on.apiKeysEnabled()).toBe(true);
     expect(on.RATE_LIMIT_RPM).toBe(600);
-    expect(on.openPaths()).toEqual(['/health/live', '/docs*']);
+    expect(on.openPaths()).toEqual(['/health/live', '/docs*', ...DOCS_PATHS]);
+    expect(loadConfig({ AUTH_OPEN_PATHS: '/metrics', DOCS_PUBLIC: 'false' }).openPaths()).toEqual(['/metrics']);
+    // A `*` inside a path is the service's own (one segment); AUTH_OPEN_PATHS allows it only at the end.
+    expect(() => loadConfig({ AUTH_OPEN_PATHS: '/v1/models/*/predict' })).toThrow(ConfigError);
+  });
+
+  it('opens exactly the documentation paths: a `*` inside one segment, at the end any rest', () => {
+    const isOpen = openPathMatcher(loadConfig({ AUTH_OPEN_PATHS: '/metrics' }).openPaths());
+    const open = ['/metrics', '/docs', '/docs/swagger-ui.css', '/docs-json', '/redoc', '/v1/models/iris/openapi.json'];
+    const closed = [
+      '/metrics/x',
+      '/docsx',
+      '/v1/models/iris/predict',
+      '/v1/models/openapi.json',
+      '/v1/models/iris/versions/1/openapi.json',
+      '/v1/models/iris/openapi.jsonx',
+      '/v1/models/iris/openapiXjson',
+    ];
+    expect(open.filter((p) => !isOpen(p))).toEqual([]);
+    expect(closed.filter((p) => isOpen(p))).toEqual([]);
+  });
+
+  it('reads PUBLIC_URL for the documents’ server, else the relative /', () => {
+    expect(loadConfig({}).publicUrl()).toBe('/');
+    expect(loadConfig({ PUBLIC_URL: 'https://ml.example.com/inference/' }).publicUrl()).toBe(
+      'https://ml.example.com/inference',
+    );
+    expect(loadConfig({ PUBLIC_URL: 'http://10.0.0.1:8000' }).publicUrl()).toBe('http://10.0.0.1:8000');
+    for (const bad of ['ml.example.com', 'ftp://x', 'https://x/?q=1', 'https://x/#top'])
+      expect(() => loadConfig({ PUBLIC_URL: bad })).toThrow(/PUBLIC_URL must be an http/);
   });
 
   it('names a bad API key by its entry, never repeating the value', () => {

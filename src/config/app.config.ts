@@ -16,7 +16,7 @@ import {
 } from 'class-validator';
 import { ApiKeysSyntax, OpenPathsSyntax } from './security.validators';
 import { MODEL_NAME } from '../common/model-names';
-import { PROBE_PATHS } from '../common/probe-paths';
+import { DOCS_PATHS, PROBE_PATHS } from '../common/probe-paths';
 import { usableCpus } from './cpu-count';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose'] as const;
@@ -218,6 +218,26 @@ export class AppConfig {
   @Validate(OpenPathsSyntax)
   readonly AUTH_OPEN_PATHS: string = PROBE_PATHS.join(',');
 
+  /**
+   * Whether the documentation (Swagger UI, ReDoc, the OpenAPI documents) answers without a key when
+   * keys are configured: they describe routes, never data, and Swagger UI's Authorize button is how
+   * a browser user gives a key at all.
+   */
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'DOCS_PUBLIC must be true or false' })
+  readonly DOCS_PUBLIC: boolean = true;
+
+  /**
+   * The address clients reach the service at (behind a proxy or an ingress), for the OpenAPI
+   * documents' `servers`; unset, they name the relative `/`, which tools resolve against the
+   * address the document was fetched from.
+   */
+  @IsOptional()
+  @Matches(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, {
+    message: 'PUBLIC_URL must be an http:// or https:// URL without a query or fragment',
+  })
+  readonly PUBLIC_URL?: string;
+
   /** Requests per minute per API key (per client address without keys); unset: no limit. */
   @IsOptional()
   @IntBetween(1, 10000000)
@@ -277,10 +297,17 @@ export class AppConfig {
     return this.API_KEYS !== undefined || this.API_KEYS_FILE !== undefined;
   }
 
+  /** Paths answered without a key when keys are configured: AUTH_OPEN_PATHS, and the docs unless DOCS_PUBLIC is off. */
   openPaths(): string[] {
-    return this.AUTH_OPEN_PATHS.split(',')
+    const configured = this.AUTH_OPEN_PATHS.split(',')
       .map((p) => p.trim())
       .filter(Boolean);
+    return this.DOCS_PUBLIC ? [...configured, ...DOCS_PATHS] : configured;
+  }
+
+  /** The OpenAPI documents' server: PUBLIC_URL without a trailing slash, else the relative `/`. */
+  publicUrl(): string {
+    return this.PUBLIC_URL === undefined ? '/' : this.PUBLIC_URL.replace(/\/+$/, '') || '/';
   }
 
   /** Origins as a list, or true for any; false when cross-origin access is off. */
@@ -294,7 +321,7 @@ export class AppConfig {
 }
 
 /** Optional settings have no default, so they are not own keys of a fresh AppConfig: named here. */
-const OPTIONAL_KEYS = ['API_KEYS', 'API_KEYS_FILE', 'RATE_LIMIT_RPM', 'REDIS_URL'] as const;
+const OPTIONAL_KEYS = ['API_KEYS', 'API_KEYS_FILE', 'PUBLIC_URL', 'RATE_LIMIT_RPM', 'REDIS_URL'] as const;
 export const CONFIG_KEYS = [...new Set([...Object.keys(new AppConfig()), ...OPTIONAL_KEYS])] as (keyof AppConfig)[];
 const KEYS = CONFIG_KEYS;
 

@@ -169,7 +169,9 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
     additionalProperties: false,
   };
 
+  // Titles name the oneOf alternatives in ReDoc and in generated types, which otherwise read "object | object".
   const inputsForm: SchemaObject = {
+    title: `${prefix}Tensors`,
     type: 'object',
     properties: { inputs: ref(s('Inputs')) },
     required: ['inputs'],
@@ -177,6 +179,7 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
   };
   const featuresForm: SchemaObject | undefined = featureForms.length
     ? {
+        title: `${prefix}ByFeatures`,
         type: 'object',
         properties: { features: featureForms.length === 1 ? featureForms[0] : { oneOf: featureForms } },
         required: ['features'],
@@ -256,6 +259,7 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
 
   // Open Inference Protocol: whole tensors, each input by name with its datatype and rank.
   const v2Inputs: SchemaObject[] = signature.inputs.map((spec) => ({
+    title: `${prefix}Input_${spec.name}`,
     type: 'object',
     properties: {
       name: { type: 'string', enum: [spec.name] },
@@ -475,6 +479,11 @@ export function modelDocument(base: OpenAPIObject, model: TypedModel): OpenAPIOb
     info: { ...base.info, title: `${base.info.title}: model ${model.name}` },
     tags: [api.tag],
     paths: api.paths,
-    components: { schemas: Object.fromEntries(Object.entries(all).filter(([name]) => used.has(name))) },
+    components: {
+      schemas: Object.fromEntries(Object.entries(all).filter(([name]) => used.has(name))),
+      // The operations' security requirements name these: a document without them would make
+      // generated clients send no key.
+      ...(base.components?.securitySchemes ? { securitySchemes: base.components.securitySchemes } : {}),
+    },
   };
 }

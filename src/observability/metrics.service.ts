@@ -5,6 +5,13 @@ import { InferenceStatistics } from './inference-statistics';
 /** Where queue depths come from; the model registry registers itself at start-up. */
 export type QueueDepthSource = () => Iterable<{ model: string; version: number; depth: number }>;
 
+/** prom-client default metrics removed from the registry: see the constructor. */
+export const GAUGES_NAMED_LIKE_COUNTERS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+] as const;
+
 const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
@@ -171,6 +178,10 @@ export class MetricsService {
     });
     // Process metrics: event-loop lag, heap, RSS, GC, handles.
     collectDefaultMetrics({ register: this.registry });
+    // prom-client names these three gauges like counters, which `promtool check metrics` refuses (a
+    // gauge must not end in _total). Each is the sum of the per-type gauge registered beside it
+    // (nodejs_active_handles{type}, ...), so sum() of that one says the same.
+    for (const name of GAUGES_NAMED_LIKE_COUNTERS) this.registry.removeSingleMetric(name);
   }
 
   /**

@@ -22,11 +22,25 @@ export function keyOf(authorization: string | undefined, apiKey: string | undefi
   return apiKey?.trim();
 }
 
-/** Exact paths, and prefixes written with a trailing `*`. */
+/**
+ * Exact paths, prefixes written with a trailing `*`, and paths with a `*` inside standing for one
+ * segment (only the service's own DOCS_PATHS have those: AUTH_OPEN_PATHS refuses them).
+ */
 export function openPathMatcher(paths: readonly string[]): (path: string) => boolean {
-  const exact = new Set(paths.filter((p) => !p.endsWith('*')));
-  const prefixes = paths.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
-  return (path) => exact.has(path) || prefixes.some((p) => path.startsWith(p));
+  const segmented = paths.filter((p) => p.slice(0, -1).includes('*'));
+  const plain = paths.filter((p) => !segmented.includes(p));
+  const exact = new Set(plain.filter((p) => !p.endsWith('*')));
+  const prefixes = plain.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
+  const patterns = segmented.map((p) => {
+    const body = p.endsWith('*') ? p.slice(0, -1) : p;
+    const source = body
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('[^/]+');
+    return new RegExp(`^${source}${p.endsWith('*') ? '' : '$'}`);
+  });
+  return (path) =>
+    exact.has(path) || prefixes.some((p) => path.startsWith(p)) || patterns.some((pattern) => pattern.test(path));
 }
 
 /** Routes that change what the server serves: Triton's repository load and unload. */

@@ -34,6 +34,7 @@ export class ApiKeyStore implements OnModuleInit, OnApplicationShutdown {
     const file = this.config.API_KEYS_FILE;
     if (file === undefined) {
       this.logger.log(`API keys: ${this.fromEnv.keys.size} from API_KEYS`);
+      this.warnIfNone();
       return;
     }
     const text = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
@@ -44,8 +45,18 @@ export class ApiKeyStore implements OnModuleInit, OnApplicationShutdown {
     this.fromFile = parsed;
     this.fileText = text;
     this.logger.log(`API keys: ${this.fromEnv.keys.size} from API_KEYS, ${parsed.keys.size} from API_KEYS_FILE`);
+    this.warnIfNone();
     this.timer = setInterval(() => void this.reload(), this.config.API_KEYS_RELOAD_MS);
     this.timer.unref();
+  }
+
+  /** Keys on with none in force answer 401 on every route but the open ones: say so once, at start. */
+  private warnIfNone(): void {
+    if (this.fromEnv.keys.size + this.fromFile.keys.size > 0) return;
+    this.logger.warn(
+      'API keys are on but none is configured: every route except AUTH_OPEN_PATHS answers 401 until a key is ' +
+        'added (to API_KEYS, or to API_KEYS_FILE, which is re-read while running)',
+    );
   }
 
   onApplicationShutdown(): void {

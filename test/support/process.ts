@@ -9,8 +9,10 @@ import { HTTP_ADAPTER, ROOT } from './app';
 export function serve(env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
     cwd: ROOT,
+    // ENV_FILE '': a developer's .env must not change what the tests run.
     env: {
       ...process.env,
+      ENV_FILE: '',
       HTTP_ADAPTER,
       LOG_FORMAT: 'json',
       LOG_LEVEL: 'info',

@@ -956,10 +956,10 @@ export interface components {
             /** @example 0 */
             prediction: number;
             /**
-             * @description Probability of the predicted class
+             * @description Probability of the predicted class; null for a model without probabilities
              * @example 0.9847
              */
-            probability: Record<string, never>;
+            probability: number | null;
             /** @example setosa */
             class_name: string | null;
             /**

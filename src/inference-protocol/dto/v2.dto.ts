@@ -21,7 +21,12 @@ const DATA_SCHEMA: ApiPropertyOptions = {
   description:
     'Row-major values, flat or nested. FP*/INT*/UINT*: numbers (INT64/UINT64 beyond 2^53 as decimal strings); BOOL: true/false; BYTES: strings.',
   items: {
-    oneOf: [{ type: 'number' }, { type: 'string' }, { type: 'boolean' }, { type: 'array', items: {} }],
+    oneOf: [
+      { type: 'number' },
+      { type: 'string' },
+      { type: 'boolean' },
+      { title: 'NestedValues', type: 'array', items: {} },
+    ],
   },
 };
 

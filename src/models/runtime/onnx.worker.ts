@@ -10,6 +10,13 @@ import type { TensorData, ValueInfo } from '../model.types';
 import { product } from '../tensor-rows';
 import type { WorkerReply, WorkerRequest } from './worker.protocol';
 
+// Where the runtime has Float16Array (Node 24), onnxruntime-common 1.30 hands float16 tensors to
+// the native binding as one, and the binding reads it as no data at all ("not enough space:
+// expected 12, got 0"). This thread runs nothing but onnxruntime, which looks for Float16Array only
+// when it makes its first tensor: without it, float16 tensors are Uint16Array half bits, as on
+// Node 20 and as the rest of the service keeps them (element-types.ts).
+delete (globalThis as { Float16Array?: unknown }).Float16Array;
+
 const sessions = new Map<string, ort.InferenceSession>();
 
 function toValueInfo(meta: ort.InferenceSession.ValueMetadata): ValueInfo {

@@ -5,7 +5,12 @@ export class DefaultModelPredictResponseDto {
   @ApiProperty({ type: 'integer', example: 0 })
   readonly prediction!: number;
 
-  @ApiProperty({ example: 0.9847, description: 'Probability of the predicted class' })
+  @ApiProperty({
+    type: 'number',
+    nullable: true,
+    example: 0.9847,
+    description: 'Probability of the predicted class; null for a model without probabilities',
+  })
   readonly probability!: number | null;
 
   @ApiProperty({ type: 'string', nullable: true, example: 'setosa' })

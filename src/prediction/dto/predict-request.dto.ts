@@ -1,10 +1,17 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayNotEmpty, IsArray, IsObject, IsOptional, ValidateBy } from 'class-validator';
 
+// Titles name the oneOf alternatives in ReDoc and in generated types, which otherwise read "object | object".
 const FEATURES_SCHEMA = {
   oneOf: [
-    { type: 'array', items: { type: 'number' }, description: "Feature values in the model's order" },
     {
+      title: 'FeatureArray',
+      type: 'array',
+      items: { type: 'number' },
+      description: "Feature values in the model's order",
+    },
+    {
+      title: 'NamedFeatures',
       type: 'object',
       additionalProperties: { type: 'number' },
       description: 'Feature values by name (models with feature names configured)',
@@ -50,9 +57,9 @@ export class BatchPredictRequestDto {
     type: 'array',
     items: {
       oneOf: [
-        { type: 'array', items: { type: 'number' } },
-        { type: 'object', additionalProperties: { type: 'number' } },
-        { type: 'object', properties: { inputs: INPUTS_SCHEMA }, required: ['inputs'] },
+        { title: 'FeatureArray', type: 'array', items: { type: 'number' } },
+        { title: 'NamedFeatures', type: 'object', additionalProperties: { type: 'number' } },
+        { title: 'TensorInputs', type: 'object', properties: { inputs: INPUTS_SCHEMA }, required: ['inputs'] },
       ],
     },
     example: [[5.1, 3.5, 1.4, 0.2], { sepal_length: 6.7, sepal_width: 3.0, petal_length: 5.2, petal_width: 2.3 }],

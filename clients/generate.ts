@@ -32,7 +32,13 @@ async function bundledDocument(): Promise<unknown> {
   const { loadConfig } = await import('../src/config/app.config');
   const { ModelRegistry } = await import('../src/models/model.registry');
   const app = await createApp(
-    loadConfig({ MODEL_REPOSITORY: path.join(ROOT, 'models'), LOG_LEVEL: 'error', HTTP_ADAPTER: 'fastify' }),
+    // The document is all that is read: no gRPC server, so nothing else on this machine is in its way.
+    loadConfig({
+      MODEL_REPOSITORY: path.join(ROOT, 'models'),
+      LOG_LEVEL: 'error',
+      HTTP_ADAPTER: 'fastify',
+      GRPC_ENABLED: 'false',
+    }),
   );
   try {
     await app.listen(0, '127.0.0.1');

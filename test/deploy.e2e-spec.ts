@@ -351,7 +351,7 @@ describe('deploy/k8s: conventions', () => {
       expect(doc.metadata!.labels!['app.kubernetes.io/version']).toBe(version);
   });
 
-  it('NetworkPolicy: Redis only from the service’s pods, on its port; the service’s pods on their http port', () => {
+  it('NetworkPolicy: Redis only from the service’s pods, on its port; the service’s pods on their http and grpc ports', () => {
     const policies = objects
       .filter(({ doc }) => doc.kind === 'NetworkPolicy')
       .map(({ doc }) => doc as unknown as NetworkPolicy);

@@ -70,7 +70,9 @@ describe('probes tell the truth', () => {
   it('ready and startup: 503 while models load, 200 once they have', async () => {
     // Several copies of the 26 MB digits model take long enough to load to be seen loading.
     const copies = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`digits${i}`, bundled('digits')]));
-    const config = loadConfig({ MODEL_REPOSITORY: await makeRepository(copies), LOG_LEVEL: 'error', HTTP_ADAPTER });
+    const repository = await makeRepository(copies);
+    // gRPC on a free port, as startApp has it: suites run side by side.
+    const config = loadConfig({ MODEL_REPOSITORY: repository, LOG_LEVEL: 'error', HTTP_ADAPTER, GRPC_PORT: '0' });
     const app = await createApp(config);
     apps.push(app);
     await app.init();

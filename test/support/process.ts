@@ -1,5 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { accessSync, constants } from 'node:fs';
+import * as path from 'node:path';
 import { HTTP_ADAPTER, ROOT } from './app';
 
 /**
@@ -64,4 +66,19 @@ export async function waitFor(
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** The executable of that name on PATH, if there is one: the tools the suites drive (redis-server, promtool). */
+export function onPath(name: string): string | undefined {
+  return (process.env.PATH ?? '')
+    .split(path.delimiter)
+    .map((dir) => path.join(dir, name))
+    .find((file) => {
+      try {
+        accessSync(file, constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
 }

@@ -1,8 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import * as path from 'node:path';
 import { createClient } from '@keyv/redis';
-import { freePort, waitFor } from './process';
+import { freePort, onPath, waitFor } from './process';
 
 /**
  * Real Redis for the tests. REDIS_URL, when set, is used for the tests that only need a Redis;
@@ -11,17 +9,7 @@ import { freePort, waitFor } from './process';
  * under CI=true, where a missing Redis is a failure (.ci/run installs one).
  */
 
-export const REDIS_SERVER = (process.env.PATH ?? '')
-  .split(path.delimiter)
-  .map((dir) => path.join(dir, 'redis-server'))
-  .find((file) => {
-    try {
-      accessSync(file, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+export const REDIS_SERVER = onPath('redis-server');
 
 /** A redis-server of the test's own, which it may stop and start again on the same port. */
 export class OwnRedis {

@@ -593,7 +593,7 @@ function wrkVersion(): string {
   try {
     execFileSync(WRK, ['-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
-    const out = `${(err as { stdout?: Buffer }).stdout ?? ''}`.split('\n')[0].trim();
+    const out = ((err as { stdout?: Buffer }).stdout?.toString('utf8') ?? '').split('\n')[0].trim();
     if (out) return out;
   }
   return 'wrk (version unknown)';

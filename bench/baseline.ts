@@ -5,8 +5,8 @@
  * It exists to answer "what does the service's machinery (Nest, validation, worker threads, the batcher)
  * cost or buy, compared with the least code that gives the same answers?". So it mirrors the service's
  * routes and answers (for every model the bench loads: iris, digits and the MLP fixture) and uses the
- * same session settings as the service's defaults (intraOpNumThreads 1, interOpNumThreads 1, graph optimisation "all", CPU provider), and it validates
- * just enough to never answer wrongly.
+ * same session settings as the service's defaults (intraOpNumThreads 1, interOpNumThreads 1, graph
+ * optimisation "all", CPU provider), and it validates just enough to never answer wrongly.
  *
  * onnxruntime-node's `InferenceSession.run()` returns a promise, but the work itself runs synchronously
  * on the calling thread behind a setImmediate, so under plain Node each run blocks this event loop:

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEADLINE_BOUND_MS, DEADLINE_CLIENTS, DEADLINE_MS, POISON_BAD_CLIENTS, POISON_GOOD_CLIENTS } from './isolation';
 import {
+  clientCostSummary,
   markdownFloorTable,
   markdownInstancesTable,
   markdownIsolationTable,
@@ -183,7 +184,7 @@ baseline (on/base), against batching off (on/off), against the same service on E
 (fastify/express), and against the lesson (on/lesson).
 
 ${markdownTable(results)}
-
+${clientCostSummary(results) ? `\n${clientCostSummary(results)}.\n` : ''}
 Batch routes in instances per second (${s.batch_size} instances per request):
 
 ${markdownInstancesTable(results)}

@@ -125,6 +125,26 @@ function columns(results: Pick<Results, 'cells' | 'settings'>): {
   return { groups, cols };
 }
 
+/**
+ * What the client cost beside the target, over every REST cell: wrk's CPU time per answer as a share of
+ * the target's. Well under 1 everywhere shows that the client is not what limits the cells.
+ */
+export function clientCostSummary(results: Pick<Results, 'cells'>): string {
+  const shares = results.cells
+    .filter((c) => c.client_cpu_us_per_request != null && c.cpu_us_per_request != null && c.cpu_us_per_request > 0)
+    .map((c) => ({ c, share: (c.client_cpu_us_per_request as number) / (c.cpu_us_per_request as number) }))
+    .sort((a, b) => a.share - b.share);
+  if (!shares.length) return '';
+  const pct = (x: number): string => `${(x * 100).toFixed(0)}%`;
+  const top = shares[shares.length - 1];
+  return (
+    `wrk's own CPU time per answer was ${pct(shares[0].share)} to ${pct(top.share)} of the target's ` +
+    `(median ${pct(shares[Math.floor(shares.length / 2)].share)}) over ${shares.length} cells; the highest: ` +
+    `${TARGETS[top.c.target].short} ${top.c.model} ${top.c.route} c=${top.c.concurrency} ` +
+    `(${fmtUs(top.c.client_cpu_us_per_request)} µs against ${fmtUs(top.c.cpu_us_per_request)} µs)`
+  );
+}
+
 /** The table for the terminal: one row per (model, route, concurrency), a column group per target. */
 export function textTable(results: Pick<Results, 'cells' | 'settings'>): string {
   const { groups, cols } = columns(results);

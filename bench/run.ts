@@ -40,7 +40,7 @@ import {
 } from './isolation';
 import { LoadSpec, RestCellStats, RestSpec, fire, measureCpuCell, measureRestCell, stopLoad } from './load';
 import { Child, freePort, killAllNow, rssKb, startChild, stopAll, stopChild, waitUntil } from './processes';
-import { evaluate, floorTextTable, isolationTextTable, textTable, v2TextTable } from './report';
+import { clientCostSummary, evaluate, floorTextTable, isolationTextTable, textTable, v2TextTable } from './report';
 import { Cell, FloorCell, IsolationCell, Results, RssResult, TargetRun, V2Cell, saveResults } from './results';
 import {
   V2_CONCURRENCIES,
@@ -683,6 +683,8 @@ async function measureAll(started: Date, targetIds: TargetId[]): Promise<void> {
       `\n(latencies in ms; CPU = the target's user + system µs per 2xx answer, wrk's own beside it in the log; ` +
         `err = connection errors + timeouts + non-2xx; batch rows: ${BATCH_SIZE} instances per request, instances/s = req/s × ${BATCH_SIZE})`,
     );
+    const clientCost = clientCostSummary(results);
+    if (clientCost) console.log(`${clientCost}.`);
   }
   for (const t of targets.filter((x) => x.status === 'skipped')) console.log(`skipped: ${t.label}: ${t.note}`);
   if (floor.length) {

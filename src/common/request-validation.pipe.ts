@@ -1,6 +1,6 @@
 import { ArgumentMetadata, Injectable, PipeTransform } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
-import { validateSync } from 'class-validator';
+import { validate } from 'class-validator';
 import { InvalidInputError } from './domain.errors';
 import { findJsonHazard, JsonLimits } from './json-guard';
 import { flattenValidationErrors } from './validation-errors';
@@ -16,10 +16,7 @@ import { flattenValidationErrors } from './validation-errors';
 export class RequestValidationPipe implements PipeTransform {
   constructor(private readonly limits: JsonLimits) {}
 
-  // Synchronous on purpose: the request DTOs have no async constraints, and class-validator's async
-  // validate() pays for a promise per constraint and their Promise.all on every body. An async
-  // constraint added to a DTO would be skipped by validateSync, so the pipe's spec checks there is none.
-  transform(value: unknown, metadata: ArgumentMetadata): unknown {
+  async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (metadata.type !== 'body' || !metadata.metatype) return value;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new InvalidInputError('The body must be a JSON object', [
@@ -29,7 +26,7 @@ export class RequestValidationPipe implements PipeTransform {
     // Before class-transformer sees it: prototype keys and hostile depth never reach a recursive walk.
     const hazard = findJsonHazard(value, this.limits);
     if (hazard) throw new InvalidInputError('The request body is invalid', [hazard]);
-    const errors = validateSync(plainToInstance(metadata.metatype as new () => object, value), {
+    const errors = await validate(plainToInstance(metadata.metatype as new () => object, value), {
       whitelist: true,
       forbidNonWhitelisted: true,
       forbidUnknownValues: true,

@@ -10,8 +10,9 @@
  *
  * Environment: BENCH_DURATION_S (seconds per cell, default 5), BENCH_QUICK=1 (1 s cells at c=1 and 32
  * only, the V2 cells at c=1 and 8 as always: a smoke check), BENCH_ONLY=<part>[,<part>...] (run only
- * these parts: the targets on, off, express, cached, baseline, lesson, then v2, grpc (bench/grpc.ts: gRPC beside REST) and memory; such a run
- * writes bench/results/<start>-only-<parts>.json and nothing else, since it is not a whole measurement;
+ * these parts: the targets on, off, express, cached, baseline, lesson, then v2, grpc (bench/grpc.ts: gRPC
+ * beside REST) and memory; such a run writes bench/results/<start>-only-<parts>.json and nothing else, since it
+ * is not a whole measurement;
  * `BENCH_ONLY=v2 BENCH_DURATION_S=1` checks the V2 cells end to end in about half a minute).
  * The npm script builds the service first; this file expects dist/ to be current.
  *

@@ -5,7 +5,9 @@
  * c=1 and c=32, in one run so that the ratios compare like with like. The REST forms are the bench's
  * own route (POST /v1/models/{model}/predict), V2 JSON and V2 binary, loaded by the bench's REST load
  * (bench/load.ts); gRPC sends raw_input_contents and gets raw_output_contents, as Triton's client does,
- * from a load generator in a process of its own (bench/grpc-load.ts). Every form sends the same rows.
+ * from a load generator in a process of its own (bench/grpc-load.ts: prepared bytes over node:http2,
+ * statuses only, as the REST generators do). Every form sends the same rows, whose classes are checked
+ * in every form before the cells.
  *
  * Each cell is measured as the V2 cells are: a warm-up, then a fixed number of requests sized from it,
  * with the service idle on both sides, so that its CPU time (user + system from /proc) divided by its
@@ -15,6 +17,8 @@
  * Targets: gRPC >= 1.3x the REST requests/s on digits at c=32, and never below REST on iris at c=32,
  * where REST is the faster of the two JSON forms (v1 and V2 JSON).
  */
+import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
 import { ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -55,6 +59,23 @@ export interface GrpcCell {
 const ROOT = path.resolve(__dirname, '..');
 const READY_TIMEOUT_MS = 120_000;
 const ANSWER_TIMEOUT_MS = 10_000;
+
+interface InferAnswer {
+  outputs: { datatype: string }[];
+  raw_output_contents: Buffer[];
+}
+type InferClient = grpc.Client & {
+  ModelInfer(
+    request: object,
+    options: grpc.CallOptions,
+    callback: (err: grpc.ServiceError | null, res: InferAnswer) => void,
+  ): void;
+};
+const InferenceClient = (
+  grpc.loadPackageDefinition(
+    loadSync(path.join(ROOT, 'proto', 'grpc_service.proto'), { keepCase: true, longs: String, defaults: true }),
+  ) as unknown as { inference: { GRPCInferenceService: new (...args: unknown[]) => InferClient } }
+).inference.GRPCInferenceService;
 
 interface Tensor {
   name: string;
@@ -168,10 +189,29 @@ async function checkAnswers(baseUrl: string, load: GrpcLoad, address: string, mo
       );
     }
   }
-  // gRPC's answers are checked by the load generator's errors (none allowed) and by test/grpc.e2e-spec.ts's
-  // values; here every row goes once through it, so that a refused request fails the bench before the cells.
+  // gRPC through a @grpc/grpc-js client, its raw INT64 output decoded; then once through the load
+  // generator, which reads statuses only, so that a call it cannot make fails the bench before the cells.
+  const client = new InferenceClient(address, grpc.credentials.createInsecure());
+  try {
+    for (let i = 0; i < w.rows.length; i++) {
+      const request = w.grpc[i];
+      const answer = await new Promise<InferAnswer>((resolve, reject) =>
+        client.ModelInfer(
+          { ...request, raw_input_contents: request.raw_input_contents.map((b) => Buffer.from(b, 'base64')) },
+          { deadline: Date.now() + ANSWER_TIMEOUT_MS },
+          (err, res) => (err ? reject(new Error(`${model} row ${i}: gRPC ${err.message}`)) : resolve(res)),
+        ),
+      );
+      const at = answer.outputs.findIndex((o) => o.datatype === 'INT64');
+      const label = at >= 0 ? Number(answer.raw_output_contents[at]?.readBigInt64LE(0)) : undefined;
+      if (label !== w.rows[i].label)
+        throw new Error(`${model} row ${i}: gRPC answered class ${label}, expected class ${w.rows[i].label}`);
+    }
+  } finally {
+    client.close();
+  }
   const once = await load.run({ address, requests: w.grpc, connections: 1, limit: { amount: w.grpc.length } });
-  if (once.errors) throw new Error(`${model}: gRPC ModelInfer failed: ${once.first_error}`);
+  if (once.errors) throw new Error(`${model}: the gRPC load generator's calls failed: ${once.first_error}`);
 }
 
 async function grpcCell(
@@ -274,7 +314,7 @@ export async function measureGrpc(
       const meta = (await (await fetch(`${baseUrl}/v2/models/${model}`)).json()) as { inputs: Tensor[] };
       const w = workload(model, meta.inputs[0]);
       await checkAnswers(baseUrl, load, address, model, w);
-      log(`   pid ${child.pid}: ${model} answers checked (REST v1, V2 JSON, gRPC)`);
+      log(`   pid ${child.pid}: ${model} answers checked (REST v1, V2 JSON, gRPC raw)`);
       for (const concurrency of GRPC_CONCURRENCIES) {
         for (const form of GRPC_FORMS) {
           const cell =

@@ -11,8 +11,10 @@
  *
  * Each cell is measured as the V2 cells are: a warm-up, then a fixed number of requests sized from it,
  * with the service idle on both sides, so that its CPU time (user + system from /proc) divided by its
- * OK answers is their cost. The load generator's own CPU use is reported as the cores it kept busy: a
- * single-threaded client near one core is what limits its cell, not the service.
+ * OK answers is their cost; and in rounds, the four forms of one model and concurrency taking turns,
+ * so that what else runs on a shared machine weighs on them alike. The load generator's own CPU use
+ * is reported as the cores it kept busy: a single-threaded client near one core is what limits its
+ * cell, not the service.
  *
  * Targets: gRPC >= 1.3x the REST requests/s on digits at c=32, and never below REST on iris at c=32,
  * where REST is the faster of the two JSON forms (v1 and V2 JSON).
@@ -59,6 +61,8 @@ export interface GrpcCell {
 const ROOT = path.resolve(__dirname, '..');
 const READY_TIMEOUT_MS = 120_000;
 const ANSWER_TIMEOUT_MS = 10_000;
+/** Each cell's duration is measured in this many rounds, the forms taking turns. */
+const ROUNDS = 3;
 
 interface InferAnswer {
   outputs: { datatype: string }[];
@@ -214,7 +218,21 @@ async function checkAnswers(baseUrl: string, load: GrpcLoad, address: string, mo
   if (once.errors) throw new Error(`${model}: the gRPC load generator's calls failed: ${once.first_error}`);
 }
 
-async function grpcCell(
+/** One measured run of one cell: its raw counts, which the rounds of a cell add up. */
+interface Round {
+  requests: number;
+  ok: number;
+  errors: number;
+  wall_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  cpu_s: number | null;
+  client_cpu_s: number;
+  /** Seconds over which client_cpu_s was counted (for REST, its warm-up too). */
+  client_wall_s: number;
+}
+
+async function grpcRound(
   load: GrpcLoad,
   address: string,
   requests: LoadOrder['requests'],
@@ -222,7 +240,7 @@ async function grpcCell(
   durationS: number,
   warmupS: number,
   pid: number,
-): Promise<Omit<GrpcCell, 'model' | 'form' | 'concurrency'>> {
+): Promise<Round> {
   const warm = await load.run({ address, requests, connections, limit: { duration_s: warmupS } });
   const amount = Math.max(2 * connections, Math.round((warm.ok / warm.wall_s) * durationS));
   await waitIdle(pid);
@@ -230,28 +248,27 @@ async function grpcCell(
   const r = await load.run({ address, requests, connections, limit: { amount } });
   await waitIdle(pid);
   const after = cpuSeconds(pid);
-  const cpu = before === null || after === null ? null : after - before;
   return {
-    req_per_s: r.ok / r.wall_s,
-    p50_ms: r.p50_ms,
-    p99_ms: r.p99_ms,
     requests: amount,
     ok: r.ok,
     errors: r.errors,
-    cpu_s: cpu,
-    cpu_us_per_ok: cpu === null || r.ok === 0 ? null : (cpu * 1e6) / r.ok,
-    client_cores: r.client_cpu_s / r.wall_s,
+    wall_s: r.wall_s,
+    p50_ms: r.p50_ms,
+    p99_ms: r.p99_ms,
+    cpu_s: before === null || after === null ? null : after - before,
+    client_cpu_s: r.client_cpu_s,
+    client_wall_s: r.wall_s,
   };
 }
 
-async function restCell(
+async function restRound(
   baseUrl: string,
   requests: Workload['rest'][keyof Workload['rest']],
   connections: number,
   durationS: number,
   warmupS: number,
   pid: number,
-): Promise<Omit<GrpcCell, 'model' | 'form' | 'concurrency'>> {
+): Promise<Round> {
   const spec: LoadSpec = {
     url: baseUrl,
     connections,
@@ -263,15 +280,38 @@ async function restCell(
   const s = await measureCpuCell(spec, durationS, warmupS, pid);
   const cpu = process.cpuUsage(cpuBefore);
   return {
-    req_per_s: s.req_per_s,
-    p50_ms: s.p50_ms,
-    p99_ms: s.p99_ms,
     requests: s.requests,
     ok: s.responses_2xx,
     errors: s.errors,
+    wall_s: s.duration_s,
+    p50_ms: s.p50_ms,
+    p99_ms: s.p99_ms,
     cpu_s: s.cpu_s,
-    cpu_us_per_ok: s.cpu_s === null || s.responses_2xx === 0 ? null : (s.cpu_s * 1e6) / s.responses_2xx,
-    client_cores: (cpu.user + cpu.system) / 1e6 / ((performance.now() - started) / 1000),
+    client_cpu_s: (cpu.user + cpu.system) / 1e6,
+    client_wall_s: (performance.now() - started) / 1000,
+  };
+}
+
+const median = (xs: number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+};
+
+/** A cell from its rounds: counts and times added up, latency percentiles the median of the rounds'. */
+function cellOf(rounds: Round[]): Omit<GrpcCell, 'model' | 'form' | 'concurrency'> {
+  const sum = (f: (r: Round) => number) => rounds.reduce((n, r) => n + f(r), 0);
+  const ok = sum((r) => r.ok);
+  const cpu = rounds.some((r) => r.cpu_s === null) ? null : sum((r) => r.cpu_s!);
+  return {
+    req_per_s: ok / sum((r) => r.wall_s),
+    p50_ms: median(rounds.map((r) => r.p50_ms)),
+    p99_ms: median(rounds.map((r) => r.p99_ms)),
+    requests: sum((r) => r.requests),
+    ok,
+    errors: sum((r) => r.errors),
+    cpu_s: cpu,
+    cpu_us_per_ok: cpu === null || ok === 0 ? null : (cpu * 1e6) / ok,
+    client_cores: sum((r) => r.client_cpu_s) / sum((r) => r.client_wall_s),
   };
 }
 
@@ -316,11 +356,23 @@ export async function measureGrpc(
       await checkAnswers(baseUrl, load, address, model, w);
       log(`   pid ${child.pid}: ${model} answers checked (REST v1, V2 JSON, gRPC raw)`);
       for (const concurrency of GRPC_CONCURRENCIES) {
+        // The forms take turns, round after round, so that a change in what else the machine runs
+        // falls on all of them alike rather than on whichever form was measured at the time.
+        const rounds = new Map<GrpcForm, Round[]>(GRPC_FORMS.map((f) => [f, []]));
+        for (let round = 0; round < ROUNDS; round++) {
+          for (const form of GRPC_FORMS) {
+            const seconds = durationS / ROUNDS;
+            rounds
+              .get(form)!
+              .push(
+                form === 'grpc-raw'
+                  ? await grpcRound(load, address, w.grpc, concurrency, seconds, warmupS, child.pid)
+                  : await restRound(baseUrl, w.rest[form], concurrency, seconds, warmupS, child.pid),
+              );
+          }
+        }
         for (const form of GRPC_FORMS) {
-          const cell =
-            form === 'grpc-raw'
-              ? await grpcCell(load, address, w.grpc, concurrency, durationS, warmupS, child.pid)
-              : await restCell(baseUrl, w.rest[form], concurrency, durationS, warmupS, child.pid);
+          const cell = cellOf(rounds.get(form)!);
           cells.push({ model, form, concurrency, ...cell });
           log(
             `   ${model.padEnd(6)} ${form.padEnd(14)} c=${String(concurrency).padEnd(3)} ` +

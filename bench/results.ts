@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { GrpcCell } from './grpc';
 import { CellStats, CpuCellStats } from './load';
 import { V2Form, V2ModelName } from './v2';
 import { FloorTargetId, ModelName, Route, TargetId } from './workload';
@@ -41,7 +42,7 @@ export interface V2Cell extends CpuCellStats {
 
 /** The V2 cells' service process is a target of its own ('v2'), beside those of TARGET_IDS. */
 export interface TargetRun {
-  id: TargetId | 'v2';
+  id: TargetId | 'v2' | 'grpc';
   label: string;
   status: 'measured' | 'skipped';
   /** Why it was skipped, or anything worth knowing about how it ran. */
@@ -110,6 +111,8 @@ export interface Results {
   floor: FloorCell[];
   rss: RssResult | null;
   v2: V2Cell[];
+  /** The gRPC cells beside REST (bench/grpc.ts); absent from older results files. */
+  grpc?: GrpcCell[];
   evaluation: Evaluation[];
 }
 

@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { GrpcCell } from './grpc';
 import { CpuCellStats, RestCellStats } from './load';
 import { V2Form, V2ModelName } from './v2';
 import { FloorTargetId, ModelName, Route, TargetId } from './workload';
@@ -62,7 +63,7 @@ export type IsolationCellId = 'poison' | 'deadline';
 
 /** The V2 cells' and the isolation cells' service processes are targets of their own, beside those of TARGET_IDS. */
 export interface TargetRun {
-  id: TargetId | 'v2' | 'isolation';
+  id: TargetId | 'v2' | 'grpc' | 'isolation';
   label: string;
   status: 'measured' | 'skipped';
   /** Why it was skipped, or anything worth knowing about how it ran. */
@@ -135,6 +136,8 @@ export interface Results {
   rss: RssResult | null;
   v2: V2Cell[];
   isolation: IsolationCell[];
+  /** The gRPC cells beside REST (bench/grpc.ts); absent from older results files. */
+  grpc?: GrpcCell[];
   evaluation: Evaluation[];
 }
 

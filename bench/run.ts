@@ -11,8 +11,9 @@
  *
  * Environment: BENCH_DURATION_S (seconds per cell, default 5), BENCH_QUICK=1 (1 s cells at c=1 and 32
  * only, the V2 cells at c=1 and 8 as always: a smoke check), BENCH_ONLY=<part>[,<part>...] (run only
- * these parts: the targets on, off, express, cached, baseline, lesson, then v2, isolation and memory; such a run
- * writes bench/results/<start>-only-<parts>.json and nothing else, since it is not a whole measurement;
+ * these parts: the targets on, off, express, cached, baseline, lesson, then v2, grpc (bench/grpc.ts: gRPC
+ * beside REST), isolation and memory; such a run writes bench/results/<start>-only-<parts>.json and nothing
+ * else, since it is not a whole measurement;
  * `BENCH_ONLY=v2 BENCH_DURATION_S=1` checks the V2 cells end to end in about half a minute).
  * The npm script builds the service first; this file expects dist/ to be current. The REST cells (every
  * target's, the floor's, the isolation cells) are loaded by wrk, which must be on the PATH (bench/wrk.ts
@@ -40,6 +41,16 @@ import {
 } from './isolation';
 import { LoadSpec, RestCellStats, RestSpec, fire, measureCpuCell, measureRestCell, stopLoad } from './load';
 import { Child, freePort, killAllNow, rssKb, startChild, stopAll, stopChild, waitUntil } from './processes';
+import {
+  GRPC_CONCURRENCIES,
+  GRPC_FORMS,
+  GRPC_MODELS,
+  GRPC_LABEL,
+  GrpcCell,
+  grpcEvaluation,
+  grpcTextTable,
+  measureGrpc,
+} from './grpc';
 import { clientCostSummary, evaluate, floorTextTable, isolationTextTable, textTable, v2TextTable } from './report';
 import { Cell, FloorCell, IsolationCell, Results, RssResult, TargetRun, V2Cell, saveResults } from './results';
 import {
@@ -94,10 +105,10 @@ const SERVICE_READY_TIMEOUT_MS = 60_000;
 const LESSON_READY_TIMEOUT_MS = 120_000;
 
 /**
- * What BENCH_ONLY can name: each target with its cells (and floor cell), the V2 cells, the isolation
- * cells, the memory check.
+ * What BENCH_ONLY can name: each target with its cells (and floor cell), the V2 cells, the gRPC cells,
+ * the isolation cells, the memory check.
  */
-const PARTS = [...TARGET_IDS, 'v2', 'isolation', 'memory'] as const;
+const PARTS = [...TARGET_IDS, 'v2', 'grpc', 'isolation', 'memory'] as const;
 type Part = (typeof PARTS)[number];
 const ONLY = onlyParts();
 const selected = (part: Part): boolean => ONLY === null || ONLY.includes(part);
@@ -607,6 +618,7 @@ async function measureAll(started: Date, targetIds: TargetId[]): Promise<void> {
     targetIds.reduce((n, id) => n + TARGETS[id].models.length * ROUTES.length * CONCURRENCIES.length, 0) +
     FLOOR_TARGET_IDS.filter(selected).length +
     v2Cells +
+    (selected('grpc') ? GRPC_MODELS.length * GRPC_FORMS.length * GRPC_CONCURRENCIES.length : 0) +
     (selected('isolation') ? ISOLATION_CELL_IDS.length : 0);
   log(
     `bench: ${QUICK ? 'QUICK mode, ' : ''}${ONLY ? `only ${ONLY.join(', ')}, ` : ''}` +
@@ -625,6 +637,8 @@ async function measureAll(started: Date, targetIds: TargetId[]): Promise<void> {
   for (const f of floor)
     f.of_bare = bare && bare.req_per_s > 0 ? Number((f.req_per_s / bare.req_per_s).toFixed(4)) : null;
   if (selected('v2')) targets.push(await measureV2(v2));
+  const grpc: GrpcCell[] = [];
+  if (selected('grpc')) targets.push(await measureGrpc(grpc, DURATION_S, WARMUP_S, log));
   if (selected('isolation')) targets.push(await measureIsolation(isolation));
   const rss = selected('memory') ? await measureRss() : null;
 
@@ -672,9 +686,10 @@ async function measureAll(started: Date, targetIds: TargetId[]): Promise<void> {
     rss,
     v2,
     isolation,
+    grpc,
     evaluation: [],
   };
-  results.evaluation = evaluate(results);
+  results.evaluation = [...evaluate(results), ...grpcEvaluation(grpc)];
 
   if (cells.length) {
     console.log('');
@@ -701,6 +716,10 @@ async function measureAll(started: Date, targetIds: TargetId[]): Promise<void> {
     console.log(
       "(latencies in ms; CPU ms/req = the service process's user + system time over the cell ÷ its requests)",
     );
+  }
+  if (grpc.length) {
+    console.log(`\nOpen Inference Protocol over gRPC beside REST, one instance per request (${GRPC_LABEL})`);
+    console.log(grpcTextTable(grpc));
   }
   if (isolation.length) {
     console.log(`\nIsolation: two loads at once on one service process (${ISOLATION_LABEL})`);

@@ -421,11 +421,11 @@ export function grpcTextTable(cells: readonly GrpcCell[]): string {
     .join('\n');
 }
 
-/** (g) and (h): gRPC against the faster JSON REST form, at c=32. */
+/** (j) and (k): gRPC against the faster JSON REST form, at c=32. */
 export function grpcEvaluation(cells: readonly GrpcCell[]): Evaluation[] {
   const targets = [
-    { id: 'g', model: 'digits' as const, need: 1.3, title: '(g) digits, c=32: gRPC (raw contents) >= 1.3x REST req/s' },
-    { id: 'h', model: 'iris' as const, need: 1, title: '(h) iris, c=32: gRPC (raw contents) never below REST req/s' },
+    { id: 'j', model: 'digits' as const, need: 1.3, title: '(j) digits, c=32: gRPC (raw contents) >= 1.3x REST req/s' },
+    { id: 'k', model: 'iris' as const, need: 1, title: '(k) iris, c=32: gRPC (raw contents) never below REST req/s' },
   ];
   return targets.map(({ id, model, need, title }): Evaluation => {
     const grpcCell = find(cells, model, 'grpc-raw', 32);

@@ -5,6 +5,7 @@ import type { ModuleRef } from '@nestjs/core';
 import type { RequestContext } from '../common/request-context';
 import { loadConfig } from '../config/app.config';
 import type { ReadinessIndicators } from '../health/readiness.indicators';
+import type { ModelControlService } from '../models/model-control.service';
 import type { PredictionService, TensorResult } from '../prediction/prediction.service';
 import { INFERENCE_PROTO, LOADER_OPTIONS } from './grpc.proto';
 import { GrpcServer } from './grpc.server';
@@ -55,7 +56,7 @@ describe('GrpcServer: a call and its signal', () => {
     } as unknown as PredictionService;
     const indicators = { ready: () => Promise.resolve(true) } as unknown as ReadinessIndicators;
     const config = loadConfig({ HOST: '127.0.0.1', GRPC_PORT: '0' });
-    server = new GrpcServer(config, predictions, indicators, {} as ModuleRef);
+    server = new GrpcServer(config, predictions, indicators, {} as ModelControlService, {} as ModuleRef);
     await server.onApplicationBootstrap();
     client = new Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
   });

@@ -58,6 +58,9 @@ const EDGE = [
   // unload with no body and no Content-Type, which src/http/v2-body.ts reads ahead of each adapter's
   // parser, and each adapter answers the unloaded model's 404 and the refused load's 400.
   'lifecycle',
+  // Version labels and weighted traffic: the X-Routing-Key read from each adapter's request, and
+  // X-Model-Version added as the headers are written, which each adapter reaches its own way.
+  'canary',
   // The process: the matched route in each request's log line (see metrics), and SIGTERM under load,
   // which each adapter's server drains its own way.
   'process',
@@ -89,6 +92,9 @@ const ONCE = [
   // The Open Inference Protocol over gRPC: its own server (@grpc/grpc-js) beside HTTP, which neither
   // HTTP adapter touches; what it compares with the REST routes is the same on both.
   'grpc',
+  // A real process loading and unloading digits, its RSS read from /proc: the memory behind the
+  // workers, which neither HTTP adapter touches.
+  'model-memory',
 ];
 
 // Every suite in test/ is in exactly one list, so a new suite cannot go unrun.

@@ -517,6 +517,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         intraOpNumThreads: this.config.ORT_INTRA_OP_NUM_THREADS,
         interOpNumThreads: this.config.ORT_INTER_OP_NUM_THREADS,
         graphOptimizationLevel: this.config.ORT_GRAPH_OPTIMIZATION_LEVEL,
+        cpuMemArena: this.config.ORT_CPU_MEM_ARENA,
       });
       const signature = buildSignature(session.inputs, session.outputs, model.config);
       if (session.warmUpError)

@@ -121,6 +121,12 @@ describe('version labels and canary traffic', () => {
 
       expect(await grpcInfer(label)).toBe(version);
     }
+    // /v1/models shows what routes where.
+    const listed = (await (await fetch(`${base}/v1/models`)).json()) as { models: Record<string, unknown>[] };
+    expect(listed.models.find((m) => m.name === 'iv')).toMatchObject({
+      version_labels: { stable: 1, canary: 2 },
+      traffic: { '1': 90, '2': 10 },
+    });
     // The two versions really differ, so the answers above tell them apart.
     const [one, two] = await Promise.all(
       [1, 2].map((v) => post(`/v1/models/iv/versions/${v}/predict`, { features: FEATURES })),

@@ -44,6 +44,7 @@ import { answerEncoding, encodeAnswer } from '../http/compression';
 import { binaryTailOf } from '../http/v2-body';
 import { frameAnswer } from './v2-binary.codec';
 import { decodeInputs, encodeConfig, encodeMetadata, encodeResponse, encodeStatistics } from './v2.codec';
+import { ApiRoutingKey } from '../common/routing-key.decorator';
 
 /** The protocol's extensions this service implements, named as Triton names them, and no other. */
 export const V2_EXTENSIONS = [
@@ -232,7 +233,11 @@ export class V2Controller {
 
   @Post('models/:model/infer')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'v2Infer', summary: "Inference with the model's default version" })
+  @ApiRoutingKey()
+  @ApiOperation({
+    operationId: 'v2Infer',
+    summary: "Inference with the model's default version, or the versions its config.json traffic weighs",
+  })
   @MODEL
   @ApiBody({ type: V2InferRequestDto })
   @ApiCachedOkResponse(V2InferResponseDto)

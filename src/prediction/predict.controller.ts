@@ -9,6 +9,7 @@ import { BatchPredictRequestDto, PredictRequestDto } from './dto/predict-request
 import { BatchPredictResponseDto, PredictResponseDto } from './dto/prediction.dto';
 import { PredictionService } from './prediction.service';
 import { toBatchResponse, toPredictResponse } from './v1.codec';
+import { ApiRoutingKey } from '../common/routing-key.decorator';
 
 const MODEL = ApiParam({ name: 'model', example: 'iris' });
 const VERSION = ApiParam({ name: 'version', schema: { type: 'integer', minimum: 1 }, example: 1 });
@@ -28,6 +29,7 @@ export class PredictController {
 
   @Post('predict')
   @HttpCode(200)
+  @ApiRoutingKey()
   @ApiOperation({ operationId: 'predict', summary: "Predict one instance with the model's default version" })
   @MODEL
   @ApiCachedOkResponse(PredictResponseDto)
@@ -58,6 +60,7 @@ export class PredictController {
 
   @Post('predict/batch')
   @HttpCode(200)
+  @ApiRoutingKey()
   @ApiOperation({
     operationId: 'predictBatch',
     summary: "Predict many instances in one run with the model's default version",

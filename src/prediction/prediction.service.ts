@@ -53,6 +53,8 @@ export interface ModelSummary {
   readonly state: ModelState;
   readonly reason?: string;
   readonly versions: VersionStatus[];
+  readonly versionLabels?: Readonly<Record<string, number>>;
+  readonly traffic?: Readonly<Record<string, number>>;
 }
 
 /** One version of a model (the default unless asked), as every protocol's metadata route describes it. */
@@ -282,6 +284,8 @@ export class PredictionService {
       defaultVersion: model.defaultVersion ?? null,
       ...this.registry.stateOf(model),
       versions: [...model.versions.values()].map((v) => ({ version: v.version, state: v.state, reason: v.reason })),
+      versionLabels: model.config.version_labels,
+      traffic: model.config.traffic,
     };
   }
 

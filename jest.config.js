@@ -95,6 +95,9 @@ const ONCE = [
   // A real process loading and unloading digits, its RSS read from /proc: the memory behind the
   // workers, which neither HTTP adapter touches.
   'model-memory',
+  // The prediction cache across a reload (explicit and poll): entries keyed by the file's digest,
+  // behind the HTTP layer; X-Cache's own edge is in cache.
+  'cache-reload',
 ];
 
 // Every suite in test/ is in exactly one list, so a new suite cannot go unrun.

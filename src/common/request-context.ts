@@ -15,7 +15,10 @@ export interface RequestContext {
   readonly deadline?: number;
   /** Aborted when the client goes away before the answer is sent. */
   readonly signal?: AbortSignal;
-  /** Opened with the context: the caller's X-Routing-Key (gRPC: x-routing-key), which pins it to one version under traffic weights. */
+  /**
+   * Opened with the context: the caller's X-Routing-Key (gRPC: x-routing-key), which keeps it on
+   * one version when config.json splits traffic.
+   */
   readonly routingKey?: string;
   /** Written by PredictionService: the model version that answers, and how many instances or rows it was sent. */
   served?: { readonly model: string; readonly version: number; readonly batchSize: number };

@@ -67,7 +67,10 @@ export type VersionSelector = number | string;
 
 const DEFAULT_TOLERANCE = 1e-5;
 
-/** A routing key as a point in [0, 1): FNV-1a over its UTF-16 units, then MurmurHash3's finalizer to spread short keys. */
+/**
+ * A routing key as a point in [0, 1): FNV-1a over its UTF-16 units, then MurmurHash3's finalizer,
+ * so that keys differing in one character land far apart.
+ */
 export function hashFraction(key: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {

@@ -53,7 +53,7 @@ describe.each(['explicit', 'poll'] as const)('prediction cache across a reload (
       CACHE_ENABLED: 'true',
     });
     base = `http://127.0.0.1:${await listen(app)}`;
-  });
+  }, 300000);
   afterAll(async () => {
     await app?.close();
   });
@@ -108,5 +108,5 @@ describe.each(['explicit', 'poll'] as const)('prediction cache across a reload (
     expect(after.v2).toEqual({ status: 200, cache: 'MISS', outputs: expected.v2 });
     expect(await v1()).toEqual({ status: 200, cache: 'HIT', outputs: expected.v1 });
     expect(await v2()).toEqual({ status: 200, cache: 'HIT', outputs: expected.v2 });
-  });
+  }, 300000);
 });

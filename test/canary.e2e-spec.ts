@@ -23,6 +23,8 @@ const GRPC_BODY = {
   inputs: [{ name: 'float_input', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: FEATURES } }],
 };
 const REQUESTS = 2000;
+// Thousands of requests on a shared, loaded machine: generous, and no figure of time is asserted.
+const HEAVY_MS = 300000;
 
 type Answer = { status: number; version: number; header: string | null; body: Record<string, unknown> };
 
@@ -91,48 +93,52 @@ describe('version labels and canary traffic', () => {
     app = await startApp({ MODEL_REPOSITORY: dir, MODEL_CONTROL_MODE: 'explicit', CACHE_ENABLED: 'false' });
     base = `http://127.0.0.1:${await listen(app)}`;
     clients = connect(app.get(GrpcServer).port!);
-  });
+  }, HEAVY_MS);
   afterAll(async () => {
     clients.close();
     await app.close();
   });
 
-  it('routes a label to its version on v1 (single and batch), V2 (infer, metadata, ready) and gRPC', async () => {
-    for (const [label, version] of [
-      ['stable', 1],
-      ['canary', 2],
-    ] as const) {
-      const single = await post(`/v1/models/iv/labels/${label}/predict`, { features: FEATURES });
-      expect(single).toMatchObject({ status: 200, version, header: String(version) });
-      const batch = await post(`/v1/models/iv/labels/${label}/predict/batch`, { instances: [FEATURES, FEATURES] });
-      expect(batch).toMatchObject({ status: 200, version, header: String(version) });
-      expect(batch.body.predictions).toHaveLength(2);
-      // The label's answer is its version's: the same as asking for the number.
-      const byNumber = await post(`/v1/models/iv/versions/${version}/predict`, { features: FEATURES });
-      expect(single.body.probabilities).toEqual(byNumber.body.probabilities);
+  it(
+    'routes a label to its version on v1 (single and batch), V2 (infer, metadata, ready) and gRPC',
+    async () => {
+      for (const [label, version] of [
+        ['stable', 1],
+        ['canary', 2],
+      ] as const) {
+        const single = await post(`/v1/models/iv/labels/${label}/predict`, { features: FEATURES });
+        expect(single).toMatchObject({ status: 200, version, header: String(version) });
+        const batch = await post(`/v1/models/iv/labels/${label}/predict/batch`, { instances: [FEATURES, FEATURES] });
+        expect(batch).toMatchObject({ status: 200, version, header: String(version) });
+        expect(batch.body.predictions).toHaveLength(2);
+        // The label's answer is its version's: the same as asking for the number.
+        const byNumber = await post(`/v1/models/iv/versions/${version}/predict`, { features: FEATURES });
+        expect(single.body.probabilities).toEqual(byNumber.body.probabilities);
 
-      const v2 = await post(`/v2/models/iv/versions/${label}/infer`, V2_BODY);
-      expect(v2).toMatchObject({ status: 200, version, header: String(version) });
-      expect(v2.body.model_version).toBe(String(version));
-      const metadata = await fetch(`${base}/v2/models/iv/versions/${label}`);
-      expect(metadata.status).toBe(200);
-      expect(((await metadata.json()) as { versions: string[] }).versions).toEqual(['1', '2']);
-      expect((await fetch(`${base}/v2/models/iv/versions/${label}/ready`)).status).toBe(200);
+        const v2 = await post(`/v2/models/iv/versions/${label}/infer`, V2_BODY);
+        expect(v2).toMatchObject({ status: 200, version, header: String(version) });
+        expect(v2.body.model_version).toBe(String(version));
+        const metadata = await fetch(`${base}/v2/models/iv/versions/${label}`);
+        expect(metadata.status).toBe(200);
+        expect(((await metadata.json()) as { versions: string[] }).versions).toEqual(['1', '2']);
+        expect((await fetch(`${base}/v2/models/iv/versions/${label}/ready`)).status).toBe(200);
 
-      expect(await grpcInfer(label)).toBe(version);
-    }
-    // /v1/models shows what routes where.
-    const listed = (await (await fetch(`${base}/v1/models`)).json()) as { models: Record<string, unknown>[] };
-    expect(listed.models.find((m) => m.name === 'iv')).toMatchObject({
-      version_labels: { stable: 1, canary: 2 },
-      traffic: { '1': 90, '2': 10 },
-    });
-    // The two versions really differ, so the answers above tell them apart.
-    const [one, two] = await Promise.all(
-      [1, 2].map((v) => post(`/v1/models/iv/versions/${v}/predict`, { features: FEATURES })),
-    );
-    expect(one.body.probabilities).not.toEqual(two.body.probabilities);
-  });
+        expect(await grpcInfer(label)).toBe(version);
+      }
+      // /v1/models shows what routes where.
+      const listed = (await (await fetch(`${base}/v1/models`)).json()) as { models: Record<string, unknown>[] };
+      expect(listed.models.find((m) => m.name === 'iv')).toMatchObject({
+        version_labels: { stable: 1, canary: 2 },
+        traffic: { '1': 90, '2': 10 },
+      });
+      // The two versions really differ, so the answers above tell them apart.
+      const [one, two] = await Promise.all(
+        [1, 2].map((v) => post(`/v1/models/iv/versions/${v}/predict`, { features: FEATURES })),
+      );
+      expect(one.body.probabilities).not.toEqual(two.body.probabilities);
+    },
+    HEAVY_MS,
+  );
 
   it('refuses an unknown label with 404 naming the labels, and a malformed one with 400', async () => {
     const unknown = await post('/v1/models/iv/labels/beta/predict', { features: FEATURES });
@@ -151,80 +157,96 @@ describe('version labels and canary traffic', () => {
     expect(error && grpc.status[error.code]).toBe('NOT_FOUND');
   });
 
-  it(`splits ${REQUESTS} unversioned requests 90/10 within 5 points, each answer naming its version`, async () => {
-    const answers = await many(REQUESTS, (i) => (i % 2 ? infer() : predict()));
-    expect(answers.filter((a) => a.status !== 200)).toEqual([]);
-    expect(answers.filter((a) => a.header !== String(a.version))).toEqual([]);
-    const versions = answers.map((a) => a.version);
-    expect(new Set(versions)).toEqual(new Set([1, 2]));
-    expect(Math.abs(share(versions, 2) - 0.1)).toBeLessThanOrEqual(0.05);
-    // The readiness of the model as a whole is that of what its traffic names.
-    expect((await fetch(`${base}/v2/models/iv/ready`)).status).toBe(200);
-  });
+  it(
+    `splits ${REQUESTS} unversioned requests 90/10 within 5 points, each answer naming its version`,
+    async () => {
+      const answers = await many(REQUESTS, (i) => (i % 2 ? infer() : predict()));
+      expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+      expect(answers.filter((a) => a.header !== String(a.version))).toEqual([]);
+      const versions = answers.map((a) => a.version);
+      expect(new Set(versions)).toEqual(new Set([1, 2]));
+      expect(Math.abs(share(versions, 2) - 0.1)).toBeLessThanOrEqual(0.05);
+      // The readiness of the model as a whole is that of what its traffic names.
+      expect((await fetch(`${base}/v2/models/iv/ready`)).status).toBe(200);
+    },
+    HEAVY_MS,
+  );
 
-  it(`gives each X-Routing-Key one version on every protocol, ${REQUESTS} keys split 90/10 within 5 points`, async () => {
-    const keyed = await many(REQUESTS, (i) => predict({ 'x-routing-key': `user-${i}` }));
-    expect(keyed.filter((a) => a.status !== 200)).toEqual([]);
-    expect(
-      Math.abs(
-        share(
-          keyed.map((a) => a.version),
-          2,
-        ) - 0.1,
-      ),
-    ).toBeLessThanOrEqual(0.05);
-    // The same keys again, on V2 and gRPC as well: none moves.
-    const sample = Array.from({ length: 200 }, (_, i) => i * 10);
-    const again = await many(sample.length, async (j) => {
-      const i = sample[j];
-      const key = `user-${i}`;
-      const [v1, v2, g] = await Promise.all([
-        predict({ 'x-routing-key': key }),
-        infer({ 'x-routing-key': key }),
-        grpcInfer('', { 'x-routing-key': key }),
-      ]);
-      return { key, first: keyed[i].version, now: [v1.version, v2.version, g] };
-    });
-    expect(again.filter((a) => a.now.some((v) => v !== a.first))).toEqual([]);
-  });
+  it(
+    `gives each X-Routing-Key one version on every protocol, ${REQUESTS} keys split 90/10 within 5 points`,
+    async () => {
+      const keyed = await many(REQUESTS, (i) => predict({ 'x-routing-key': `user-${i}` }));
+      expect(keyed.filter((a) => a.status !== 200)).toEqual([]);
+      expect(
+        Math.abs(
+          share(
+            keyed.map((a) => a.version),
+            2,
+          ) - 0.1,
+        ),
+      ).toBeLessThanOrEqual(0.05);
+      // The same keys again, on V2 and gRPC as well: none moves.
+      const sample = Array.from({ length: 200 }, (_, i) => i * 10);
+      const again = await many(sample.length, async (j) => {
+        const i = sample[j];
+        const key = `user-${i}`;
+        const [v1, v2, g] = await Promise.all([
+          predict({ 'x-routing-key': key }),
+          infer({ 'x-routing-key': key }),
+          grpcInfer('', { 'x-routing-key': key }),
+        ]);
+        return { key, first: keyed[i].version, now: [v1.version, v2.version, g] };
+      });
+      expect(again.filter((a) => a.now.some((v) => v !== a.first))).toEqual([]);
+    },
+    HEAVY_MS,
+  );
 
-  it('follows a reload: traffic moved to 0/100 and a label moved; names of versions not served are refused with the reason', async () => {
-    // What a canary that went well comes to: all traffic to version 2, stable pointing at it.
-    await writeConfig({ version_labels: { stable: 2, previous: 1 }, traffic: { '1': 0, '2': 100 } });
-    const load = await fetch(`${base}/v2/repository/models/iv/load`, { method: 'POST' });
-    expect(load.status).toBe(200);
-    const after = await many(200, (i) => (i % 2 ? infer({ 'x-routing-key': `user-${i}` }) : predict()));
-    expect(new Set(after.map((a) => a.version))).toEqual(new Set([2]));
-    expect((await post('/v1/models/iv/labels/stable/predict', { features: FEATURES })).version).toBe(2);
-    expect((await post('/v1/models/iv/labels/previous/predict', { features: FEATURES })).version).toBe(1);
-    expect((await post('/v1/models/iv/labels/canary/predict', { features: FEATURES })).status).toBe(404);
-
-    // A label or weight naming a version that is not served: the load says why, what served keeps serving.
-    for (const bad of [{ version_labels: { next: 3 } }, { traffic: { '2': 50, '3': 50 } }]) {
-      await writeConfig(bad);
-      const refused = await fetch(`${base}/v2/repository/models/iv/load`, { method: 'POST' });
-      expect(refused.status).toBe(400);
-      expect(((await refused.json()) as { error: string }).error).toMatch(
-        /iv\/config\.json (version_labels\.next|traffic) names version 3, which is not served \(served: 1, 2\)/,
-      );
+  it(
+    'follows a reload: traffic moved to 0/100 and a label moved; names of versions not served are refused with the reason',
+    async () => {
+      // What a canary that went well comes to: all traffic to version 2, stable pointing at it.
+      await writeConfig({ version_labels: { stable: 2, previous: 1 }, traffic: { '1': 0, '2': 100 } });
+      const load = await fetch(`${base}/v2/repository/models/iv/load`, { method: 'POST' });
+      expect(load.status).toBe(200);
+      const after = await many(200, (i) => (i % 2 ? infer({ 'x-routing-key': `user-${i}` }) : predict()));
+      expect(new Set(after.map((a) => a.version))).toEqual(new Set([2]));
       expect((await post('/v1/models/iv/labels/stable/predict', { features: FEATURES })).version).toBe(2);
-      expect((await predict()).version).toBe(2);
-    }
-  });
+      expect((await post('/v1/models/iv/labels/previous/predict', { features: FEATURES })).version).toBe(1);
+      expect((await post('/v1/models/iv/labels/canary/predict', { features: FEATURES })).status).toBe(404);
 
-  it('answers a label whose version failed to load with 503 saying so, and serves the others', async () => {
-    await fs.mkdir(path.join(dir, 'iv', '3'));
-    await fs.writeFile(path.join(dir, 'iv', '3', 'model.onnx'), 'not an ONNX model');
-    await writeConfig({ version_labels: { stable: 2, broken: 3 }, traffic: { '2': 100 } });
-    const load = await fetch(`${base}/v2/repository/models/iv/load`, { method: 'POST' });
-    expect(load.status).toBe(400);
-    const broken = await post('/v1/models/iv/labels/broken/predict', { features: FEATURES });
-    expect(broken.status).toBe(503);
-    expect(broken.body).toMatchObject({
-      error: 'MODEL_NOT_READY',
-      message: expect.stringMatching(/^Model 'iv' version 3 \(label 'broken'\) failed to load: /),
-    });
-    expect((await grpcInfer('stable')).valueOf()).toBe(2);
-    expect((await predict()).version).toBe(2);
-  });
+      // A label or weight naming a version that is not served: the load says why, what served keeps serving.
+      for (const bad of [{ version_labels: { next: 3 } }, { traffic: { '2': 50, '3': 50 } }]) {
+        await writeConfig(bad);
+        const refused = await fetch(`${base}/v2/repository/models/iv/load`, { method: 'POST' });
+        expect(refused.status).toBe(400);
+        expect(((await refused.json()) as { error: string }).error).toMatch(
+          /iv\/config\.json (version_labels\.next|traffic) names version 3, which is not served \(served: 1, 2\)/,
+        );
+        expect((await post('/v1/models/iv/labels/stable/predict', { features: FEATURES })).version).toBe(2);
+        expect((await predict()).version).toBe(2);
+      }
+    },
+    HEAVY_MS,
+  );
+
+  it(
+    'answers a label whose version failed to load with 503 saying so, and serves the others',
+    async () => {
+      await fs.mkdir(path.join(dir, 'iv', '3'));
+      await fs.writeFile(path.join(dir, 'iv', '3', 'model.onnx'), 'not an ONNX model');
+      await writeConfig({ version_labels: { stable: 2, broken: 3 }, traffic: { '2': 100 } });
+      const load = await fetch(`${base}/v2/repository/models/iv/load`, { method: 'POST' });
+      expect(load.status).toBe(400);
+      const broken = await post('/v1/models/iv/labels/broken/predict', { features: FEATURES });
+      expect(broken.status).toBe(503);
+      expect(broken.body).toMatchObject({
+        error: 'MODEL_NOT_READY',
+        message: expect.stringMatching(/^Model 'iv' version 3 \(label 'broken'\) failed to load: /),
+      });
+      expect((await grpcInfer('stable')).valueOf()).toBe(2);
+      expect((await predict()).version).toBe(2);
+    },
+    HEAVY_MS,
+  );
 });

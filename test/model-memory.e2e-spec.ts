@@ -43,10 +43,10 @@ describe('memory over load/unload cycles of digits, a real process', () => {
           (r) => r.ok,
           () => false,
         ),
-      90000,
+      240000,
       'readiness',
     );
-  }, 120000);
+  }, 300000);
 
   afterAll(async () => {
     child?.kill('SIGTERM');

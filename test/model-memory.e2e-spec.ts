@@ -1,6 +1,7 @@
 import { ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import { bundled, makeRepository } from './support/app';
+import * as path from 'node:path';
+import { bundled, makeRepository, ROOT } from './support/app';
 import { exited, freePort, serve, waitFor } from './support/process';
 
 const CYCLES = 20;
@@ -11,13 +12,22 @@ async function rssKb(pid: number): Promise<number> {
   return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)![1]);
 }
 
+/** The glibc tunable the image sets, read from deploy/Dockerfile so that the two cannot drift apart. */
+async function imageMmapThreshold(): Promise<string> {
+  const dockerfile = await fs.readFile(path.join(ROOT, 'deploy', 'Dockerfile'), 'utf8');
+  const found = /MALLOC_MMAP_THRESHOLD_=(\d+)/.exec(dockerfile);
+  if (!found) throw new Error('deploy/Dockerfile no longer sets MALLOC_MMAP_THRESHOLD_');
+  return found[1];
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The issue's memory cycle: digits (the 26 MB model) loaded and unloaded again and again in a real
  * process must give its memory back, or a server reloading models runs out of it in time. RSS is a
- * memory figure, not a time, so it is asserted here; a short settle after each unload lets the
- * workers' frees reach the kernel before it is read.
+ * memory figure, not a time, so it is asserted here; a short settle after each cycle lets the
+ * workers' frees reach the kernel before it is read. The process runs with onnxruntime's arena off
+ * (ORT_CPU_MEM_ARENA's default) and glibc's mmap threshold fixed, as the image runs it.
  */
 describe('memory over load/unload cycles of digits, a real process', () => {
   let child: ChildProcess;
@@ -34,6 +44,8 @@ describe('memory over load/unload cycles of digits, a real process', () => {
       MODEL_CONTROL_MODE: 'explicit',
       INFERENCE_WORKERS: '2',
       LOG_LEVEL: 'warn',
+      // As the image runs it (deploy/Dockerfile): glibc's fixed mmap threshold, read at process start.
+      MALLOC_MMAP_THRESHOLD_: await imageMmapThreshold(),
     });
     done = exited(child);
     base = `http://127.0.0.1:${port}`;

@@ -58,6 +58,9 @@ const EDGE = [
   // unload with no body and no Content-Type, which src/http/v2-body.ts reads ahead of each adapter's
   // parser, and each adapter answers the unloaded model's 404 and the refused load's 400.
   'lifecycle',
+  // Version labels and weighted traffic: the X-Routing-Key read from each adapter's request, and
+  // X-Model-Version added as the headers are written, which each adapter reaches its own way.
+  'canary',
   // The process: the matched route in each request's log line (see metrics), and SIGTERM under load,
   // which each adapter's server drains its own way.
   'process',
@@ -92,6 +95,12 @@ const ONCE = [
   // Valid requests answered whatever else the model is given: a request that fails inside onnxruntime
   // beside coalesced ones, and tensors of zero rows, on each protocol with the cache on and off.
   'isolation',
+  // A real process loading and unloading digits, its RSS read from /proc: the memory behind the
+  // workers, which neither HTTP adapter touches.
+  'model-memory',
+  // The prediction cache across a reload (explicit and poll): entries keyed by the file's digest,
+  // behind the HTTP layer; X-Cache's own edge is in cache.
+  'cache-reload',
 ];
 
 // Every suite in test/ is in exactly one list, so a new suite cannot go unrun.

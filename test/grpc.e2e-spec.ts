@@ -175,9 +175,15 @@ describe('gRPC: the inference service on the bundled models', () => {
     expectStatus(await call(rpc, 'ModelReady', { name: 'nope' }), grpc.status.NOT_FOUND);
     expectStatus(await call(rpc, 'ModelReady', { name: 'iris', version: '9' }), grpc.status.NOT_FOUND);
     expectStatus(
-      await call(rpc, 'ModelReady', { name: 'iris', version: 'x' }),
+      await call(rpc, 'ModelReady', { name: 'iris', version: '-1' }),
       grpc.status.INVALID_ARGUMENT,
-      /positive integer/,
+      /positive integer or a version label/,
+    );
+    // A name is read as a label (config.json version_labels), which iris does not have.
+    expectStatus(
+      await call(rpc, 'ModelReady', { name: 'iris', version: 'x' }),
+      grpc.status.NOT_FOUND,
+      "Model 'iris' has no version label 'x'; labels: none (config.json version_labels)",
     );
 
     const wrongShape = await call(rpc, 'ModelInfer', {

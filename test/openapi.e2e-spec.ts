@@ -20,6 +20,8 @@ const ROUTES: [string, string][] = [
   ['post', '/v1/models/{model}/versions/{version}/predict'],
   ['post', '/v1/models/{model}/predict/batch'],
   ['post', '/v1/models/{model}/versions/{version}/predict/batch'],
+  ['post', '/v1/models/{model}/labels/{label}/predict'],
+  ['post', '/v1/models/{model}/labels/{label}/predict/batch'],
   ['get', '/v2'],
   ['get', '/v2/health/live'],
   ['get', '/v2/health/ready'],

@@ -9,7 +9,7 @@ import { buildOpenApiDocument } from '../src/openapi';
 import { ApiKeyStore } from '../src/security/api-key.store';
 import { requiredScope } from '../src/security/api-key.middleware';
 import { isStructuredError, listen, RawResponse, rawRequest } from './support/http';
-import { startApp } from './support/app';
+import { bundled, makeRepository, startApp } from './support/app';
 
 /**
  * API keys, rate limits and the limits on every input, against the real application on a real
@@ -51,7 +51,7 @@ function routesOf(app: INestApplication): { method: string; path: string; body?:
       .filter((m) => ['get', 'post'].includes(m))
       .map((method) => ({
         method: method.toUpperCase(),
-        path: route.replace('{model}', 'iris').replace('{version}', '1'),
+        path: route.replace('{model}', 'iris').replace('{version}', '1').replace('{label}', 'stable'),
         body:
           method === 'post'
             ? JSON.stringify(
@@ -92,7 +92,14 @@ describe('API keys', () => {
   beforeAll(async () => {
     keyFile = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'keys-')), 'api-keys');
     await fs.writeFile(keyFile, `# mounted from a Secret\n${FILE_KEY}\n`);
+    // iris with a version label, so that the label routes are among those answered.
+    const irisConfig = JSON.parse(await fs.readFile(path.join(bundled('iris'), 'config.json'), 'utf8')) as object;
+    const repository = await makeRepository(
+      { iris: bundled('iris'), digits: bundled('digits') },
+      { 'iris/config.json': JSON.stringify({ ...irisConfig, version_labels: { stable: 1 } }) },
+    );
     app = await startApp({
+      MODEL_REPOSITORY: repository,
       API_KEYS: `${INFERENCE_KEY}, ${ADMIN_ONLY_KEY}:admin`,
       API_KEYS_FILE: keyFile,
       API_KEYS_RELOAD_MS: '100',

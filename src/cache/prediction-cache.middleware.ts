@@ -80,6 +80,20 @@ export const CACHE_RESPONSE_HEADERS = {
   },
 };
 
-/** A cached route's documentation: the Cache-Control it reads, and its 200 answer with the cache's headers. */
+/** On every answer of a route that ran a model (written by observability/latency.middleware.ts). */
+const MODEL_VERSION_HEADER = {
+  'X-Model-Version': {
+    description: 'The model version that answered: under config.json traffic or a label, the one it resolved to',
+    schema: { type: 'string', example: '1' },
+  },
+};
+
+/**
+ * A cached route's documentation: the Cache-Control it reads, and its 200 answer with the cache's
+ * headers and the version's. Every prediction route is a cached one, so this is where they meet.
+ */
 export const ApiCachedOkResponse = (type: Type<unknown>) =>
-  applyDecorators(ApiCacheControl(), ApiOkResponse({ type, headers: CACHE_RESPONSE_HEADERS }));
+  applyDecorators(
+    ApiCacheControl(),
+    ApiOkResponse({ type, headers: { ...CACHE_RESPONSE_HEADERS, ...MODEL_VERSION_HEADER } }),
+  );

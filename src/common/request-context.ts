@@ -15,6 +15,11 @@ export interface RequestContext {
   readonly deadline?: number;
   /** Aborted when the client goes away before the answer is sent. */
   readonly signal?: AbortSignal;
+  /**
+   * Opened with the context: the caller's X-Routing-Key (gRPC: x-routing-key), which keeps it on
+   * one version when config.json splits traffic.
+   */
+  readonly routingKey?: string;
   /** Written by PredictionService: the model version that answers, and how many instances or rows it was sent. */
   served?: { readonly model: string; readonly version: number; readonly batchSize: number };
   /** Written by the prediction cache: what the request allows (its middleware) and what the cache answered. */

@@ -120,6 +120,14 @@ export class AppConfig {
   })
   readonly ORT_GRAPH_OPTIMIZATION_LEVEL: GraphOptimizationLevel = 'all';
 
+  /**
+   * onnxruntime's CPU memory arena per session. Off by default: with it, memory of models unloaded
+   * and loaded again stayed with the process instead of returning (test/model-memory.e2e-spec.ts).
+   */
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'ORT_CPU_MEM_ARENA must be true or false' })
+  readonly ORT_CPU_MEM_ARENA: boolean = false;
+
   @IntBetween(1, 64)
   readonly INFERENCE_WORKERS: number = DEFAULT_WORKERS;
 

@@ -55,6 +55,7 @@ export class DocsService {
       description: model.config.description,
       signature: entry.signature,
       samples: model.config.samples,
+      traffic: model.config.traffic,
     };
   }
 }

@@ -185,4 +185,13 @@ describe('model OpenAPI builder', () => {
     expect(Object.keys(schemasOf(single))).not.toContain('UnusedDto');
     await expect(SwaggerParser.validate(structuredClone(single) as never)).resolves.toBeDefined();
   });
+
+  it('says which versions answer: the default, or the split config.json traffic makes', () => {
+    const description = (model: TypedModel) =>
+      withModels(BASE, [model]).paths['/v1/models/iris/predict'].post!.description;
+    expect(description(IRIS)).toMatch(/Answered by version 1, the default; /);
+    expect(description({ ...IRIS, traffic: { '1': 3, '2': 1, '3': 0 } })).toMatch(
+      /Answered by version 1 \(75%\), 2 \(25%\), split by config.json traffic \(sticky per X-Routing-Key\)/,
+    );
+  });
 });

@@ -17,6 +17,8 @@ export interface TypedModel {
   readonly signature: ModelSignature;
   /** config.json self-test samples: real inputs, so the documented examples give real answers. */
   readonly samples?: readonly { readonly features?: unknown; readonly inputs?: Record<string, unknown> }[];
+  /** config.json traffic: then the unversioned routes are answered by the versions it weighs, not the default alone. */
+  readonly traffic?: Readonly<Record<string, number>>;
 }
 
 type Schema = SchemaObject | ReferenceObject;
@@ -332,6 +334,11 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
   ]
     .filter(Boolean)
     .join(' ');
+  const weights = Object.entries(model.traffic ?? {}).filter(([, w]) => w > 0);
+  const total = weights.reduce((sum, [, w]) => sum + w, 0);
+  const answeredBy = weights.length
+    ? `Answered by version ${weights.map(([v, w]) => `${v} (${Math.round((w / total) * 100)}%)`).join(', ')}, split by config.json traffic (sticky per X-Routing-Key); X-Model-Version says which`
+    : `Answered by version ${model.version}, the default`;
   const operation = (
     base: OperationObject,
     operationId: string,
@@ -343,7 +350,7 @@ export function modelApi(model: TypedModel, prefix: string, generic: GenericOper
     ({
       operationId,
       summary,
-      description: `${about} Answered by version ${model.version}, the default; the same as ${base.operationId} with model '${name}'.`,
+      description: `${about} ${answeredBy}; the same as ${base.operationId} with model '${name}'.`,
       tags: [tag],
       // The generic route's other parameters (none but the path's model today), security and error responses.
       parameters: (base.parameters ?? []).filter((p) => !('in' in p && p.in === 'path')),

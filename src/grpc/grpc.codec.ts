@@ -1,6 +1,6 @@
 import { InvalidInputError } from '../common/domain.errors';
 import { findJsonHazard } from '../common/json-guard';
-import { ParseVersionPipe } from '../common/parse-version.pipe';
+import { ParseVersionOrLabelPipe } from '../common/parse-version.pipe';
 import { ElementType, JsonElement } from '../models/element-types';
 import { fromRaw, RawTensorError } from '../models/raw-tensor';
 import { TensorInput, shapeText } from '../models/tensor.codec';
@@ -94,10 +94,10 @@ const BY_DATATYPE = new Map<string, ElementType>(
   (Object.keys(ELEMENT_TYPES) as ElementType[]).map((type) => [elementType(type).v2, type]),
 );
 
-const versionPipe = new ParseVersionPipe();
+const versionPipe = new ParseVersionOrLabelPipe();
 
-/** A request's model version: empty means the model's default. */
-export function versionOf(raw: string): number | undefined {
+/** A request's model version, a number or a config.json label: empty means the model's default (or its traffic). */
+export function versionOf(raw: string): number | string | undefined {
   return raw === '' ? undefined : versionPipe.transform(raw);
 }
 

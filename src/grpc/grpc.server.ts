@@ -270,9 +270,11 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
       'cache-control': first(call.metadata, 'cache-control'),
       pragma: first(call.metadata, 'pragma'),
     };
+    const routingKey = first(call.metadata, 'x-routing-key');
     const context: RequestContext = {
       requestId: sent !== undefined && SAFE_REQUEST_ID.test(sent) ? sent : randomUUID(),
       deadline,
+      routingKey: routingKey === '' ? undefined : routingKey,
       get signal() {
         if (!abort) {
           const controller = (abort = new AbortController());

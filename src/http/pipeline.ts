@@ -38,6 +38,7 @@ function enableCors(app: INestApplication, config: AppConfig): void {
       'X-API-Key',
       'X-Request-Id',
       'X-Request-Timeout-Ms',
+      'X-Routing-Key',
       'Cache-Control',
       'Pragma',
       // The Open Inference Protocol's binary and compressed bodies.
@@ -50,6 +51,7 @@ function enableCors(app: INestApplication, config: AppConfig): void {
       'Retry-After',
       'X-Cache',
       'X-Cache-Hits',
+      'X-Model-Version',
       'Inference-Header-Content-Length',
       ...(config.RATE_LIMIT_RPM ? ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'] : []),
     ],

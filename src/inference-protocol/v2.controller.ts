@@ -22,8 +22,8 @@ import {
 } from '@nestjs/swagger';
 import { APP_INFO } from '../app.info';
 import { ApiCachedOkResponse } from '../cache/prediction-cache.middleware';
-import { VERSION as VERSION_PATTERN } from '../common/model-names';
-import { ParseVersionPipe } from '../common/parse-version.pipe';
+import { VERSION as VERSION_PATTERN, VERSION_LABEL } from '../common/model-names';
+import { ParseVersionOrLabelPipe, ParseVersionPipe } from '../common/parse-version.pipe';
 import { ReqContext, RequestContext } from '../common/request-context';
 import { ReadinessIndicators } from '../health/readiness.indicators';
 import { PredictionService } from '../prediction/prediction.service';
@@ -44,6 +44,7 @@ import { answerEncoding, encodeAnswer } from '../http/compression';
 import { binaryTailOf } from '../http/v2-body';
 import { frameAnswer } from './v2-binary.codec';
 import { decodeInputs, encodeConfig, encodeMetadata, encodeResponse, encodeStatistics } from './v2.codec';
+import { ApiRoutingKey } from '../common/routing-key.decorator';
 
 /** The protocol's extensions this service implements, named as Triton names them, and no other. */
 export const V2_EXTENSIONS = [
@@ -68,6 +69,13 @@ const VERSION = ApiParam({
   name: 'version',
   example: '1',
   schema: { type: 'string', pattern: VERSION_PATTERN.source },
+});
+/** Where the protocol's version field may also hold a label (config.json version_labels). */
+const VERSION_OR_LABEL = ApiParam({
+  name: 'version',
+  example: '1',
+  description: "A version number, or one of the model's config.json version_labels",
+  schema: { type: 'string', pattern: `${VERSION_PATTERN.source}|${VERSION_LABEL.source}` },
 });
 const ERRORS = [400, 404, 500, 503].map((status) =>
   ApiResponse({ status, type: V2ErrorDto, description: 'Triton status; body {"error": "..."}' }),
@@ -138,12 +146,12 @@ export class V2Controller {
   @Get('models/:model/versions/:version')
   @ApiOperation({ operationId: 'v2ModelVersionMetadata', summary: 'Model version metadata' })
   @MODEL
-  @VERSION
+  @VERSION_OR_LABEL
   @ApiOkResponse({ type: V2ModelMetadataDto })
   @errors
   versionMetadata(
     @Param('model') model: string,
-    @Param('version', ParseVersionPipe) version: number,
+    @Param('version', ParseVersionOrLabelPipe) version: number | string,
   ): V2ModelMetadataDto {
     return encodeMetadata(this.predictions.describeModel(model, version));
   }
@@ -163,10 +171,13 @@ export class V2Controller {
   @Get('models/:model/versions/:version/config')
   @ApiOperation({ operationId: 'v2ModelVersionConfig', summary: "Model configuration extension: one version's" })
   @MODEL
-  @VERSION
+  @VERSION_OR_LABEL
   @ApiOkResponse({ type: V2ModelConfigDto })
   @errors
-  versionConfig(@Param('model') model: string, @Param('version', ParseVersionPipe) version: number): V2ModelConfigDto {
+  versionConfig(
+    @Param('model') model: string,
+    @Param('version', ParseVersionOrLabelPipe) version: number | string,
+  ): V2ModelConfigDto {
     return encodeConfig(this.predictions.describeModel(model, version));
   }
 
@@ -208,13 +219,13 @@ export class V2Controller {
     summary: 'Model version readiness: 200 when ready, 503 when not',
   })
   @MODEL
-  @VERSION
+  @VERSION_OR_LABEL
   @ApiOkResponse({ type: V2ModelReadyDto })
   @ApiServiceUnavailableResponse({ type: V2ModelReadyDto })
   @errors
   versionReady(
     @Param('model') model: string,
-    @Param('version', ParseVersionPipe) version: number,
+    @Param('version', ParseVersionOrLabelPipe) version: number | string,
     @Res({ passthrough: true }) res: Status,
   ): V2ModelReadyDto {
     return this.readiness(model, version, res);
@@ -222,7 +233,11 @@ export class V2Controller {
 
   @Post('models/:model/infer')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'v2Infer', summary: "Inference with the model's default version" })
+  @ApiRoutingKey()
+  @ApiOperation({
+    operationId: 'v2Infer',
+    summary: "Inference with the model's default version, or the versions its config.json traffic weighs",
+  })
   @MODEL
   @ApiBody({ type: V2InferRequestDto })
   @ApiCachedOkResponse(V2InferResponseDto)
@@ -242,13 +257,13 @@ export class V2Controller {
   @HttpCode(200)
   @ApiOperation({ operationId: 'v2InferVersion', summary: 'Inference with a given version' })
   @MODEL
-  @VERSION
+  @VERSION_OR_LABEL
   @ApiBody({ type: V2InferRequestDto })
   @ApiCachedOkResponse(V2InferResponseDto)
   @errors
   inferVersion(
     @Param('model') model: string,
-    @Param('version', ParseVersionPipe) version: number,
+    @Param('version', ParseVersionOrLabelPipe) version: number | string,
     @Body() body: V2InferRequestDto,
     @BinaryTail() tail: Buffer,
     @Headers('accept-encoding') accept: string | undefined,
@@ -258,7 +273,7 @@ export class V2Controller {
     return this.run(model, version, body, tail, accept, res, context);
   }
 
-  private readiness(model: string, version: number | undefined, res: Status): V2ModelReadyDto {
+  private readiness(model: string, version: number | string | undefined, res: Status): V2ModelReadyDto {
     const ready = this.predictions.isReady(model, version);
     if (!ready) res.status(503);
     return { name: model, ready };
@@ -270,7 +285,7 @@ export class V2Controller {
    */
   private async run(
     model: string,
-    version: number | undefined,
+    version: number | string | undefined,
     body: V2InferRequestDto,
     tail: Buffer,
     accept: string | undefined,

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { parseModelConfig, selectVersions } from './model-config';
+import { parseModelConfig, routingProblem, selectVersions } from './model-config';
 
 describe('config.json version_policy', () => {
   const policyOf = (policy: unknown) =>
@@ -23,5 +23,39 @@ describe('config.json version_policy', () => {
     [{ newest: {} }, /newest/],
   ])('refuses %j, naming what is wrong', (policy, message) => {
     expect(() => policyOf(policy)).toThrow(message);
+  });
+});
+
+describe('config.json version_labels and traffic', () => {
+  const parse = (extra: unknown) => parseModelConfig(JSON.stringify(extra), 'm/config.json');
+
+  it('reads labels and weights', () => {
+    expect(parse({ version_labels: { stable: 1, canary: 2 }, traffic: { '1': 90, '2': 10 } })).toMatchObject({
+      version_labels: { stable: 1, canary: 2 },
+      traffic: { '1': 90, '2': 10 },
+    });
+  });
+
+  it.each([
+    [{ version_labels: { '2': 1 } }, /version_labels: '2' is not a label name/],
+    [{ version_labels: { stable: 0 } }, /version_labels.stable: must be a version number/],
+    [{ version_labels: { stable: '1' } }, /version_labels.stable: must be a version number/],
+    [{ traffic: {} }, /traffic: must name at least one version/],
+    [{ traffic: { v1: 100 } }, /traffic: 'v1' is not a version number/],
+    [{ traffic: { '1': -5 } }, /traffic.1: must be a whole, non-negative weight/],
+    [{ traffic: { '1': 0.5 } }, /traffic.1: must be a whole, non-negative weight/],
+    [{ traffic: { '1': 0, '2': 0 } }, /traffic: at least one weight must be above 0/],
+    [{ traffic: [90, 10] }, /traffic/],
+  ])('refuses %j, naming what is wrong', (config, message) => {
+    expect(() => parse(config)).toThrow(message);
+  });
+
+  it('names a label or a weight that points at a version not served', () => {
+    const config = parse({ version_labels: { canary: 3 }, traffic: { '1': 100, '3': 0 } });
+    expect(routingProblem(config, [1, 2], 'm/config.json')).toBe(
+      'm/config.json version_labels.canary names version 3, which is not served (served: 1, 2)',
+    );
+    // A zero weight sends nothing, so it may name a version that is gone (a rollout's last step).
+    expect(routingProblem(parse({ traffic: { '1': 0, '2': 100 } }), [2], 'm/config.json')).toBeUndefined();
   });
 });

@@ -15,6 +15,7 @@ import {
   ValidateNested,
   validateSync,
 } from 'class-validator';
+import { VERSION, VERSION_LABEL } from '../common/model-names';
 import { flattenValidationErrors } from '../common/validation-errors';
 
 /** One known input with the outputs the model must produce for it (a self-test run after loading). */
@@ -159,6 +160,53 @@ export class ModelConfig {
   @ValidateNested()
   @Type(() => VersionPolicy)
   readonly version_policy?: VersionPolicy;
+
+  /** Names for versions, as TF Serving's version_labels: `{"stable": 1, "canary": 2}`. */
+  @IsOptional()
+  @IsObject()
+  readonly version_labels?: Record<string, number>;
+
+  /** How unversioned requests are split between versions, by weight: `{"1": 90, "2": 10}`. */
+  @IsOptional()
+  @IsObject()
+  readonly traffic?: Record<string, number>;
+}
+
+/** What is wrong with config.json's version_labels and traffic on their own, or undefined. */
+function routingShapeProblem(config: ModelConfig): string | undefined {
+  for (const [label, version] of Object.entries(config.version_labels ?? {})) {
+    if (!VERSION_LABEL.test(label))
+      return `version_labels: '${label}' is not a label name (a letter or _ first, then letters, digits, _ . -)`;
+    if (!Number.isInteger(version) || version < 1)
+      return `version_labels.${label}: must be a version number (a positive integer), got ${JSON.stringify(version)}`;
+  }
+  const weights = Object.entries(config.traffic ?? {});
+  if (config.traffic && weights.length === 0) return 'traffic: must name at least one version';
+  for (const [version, weight] of weights) {
+    if (!VERSION.test(version)) return `traffic: '${version}' is not a version number`;
+    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0)
+      return `traffic.${version}: must be a whole, non-negative weight, got ${JSON.stringify(weight)}`;
+  }
+  if (weights.length > 0 && weights.every(([, w]) => w === 0)) return 'traffic: at least one weight must be above 0';
+  return undefined;
+}
+
+/**
+ * Whether config.json's version_labels and traffic name only versions that are served (on disk and
+ * kept by version_policy); the reason when not.
+ */
+export function routingProblem(config: ModelConfig, served: readonly number[], file: string): string | undefined {
+  const missing = (v: number) => !served.includes(v);
+  const present = served.length ? served.join(', ') : 'none';
+  for (const [label, version] of Object.entries(config.version_labels ?? {})) {
+    if (missing(version))
+      return `${file} version_labels.${label} names version ${version}, which is not served (served: ${present})`;
+  }
+  for (const [version, weight] of Object.entries(config.traffic ?? {})) {
+    if (weight > 0 && missing(Number(version)))
+      return `${file} traffic names version ${version}, which is not served (served: ${present})`;
+  }
+  return undefined;
 }
 
 /** The version numbers a policy serves out of those on disk (sorted ascending). */
@@ -188,6 +236,8 @@ export function parseModelConfig(text: string, file: string): ModelConfig {
   if (errors.length === 0 && policy && Object.keys(policy).filter((k) => k in policy).length !== 1) {
     throw new Error(`${file} is invalid: version_policy: must hold exactly one of all, latest, specific`);
   }
+  const routing = errors.length === 0 ? routingShapeProblem(config) : undefined;
+  if (routing) throw new Error(`${file} is invalid: ${routing}`);
   if (errors.length > 0) {
     throw new Error(
       `${file} is invalid: ${flattenValidationErrors(errors)

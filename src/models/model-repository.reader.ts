@@ -1,7 +1,7 @@
 import { MODEL_NAME, VERSION } from '../common/model-names';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ModelConfig, parseModelConfig, selectVersions } from './model-config';
+import { ModelConfig, parseModelConfig, routingProblem, selectVersions } from './model-config';
 
 /** A model folder as found on disk, before anything is loaded. */
 export interface ModelFolder {
@@ -75,5 +75,8 @@ export async function readModelFolder(root: string, name: string): Promise<Model
   for (const v of versions.filter((v) => !served.includes(v.version))) {
     ignored.push(`${name}/${v.version}: not served (config.json version_policy)`);
   }
+  // Labels and weights must name versions that this folder serves: checked here, so that a reload
+  // refuses them as it refuses any bad config.json, and what served before keeps serving.
+  configError ??= routingProblem(config, served, path.join(name, 'config.json'));
   return { name, config, configError, versions: versions.filter((v) => served.includes(v.version)), ignored };
 }

@@ -5,7 +5,7 @@ import { bundled, BUNDLED_MODELS, fixture, makeRepository } from '../testing/mod
 import { ModelNotFoundError, ModelNotReadyError } from '../common/domain.errors';
 import { loadConfig } from '../config/app.config';
 import { MetricsService } from '../observability/metrics.service';
-import { ModelRegistry } from './model.registry';
+import { hashFraction, ModelRegistry } from './model.registry';
 import { OnnxRuntime } from './runtime/onnx.runtime';
 
 async function loadRegistry(repository: string): Promise<ModelRegistry> {
@@ -154,6 +154,75 @@ describe('ModelRegistry (real onnxruntime sessions)', () => {
   it('serves an empty repository with no models', async () => {
     const registry = await loadRegistry(await makeRepository({}));
     expect(registry.list()).toEqual([]);
+    await registry.onApplicationShutdown();
+  });
+
+  describe('version labels and traffic (config.json version_labels, traffic)', () => {
+    let registry: ModelRegistry;
+    beforeAll(async () => {
+      const dir = await makeRepository({ iv: fixture('iris_versions') });
+      const config = JSON.parse(await fs.readFile(path.join(dir, 'iv', 'config.json'), 'utf8'));
+      await fs.writeFile(
+        path.join(dir, 'iv', 'config.json'),
+        JSON.stringify({ ...config, version_labels: { stable: 1, canary: 2 }, traffic: { '1': 75, '2': 25 } }),
+      );
+      registry = await loadRegistry(dir);
+    });
+    afterAll(() => registry.onApplicationShutdown());
+
+    it('resolves a label to its version, and names the labels when one is unknown', () => {
+      expect(registry.servingVersion('iv', 'stable').version).toBe(1);
+      expect(registry.servingVersion('iv', 'canary').version).toBe(2);
+      expect(registry.findVersion('iv', 'canary').entry?.version).toBe(2);
+      expect(() => registry.servingVersion('iv', 'beta')).toThrow(
+        new ModelNotFoundError("Model 'iv' has no version label 'beta'; labels: stable, canary"),
+      );
+    });
+
+    it('splits unversioned requests by weight, the same routing key always on the same version', () => {
+      const keys = Array.from({ length: 4000 }, (_, i) => `caller-${i}`);
+      const chosen = keys.map((k) => registry.servingVersion('iv', undefined, k).version);
+      const second = chosen.filter((v) => v === 2).length / chosen.length;
+      expect(Math.abs(second - 0.25)).toBeLessThanOrEqual(0.03);
+      expect(keys.map((k) => registry.servingVersion('iv', undefined, k).version)).toEqual(chosen);
+      const unkeyed = Array.from({ length: 4000 }, () => registry.servingVersion('iv').version);
+      expect(Math.abs(unkeyed.filter((v) => v === 2).length / unkeyed.length - 0.25)).toBeLessThanOrEqual(0.03);
+      // A number still names that version, whatever the weights.
+      expect(registry.servingVersion('iv', 2, 'caller-0').version).toBe(2);
+      expect(registry.serves(registry.getModel('iv'))).toBe(true);
+    });
+  });
+
+  it('spreads routing keys evenly over [0, 1)', () => {
+    const points = Array.from({ length: 10000 }, (_, i) => hashFraction(`k${i}`));
+    expect(points.every((p) => p >= 0 && p < 1)).toBe(true);
+    const tenths = Array.from({ length: 10 }, (_, d) => points.filter((p) => Math.floor(p * 10) === d).length);
+    for (const count of tenths) expect(Math.abs(count - 1000)).toBeLessThanOrEqual(150);
+    expect(hashFraction('same')).toBe(hashFraction('same'));
+  });
+
+  it('fails a model whose labels or traffic name a version it does not serve, saying which', async () => {
+    const versions = fixture('iris_versions');
+    const config = JSON.parse(await fs.readFile(path.join(versions, 'config.json'), 'utf8'));
+    const dir = await makeRepository(
+      { labels: versions, weights: versions, policy: versions },
+      {
+        'labels/config.json': JSON.stringify({ ...config, version_labels: { canary: 3 } }),
+        'weights/config.json': JSON.stringify({ ...config, traffic: { '1': 50, '4': 50 } }),
+        'policy/config.json': JSON.stringify({
+          ...config,
+          version_policy: { specific: { versions: [1] } },
+          traffic: { '1': 90, '2': 10 },
+        }),
+      },
+    );
+    const registry = await loadRegistry(dir);
+    const reasons = Object.fromEntries(registry.list().map((m) => [m.name, registry.stateOf(m).reason]));
+    expect(reasons).toEqual({
+      labels: 'labels/config.json version_labels.canary names version 3, which is not served (served: 1, 2)',
+      weights: 'weights/config.json traffic names version 4, which is not served (served: 1, 2)',
+      policy: 'policy/config.json traffic names version 2, which is not served (served: 1)',
+    });
     await registry.onApplicationShutdown();
   });
 });

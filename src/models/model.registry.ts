@@ -6,7 +6,7 @@ import { ModelLoadFailedError, ModelNotFoundError, ModelNotReadyError } from '..
 import { AppConfig } from '../config/app.config';
 import { MetricsService } from '../observability/metrics.service';
 import { Batcher, BatchingOptions } from './batching/batcher';
-import { ModelConfig, ModelSample } from './model-config';
+import { ModelConfig, ModelSample, routingProblem } from './model-config';
 import { ModelFolder, readModelFolder, readModelRepository } from './model-repository.reader';
 import { buildSignature } from './model-signature';
 import { ModelSignature, ModelState } from './model.types';
@@ -62,7 +62,28 @@ export interface LoadOutcome {
   readonly versions: readonly { readonly version: number; readonly state: ModelState; readonly reason?: string }[];
 }
 
+/** A version asked for by number, or by one of config.json's version_labels. */
+export type VersionSelector = number | string;
+
 const DEFAULT_TOLERANCE = 1e-5;
+
+/**
+ * A routing key as a point in [0, 1): FNV-1a over its UTF-16 units, then MurmurHash3's finalizer,
+ * so that keys differing in one character land far apart.
+ */
+export function hashFraction(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) / 0x100000000;
+}
 
 /** Read as a stream so that hashing a large model never holds the event loop for long. */
 async function sha256Of(file: string): Promise<string> {
@@ -143,36 +164,88 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * A model and the version asked for: the given one (unknown versions throw), or the default,
-   * which is undefined when the model folder itself has a problem. The version may not be ready.
+   * A model and the version asked for: the given one, by number or by config.json label (unknown
+   * versions and labels throw), or the default, which is undefined when the model folder itself has
+   * a problem. The version may not be ready.
    */
-  findVersion(name: string, version?: number): { model: Model; entry?: ModelVersion } {
+  findVersion(name: string, version?: VersionSelector): { model: Model; entry?: ModelVersion } {
     const model = this.getModel(name);
-    if (version !== undefined && !model.versions.has(version)) {
+    const number = typeof version === 'string' ? this.labelled(model, version) : version;
+    if (number !== undefined && !model.versions.has(number)) {
       throw new ModelNotFoundError(
-        `Model '${name}' has no version ${version}; versions: ${[...model.versions.keys()].join(', ')}`,
+        `Model '${name}' has no version ${number}; versions: ${[...model.versions.keys()].join(', ')}`,
       );
     }
-    const wanted = version ?? model.defaultVersion;
+    const wanted = number ?? model.defaultVersion;
     return { model, entry: wanted === undefined ? undefined : model.versions.get(wanted) };
   }
 
-  /** The version that answers a request: the given one, or the model's default. */
-  servingVersion(name: string, version?: number): ReadyModelVersion {
+  /**
+   * The version that answers a request: the given one (a number or a label), or, unversioned,
+   * the one config.json's traffic picks for the caller (sticky per routing key), else the default.
+   */
+  servingVersion(name: string, version?: VersionSelector, routingKey?: string): ReadyModelVersion {
+    if (version === undefined) {
+      const model = this.getModel(name);
+      if (model.config.traffic && !model.problem) return this.routed(model, routingKey);
+    }
     const { model, entry } = this.findVersion(name, version);
     if (!entry) throw new ModelNotReadyError(`Model '${name}' cannot serve: ${model.problem}`);
-    if (entry.state === 'LOADING')
-      throw new ModelNotReadyError(`Model '${name}' version ${entry.version} is still loading`);
-    if (entry.state === 'FAILED')
-      throw new ModelNotReadyError(`Model '${name}' version ${entry.version} failed to load: ${entry.reason}`);
+    const which = `Model '${name}' version ${entry.version}${typeof version === 'string' ? ` (label '${version}')` : ''}`;
+    if (entry.state === 'LOADING') throw new ModelNotReadyError(`${which} is still loading`);
+    if (entry.state === 'FAILED') throw new ModelNotReadyError(`${which} failed to load: ${entry.reason}`);
     return entry as ReadyModelVersion;
   }
 
+  /** The version number a config.json label names. */
+  private labelled(model: Model, label: string): number {
+    const version = model.config.version_labels?.[label];
+    if (version === undefined) {
+      const labels = Object.keys(model.config.version_labels ?? {});
+      throw new ModelNotFoundError(
+        `Model '${model.name}' has no version label '${label}'; labels: ${labels.length ? labels.join(', ') : 'none (config.json version_labels)'}`,
+      );
+    }
+    return version;
+  }
+
   /**
-   * Whether unversioned requests to the model are answered now: its default version is READY. A
-   * version that failed beside it does not stop it serving, so it does not make readiness fail.
+   * Picks a version by config.json traffic weights among those READY. A routing key always hashes
+   * to the same point, so the same caller stays on the same version while the weights stand; and
+   * as the versions' shares are laid out in order, raising a later version's weight moves only
+   * callers from the earlier ones onto it, never between the others.
+   */
+  private routed(model: Model, routingKey?: string): ReadyModelVersion {
+    const candidates: { entry: ModelVersion; weight: number }[] = [];
+    for (const [version, weight] of Object.entries(model.config.traffic!)) {
+      const entry = model.versions.get(Number(version));
+      if (weight > 0 && entry?.state === 'READY') candidates.push({ entry, weight });
+    }
+    if (candidates.length === 0) {
+      throw new ModelNotReadyError(
+        `Model '${model.name}' cannot serve: no version its traffic names (${Object.keys(model.config.traffic!).join(', ')}) is READY`,
+      );
+    }
+    const total = candidates.reduce((sum, c) => sum + c.weight, 0);
+    let point = (routingKey === undefined ? Math.random() : hashFraction(routingKey)) * total;
+    for (const c of candidates) {
+      if (point < c.weight) return c.entry as ReadyModelVersion;
+      point -= c.weight;
+    }
+    return candidates.at(-1)!.entry as ReadyModelVersion;
+  }
+
+  /**
+   * Whether unversioned requests to the model are answered now: its default version is READY (or,
+   * with traffic weights, one of the versions they name). A version that failed beside it does not
+   * stop it serving, so it does not make readiness fail.
    */
   serves(model: Model): boolean {
+    if (model.config.traffic && !model.problem) {
+      return Object.entries(model.config.traffic).some(
+        ([v, w]) => w > 0 && model.versions.get(Number(v))?.state === 'READY',
+      );
+    }
     return model.defaultVersion !== undefined && model.versions.get(model.defaultVersion)?.state === 'READY';
   }
 
@@ -254,7 +327,17 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       return { model: name, versions: [] };
     }
     const read = await readModelFolder(this.root, name);
-    const folder: ModelFolder = override ? { ...read, config: override, configError: undefined } : read;
+    const folder: ModelFolder = override
+      ? {
+          ...read,
+          config: override,
+          configError: routingProblem(
+            override,
+            read.versions.map((v) => v.version),
+            'the configuration sent',
+          ),
+        }
+      : read;
     if (old && folder.configError) {
       // A bad config.json must not take down what serves: keep the model as it is, and say why.
       this.models.set(name, { ...old, loadError: folder.configError });
@@ -437,6 +520,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         intraOpNumThreads: this.config.ORT_INTRA_OP_NUM_THREADS,
         interOpNumThreads: this.config.ORT_INTER_OP_NUM_THREADS,
         graphOptimizationLevel: this.config.ORT_GRAPH_OPTIMIZATION_LEVEL,
+        cpuMemArena: this.config.ORT_CPU_MEM_ARENA,
       });
       const signature = buildSignature(session.inputs, session.outputs, model.config);
       if (session.warmUpError)

@@ -7,7 +7,8 @@ import { MetricsService } from './metrics.service';
 const elapsedMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 
 /**
- * Times every request, answers with `X-Process-Time` (ms), and logs one structured line when the
+ * Times every request, answers with `X-Process-Time` (ms) and `X-Model-Version` (the version that
+ * ran, where one did), and logs one structured line when the
  * response is sent. This is middleware placed before body parsing rather than a Nest interceptor,
  * because an interceptor never sees the requests rejected before a handler runs (malformed JSON,
  * oversized bodies, unknown routes), and those are exactly the ones an operator wants logged too.
@@ -21,6 +22,10 @@ export function latencyMiddleware(logger: LoggerService, metrics: MetricsService
     const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
     res.writeHead = (...args: unknown[]) => {
       res.setHeader('X-Process-Time', elapsedMs(start).toFixed(3));
+      // Which version answered, on every route that ran a model: under traffic weights or a label
+      // the caller cannot know it otherwise. Set here, in the one hook already on every answer.
+      const served = contextOf(req)?.served;
+      if (served) res.setHeader('X-Model-Version', String(served.version));
       return writeHead(...args);
     };
 

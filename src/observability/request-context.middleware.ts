@@ -10,7 +10,8 @@ const MAX_TIMEOUT_MS = 600000;
 /**
  * Opens the request's context before anything else runs: its id (`X-Request-Id`, echoed when
  * safe), its deadline (`X-Request-Timeout-Ms`, else REQUEST_TIMEOUT_MS) and a signal that fires if
- * the client disconnects, so queued inference for a departed client is dropped. Written against
+ * the client disconnects, so queued inference for a departed client is dropped; and the caller's
+ * `X-Routing-Key`, which keeps it on one version of a model whose config.json splits traffic. Written against
  * Node's own request and response, so it serves under Express and Fastify alike.
  */
 export function requestContextMiddleware(
@@ -39,9 +40,11 @@ export function requestContextMiddleware(
     // The signal is made only when something waits on it (a request queued for inference): a
     // request answered from the cache or refused early never pays for a controller and a listener.
     let abort: AbortController | undefined;
+    const key = req.headers['x-routing-key'];
     const context: RequestContext = {
       requestId,
       deadline: Date.now() + timeoutMs,
+      routingKey: typeof key === 'string' && key !== '' ? key : undefined,
       get signal() {
         if (!abort) {
           const controller = (abort = new AbortController());

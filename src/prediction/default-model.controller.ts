@@ -7,6 +7,7 @@ import { DefaultModelBatchResponseDto, DefaultModelPredictResponseDto } from './
 import { BatchPredictRequestDto, PredictRequestDto } from './dto/predict-request.dto';
 import { PredictionService } from './prediction.service';
 import { toDefaultModelBatchResponse, toDefaultModelResponse } from './v1.codec';
+import { ApiRoutingKey } from '../common/routing-key.decorator';
 
 /**
  * The default model's short routes, with the field names of the FastAPI service this project
@@ -19,6 +20,7 @@ export class DefaultModelController {
 
   @Post()
   @HttpCode(200)
+  @ApiRoutingKey()
   @ApiOperation({ operationId: 'predictDefault', summary: 'Predict one instance with the default model' })
   @ApiCachedOkResponse(DefaultModelPredictResponseDto)
   @ApiPredictErrors()
@@ -31,6 +33,7 @@ export class DefaultModelController {
 
   @Post('batch')
   @HttpCode(200)
+  @ApiRoutingKey()
   @ApiOperation({ operationId: 'predictDefaultBatch', summary: 'Predict many instances with the default model' })
   @ApiCachedOkResponse(DefaultModelBatchResponseDto)
   @ApiPredictErrors()

@@ -3,7 +3,7 @@ import { PredictionCache } from '../cache/prediction-cache.service';
 import { DomainError, InferenceFailedError, InvalidInputError, ModelNotFoundError } from '../common/domain.errors';
 import { RequestContext } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
-import { Model, ModelRegistry, ReadyModelVersion } from '../models/model.registry';
+import { Model, ModelRegistry, ReadyModelVersion, VersionSelector } from '../models/model.registry';
 import { MetricsService } from '../observability/metrics.service';
 import { ModelSignature, ModelState, TensorData, TensorSpec } from '../models/model.types';
 import { decodeOutputs, encodeInstances, InstanceOutputs } from '../models/instance.codec';
@@ -53,6 +53,8 @@ export interface ModelSummary {
   readonly state: ModelState;
   readonly reason?: string;
   readonly versions: VersionStatus[];
+  readonly versionLabels?: Readonly<Record<string, number>>;
+  readonly traffic?: Readonly<Record<string, number>>;
 }
 
 /** One version of a model (the default unless asked), as every protocol's metadata route describes it. */
@@ -122,13 +124,13 @@ export class PredictionService {
    */
   async predict(
     modelName: string,
-    version: number | undefined,
+    version: VersionSelector | undefined,
     instances: readonly unknown[],
     pathOf: (i: number) => string,
     context?: RequestContext,
   ): Promise<PredictionResult> {
     const started = performance.now();
-    const entry = this.registry.servingVersion(modelName, version);
+    const entry = this.registry.servingVersion(modelName, version, context?.routingKey);
     if (context) context.served = { model: entry.model, version: entry.version, batchSize: instances.length };
     return this.measured(entry, () => this.predictWith(entry, instances, pathOf, context, started));
   }
@@ -169,11 +171,11 @@ export class PredictionService {
    */
   async infer(
     modelName: string,
-    version: number | undefined,
+    version: VersionSelector | undefined,
     inputs: readonly TensorInput[],
     context?: RequestContext,
   ): Promise<TensorResult> {
-    const entry = this.registry.servingVersion(modelName, version);
+    const entry = this.registry.servingVersion(modelName, version, context?.routingKey);
     return this.measured(entry, () => this.inferWith(entry, inputs, context));
   }
 
@@ -195,8 +197,10 @@ export class PredictionService {
   }
 
   /** Whether a model (or one version of it) can serve now; unknown models and versions throw. */
-  isReady(modelName: string, version?: number): boolean {
-    return this.registry.findVersion(modelName, version).entry?.state === 'READY';
+  isReady(modelName: string, version?: VersionSelector): boolean {
+    const found = this.registry.findVersion(modelName, version);
+    // Unversioned, it is what answers unversioned requests: the default, or the versions traffic names.
+    return version === undefined ? this.registry.serves(found.model) : found.entry?.state === 'READY';
   }
 
   /** Predicts with the default model (see defaultModelName), which must be a classifier. */
@@ -230,7 +234,7 @@ export class PredictionService {
     return this.registry.list().map((m) => this.summarize(m));
   }
 
-  describeModel(name: string, version?: number): ModelDescription {
+  describeModel(name: string, version?: VersionSelector): ModelDescription {
     const found = this.registry.findVersion(name, version);
     const model = found.model;
     // A model without a usable default is still described, by its first version.
@@ -257,12 +261,14 @@ export class PredictionService {
    * Inference statistics of every version of every model, of one model's versions, or of one
    * version; an unknown model or version throws as everywhere else.
    */
-  statistics(modelName?: string, version?: number): VersionStatisticsEntry[] {
-    const models =
-      modelName === undefined ? this.registry.list() : [this.registry.findVersion(modelName, version).model];
+  statistics(modelName?: string, version?: VersionSelector): VersionStatisticsEntry[] {
+    const found = modelName === undefined ? undefined : this.registry.findVersion(modelName, version);
+    const models = found ? [found.model] : this.registry.list();
+    // A label names one version: the number it stands for now.
+    const number = found ? (version === undefined ? undefined : found.entry?.version) : (version as number | undefined);
     return models.flatMap((m) =>
       [...m.versions.values()]
-        .filter((v) => version === undefined || v.version === version)
+        .filter((v) => number === undefined || v.version === number)
         .map((v) => ({
           model: m.name,
           version: v.version,
@@ -278,6 +284,8 @@ export class PredictionService {
       defaultVersion: model.defaultVersion ?? null,
       ...this.registry.stateOf(model),
       versions: [...model.versions.values()].map((v) => ({ version: v.version, state: v.state, reason: v.reason })),
+      versionLabels: model.config.version_labels,
+      traffic: model.config.traffic,
     };
   }
 

@@ -15,6 +15,8 @@ export const toSummary = (m: ModelSummary): ModelSummaryDto => ({
   state: m.state,
   reason: m.reason,
   versions: m.versions,
+  version_labels: m.versionLabels,
+  traffic: m.traffic,
 });
 
 export const toDescription = (d: ModelDescription): ModelDescriptionDto => ({

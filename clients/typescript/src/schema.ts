@@ -157,6 +157,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/models/{model}/labels/{label}/predict": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Predict one instance with the version a label names (config.json version_labels) */
+        post: operations["predictLabel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models/{model}/labels/{label}/predict/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Predict many instances in one run with the version a label names (config.json version_labels) */
+        post: operations["predictBatchLabel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/predict": {
         parameters: {
             query?: never;
@@ -404,7 +438,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Inference with the model's default version */
+        /** Inference with the model's default version, or the versions its config.json traffic weighs */
         post: operations["v2Infer"];
         delete?: never;
         options?: never;
@@ -699,6 +733,26 @@ export interface components {
             /** @description Why the model is FAILED */
             reason?: string;
             versions: components["schemas"]["VersionStatusDto"][];
+            /**
+             * @description config.json version_labels: the version each label names (POST .../labels/{label}/predict)
+             * @example {
+             *       "stable": 1,
+             *       "canary": 2
+             *     }
+             */
+            version_labels?: {
+                [key: string]: number;
+            };
+            /**
+             * @description config.json traffic: how unversioned requests are split between versions, by weight
+             * @example {
+             *       "1": 90,
+             *       "2": 10
+             *     }
+             */
+            traffic?: {
+                [key: string]: number;
+            };
         };
         ServiceInfoDto: {
             /** @example onnx-inference-service */
@@ -747,6 +801,26 @@ export interface components {
             /** @description Why the model is FAILED */
             reason?: string;
             versions: components["schemas"]["VersionStatusDto"][];
+            /**
+             * @description config.json version_labels: the version each label names (POST .../labels/{label}/predict)
+             * @example {
+             *       "stable": 1,
+             *       "canary": 2
+             *     }
+             */
+            version_labels?: {
+                [key: string]: number;
+            };
+            /**
+             * @description config.json traffic: how unversioned requests are split between versions, by weight
+             * @example {
+             *       "1": 90,
+             *       "2": 10
+             *     }
+             */
+            traffic?: {
+                [key: string]: number;
+            };
             /**
              * @description The version described
              * @example 1
@@ -1987,6 +2061,8 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description When the model's config.json splits traffic between versions: the same key is always answered by the same version while the weights stand */
+                "X-Routing-Key"?: string;
             };
             path: {
                 model: string;
@@ -2005,6 +2081,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2130,6 +2208,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2236,6 +2316,8 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description When the model's config.json splits traffic between versions: the same key is always answered by the same version while the weights stand */
+                "X-Routing-Key"?: string;
             };
             path: {
                 model: string;
@@ -2254,6 +2336,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2379,6 +2463,264 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchPredictResponseDto"];
+                };
+            };
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description No API key, or one not in force (when API keys are configured) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The API key is not allowed on this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Rate limit reached (when RATE_LIMIT_RPM is set); retry after the Retry-After header */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description INFERENCE_FAILED: the model failed to run on input that passed validation; INTERNAL: a fault of the server; logged with its stack, which never reaches the client */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After; SHUTTING_DOWN: the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    predictLabel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
+                "Cache-Control"?: string;
+            };
+            path: {
+                model: string;
+                /** @description One of the model's config.json version_labels */
+                label: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PredictRequestDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description HIT when every instance came from the prediction cache, MISS when any was computed (absent when the model is not cached) */
+                    "X-Cache"?: "HIT" | "MISS";
+                    /** @description instances answered from the cache / instances in the request */
+                    "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PredictResponseDto"];
+                };
+            };
+            /** @description INVALID_INPUT: the body, a path parameter or a header does not fit the route or the model; details name each field; MALFORMED_JSON: the body is not JSON; MODEL_CONTROL_DISABLED: a repository load or unload while MODEL_CONTROL_MODE is not explicit; the message names the mode that allows it; MODEL_LOAD_FAILED: a repository load left the model failing (with the reason); what served before still serves */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description No API key, or one not in force (when API keys are configured) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The API key is not allowed on this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description ROUTE_NOT_FOUND: no such route; MODEL_NOT_FOUND: unknown model or version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description UNSUPPORTED_MEDIA_TYPE: the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Rate limit reached (when RATE_LIMIT_RPM is set); retry after the Retry-After header */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description INFERENCE_FAILED: the model failed to run on input that passed validation; INTERNAL: a fault of the server; logged with its stack, which never reaches the client */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description MODEL_NOT_READY: the model is loading or failed to load (with the reason); retry after Retry-After; QUEUE_FULL: the model's queue is at MAX_QUEUE_SIZE rows; retry after Retry-After; SHUTTING_DOWN: the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request could not start running within its deadline (X-Request-Timeout-Ms, else REQUEST_TIMEOUT_MS); it never ran */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    predictBatchLabel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
+                "Cache-Control"?: string;
+            };
+            path: {
+                model: string;
+                /** @description One of the model's config.json version_labels */
+                label: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchPredictRequestDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description HIT when every instance came from the prediction cache, MISS when any was computed (absent when the model is not cached) */
+                    "X-Cache"?: "HIT" | "MISS";
+                    /** @description instances answered from the cache / instances in the request */
+                    "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2485,6 +2827,8 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description When the model's config.json splits traffic between versions: the same key is always answered by the same version while the weights stand */
+                "X-Routing-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -2501,6 +2845,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2607,6 +2953,8 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description When the model's config.json splits traffic between versions: the same key is always answered by the same version while the weights stand */
+                "X-Routing-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -2623,6 +2971,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2957,6 +3307,7 @@ export interface operations {
             header?: never;
             path: {
                 model: string;
+                /** @description A version number, or one of the model's config.json version_labels */
                 version: string;
             };
             cookie?: never;
@@ -3130,6 +3481,7 @@ export interface operations {
             header?: never;
             path: {
                 model: string;
+                /** @description A version number, or one of the model's config.json version_labels */
                 version: string;
             };
             cookie?: never;
@@ -3476,6 +3828,7 @@ export interface operations {
             header?: never;
             path: {
                 model: string;
+                /** @description A version number, or one of the model's config.json version_labels */
                 version: string;
             };
             cookie?: never;
@@ -3563,6 +3916,8 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description When the model's config.json splits traffic between versions: the same key is always answered by the same version while the weights stand */
+                "X-Routing-Key"?: string;
                 /** @description Bytes of JSON at the start of a binary request; the rest are the raw input tensors */
                 "Inference-Header-Content-Length"?: number;
                 /** @description gzip or deflate: the body is compressed; inflated, it must still fit BODY_LIMIT (else 413) */
@@ -3588,6 +3943,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     /** @description Bytes of JSON at the start of a binary answer */
                     "Inference-Header-Content-Length"?: number;
                     /** @description gzip or deflate when Accept-Encoding asked for it */
@@ -3681,6 +4038,7 @@ export interface operations {
             };
             path: {
                 model: string;
+                /** @description A version number, or one of the model's config.json version_labels */
                 version: string;
             };
             cookie?: never;
@@ -3698,6 +4056,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     /** @description Bytes of JSON at the start of a binary answer */
                     "Inference-Header-Content-Length"?: number;
                     /** @description gzip or deflate when Accept-Encoding asked for it */
@@ -4097,6 +4457,8 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description When the model's config.json splits traffic between versions: the same key is always answered by the same version while the weights stand */
+                "X-Routing-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -4184,6 +4546,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4290,6 +4654,8 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description When the model's config.json splits traffic between versions: the same key is always answered by the same version while the weights stand */
+                "X-Routing-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -4445,6 +4811,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4551,6 +4919,8 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description When the model's config.json splits traffic between versions: the same key is always answered by the same version while the weights stand */
+                "X-Routing-Key"?: string;
                 /** @description Bytes of JSON at the start of a binary request; the rest are the raw input tensors */
                 "Inference-Header-Content-Length"?: number;
                 /** @description gzip or deflate: the body is compressed; inflated, it must still fit BODY_LIMIT (else 413) */
@@ -4654,6 +5024,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     /** @description Bytes of JSON at the start of a binary answer */
                     "Inference-Header-Content-Length"?: number;
                     /** @description gzip or deflate when Accept-Encoding asked for it */
@@ -4738,6 +5110,8 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description When the model's config.json splits traffic between versions: the same key is always answered by the same version while the weights stand */
+                "X-Routing-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -4765,6 +5139,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4871,6 +5247,8 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description When the model's config.json splits traffic between versions: the same key is always answered by the same version while the weights stand */
+                "X-Routing-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -4906,6 +5284,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5012,6 +5392,8 @@ export interface operations {
             header?: {
                 /** @description `no-cache` (or `max-age=0`): compute afresh and refresh the cached entries; `no-store`: neither read nor write the cache */
                 "Cache-Control"?: string;
+                /** @description When the model's config.json splits traffic between versions: the same key is always answered by the same version while the weights stand */
+                "X-Routing-Key"?: string;
                 /** @description Bytes of JSON at the start of a binary request; the rest are the raw input tensors */
                 "Inference-Header-Content-Length"?: number;
                 /** @description gzip or deflate: the body is compressed; inflated, it must still fit BODY_LIMIT (else 413) */
@@ -5055,6 +5437,8 @@ export interface operations {
                     "X-Cache"?: "HIT" | "MISS";
                     /** @description instances answered from the cache / instances in the request */
                     "X-Cache-Hits"?: string;
+                    /** @description The model version that answered: under config.json traffic or a label, the one it resolved to */
+                    "X-Model-Version"?: string;
                     /** @description Bytes of JSON at the start of a binary answer */
                     "Inference-Header-Content-Length"?: number;
                     /** @description gzip or deflate when Accept-Encoding asked for it */

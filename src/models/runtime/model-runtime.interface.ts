@@ -10,6 +10,8 @@ export interface RuntimeOptions {
   /** Threads across independent operators; 0 lets the runtime decide. */
   readonly interOpNumThreads: number;
   readonly graphOptimizationLevel: GraphOptimizationLevel;
+  /** The runtime's own memory arena for a session's buffers. */
+  readonly cpuMemArena?: boolean;
 }
 
 /** One loaded model file, ready to run. */

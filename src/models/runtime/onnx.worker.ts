@@ -66,6 +66,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
         // onnxruntime would print its own coloured lines to stderr, breaking the JSON log stream; a
         // failed run is reported through the service's error path (and log line) instead.
         logSeverityLevel: 4,
+        enableCpuMemArena: request.options.cpuMemArena ?? true,
       });
       try {
         const inputs = session.inputMetadata.map(toValueInfo);

@@ -61,6 +61,22 @@ export class ModelSummaryDto {
 
   @ApiProperty({ type: [VersionStatusDto] })
   readonly versions!: VersionStatusDto[];
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'integer' },
+    example: { stable: 1, canary: 2 },
+    description: 'config.json version_labels: the version each label names (POST .../labels/{label}/predict)',
+  })
+  readonly version_labels?: Record<string, number>;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'integer' },
+    example: { '1': 90, '2': 10 },
+    description: 'config.json traffic: how unversioned requests are split between versions, by weight',
+  })
+  readonly traffic?: Record<string, number>;
 }
 
 export class ModelListDto {

@@ -1,23 +1,10 @@
-import { ConsoleLogger, INestApplication, LogLevel } from '@nestjs/common';
+import { INestApplication } from '@nestjs/common';
 import { AppModule } from './app.module';
-import { AppConfig, LogLevelName } from './config/app.config';
+import { AppConfig } from './config/app.config';
 import { expressSetup } from './http/express';
 import { fastifySetup } from './http/fastify';
 import { applyPipeline } from './http/pipeline';
-
-const LEVELS: Record<LogLevelName, LogLevel[]> = {
-  fatal: ['fatal'],
-  error: ['fatal', 'error'],
-  warn: ['fatal', 'error', 'warn'],
-  info: ['fatal', 'error', 'warn', 'log'],
-  debug: ['fatal', 'error', 'warn', 'log', 'debug'],
-  verbose: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
-};
-
-export function createLogger(config: AppConfig): ConsoleLogger {
-  const json = config.LOG_FORMAT === 'json';
-  return new ConsoleLogger({ json, colors: !json && process.stdout.isTTY, logLevels: LEVELS[config.LOG_LEVEL] });
-}
+import { createLogger } from './observability/app.logger';
 
 /**
  * Builds the application with everything but listening, for main.ts and the end-to-end tests

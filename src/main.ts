@@ -66,7 +66,8 @@ async function bootstrap(): Promise<void> {
   const registry = app.get(ModelRegistry);
   await registry.whenLoaded();
   const states = registry.list().map((m) => `${m.name}=${registry.stateOf(m).state}`);
-  logger.log(`models loaded: ${states.join(', ') || 'none'}`);
+  // Each model has had its own line at info; this one is for whoever follows start-up closely.
+  logger.debug(`models loaded: ${states.join(', ') || 'none'}`);
 }
 
 bootstrap().catch((err: Error) => {

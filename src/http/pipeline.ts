@@ -70,12 +70,7 @@ const DROP_LOG_INTERVAL_MS = 10000;
  * What the server refuses before any middleware (its parser, Fastify's router, connections past
  * MAX_CONNECTIONS) gets its log line and its sample, with bounded route labels, like every request.
  */
-function reportServerRejections(
-  server: Server,
-  config: AppConfig,
-  logger: AppLogger,
-  metrics: MetricsService,
-): void {
+function reportServerRejections(server: Server, config: AppConfig, logger: AppLogger, metrics: MetricsService): void {
   reportRejectionsTo(server, ({ status, code, route, requestId, client }) => {
     metrics.observeHttp('UNKNOWN', route, status, 0);
     // The request line of a request no middleware saw, with the fields it has.

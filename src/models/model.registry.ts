@@ -429,7 +429,9 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       // Each failed version has had its error line; this is the model's one line at info.
       const versions = [...model.versions.values()].map((v) => `${v.version} ${v.state}`).join(', ');
       const ms = (performance.now() - started).toFixed(1);
-      this.logger.log(`model ${model.name} ${state} in ${ms} ms: versions ${versions}, default ${model.defaultVersion}`);
+      this.logger.log(
+        `model ${model.name} ${state} in ${ms} ms: versions ${versions}, default ${model.defaultVersion}`,
+      );
     }
   }
 

@@ -22,7 +22,13 @@ const PINO_LEVEL: Record<LogLevelName, Level> = {
  * missing, noise on every start, so it is demoted to debug and start-up at info says only what the
  * service did (each model loaded, where it listens).
  */
-const FRAMEWORK_CONTEXTS = new Set(['NestFactory', 'InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'NestApplication']);
+const FRAMEWORK_CONTEXTS = new Set([
+  'NestFactory',
+  'InstanceLoader',
+  'RoutesResolver',
+  'RouterExplorer',
+  'NestApplication',
+]);
 
 /**
  * The ids of the span active where the line is written. Without a registered tracer there is never
@@ -53,7 +59,8 @@ function prettyStdout(): DestinationStream {
  * with colours only when stdout is one.
  */
 export function createPino(config: AppConfig, destination?: DestinationStream): Pino {
-  const stream = destination ?? (config.LOG_FORMAT === 'text' ? prettyStdout() : pino.destination({ dest: 1, sync: true }));
+  const stream =
+    destination ?? (config.LOG_FORMAT === 'text' ? prettyStdout() : pino.destination({ dest: 1, sync: true }));
   return pino(
     {
       level: PINO_LEVEL[config.LOG_LEVEL],

@@ -109,7 +109,12 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       this.list().flatMap((m) =>
         [...m.versions.values()]
           .filter((v) => v.batcher)
-          .map((v) => ({ model: v.model, version: v.version, depth: v.batcher!.depth })),
+          .map((v) => ({
+            model: v.model,
+            version: v.version,
+            depth: v.batcher!.depth,
+            requests: v.batcher!.pendingRequests,
+          })),
       ),
     );
   }

@@ -1,6 +1,9 @@
 import * as net from 'node:net';
 import { hostname } from 'node:os';
 import { bundled, fixture, makeRepository } from './support/app';
+import { Metadata } from '@grpc/grpc-js';
+import { ipv6Available } from '../src/http/listen-host';
+import { connect } from './support/grpc';
 import { exited, freePort, serve, waitFor, waitUntilReady } from './support/process';
 
 // The SIGTERM test has seen a single client reset in some full-suite runs on this 2-core machine (never
@@ -138,6 +141,50 @@ describe('the service as a process', () => {
       await done;
     }
   });
+  it('listens on IPv6 and IPv4 alike by default, HTTP and gRPC (IPv4 alone, saying so, where there is no IPv6)', async () => {
+    const port = await freePort();
+    // No HOST: the default.
+    const child = serve({ PORT: String(port), MODEL_REPOSITORY: await makeRepository({ iris: bundled('iris') }) });
+    const done = exited(child);
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    try {
+      await waitUntilReady(`http://127.0.0.1:${port}/health/ready`);
+      await waitFor(() => /listening on \S+:\d+ \(gRPC/.test(stdout));
+      const grpcPort = Number(/listening on \S+:(\d+) \(gRPC/.exec(stdout)![1]);
+      const ipv6 = await ipv6Available();
+      const hosts = ipv6 ? ['127.0.0.1', '[::1]'] : ['127.0.0.1'];
+      if (ipv6) expect(stdout).toContain(`listening on http://[::]:${port}`);
+      else expect(stdout).toMatch(/IPv6 is unavailable here: listening on 0\.0\.0\.0/);
+      for (const host of hosts) {
+        const res = await fetch(`http://${host}:${port}/v1/models/iris/predict`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ features: [6.3, 3.3, 6.0, 2.5] }),
+        });
+        expect({ host, status: res.status, label: ((await res.json()) as { label?: string }).label }).toEqual({
+          host,
+          status: 200,
+          label: 'virginica',
+        });
+        const clients = connect(grpcPort, host);
+        try {
+          const health = await new Promise<Record<string, unknown>>((resolve, reject) =>
+            clients.health.Check({ service: '' }, new Metadata(), {}, (err, answer) =>
+              err ? reject(err) : resolve(answer),
+            ),
+          );
+          expect({ host, health }).toEqual({ host, health: { status: 'SERVING' } });
+        } finally {
+          clients.close();
+        }
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await done;
+    }
+  });
+
   it('on SIGTERM under load: not ready at once, every accepted request answered, then exit 0', async () => {
     const port = await freePort();
     const child = serve({ PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', SHUTDOWN_GRACE_MS: '700' });

@@ -66,9 +66,10 @@ export class AppConfig {
   @IntBetween(0, 65535)
   readonly PORT: number = 8000;
 
+  /** `::` listens on IPv6 and IPv4 alike (falling back to 0.0.0.0 where there is no IPv6); an address listens on that one. */
   @IsString()
   @IsNotEmpty({ message: 'HOST must not be empty' })
-  readonly HOST: string = '0.0.0.0';
+  readonly HOST: string = '::';
 
   @IsString()
   @IsNotEmpty({ message: 'MODEL_REPOSITORY must be a directory path' })

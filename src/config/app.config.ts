@@ -66,7 +66,7 @@ export class AppConfig {
   @IntBetween(0, 65535)
   readonly PORT: number = 8000;
 
-  /** `::` listens on IPv6 and IPv4 alike (falling back to 0.0.0.0 where there is no IPv6); an address listens on that one. */
+  /** `::`: IPv6 and IPv4 alike (0.0.0.0 where there is no IPv6: http/listen-host.ts); an address: that one alone. */
   @IsString()
   @IsNotEmpty({ message: 'HOST must not be empty' })
   readonly HOST: string = '::';

@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { ErrorCode } from '../common/domain.errors';
 import { InferenceStatistics } from './inference-statistics';
 
-/** Where queue depths (rows, and the requests carrying them) come from; the model registry registers itself at start-up. */
+/** Where queue depths (rows, and the requests carrying them) come from; the model registry registers itself. */
 export type QueueDepthSource = () => Iterable<{ model: string; version: number; depth: number; requests: number }>;
 
 /** Triton's reasons for a failed inference request (the `reason` label of nv_inference_request_failure). */

@@ -59,8 +59,9 @@ function prettyStdout(): DestinationStream {
  * with colours only when stdout is one.
  */
 export function createPino(config: AppConfig, destination?: DestinationStream): Pino {
-  const stream =
-    destination ?? (config.LOG_FORMAT === 'text' ? prettyStdout() : pino.destination({ dest: 1, sync: true }));
+  // process.stdout rather than pino's own destination: that one, written synchronously, sleeps the
+  // whole event loop while a slow reader keeps the pipe full, where Node's stream queues the rest.
+  const stream = destination ?? (config.LOG_FORMAT === 'text' ? prettyStdout() : process.stdout);
   return pino(
     {
       level: PINO_LEVEL[config.LOG_LEVEL],

@@ -2,13 +2,13 @@
  * What the request log line costs: the service's CPU time per request with LOG_LEVEL=info (one JSON
  * line per request, written to a pipe as a container runtime reads it) against LOG_LEVEL=warn (no
  * request lines), on iris's single-instance route. Both services run side by side and their cells
- * alternate, so that a change in the machine's load falls on both alike; the figure is the
- * difference of the medians, and their ratio.
+ * alternate, so that a change in the machine's load falls on both alike; the figures are the median
+ * of each round's difference (info less warn), and the ratio of the medians.
  *
  *   npm run build && node -r ts-node/register/transpile-only bench/logging.ts
  *
  * Settings (environment): LOGGING_ROUNDS (5 cells per level), LOGGING_SECONDS (5 per cell),
- * LOGGING_CONNECTIONS (32).
+ * LOGGING_WARMUP_SECONDS (3 before each cell), LOGGING_CONNECTIONS (32).
  */
 import * as path from 'node:path';
 import { measureCpuCell } from './load';
@@ -44,6 +44,7 @@ async function main(): Promise<void> {
   const rounds = Number(process.env.LOGGING_ROUNDS ?? 5);
   const seconds = Number(process.env.LOGGING_SECONDS ?? 5);
   const connections = Number(process.env.LOGGING_CONNECTIONS ?? 32);
+  const warmup = Number(process.env.LOGGING_WARMUP_SECONDS ?? 3);
   const services = [];
   for (const level of LEVELS) services.push(await start(level));
   const perRequestMs: Record<string, number[]> = { info: [], warn: [] };
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
           ],
         },
         seconds,
-        1,
+        warmup,
         s.child.pid,
       );
       if (cell.errors > 0 || cell.cpu_ms_per_request === null) throw new Error(`${s.level}: ${JSON.stringify(cell)}`);
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
   }
   const info = median(perRequestMs.info);
   const warn = median(perRequestMs.warn);
+  const differences = perRequestMs.info.map((ms, i) => ms - perRequestMs.warn[i]);
   console.log(
     JSON.stringify(
       {
@@ -84,7 +86,8 @@ async function main(): Promise<void> {
         cells: perRequestMs,
         req_per_s: rates,
         cpu_us_per_request: { info: Math.round(info * 1000), warn: Math.round(warn * 1000) },
-        logging_cpu_us_per_request: Math.round((info - warn) * 1000),
+        logging_cpu_us_per_request: Math.round(median(differences) * 1000),
+        round_differences_us: differences.map((d) => Math.round(d * 1000)),
         ratio_info_to_warn: Math.round((info / warn) * 1000) / 1000,
       },
       null,

@@ -459,8 +459,12 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         );
       await this.selfTest(signature, session, model.config.samples ?? []);
       const batching = this.batchingOptions(model.config, signature);
-      const batcher = new Batcher(session, batching, `Model '${model.name}' version ${entry.version}`, (run) =>
-        this.metrics?.observeRun(model.name, entry.version, run),
+      const batcher = new Batcher(
+        session,
+        batching,
+        `Model '${model.name}' version ${entry.version}`,
+        (run) => this.metrics?.observeRun(model.name, entry.version, run),
+        () => this.metrics?.observeBatchSplit(model.name, entry.version),
       );
       Object.assign(entry, {
         state: 'READY',

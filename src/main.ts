@@ -3,6 +3,7 @@ import { INestApplication, Logger } from '@nestjs/common';
 import type { Server } from 'node:http';
 import { createApp } from './app.factory';
 import { DrainTracker } from './http/drain';
+import { hostInUrl } from './http/listen-host';
 import { AppConfig, ConfigError, loadConfig } from './config/app.config';
 import { loadEnvFile } from './config/env-file';
 import { LifecycleService } from './health/lifecycle.service';
@@ -57,16 +58,18 @@ function handleSignals(app: INestApplication, drain: DrainTracker, config: AppCo
 
 async function bootstrap(): Promise<void> {
   loadEnvFile();
-  const config = loadConfig();
-  const app = await createApp(config);
+  const app = await createApp(loadConfig());
+  // HOST as the application will listen on it: the default `::` falls back to IPv4 where there is no IPv6.
+  const config = app.get(AppConfig);
   const logger = new Logger('Bootstrap');
   handleSignals(app, new DrainTracker(app.getHttpServer() as Server), config, logger);
   await app.listen(config.PORT, config.HOST);
-  logger.log(`listening on http://${config.HOST}:${config.PORT} (Swagger UI at /docs)`);
+  logger.log(`listening on http://${hostInUrl(config.HOST)}:${config.PORT} (Swagger UI at /docs)`);
   const registry = app.get(ModelRegistry);
   await registry.whenLoaded();
   const states = registry.list().map((m) => `${m.name}=${registry.stateOf(m).state}`);
-  logger.log(`models loaded: ${states.join(', ') || 'none'}`);
+  // Each model has had its own line at info; this one is for whoever follows start-up closely.
+  logger.debug(`models loaded: ${states.join(', ') || 'none'}`);
 }
 
 bootstrap().catch((err: Error) => {

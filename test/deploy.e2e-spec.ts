@@ -481,10 +481,15 @@ describe('deploy/Dockerfile and docker-compose.yml', () => {
     const healthchecks = dockerInstructions('HEALTHCHECK');
     expect(healthchecks).toHaveLength(1);
     expect(healthchecks[0]).toMatch(/\/health\/live'/);
-    // Both `npm ci` runs see .npmrc (onnxruntime-node-install=skip); the last one omits dev dependencies.
+    // Both `npm ci` runs see package.json, whose allowScripts (npm 11) keeps onnxruntime-node's download
+    // from running; the last one omits dev dependencies.
     const copies = dockerInstructions('COPY').filter((c) => c.includes('package-lock.json'));
     expect(copies).toHaveLength(2);
-    for (const copy of copies) expect(copy).toContain('.npmrc');
+    for (const copy of copies) expect(copy).toContain('package.json');
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      allowScripts: Record<string, boolean>;
+    };
+    expect(pkg.allowScripts).toMatchObject({ 'onnxruntime-node': false, protobufjs: false });
     expect(
       dockerInstructions('RUN')
         .filter((r) => r.includes('npm ci'))

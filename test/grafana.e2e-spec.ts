@@ -173,7 +173,7 @@ describe('Grafana dashboard (deploy/grafana/onnx-inference-dashboard.json)', () 
         'inference_compute_duration_seconds_bucket',
         'inference_batch_size_sum',
         'inference_batch_size_count',
-        'inference_queue_depth',
+        'inference_pending_requests',
         'http_requests_total',
         'http_request_duration_seconds_bucket',
         'nodejs_eventloop_lag_seconds',

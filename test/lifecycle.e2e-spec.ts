@@ -49,7 +49,7 @@ class Service {
           try {
             this.lines.push(JSON.parse(part) as Record<string, unknown>);
           } catch {
-            this.lines.push({ message: part });
+            this.lines.push({ msg: part });
           }
         }
       });
@@ -58,7 +58,11 @@ class Service {
 
   static async start(env: Record<string, string>): Promise<Service> {
     const port = await freePort();
-    const service = new Service(serve({ PORT: String(port), HOST: '127.0.0.1', INFERENCE_WORKERS: '2', ...env }), port);
+    // Debug: each version's READY line, which the checks below count, is below info.
+    const service = new Service(
+      serve({ PORT: String(port), HOST: '127.0.0.1', INFERENCE_WORKERS: '2', LOG_LEVEL: 'debug', ...env }),
+      port,
+    );
     // Longer than waitUntilReady's 30 s: these machines are shared, and start-up loads every worker.
     const ready = () =>
       fetch(`${service.base}/health/ready`).then(
@@ -73,7 +77,7 @@ class Service {
   }
 
   messages(pattern: RegExp): string[] {
-    return this.lines.map((l) => String(l.message)).filter((m) => pattern.test(m));
+    return this.lines.map((l) => String(l.msg)).filter((m) => pattern.test(m));
   }
 
   post(route: string, body?: unknown, key?: string): Promise<Response> {

@@ -60,6 +60,7 @@ describe('GET /metrics', () => {
       expect(names).toContain(name);
     }
     expect(m.get('inference_queue_depth{model="iris",version="1"}')).toBe(0);
+    expect(m.get('inference_pending_requests{model="iris",version="1"}')).toBe(0);
   });
 
   it('moves as traffic flows: requests, failures by code, runs, batch sizes, latencies, cache hits and misses', async () => {
@@ -88,7 +89,10 @@ describe('GET /metrics', () => {
     const delta = (key: string) => value(after, key) - value(before, key);
 
     expect(delta('inference_request_success_total{model="iris",version="1"}')).toBe(4);
-    expect(delta('inference_request_failure_total{model="iris",version="1",code="INVALID_INPUT"}')).toBe(1);
+    // Triton's reason for a request refused before it reached the model, beside the service's own code.
+    expect(delta('inference_request_failure_total{model="iris",version="1",reason="OTHER",code="INVALID_INPUT"}')).toBe(
+      1,
+    );
     expect(delta('inference_request_duration_seconds_count{model="iris",version="1"}')).toBe(4);
     expect(delta('inference_cache_hits_total{model="iris",version="1"}')).toBe(3);
     expect(delta('inference_cache_misses_total{model="iris",version="1"}')).toBe(2);

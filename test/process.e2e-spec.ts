@@ -1,5 +1,9 @@
 import * as net from 'node:net';
+import { hostname } from 'node:os';
 import { bundled, fixture, makeRepository } from './support/app';
+import { Metadata } from '@grpc/grpc-js';
+import { ipv6Available } from '../src/http/listen-host';
+import { connect } from './support/grpc';
 import { exited, freePort, serve, waitFor, waitUntilReady } from './support/process';
 
 // The SIGTERM test has seen a single client reset in some full-suite runs on this 2-core machine (never
@@ -22,7 +26,7 @@ describe('the service as a process', () => {
     const port = await freePort();
     const repository = await makeRepository({ iris: bundled('iris'), gather: fixture('gather') });
     const child = serve({ PORT: String(port), HOST: '127.0.0.1', MODEL_REPOSITORY: repository });
-    // Nest's logger writes errors to stderr and the rest to stdout: read both, line by line.
+    // Every line goes to stdout; stderr is read too, so that a line written there would fail the parse below.
     const lines: Record<string, unknown>[] = [];
     for (const stream of [child.stdout!, child.stderr!]) {
       let buffered = '';
@@ -35,11 +39,11 @@ describe('the service as a process', () => {
     }
     const done = exited(child);
     try {
-      await waitFor(() => lines.some((l) => String(l.message).startsWith('models loaded: gather=READY, iris=READY')));
+      await waitFor(() => ['gather', 'iris'].every((m) => lines.some((l) => String(l.msg).startsWith(`model ${m} `))));
       const base = `http://127.0.0.1:${port}`;
       const ok = await fetch(`${base}/v1/models/iris/predict/batch`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-request-id': 'proc-1' },
+        headers: { 'content-type': 'application/json', 'x-request-id': 'proc-1', 'user-agent': 'proc-test' },
         body: JSON.stringify({
           instances: [
             [5.1, 3.5, 1.4, 0.2],
@@ -58,18 +62,43 @@ describe('the service as a process', () => {
       });
       expect(fault.status).toBe(500);
       expect(await fault.text()).not.toMatch(/\n\s+at /);
+      const malformed = await fetch(`${base}/v1/models/iris/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'proc-4' },
+        body: '{"features":',
+      });
+      expect(malformed.status).toBe(400);
 
-      await waitFor(() => requestLine(lines, 'proc-2') !== undefined && lines.some((l) => l.level === 'error'));
-      const errorLine = lines.find((l) => l.level === 'error')!.message as Record<string, unknown>;
+      await waitFor(
+        () =>
+          requestLine(lines, 'proc-4') !== undefined &&
+          requestLine(lines, 'proc-3') !== undefined &&
+          lines.some((l) => l.level === 'error'),
+      );
+      const errorLine = lines.find((l) => l.level === 'error')!;
       expect(errorLine).toMatchObject({
         msg: 'request failed',
         method: 'POST',
         status: 500,
         request_id: 'proc-3',
         url: '/v1/models/gather/predict',
+        error: 'INFERENCE_FAILED',
       });
-      expect(errorLine.error).toMatch(/INFERENCE_FAILED|failed to run/);
+      expect((errorLine.err as { stack?: string }).stack).toMatch(/failed to run|INFERENCE_FAILED|Error/);
+      // What every line carries, in the shape log shippers index without a mapping of their own.
+      for (const line of lines) {
+        expect(line).toMatchObject({
+          level: expect.stringMatching(/^(trace|debug|info|warn|error|fatal)$/),
+          time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+          msg: expect.any(String),
+          hostname: hostname(),
+          pid: child.pid,
+          service: { name: 'onnx-inference-service', version: expect.stringMatching(/^\d+\.\d+\.\d+/) },
+        });
+      }
       expect(requestLine(lines, 'proc-1')).toEqual({
+        ...common(lines),
+        level: 'info',
         msg: 'request',
         method: 'POST',
         route: '/v1/models/:model/predict/batch',
@@ -80,18 +109,82 @@ describe('the service as a process', () => {
         cache: 'MISS',
         duration_ms: expect.any(Number),
         request_id: 'proc-1',
+        client_address: expect.stringMatching(/127\.0\.0\.1$/),
+        user_agent: 'proc-test',
       });
       expect(requestLine(lines, 'proc-2')).toMatchObject({
         method: 'GET',
-        route: '/nowhere',
+        route: 'unmatched',
+        path: '/nowhere',
         status: 404,
+        error: 'ROUTE_NOT_FOUND',
         request_id: 'proc-2',
       });
+      // Refused before any handler ran: still the route it was sent to, and the code it was answered with.
+      expect(requestLine(lines, 'proc-4')).toMatchObject({
+        method: 'POST',
+        route: '/v1/models/:model/predict',
+        status: 400,
+        error: 'MALFORMED_JSON',
+      });
+      expect(requestLine(lines, 'proc-3')).toMatchObject({ status: 500, error: 'INFERENCE_FAILED', model: 'gather' });
+      // Start-up at info: one line per model and one for where it listens; Nest's route table is at debug.
+      const startup = lines.filter((l) => l.msg !== 'request' && l.level === 'info').map((l) => String(l.msg));
+      expect(startup.filter((m) => /^model \w+ READY in/.test(m)).sort()).toEqual([
+        expect.stringMatching(/^model gather READY/),
+        expect.stringMatching(/^model iris READY/),
+      ]);
+      expect(startup.filter((m) => m.startsWith('listening on http://'))).toHaveLength(1);
+      expect(startup.filter((m) => /Mapped \{|dependencies initialized/.test(m))).toEqual([]);
     } finally {
       child.kill('SIGTERM');
       await done;
     }
   });
+  it('listens on IPv6 and IPv4 alike by default, HTTP and gRPC (IPv4 alone, saying so, where there is no IPv6)', async () => {
+    const port = await freePort();
+    // No HOST: the default.
+    const child = serve({ PORT: String(port), MODEL_REPOSITORY: await makeRepository({ iris: bundled('iris') }) });
+    const done = exited(child);
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    try {
+      await waitUntilReady(`http://127.0.0.1:${port}/health/ready`);
+      await waitFor(() => /listening on \S+:\d+ \(gRPC/.test(stdout));
+      const grpcPort = Number(/listening on \S+:(\d+) \(gRPC/.exec(stdout)![1]);
+      const ipv6 = await ipv6Available();
+      const hosts = ipv6 ? ['127.0.0.1', '[::1]'] : ['127.0.0.1'];
+      if (ipv6) expect(stdout).toContain(`listening on http://[::]:${port}`);
+      else expect(stdout).toMatch(/IPv6 is unavailable here: listening on 0\.0\.0\.0/);
+      for (const host of hosts) {
+        const res = await fetch(`http://${host}:${port}/v1/models/iris/predict`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ features: [6.3, 3.3, 6.0, 2.5] }),
+        });
+        expect({ host, status: res.status, label: ((await res.json()) as { label?: string }).label }).toEqual({
+          host,
+          status: 200,
+          label: 'virginica',
+        });
+        const clients = connect(grpcPort, host);
+        try {
+          const health = await new Promise<Record<string, unknown>>((resolve, reject) =>
+            clients.health.Check({ service: '' }, new Metadata(), {}, (err, answer) =>
+              err ? reject(err) : resolve(answer),
+            ),
+          );
+          expect({ host, health }).toEqual({ host, health: { status: 'SERVING' } });
+        } finally {
+          clients.close();
+        }
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await done;
+    }
+  });
+
   it('on SIGTERM under load: not ready at once, every accepted request answered, then exit 0', async () => {
     const port = await freePort();
     const child = serve({ PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', SHUTDOWN_GRACE_MS: '700' });
@@ -248,7 +341,11 @@ describe('the service as a process', () => {
 });
 
 function requestLine(lines: Record<string, unknown>[], id: string): Record<string, unknown> | undefined {
-  return lines
-    .map((l) => l.message as Record<string, unknown>)
-    .find((m) => typeof m === 'object' && m?.request_id === id);
+  return lines.find((l) => l.msg === 'request' && l.request_id === id);
+}
+
+/** The fields every line has, as this process wrote them. */
+function common(lines: Record<string, unknown>[]): Record<string, unknown> {
+  const first = lines[0];
+  return { time: expect.any(String), pid: first.pid, hostname: first.hostname, service: first.service };
 }

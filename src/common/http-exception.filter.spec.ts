@@ -159,7 +159,9 @@ describe('HttpExceptionFilter', () => {
         url: '/v1/models/iris/predict',
         status: 500,
         request_id: 'req-1',
-        error: error.stack,
+        error: 'INFERENCE_FAILED',
+        // The error itself, whose message and stack pino's serializer writes.
+        err: error,
       });
       expect(JSON.stringify(logged.mock.calls)).not.toContain('secret');
       for (const quiet of [new ModelNotReadyError('x'), new QueueFullError('x'), new InvalidInputError('x')]) {

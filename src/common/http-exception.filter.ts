@@ -114,7 +114,10 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const http = host.switchToHttp();
     const res: unknown = http.getResponse();
     const req = http.getRequest<AnyRequest>();
-    const body: ErrorBody = { ...describe(exception), requestId: contextOf(req)?.requestId };
+    const context = contextOf(req);
+    const body: ErrorBody = { ...describe(exception), requestId: context?.requestId };
+    // For the request's log line, which is written once the answer has gone.
+    if (context) context.error = body.error;
     // Faults only: 503 and 504 (not ready, queue full, deadline) are the service working as designed.
     if (body.statusCode === 500) {
       // The request id ties this line to the request's own log line and to what the client saw.
@@ -125,7 +128,8 @@ export class HttpExceptionFilter implements ExceptionFilter {
         url: String(adapter.getRequestUrl(req)).split('?')[0].slice(0, 200),
         status: body.statusCode,
         request_id: body.requestId,
-        error: (exception as Error)?.stack ?? String(exception),
+        error: body.error,
+        err: exception instanceof Error ? exception : new Error(String(exception)),
       });
     }
     if (adapter.isHeadersSent(res)) return;

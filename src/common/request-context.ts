@@ -28,6 +28,8 @@ export interface RequestContext {
   client?: string;
   /** Written by the HTTP adapter: the matched route pattern, once routing has found one. */
   route?: string;
+  /** Written by the exception filter: the code of the error the request was answered with. */
+  error?: string;
 }
 
 /** How one request may use the prediction cache (its Cache-Control), and, once consulted, what it found. */

@@ -8,7 +8,7 @@ describe('loadConfig', () => {
     const config = loadConfig({ PORT: '', LOG_LEVEL: '  ' });
     expect(config).toMatchObject({
       PORT: 8000,
-      HOST: '0.0.0.0',
+      HOST: '::',
       MODEL_REPOSITORY: './models',
       DEFAULT_MODEL: 'iris',
       MAX_BATCH_SIZE: 1024,

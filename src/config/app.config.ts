@@ -66,9 +66,10 @@ export class AppConfig {
   @IntBetween(0, 65535)
   readonly PORT: number = 8000;
 
+  /** `::`: IPv6 and IPv4 alike (0.0.0.0 where there is no IPv6: http/listen-host.ts); an address: that one alone. */
   @IsString()
   @IsNotEmpty({ message: 'HOST must not be empty' })
-  readonly HOST: string = '0.0.0.0';
+  readonly HOST: string = '::';
 
   @IsString()
   @IsNotEmpty({ message: 'MODEL_REPOSITORY must be a directory path' })

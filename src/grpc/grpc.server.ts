@@ -45,6 +45,7 @@ import {
   versionOf,
 } from './grpc.codec';
 import { loadDefinitions } from './grpc.proto';
+import { hostInUrl } from '../http/listen-host';
 import { toCallError } from './grpc-status';
 
 const SERVICE = 'inference.GRPCInferenceService';
@@ -131,12 +132,14 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
     server.addService(definitions[SERVICE] as ServiceDefinition, this.inferenceHandlers());
     server.addService(definitions[HEALTH] as ServiceDefinition, this.healthHandlers());
     new ReflectionService(definitions).addToServer(server);
-    const address = `${this.config.HOST.includes(':') ? `[${this.config.HOST}]` : this.config.HOST}:${this.config.GRPC_PORT}`;
+    const address = `${hostInUrl(this.config.HOST)}:${this.config.GRPC_PORT}`;
     this.boundPort = await new Promise<number>((resolve, reject) =>
       server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
     this.server = server;
-    this.logger.log(`listening on ${this.config.HOST}:${this.boundPort} (gRPC: ${SERVICE}, ${HEALTH}, reflection)`);
+    this.logger.log(
+      `listening on ${hostInUrl(this.config.HOST)}:${this.boundPort} (gRPC: ${SERVICE}, ${HEALTH}, reflection)`,
+    );
   }
 
   /**

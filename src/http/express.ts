@@ -8,6 +8,7 @@ import { AppConfig } from '../config/app.config';
 import { clientErrorHandler, serverOptions } from '../security/server-limits';
 import { isJson, jsonCostLimits, malformedJson } from './body-policy';
 import { checkJsonCost } from '../common/json-scan';
+import type { RouteOf } from '../observability/latency.middleware';
 import type { HttpAdapterSetup } from './pipeline';
 
 /** Express's body parser raises http-errors objects with a `type`; they become domain errors here. */
@@ -53,6 +54,29 @@ class LimitedExpressAdapter extends ExpressAdapter {
   }
 }
 
+interface RouteLayer {
+  route?: { path: string; _handlesMethod(method: string): boolean };
+  match(path: string): boolean;
+}
+
+/**
+ * The route pattern of a request. Express sets `req.route` once its router has matched, which a
+ * request refused by the body parser (a middleware ahead of the router) never reaches: that one's
+ * route is looked up in the router's table, which costs a scan, paid only by such refusals.
+ */
+function expressRouteOf(app: INestApplication): RouteOf {
+  const express = (app as NestExpressApplication).getHttpAdapter().getInstance() as unknown as {
+    router: { stack: RouteLayer[] };
+  };
+  return (req) => {
+    const matched = (req as { route?: { path?: string } }).route?.path;
+    if (matched !== undefined) return matched;
+    const path = (req.url ?? '/').split('?')[0];
+    const method = (req.method ?? 'GET').toLowerCase();
+    return express.router.stack.find((layer) => layer.route?._handlesMethod(method) && layer.match(path))?.route?.path;
+  };
+}
+
 export const expressSetup: HttpAdapterSetup = {
   async create(module: DynamicModule, config: AppConfig, logger: LoggerService): Promise<INestApplication> {
     const adapter = new LimitedExpressAdapter(serverOptions(config));
@@ -80,4 +104,6 @@ export const expressSetup: HttpAdapterSetup = {
     });
     express.use(bodyParserErrors);
   },
+
+  routeOf: expressRouteOf,
 };

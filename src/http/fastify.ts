@@ -3,8 +3,8 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { errorBody, isV2, v2Body } from '../common/http-exception.filter';
-import { contextOf } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
 import { clientErrorHandler, reportRejection, serverOptions } from '../security/server-limits';
 import { Readable } from 'node:stream';
@@ -33,6 +33,8 @@ function frameworkErrors(error: Error, request: FastifyRequest, reply: FastifyRe
     .send(isV2(request.url) ? v2Body(body) : body);
 }
 
+const ROUTES = new WeakMap<IncomingMessage, string>();
+
 function fastifyAdapter(config: AppConfig): FastifyAdapter {
   // Prototype keys are let through the parser so the validation pipe can refuse them with a path.
   const adapter = new FastifyAdapter({
@@ -51,10 +53,12 @@ function fastifyAdapter(config: AppConfig): FastifyAdapter {
     rewriteUrl: (req: { url?: string }) => (req.url ?? '/').replace(/^\/v2\/(?=\?|$)/, '/v2'),
   });
   const fastify = adapter.getInstance();
-  // The matched route pattern, for the request's log line (Express keeps it on the request itself).
-  fastify.addHook('preHandler', (request, _reply, done) => {
-    const context = contextOf(request.raw);
-    if (context) context.route = request.routeOptions.url;
+  // The matched route pattern, for the request's log line and metrics (Express keeps it on the request
+  // itself). Taken as soon as Fastify has routed, so that requests refused before their handler (a
+  // malformed body, say) are reported under their route too.
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    const route = request.routeOptions.url;
+    if (route !== undefined) ROUTES.set(request.raw, route);
     done();
   });
   // A /v2 body is read by its middleware (http/v2-body.ts) before Fastify parses: the drained
@@ -98,4 +102,6 @@ export const fastifySetup: HttpAdapterSetup = {
 
   // Fastify parses a body after every middleware has run, with the content-type parser it was made with.
   parseBodies(): void {},
+
+  routeOf: () => (req) => ROUTES.get(req),
 };

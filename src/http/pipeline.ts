@@ -5,7 +5,8 @@ import { HttpExceptionFilter } from '../common/http-exception.filter';
 import { RequestValidationPipe } from '../common/request-validation.pipe';
 import { AppConfig } from '../config/app.config';
 import { LifecycleService } from '../health/lifecycle.service';
-import { latencyMiddleware } from '../observability/latency.middleware';
+import { AppLogger } from '../observability/app.logger';
+import { latencyMiddleware, RouteOf } from '../observability/latency.middleware';
 import { MetricsService } from '../observability/metrics.service';
 import { requestContextMiddleware } from '../observability/request-context.middleware';
 import { setupOpenApi } from '../openapi';
@@ -24,6 +25,8 @@ export interface HttpAdapterSetup {
   create(module: DynamicModule, config: AppConfig, logger: LoggerService): Promise<INestApplication>;
   /** The adapter's JSON body parser, at its place in the pipeline: after the body policy. */
   parseBodies(app: INestApplication, config: AppConfig): void;
+  /** The route pattern a request matched, for its log line and metrics, including requests refused before routing. */
+  routeOf(app: INestApplication): RouteOf;
 }
 
 function enableCors(app: INestApplication, config: AppConfig): void {
@@ -69,15 +72,11 @@ const DROP_LOG_INTERVAL_MS = 10000;
  * What the server refuses before any middleware (its parser, Fastify's router, connections past
  * MAX_CONNECTIONS) gets its log line and its sample, with bounded route labels, like every request.
  */
-function reportServerRejections(
-  server: Server,
-  config: AppConfig,
-  logger: LoggerService,
-  metrics: MetricsService,
-): void {
-  reportRejectionsTo(server, ({ status, code, route, requestId }) => {
+function reportServerRejections(server: Server, config: AppConfig, logger: AppLogger, metrics: MetricsService): void {
+  reportRejectionsTo(server, ({ status, code, route, requestId, client }) => {
     metrics.observeHttp('UNKNOWN', route, status, 0);
-    logger.log({ msg: 'request', route, status, error: code, request_id: requestId }, 'HTTP');
+    // The request line of a request no middleware saw, with the fields it has.
+    logger.pino.info({ route, status, request_id: requestId, error: code, client_address: client }, 'request');
   });
   server.maxConnections = config.MAX_CONNECTIONS;
   let dropped = 0;
@@ -101,11 +100,11 @@ function reportServerRejections(
 export function applyPipeline(
   app: INestApplication,
   config: AppConfig,
-  logger: LoggerService,
+  logger: AppLogger,
   adapter: HttpAdapterSetup,
 ): void {
   // Order matters: timing and context must cover every request, including those the parser rejects.
-  app.use(latencyMiddleware(logger, app.get(MetricsService)));
+  app.use(latencyMiddleware(logger.pino, app.get(MetricsService), adapter.routeOf(app)));
   const lifecycle = app.get(LifecycleService);
   app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, lifecycle));
   app.use(predictionCacheMiddleware());

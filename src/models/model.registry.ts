@@ -130,7 +130,12 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       this.list().flatMap((m) =>
         [...m.versions.values()]
           .filter((v) => v.batcher)
-          .map((v) => ({ model: v.model, version: v.version, depth: v.batcher!.depth })),
+          .map((v) => ({
+            model: v.model,
+            version: v.version,
+            depth: v.batcher!.depth,
+            requests: v.batcher!.pendingRequests,
+          })),
       ),
     );
   }
@@ -367,7 +372,8 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     const model: Model = { ...fresh, versions, defaultVersion: this.chooseDefault(fresh, versions, old) };
     this.models.set(name, model);
     this.unloaded.delete(name);
-    if (old?.defaultVersion !== model.defaultVersion) {
+    // A first load's default version is in its "loaded" line below.
+    if (old && old.defaultVersion !== model.defaultVersion) {
       this.logger.log(
         `model ${name} default version ${old?.defaultVersion ?? 'none'} -> ${model.defaultVersion ?? 'none'}`,
       );
@@ -390,7 +396,8 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       throw new ModelLoadFailedError(`Model '${name}' did not load whole: ${why}`);
     }
     this.metrics?.observeModelLoad(name, 'success', seconds);
-    this.logger.log(`model ${name} loaded in ${ms} ms: default version ${model.defaultVersion}`);
+    const loaded = [...versions.keys()].join(', ');
+    this.logger.log(`model ${name} loaded in ${ms} ms: versions ${loaded}, default ${model.defaultVersion}`);
     return outcome;
   }
 
@@ -504,8 +511,15 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         const entry = model.versions.get(v.version)!;
         if (entry.state === 'LOADING') await this.loadVersion(model, entry, v.file);
       }
-      const outcome = this.stateOf(model).state === 'READY' ? 'success' : 'failure';
+      const state = this.stateOf(model).state;
+      const outcome = state === 'READY' ? 'success' : 'failure';
       this.metrics?.observeModelLoad(model.name, outcome, (performance.now() - started) / 1000);
+      // Each failed version has had its error line; this is the model's one line at info.
+      const versions = [...model.versions.values()].map((v) => `${v.version} ${v.state}`).join(', ');
+      const ms = (performance.now() - started).toFixed(1);
+      this.logger.log(
+        `model ${model.name} ${state} in ${ms} ms: versions ${versions}, default ${model.defaultVersion}`,
+      );
     }
   }
 
@@ -547,7 +561,8 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         reason: undefined,
       });
       const ms = (performance.now() - started).toFixed(1);
-      this.logger.log(
+      // At info each model has one line, once all its versions are loaded (load, above).
+      this.logger.debug(
         `model ${model.name} version ${entry.version} READY in ${ms} ms (${model.config.samples?.length ?? 0} self-test samples passed; ` +
           `batching ${batching.enabled ? `up to ${batching.maxBatchSize} rows` : 'off'})`,
       );

@@ -1,10 +1,16 @@
-import { LoggerService } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger as Pino } from 'pino';
 import { cacheOutcome } from '../cache/prediction-cache.middleware';
 import { contextOf } from '../common/request-context';
 import { MetricsService } from './metrics.service';
 
 const elapsedMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
+
+/** The matched route pattern of a request, as its adapter knows it (src/http/). */
+export type RouteOf = (req: IncomingMessage) => string | undefined;
+
+/** At most this much of what a client sends (its path, its User-Agent) is copied into a line. */
+const MAX_ECHOED = 200;
 
 /**
  * Times every request, answers with `X-Process-Time` (ms) and `X-Model-Version` (the version that
@@ -14,7 +20,7 @@ const elapsedMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1
  * oversized bodies, unknown routes), and those are exactly the ones an operator wants logged too.
  * Written against Node's own request and response, so it serves under Express and Fastify alike.
  */
-export function latencyMiddleware(logger: LoggerService, metrics: MetricsService) {
+export function latencyMiddleware(logger: Pino, metrics: MetricsService, routeOf: RouteOf) {
   return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
     const start = process.hrtime.bigint();
 
@@ -31,32 +37,30 @@ export function latencyMiddleware(logger: LoggerService, metrics: MetricsService
 
     res.on('finish', () => {
       const context = contextOf(req);
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      // The route label is the matched pattern, never the raw path: unmatched paths would be unbounded.
-      metrics.observeHttp(
-        req.method ?? 'UNKNOWN',
-        context?.route ?? (req as { route?: { path?: string } }).route?.path ?? 'unmatched',
-        res.statusCode,
-        seconds,
-      );
-      logger.log(
+      const ms = elapsedMs(start);
+      // The route is the matched pattern, never the raw path: unmatched paths would be unbounded labels.
+      const route = context?.route ?? routeOf(req);
+      metrics.observeHttp(req.method ?? 'UNKNOWN', route ?? 'unmatched', res.statusCode, ms / 1000);
+      if (!logger.isLevelEnabled('info')) return;
+      const agent = req.headers['user-agent'];
+      logger.info(
         {
-          msg: 'request',
           method: req.method,
-          // Fastify's route is put in the context by a hook; Express leaves its own on the request.
-          route:
-            context?.route ??
-            (req as { route?: { path?: string } }).route?.path ??
-            (req.url ?? '').split('?')[0].slice(0, 200),
+          route: route ?? 'unmatched',
+          // Only where no route matched, and without the query string, where a client may put a key.
+          path: route === undefined ? (req.url ?? '').split('?')[0].slice(0, MAX_ECHOED) : undefined,
           status: res.statusCode,
+          duration_ms: Math.round(ms * 1000) / 1000,
+          request_id: context?.requestId,
+          error: context?.error,
           model: context?.served?.model,
           version: context?.served?.version,
           batch_size: context?.served?.batchSize,
           cache: cacheOutcome(context?.cache),
-          duration_ms: Number(elapsedMs(start).toFixed(3)),
-          request_id: context?.requestId,
+          client_address: req.socket?.remoteAddress,
+          user_agent: agent === undefined ? undefined : agent.slice(0, MAX_ECHOED),
         },
-        'HTTP',
+        'request',
       );
     });
     next();

@@ -1,9 +1,29 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ErrorCode } from '../common/domain.errors';
 import { InferenceStatistics } from './inference-statistics';
 
-/** Where queue depths come from; the model registry registers itself at start-up. */
-export type QueueDepthSource = () => Iterable<{ model: string; version: number; depth: number }>;
+/** Where queue depths (rows, and the requests carrying them) come from; the model registry registers itself. */
+export type QueueDepthSource = () => Iterable<{ model: string; version: number; depth: number; requests: number }>;
+
+/** Triton's reasons for a failed inference request (the `reason` label of nv_inference_request_failure). */
+export type FailureReason = 'REJECTED' | 'CANCELED' | 'BACKEND' | 'OTHER';
+
+/**
+ * The reason of each error code an inference request can fail with: refused by the scheduler (queue
+ * full, not started within its deadline, the version closing), given up by its client, failed in the
+ * runtime; any other code (invalid input, an internal fault) is OTHER, as Triton counts them.
+ */
+const FAILURE_REASONS: Partial<Record<ErrorCode, FailureReason>> = {
+  QUEUE_FULL: 'REJECTED',
+  DEADLINE_EXCEEDED: 'REJECTED',
+  MODEL_NOT_READY: 'REJECTED',
+  SHUTTING_DOWN: 'REJECTED',
+  CLIENT_CLOSED: 'CANCELED',
+  INFERENCE_FAILED: 'BACKEND',
+};
+
+export const failureReason = (code: string): FailureReason => FAILURE_REASONS[code as ErrorCode] ?? 'OTHER';
 
 /** prom-client default metrics removed from the registry: see the constructor. */
 export const GAUGES_NAMED_LIKE_COUNTERS = [
@@ -56,8 +76,8 @@ export class MetricsService {
 
   private readonly failure = new Counter({
     name: 'inference_request_failure_total',
-    help: 'Inference requests failed, by error code (Triton: nv_inference_request_failure)',
-    labelNames: ['model', 'version', 'code'],
+    help: "Inference requests failed, by Triton's reason (REJECTED, CANCELED, BACKEND, OTHER) and the error code (Triton: nv_inference_request_failure)",
+    labelNames: ['model', 'version', 'reason', 'code'],
     registers: [this.registry],
   });
 
@@ -172,10 +192,21 @@ export class MetricsService {
         for (const state of this.versionStates()) versions.inc({ state });
       },
     });
-    // Read when scraped, so the gauge is always the queue's current depth.
+    // Read when scraped, so the gauges are always the queue's current state. Triton counts requests;
+    // the rows they carry are what the queue bound (MAX_QUEUE_SIZE) and batches are measured in.
+    const pending: Gauge = new Gauge({
+      name: 'inference_pending_requests',
+      help: 'Requests waiting in the batcher for a run (Triton: nv_inference_pending_request_count)',
+      labelNames: ['model', 'version'],
+      registers: [this.registry],
+      collect: () => {
+        pending.reset();
+        for (const q of this.queueDepths()) pending.set({ model: q.model, version: String(q.version) }, q.requests);
+      },
+    });
     const depth: Gauge = new Gauge({
       name: 'inference_queue_depth',
-      help: 'Rows waiting in the batcher (Triton: nv_inference_pending_request_count)',
+      help: 'Rows waiting in the batcher, the unit of MAX_QUEUE_SIZE (no Triton counterpart)',
       labelNames: ['model', 'version'],
       registers: [this.registry],
       collect: () => {
@@ -247,7 +278,7 @@ export class MetricsService {
     const labels = { model, version: String(version) };
     this.statistics.request(model, version, seconds * 1000, errorCode !== undefined);
     if (errorCode) {
-      this.failure.inc({ ...labels, code: errorCode });
+      this.failure.inc({ ...labels, reason: failureReason(errorCode), code: errorCode });
     } else {
       this.success.inc(labels);
       this.requestDuration.observe(labels, seconds);

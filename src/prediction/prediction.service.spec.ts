@@ -507,10 +507,12 @@ describe('PredictionService', () => {
   });
 
   describe('metrics', () => {
-    it('counts each request answered or failed against its model version, failures by code', async () => {
+    it("counts each request answered or failed against its model version, failures by Triton's reason and code", async () => {
       const labels = { model: 'fixed', version: '1' };
       const success = () => metricValue(s.metrics, 'inference_request_success_total', labels);
-      const failure = (code: string) => metricValue(s.metrics, 'inference_request_failure_total', { ...labels, code });
+      const reasons: Record<string, string> = { INVALID_INPUT: 'OTHER', INFERENCE_FAILED: 'BACKEND' };
+      const failure = (code: string) =>
+        metricValue(s.metrics, 'inference_request_failure_total', { ...labels, reason: reasons[code], code });
       const before = { ok: await success(), invalid: await failure('INVALID_INPUT') };
       const failed = await failure('INFERENCE_FAILED');
       await s.service.predict('fixed', undefined, [[1, 2]], at);

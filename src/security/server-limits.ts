@@ -42,7 +42,15 @@ const NOT_HTTP = errorBody('INVALID_INPUT', 'The request is not valid HTTP');
  * middleware runs: Node's parser (below) and Fastify's router. Kept per server, since the handler is
  * made before the application whose logger and metrics it reports to.
  */
-export type RejectionSink = (rejection: { status: number; code: string; route: string; requestId: string }) => void;
+export interface Rejection {
+  status: number;
+  code: string;
+  route: string;
+  requestId: string;
+  /** The client's address, when the socket still has one. */
+  client?: string;
+}
+export type RejectionSink = (rejection: Rejection) => void;
 const SINKS = new WeakMap<object, RejectionSink>();
 
 export function reportRejectionsTo(server: Server, sink: RejectionSink): void {
@@ -50,13 +58,10 @@ export function reportRejectionsTo(server: Server, sink: RejectionSink): void {
 }
 
 /** Reports a refusal made on this socket's server, if the application has said where to. */
-export function reportRejection(
-  socket: Duplex,
-  rejection: { status: number; code: string; route: string; requestId: string },
-): void {
+export function reportRejection(socket: Duplex, rejection: Omit<Rejection, 'client'>): void {
   const server = (socket as { server?: object }).server;
   const sink = server ? SINKS.get(server) : undefined;
-  sink?.(rejection);
+  sink?.({ ...rejection, client: (socket as { remoteAddress?: string }).remoteAddress });
 }
 
 /**

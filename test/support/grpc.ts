@@ -33,8 +33,9 @@ export interface Clients {
   close(): void;
 }
 
-export function connect(port: number): Clients {
-  const address = `127.0.0.1:${port}`;
+/** Clients of the service on that port, at 127.0.0.1 unless another address (IPv6 in brackets) is given. */
+export function connect(port: number, host = '127.0.0.1'): Clients {
+  const address = `${host}:${port}`;
   const credentials = grpc.credentials.createInsecure();
   const options = {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,

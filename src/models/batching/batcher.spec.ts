@@ -31,7 +31,9 @@ describe('Batcher', () => {
     const a = batcher.submit({ x: rows([2, 2], [3, 3]) }, 2);
     const b = batcher.submit({ x: rows([4, 4]) }, 1);
     expect(session.held).toHaveLength(1);
+    // Waiting: two requests (Triton's pending count), carrying three rows (the queue bound's unit).
     expect(batcher.depth).toBe(3);
+    expect(batcher.pendingRequests).toBe(2);
     await session.finishAll();
     expect(valuesOf((await first).y)).toEqual([2, 2]);
     // The two queued requests went out together, as one run of 3 rows.

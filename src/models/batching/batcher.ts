@@ -79,6 +79,11 @@ export class Batcher {
     return this.queuedRows;
   }
 
+  /** Requests waiting to run, however many rows each carries. */
+  get pendingRequests(): number {
+    return this.queue.length;
+  }
+
   /** Runs started so far, the rows they carried, and runs in flight now. */
   get stats(): { runs: number; rows: number; inFlight: number } {
     return { runs: this.runs, rows: this.rowsRun, inFlight: this.inFlight };

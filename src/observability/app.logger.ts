@@ -1,0 +1,99 @@
+import { LoggerService } from '@nestjs/common';
+import { trace } from '@opentelemetry/api';
+import { Logger as NestPinoLogger, PinoLogger } from 'nestjs-pino';
+import { hostname } from 'node:os';
+import pino, { DestinationStream, Level, Logger as Pino } from 'pino';
+import { prettyFactory } from 'pino-pretty';
+import { APP_INFO } from '../app.info';
+import { AppConfig, LogLevelName } from '../config/app.config';
+
+/** LOG_LEVEL keeps Nest's names; pino calls Nest's `verbose` `trace`. */
+const PINO_LEVEL: Record<LogLevelName, Level> = {
+  fatal: 'fatal',
+  error: 'error',
+  warn: 'warn',
+  info: 'info',
+  debug: 'debug',
+  verbose: 'trace',
+};
+
+/**
+ * Nest's own start-up chatter (modules initialised, every route mapped): useful when something is
+ * missing, noise on every start, so it is demoted to debug and start-up at info says only what the
+ * service did (each model loaded, where it listens).
+ */
+const FRAMEWORK_CONTEXTS = new Set([
+  'NestFactory',
+  'InstanceLoader',
+  'RoutesResolver',
+  'RouterExplorer',
+  'NestApplication',
+]);
+
+/**
+ * The ids of the span active where the line is written. Without a registered tracer there is never
+ * an active span, and this costs one lookup in the no-op context manager.
+ */
+function traceFields(): Record<string, string> {
+  const span = trace.getActiveSpan();
+  // A new object each time: pino merges the line's own fields into what the mixin returns.
+  if (!span) return {};
+  const { traceId, spanId, traceFlags } = span.spanContext();
+  return { trace_id: traceId, span_id: spanId, trace_flags: `0${traceFlags.toString(16)}`.slice(-2) };
+}
+
+/** Each line made readable as it is written, on the calling thread: a developer's terminal, not a hot path. */
+function prettyStdout(): DestinationStream {
+  const prettify = prettyFactory({
+    colorize: Boolean(process.stdout.isTTY),
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,service',
+  });
+  return { write: (line: string) => void process.stdout.write(prettify(line)) };
+}
+
+/**
+ * The service's one pino logger. JSON: one object a line, the level by name, ISO-8601 time, `msg`
+ * always a string, the host, service and version on every line (what Loki, Elasticsearch and
+ * OpenSearch index without a mapping of their own). Text: pino-pretty for a developer's terminal,
+ * with colours only when stdout is one.
+ */
+export function createPino(config: AppConfig, destination?: DestinationStream): Pino {
+  // process.stdout rather than pino's own destination: that one, written synchronously, sleeps the
+  // whole event loop while a slow reader keeps the pipe full, where Node's stream queues the rest.
+  const stream = destination ?? (config.LOG_FORMAT === 'text' ? prettyStdout() : process.stdout);
+  return pino(
+    {
+      level: PINO_LEVEL[config.LOG_LEVEL],
+      messageKey: 'msg',
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      base: { pid: process.pid, hostname: hostname(), service: { name: APP_INFO.name, version: APP_INFO.version } },
+      mixin: traceFields,
+    },
+    stream,
+  );
+}
+
+/**
+ * Nest's LoggerService over pino, through nestjs-pino's Logger, which maps Nest's calls (a context
+ * last, an Error or an object first, the exception handlers' stack argument) onto pino's. It is given
+ * the pino logger itself rather than nestjs-pino's PinoLogger: that one keeps a single root logger per
+ * process, which would make every application in one process (the tests) share the first one's
+ * level and stream.
+ */
+export class AppLogger extends NestPinoLogger implements LoggerService {
+  constructor(readonly pino: Pino) {
+    super(pino as unknown as PinoLogger, {});
+  }
+
+  override log(message: unknown, ...optionalParams: unknown[]): void {
+    const context = optionalParams[optionalParams.length - 1];
+    if (typeof context === 'string' && FRAMEWORK_CONTEXTS.has(context)) super.debug(message, ...optionalParams);
+    else super.log(message, ...optionalParams);
+  }
+}
+
+export function createLogger(config: AppConfig, destination?: DestinationStream): AppLogger {
+  return new AppLogger(createPino(config, destination));
+}

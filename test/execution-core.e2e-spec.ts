@@ -118,8 +118,8 @@ describe('execution core: workers shared fairly, instances, placement, worker fa
     const slow = await occupy('slow_one', 1, 1, order);
     // A fault no request can cause: the idle thread is stopped from outside. (Stopping a thread
     // while onnxruntime runs in it aborts the whole process inside onnxruntime-node's binding.)
-    const pool = (app.get(MODEL_RUNTIME) as unknown as { workers: { runs: number; terminate(): Promise<void> }[] })
-      .workers;
+    const runtime: unknown = app.get(MODEL_RUNTIME);
+    const pool = (runtime as { workers: { runs: number; terminate(): Promise<void> }[] }).workers;
     expect(pool.map((w) => w.runs).sort()).toEqual([0, 1]);
     await pool.find((w) => w.runs === 0)!.terminate();
     expect((await Promise.all(slow)).map((r) => r.status)).toEqual([200]);

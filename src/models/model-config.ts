@@ -159,7 +159,7 @@ export class ModelConfig {
   @Type(() => ModelCacheConfig)
   readonly cache?: ModelCacheConfig;
 
-  /** Most inference workers one version of the model holds at once (Triton's instance_group count); default the whole pool. */
+  /** Most inference workers one version holds at once (Triton's instance_group count); default the whole pool. */
   @IsOptional()
   @IsInt()
   @Min(1)

@@ -27,8 +27,8 @@ export interface PlacementInput {
 /**
  * Inline when a run of one row is cheaper than the cap (a thread hop costs more than such a run),
  * in batches of at most as many rows as the cap allows, so an inline run never holds the event loop
- * for longer than the cap (as far as the warm-up's timings tell); on the workers otherwise. A model whose cost is unknown goes to the
- * workers: only its inputs would say what a run costs.
+ * for longer than the cap (as far as the warm-up's timings tell); on the workers otherwise. A
+ * model whose cost is unknown goes to the workers: only its inputs would say what a run costs.
  */
 export function decidePlacement({
   setting = 'auto',

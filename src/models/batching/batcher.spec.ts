@@ -239,7 +239,8 @@ describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
     expect(slowSession.runCount).toBe(2);
   });
 
-  it('runs small batches inline with no worker, coalescing while the inline run is busy', async () => {
+  it('runs small batches inline with no worker, coalescing what arrives in the same turn and while it runs', async () => {
+    const turn = () => new Promise((r) => setImmediate(r));
     const scheduler = new WorkerScheduler(1);
     const workerSession = new FakeSession({ gated: true });
     const inlineSession = new FakeSession({ gated: true });
@@ -248,26 +249,34 @@ describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
       scheduler,
       inline: { session: inlineSession, maxRows: 3 },
     });
-    const first = batcher.submit({ x: rows([1, 1]) }, 1);
-    const queued = [batcher.submit({ x: rows([2, 2]) }, 1), batcher.submit({ x: rows([3, 3], [4, 4]) }, 2)];
+    const first = [batcher.submit({ x: rows([1, 1]) }, 1), batcher.submit({ x: rows([2, 2]) }, 1)];
     // Too many rows for the inline lane: it goes to a worker, at once, beside the inline run.
     const large = batcher.submit({ x: rows([5, 5], [6, 6], [7, 7], [8, 8]) }, 4);
-    expect(inlineSession.held.map((r) => r.feeds.x.dims)).toEqual([[1, 2]]);
     expect(workerSession.held.map((r) => r.feeds.x.dims)).toEqual([[4, 2]]);
+    await turn();
+    expect(inlineSession.held.map((r) => r.feeds.x.dims)).toEqual([[2, 2]]);
+    const later = [batcher.submit({ x: rows([3, 3], [4, 4]) }, 2), batcher.submit({ x: rows([9, 9]) }, 1)];
     expect(scheduler.running).toBe(1);
     await inlineSession.finishAll();
-    expect(valuesOf((await first).y)).toEqual([2, 2]);
+    expect((await Promise.all(first)).map((o) => valuesOf(o.y))).toEqual([
+      [2, 2],
+      [4, 4],
+    ]);
+    await turn();
+    // What queued while the first inline run was busy goes out together, within the lane's 3 rows.
     expect(inlineSession.held.map((r) => r.feeds.x.dims)).toEqual([[3, 2]]);
     await inlineSession.finishAll();
     await workerSession.finishAll();
-    expect(valuesOf((await queued[1]).y)).toEqual([6, 6, 8, 8]);
+    expect(valuesOf((await later[0]).y)).toEqual([6, 6, 8, 8]);
+    expect(valuesOf((await later[1]).y)).toEqual([18, 18]);
     expect(valuesOf((await large).y)).toEqual([10, 10, 12, 12, 14, 14, 16, 16]);
     expect(reports.map((r) => [r.placement, r.rows])).toEqual([
-      ['inline', 1],
+      ['inline', 2],
       ['inline', 3],
       ['worker', 4],
     ]);
     expect(scheduler.running).toBe(0);
+    await expect(batcher.idle()).resolves.toBeUndefined();
   });
 
   it('keeps inline runs going while every worker is busy with another version', async () => {

@@ -192,7 +192,7 @@ export class Batcher implements SchedulerClient {
     return true;
   }
 
-  /** Whether the request runs on a worker: every request without an inline lane, the ones too large for it otherwise. */
+  /** Whether the request runs on a worker: all of them without an inline lane, else those too large for it. */
   private needsWorker(entry: Pending): boolean {
     return !this.inline || entry.rows > this.inline.maxRows;
   }
@@ -211,9 +211,17 @@ export class Batcher implements SchedulerClient {
         return;
       }
     }
-    if (inlineFree) {
-      const batch = this.take('inline');
-      if (batch) void this.dispatch(batch, 'inline', () => undefined);
+    if (inlineFree && this.queue.some((e) => !this.needsWorker(e))) {
+      // Taken once the I/O callbacks of this turn of the event loop have run, so that requests
+      // parsed in the same turn share the run instead of each paying its own.
+      this.inlineBusy = true;
+      setImmediate(() => {
+        const batch = this.closedReason ? undefined : this.take('inline');
+        if (batch) return void this.dispatch(batch, 'inline', () => undefined);
+        this.inlineBusy = false;
+        if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+        this.schedule();
+      });
     }
     // The scheduler calls grant() when a worker is this batcher's; a request made twice counts once.
     if (workerFree && this.queue.some((e) => this.needsWorker(e))) this.scheduler.request(this);
@@ -244,8 +252,7 @@ export class Batcher implements SchedulerClient {
   private async dispatch(batch: Pending[], lane: 'inline' | 'worker', release: () => void): Promise<void> {
     const started = performance.now();
     const rows = batch.reduce((n, e) => n + e.rows, 0);
-    if (lane === 'inline') this.inlineBusy = true;
-    else this.workerRuns++;
+    if (lane === 'worker') this.workerRuns++;
     this.runs++;
     this.rowsRun += rows;
     try {

@@ -144,7 +144,11 @@ export class OnnxRuntime implements ModelRuntime {
       this.workers = Array.from({ length: this.config.INFERENCE_WORKERS }, () => this.spawn());
     }
     const key = `session-${this.nextKey++}`;
-    const { measureRows, ...runtimeOptions } = options;
+    const runtimeOptions: RuntimeOptions = {
+      intraOpNumThreads: options.intraOpNumThreads,
+      interOpNumThreads: options.interOpNumThreads,
+      graphOptimizationLevel: options.graphOptimizationLevel,
+    };
     // Timed in one worker only: every worker runs the same code on the same kind of core.
     const replies = await Promise.allSettled(
       this.workers.map((w, i) =>

@@ -108,7 +108,7 @@ export interface LoadedSession {
   readonly cost?: RunCost;
 }
 
-/** Creates a session, warms it up with zeros so the first request does not pay the cold start, and times it if asked. */
+/** Creates a session, warms it up with zeros so the first request does not pay the cold start, and times it if asked */
 export async function loadSession(file: string, options: LoadOptions): Promise<LoadedSession> {
   const session = await ort.InferenceSession.create(file, {
     intraOpNumThreads: options.intraOpNumThreads,

@@ -1,5 +1,6 @@
 import { INestApplication } from '@nestjs/common';
 import { loadSync } from '@grpc/proto-loader';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import request from 'supertest';
 import { GrpcServer } from '../src/grpc/grpc.server';
@@ -43,6 +44,28 @@ function expectStatus(outcome: Outcome, code: grpc.status, message?: string | Re
   expect(outcome.error && grpc.status[outcome.error.code]).toBe(grpc.status[code]);
   if (message !== undefined)
     expect(outcome.error!.details).toEqual(typeof message === 'string' ? message : expect.stringMatching(message));
+}
+
+type IndexRow = { name: string; version: string; state: string; reason: string };
+
+/** RepositoryIndex over gRPC, every row as the message has it (absent strings are ''). */
+async function grpcIndex(rpc: Clients['inference'], metadata: Record<string, string> = {}): Promise<IndexRow[]> {
+  const outcome = await call<{ models: IndexRow[] }>(rpc, 'RepositoryIndex', {}, { metadata });
+  expect(outcome.error).toBeUndefined();
+  return outcome.response!.models.map(({ name, version, state, reason }) => ({ name, version, state, reason }));
+}
+
+/** POST /v2/repository/index of the same app, in the gRPC message's terms. */
+async function restIndex(app: INestApplication, key?: string): Promise<IndexRow[]> {
+  const req = request(app.getHttpServer()).post('/v2/repository/index');
+  const res = await (key ? req.set('Authorization', `Bearer ${key}`) : req);
+  expect(res.status).toBe(200);
+  return (res.body as Partial<IndexRow>[]).map((r) => ({
+    name: r.name!,
+    version: r.version ?? '',
+    state: r.state!,
+    reason: r.reason ?? '',
+  }));
 }
 
 async function grpcApp(env: Record<string, string> = {}): Promise<{ app: INestApplication; clients: Clients }> {
@@ -234,19 +257,22 @@ describe('gRPC: the inference service on the bundled models', () => {
     });
     expect(index.models.map((m) => m.name)).toEqual(expect.arrayContaining(['iris', 'digits']));
     expect(index.models.every((m) => m.state === 'READY')).toBe(true);
+    expect(await grpcIndex(rpc)).toEqual(await restIndex(app));
   });
 
-  it('answers UNIMPLEMENTED with a message for model control and for RPCs it does not serve', async () => {
-    expectStatus(
-      await call(rpc, 'RepositoryModelLoad', { model_name: 'iris' }),
-      grpc.status.UNIMPLEMENTED,
-      /not implemented/,
-    );
-    expectStatus(
-      await call(rpc, 'RepositoryModelUnload', { model_name: 'iris' }),
-      grpc.status.UNIMPLEMENTED,
-      /not implemented/,
-    );
+  it('refuses model control in MODEL_CONTROL_MODE=none as REST does, and answers UNIMPLEMENTED for RPCs it does not serve', async () => {
+    for (const [method, route] of [
+      ['RepositoryModelLoad', 'load'],
+      ['RepositoryModelUnload', 'unload'],
+    ]) {
+      const rest = await request(app.getHttpServer()).post(`/v2/repository/models/iris/${route}`);
+      expect(rest.status).toBe(400);
+      expect(rest.body.error).toMatch(/needs MODEL_CONTROL_MODE=explicit; .*=none/);
+      const outcome = await call(rpc, method, { model_name: 'iris' });
+      expectStatus(outcome, grpc.status.FAILED_PRECONDITION, rest.body.error);
+      expect(outcome.error!.metadata.get('error-code')).toEqual(['MODEL_CONTROL_DISABLED']);
+    }
+    expect(await ok(rpc, 'ModelReady', { name: 'iris' })).toEqual({ ready: true });
     // A method of Triton's proto that this one leaves out (its shared-memory RPCs), called by path.
     const outcome = await new Promise<Outcome>((resolve) =>
       rpc.makeUnaryRequest(
@@ -581,6 +607,277 @@ describe('gRPC: API keys and rate limits', () => {
     expect(answers.every((a) => a.error === undefined)).toBe(true);
     expectStatus(over, grpc.status.RESOURCE_EXHAUSTED, /Rate limit of 6 requests per minute/);
     expect(Number(over.error!.metadata.get('retry-after')[0])).toBeGreaterThan(0);
+  });
+});
+
+describe('gRPC: model control (MODEL_CONTROL_MODE=explicit, API keys)', () => {
+  const KEY = 'grpc-inference-key-0123456789';
+  const ADMIN = 'grpc-admin-key-0123456789ab';
+  const VERSIONS = fixture('iris_versions');
+  const asAdmin = { metadata: { authorization: `Bearer ${ADMIN}` } };
+  const asInference = { metadata: { 'x-api-key': KEY } };
+  let dir: string;
+  let app: INestApplication;
+  let clients: Clients;
+  let rpc: Clients['inference'];
+
+  /** Inference on `model` over gRPC and over REST; the gRPC answer, with REST's beside it. */
+  async function inferBoth(model: string) {
+    const grpcAnswer = await call<InferResponse>(
+      rpc,
+      'ModelInfer',
+      { ...irisRequest(), model_name: model, parameters: { binary_data_output: { bool_param: false } } },
+      asInference,
+    );
+    const rest = await request(app.getHttpServer())
+      .post(`/v2/models/${model}/infer`)
+      .set('X-API-Key', KEY)
+      .set('Cache-Control', 'no-store')
+      .send({ inputs: [{ name: 'float_input', datatype: 'FP32', shape: [2, 4], data: IRIS_ROWS.flat() }] });
+    return { grpcAnswer, rest };
+  }
+
+  beforeAll(async () => {
+    // iris, and `iv` with only version 1 on disk and no default_version: the highest version serves.
+    const config = JSON.parse(await fs.readFile(path.join(VERSIONS, 'config.json'), 'utf8')) as Record<string, unknown>;
+    delete config.default_version;
+    dir = await makeRepository({ iris: bundled('iris'), iv: VERSIONS }, { 'iv/config.json': JSON.stringify(config) });
+    await fs.rm(path.join(dir, 'iv', '2'), { recursive: true });
+    ({ app, clients } = await grpcApp({
+      MODEL_REPOSITORY: dir,
+      MODEL_CONTROL_MODE: 'explicit',
+      API_KEYS: `${KEY},${ADMIN}:inference+admin`,
+      INFERENCE_WORKERS: '1',
+    }));
+    rpc = clients.inference;
+  });
+  afterAll(async () => {
+    clients.close();
+    await app.close();
+  });
+
+  it('needs the admin scope for load and unload, with the REST messages; the index needs only a key', async () => {
+    for (const [method, route] of [
+      ['RepositoryModelLoad', 'load'],
+      ['RepositoryModelUnload', 'unload'],
+    ]) {
+      const rest = await request(app.getHttpServer()).post(`/v2/repository/models/iv/${route}`).set('X-API-Key', KEY);
+      expect(rest.status).toBe(403);
+      expect(rest.body.error).toMatch(/admin scope/);
+      expectStatus(
+        await call(rpc, method, { model_name: 'iv' }, asInference),
+        grpc.status.PERMISSION_DENIED,
+        rest.body.error,
+      );
+      const anonymous = await request(app.getHttpServer()).post(`/v2/repository/models/iv/${route}`);
+      expect(anonymous.status).toBe(401);
+      expectStatus(await call(rpc, method, { model_name: 'iv' }), grpc.status.UNAUTHENTICATED, anonymous.body.error);
+    }
+    // Nothing was unloaded by the refused calls.
+    expect(await ok(rpc, 'ModelReady', { name: 'iv' }, { 'x-api-key': KEY })).toEqual({ ready: true });
+    expect(await grpcIndex(rpc, asInference.metadata)).toEqual([
+      { name: 'iris', version: '1', state: 'READY', reason: '' },
+      { name: 'iv', version: '1', state: 'READY', reason: '' },
+    ]);
+  });
+
+  it('loads a version copied into the repository: it serves unversioned calls once the load answers', async () => {
+    expect((await inferBoth('iv')).grpcAnswer.response!.model_version).toBe('1');
+    const staging = path.join(dir, 'iv', '.staging-2');
+    await fs.mkdir(staging);
+    await fs.copyFile(path.join(VERSIONS, '2', 'model.onnx'), path.join(staging, 'model.onnx'));
+    await fs.rename(staging, path.join(dir, 'iv', '2'));
+
+    expect(await ok(rpc, 'RepositoryModelLoad', { model_name: 'iv' }, asAdmin.metadata)).toEqual({});
+    const { grpcAnswer, rest } = await inferBoth('iv');
+    expect(rest.status).toBe(200);
+    expect(rest.body.model_version).toBe('2');
+    expect(grpcAnswer.response!.model_version).toBe('2');
+    const probabilities = (r: { outputs: { datatype: string; contents?: Record<string, unknown[]> }[] }) =>
+      r.outputs.find((o) => o.datatype === 'FP32')!.contents!.fp32_contents;
+    expect(probabilities(grpcAnswer.response!)).toEqual(
+      rest.body.outputs.find((o: { datatype: string }) => o.datatype === 'FP32').data,
+    );
+    expect(await ok(rpc, 'ModelReady', { name: 'iv', version: '1' }, asInference.metadata)).toEqual({ ready: true });
+    expect(await grpcIndex(rpc, asInference.metadata)).toEqual(await restIndex(app, KEY));
+  });
+
+  it('answers a load that fails with INVALID_ARGUMENT and the REST message; the index shows FAILED with its reason', async () => {
+    const staging = path.join(dir, 'iv', '.staging-3');
+    await fs.mkdir(staging);
+    await fs.writeFile(path.join(staging, 'model.onnx'), 'this is not an ONNX model');
+    await fs.rename(staging, path.join(dir, 'iv', '3'));
+
+    const outcome = await call(rpc, 'RepositoryModelLoad', { model_name: 'iv' }, asAdmin);
+    expectStatus(outcome, grpc.status.INVALID_ARGUMENT, /version 3: .*iv\/3\/model\.onnx/);
+    expect(outcome.error!.metadata.get('error-code')).toEqual(['MODEL_LOAD_FAILED']);
+    const rest = await request(app.getHttpServer())
+      .post('/v2/repository/models/iv/load')
+      .set('Authorization', `Bearer ${ADMIN}`);
+    expect(rest.status).toBe(400);
+    expect(outcome.error!.details).toBe(rest.body.error);
+
+    const index = await grpcIndex(rpc, asInference.metadata);
+    expect(index).toEqual(await restIndex(app, KEY));
+    expect(index).toEqual(
+      expect.arrayContaining([
+        { name: 'iv', version: '2', state: 'READY', reason: '' },
+        { name: 'iv', version: '3', state: 'FAILED', reason: expect.stringMatching(/Protobuf parsing failed/) },
+      ]),
+    );
+    // Version 2 keeps serving.
+    expect((await inferBoth('iv')).grpcAnswer.response!.model_version).toBe('2');
+    await fs.rm(path.join(dir, 'iv', '3'), { recursive: true });
+  });
+
+  it("takes tritonclient's load_model(config=, files=): config as string_param, the model as bytes_param", async () => {
+    const bytes = await fs.readFile(path.join(VERSIONS, '2', 'model.onnx'));
+    const config = await fs.readFile(path.join(VERSIONS, 'config.json'), 'utf8');
+    const parameters = {
+      config: { string_param: config },
+      'file:1/model.onnx': { bytes_param: bytes },
+      // Triton's own, which means nothing here and is not refused, as over REST.
+      unload_dependents: { bool_param: true },
+    };
+    expect(await ok(rpc, 'RepositoryModelLoad', { model_name: 'uploaded', parameters }, asAdmin.metadata)).toEqual({});
+    expect(await fs.readFile(path.join(dir, 'uploaded', '1', 'model.onnx'))).toEqual(bytes);
+    expect((await fs.readdir(path.join(dir, 'uploaded'))).sort()).toEqual(['1', 'config.json']);
+    const { grpcAnswer, rest } = await inferBoth('uploaded');
+    expect(grpcAnswer.error).toBeUndefined();
+    expect(grpcAnswer.response).toMatchObject({ model_name: 'uploaded', model_version: '1' });
+    expect(rest.body.model_version).toBe('1');
+    const v1 = await request(app.getHttpServer())
+      .post('/v1/models/uploaded/predict')
+      .set('X-API-Key', KEY)
+      .send({ features: IRIS_ROWS[0] });
+    expect(v1.body).toMatchObject({ model: 'uploaded', version: 1, label: 'setosa' });
+  });
+
+  it('refuses a bad upload with INVALID_ARGUMENT and writes nothing', async () => {
+    const bytes = await fs.readFile(path.join(VERSIONS, '1', 'model.onnx'));
+    const traversal = await call(
+      rpc,
+      'RepositoryModelLoad',
+      { model_name: 'uploaded', parameters: { 'file:../../escape.onnx': { bytes_param: bytes } } },
+      asAdmin,
+    );
+    const restTraversal = await request(app.getHttpServer())
+      .post('/v2/repository/models/uploaded/load')
+      .set('Authorization', `Bearer ${ADMIN}`)
+      .send({ parameters: { 'file:../../escape.onnx': bytes.toString('base64') } });
+    expect(restTraversal.status).toBe(400);
+    expectStatus(traversal, grpc.status.INVALID_ARGUMENT, restTraversal.body.error);
+    await expect(fs.stat(path.join(dir, '..', 'escape.onnx'))).rejects.toThrow();
+
+    const badConfig = await call(
+      rpc,
+      'RepositoryModelLoad',
+      { model_name: 'fresh', parameters: { config: { string_param: '{"batching": 7' } } },
+      asAdmin,
+    );
+    const restBadConfig = await request(app.getHttpServer())
+      .post('/v2/repository/models/fresh/load')
+      .set('Authorization', `Bearer ${ADMIN}`)
+      .send({ parameters: { config: '{"batching": 7' } });
+    expect(restBadConfig.status).toBe(400);
+    expectStatus(badConfig, grpc.status.INVALID_ARGUMENT, restBadConfig.body.error);
+    // The wrong member of the oneof, for either parameter.
+    expectStatus(
+      await call(
+        rpc,
+        'RepositoryModelLoad',
+        { model_name: 'fresh', parameters: { config: { bytes_param: Buffer.from('{}') } } },
+        asAdmin,
+      ),
+      grpc.status.INVALID_ARGUMENT,
+      /parameters\.config must be the JSON configuration as text \(string_param\)/,
+    );
+    expectStatus(
+      await call(
+        rpc,
+        'RepositoryModelLoad',
+        { model_name: 'fresh', parameters: { 'file:1/model.onnx': { string_param: 'AAAA' } } },
+        asAdmin,
+      ),
+      grpc.status.INVALID_ARGUMENT,
+      /must be the file's bytes \(bytes_param\)/,
+    );
+    await expect(fs.stat(path.join(dir, 'fresh'))).rejects.toThrow();
+  });
+
+  it('answers a model that is not in the repository, or an empty name, as REST does', async () => {
+    const rest = await request(app.getHttpServer())
+      .post('/v2/repository/models/nosuch/load')
+      .set('Authorization', `Bearer ${ADMIN}`);
+    expect(rest.status).toBe(404);
+    expectStatus(
+      await call(rpc, 'RepositoryModelLoad', { model_name: 'nosuch' }, asAdmin),
+      grpc.status.NOT_FOUND,
+      rest.body.error,
+    );
+    expectStatus(
+      await call(rpc, 'RepositoryModelLoad', { model_name: '' }, asAdmin),
+      grpc.status.NOT_FOUND,
+      /is not a model name/,
+    );
+  });
+
+  it('unloads: the model answers NOT_FOUND with the REST message, the index says why, the others serve on', async () => {
+    const unload = { model_name: 'iv', parameters: { unload_dependents: { bool_param: false } } };
+    expect(await ok(rpc, 'RepositoryModelUnload', unload, asAdmin.metadata)).toEqual({});
+    const { grpcAnswer, rest } = await inferBoth('iv');
+    expect(rest.status).toBe(404);
+    expectStatus(grpcAnswer, grpc.status.NOT_FOUND, rest.body.error);
+    const restReady = await request(app.getHttpServer()).get('/v2/models/iv/ready').set('X-API-Key', KEY);
+    expect(restReady.status).toBe(404);
+    expectStatus(
+      await call(rpc, 'ModelReady', { name: 'iv' }, asInference),
+      grpc.status.NOT_FOUND,
+      restReady.body.error,
+    );
+    const index = await grpcIndex(rpc, asInference.metadata);
+    expect(index).toEqual(await restIndex(app, KEY));
+    expect(index.find((r) => r.name === 'iv')).toEqual({
+      name: 'iv',
+      version: '',
+      state: 'UNAVAILABLE',
+      reason: expect.any(String),
+    });
+    expect((await inferBoth('iris')).grpcAnswer.response!.model_version).toBe('1');
+
+    // Loaded again, it serves again.
+    expect(await ok(rpc, 'RepositoryModelLoad', { model_name: 'iv' }, asAdmin.metadata)).toEqual({});
+    expect((await inferBoth('iv')).grpcAnswer.response!.model_version).toBe('2');
+  });
+});
+
+describe('gRPC: model control refused in MODEL_CONTROL_MODE=poll', () => {
+  it('answers FAILED_PRECONDITION with the REST message naming the mode', async () => {
+    const dir = await makeRepository({ iris: bundled('iris') });
+    const { app, clients } = await grpcApp({
+      MODEL_REPOSITORY: dir,
+      MODEL_CONTROL_MODE: 'poll',
+      INFERENCE_WORKERS: '1',
+    });
+    try {
+      for (const [method, route] of [
+        ['RepositoryModelLoad', 'load'],
+        ['RepositoryModelUnload', 'unload'],
+      ]) {
+        const rest = await request(app.getHttpServer()).post(`/v2/repository/models/iris/${route}`);
+        expect(rest.status).toBe(400);
+        expect(rest.body.error).toMatch(/needs MODEL_CONTROL_MODE=explicit; .*=poll/);
+        expectStatus(
+          await call(clients.inference, method, { model_name: 'iris' }),
+          grpc.status.FAILED_PRECONDITION,
+          rest.body.error,
+        );
+      }
+      expect(await grpcIndex(clients.inference)).toEqual(await restIndex(app));
+    } finally {
+      clients.close();
+      await app.close();
+    }
   });
 });
 

@@ -1,10 +1,12 @@
 import { InvalidInputError } from '../common/domain.errors';
+import { findJsonHazard } from '../common/json-guard';
 import { ParseVersionPipe } from '../common/parse-version.pipe';
 import { ElementType, JsonElement } from '../models/element-types';
 import { fromRaw, RawTensorError } from '../models/raw-tensor';
 import { TensorInput, shapeText } from '../models/tensor.codec';
 import { product } from '../models/tensor-rows';
 import type { V2InferRequestDto } from '../inference-protocol/dto/v2.dto';
+import type { LoadRequest } from '../models/model-control.service';
 import { encodeResponse, UNSUPPORTED_DATATYPES, V2_DATATYPES } from '../inference-protocol/v2.codec';
 import { ELEMENT_TYPES, elementType } from '../models/element-types';
 import type { TensorResult } from '../prediction/prediction.service';
@@ -253,4 +255,48 @@ export function encodeInferResponse(request: ModelInferRequest, result: TensorRe
     })),
     raw_output_contents: blobs,
   };
+}
+
+/** Triton's ModelRepositoryParameter: one member of its oneof holds the value. */
+export interface ModelRepositoryParameter {
+  readonly parameter_choice?: 'bool_param' | 'int64_param' | 'string_param' | 'bytes_param';
+  readonly string_param?: string;
+  readonly bytes_param?: Buffer;
+  readonly [member: string]: unknown;
+}
+
+/**
+ * RepositoryModelLoad's parameters as tritonclient.grpc's `load_model(config=, files=)` sends them:
+ * `config` as string_param (the configuration's JSON text), `file:<version>/model.onnx` as
+ * bytes_param (the file itself, which the REST body carries in base64). Which names a file may
+ * have, and what a configuration must say, the ModelControlService decides for both protocols.
+ * Other parameters (Triton's own, such as unload_dependents) have no meaning here, as over REST.
+ */
+export function loadRequestOf(
+  parameters: Readonly<Record<string, ModelRepositoryParameter>>,
+  limits: InputLimits,
+): LoadRequest {
+  let config: string | undefined;
+  const files = new Map<string, Buffer>();
+  for (const [key, parameter] of Object.entries(parameters)) {
+    if (key === 'config') {
+      if (parameter.parameter_choice !== 'string_param' || typeof parameter.string_param !== 'string') {
+        throw new InvalidInputError('parameters.config must be the JSON configuration as text (string_param)', [
+          { path: 'parameters.config', message: `got ${parameter.parameter_choice ?? 'no value'}` },
+        ]);
+      }
+      // The limit the REST body's strings have, with the same words.
+      const hazard = findJsonHazard({ parameters: { config: parameter.string_param } }, limits);
+      if (hazard) throw new InvalidInputError('The request body is invalid', [hazard]);
+      config = parameter.string_param;
+    } else if (key.startsWith('file:')) {
+      if (parameter.parameter_choice !== 'bytes_param' || !Buffer.isBuffer(parameter.bytes_param)) {
+        throw new InvalidInputError(`parameters["${key}"] must be the file's bytes (bytes_param)`, [
+          { path: `parameters["${key}"]`, message: `got ${parameter.parameter_choice ?? 'no value'}` },
+        ]);
+      }
+      files.set(key.slice('file:'.length), parameter.bytes_param);
+    }
+  }
+  return { config, files };
 }

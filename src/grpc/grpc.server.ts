@@ -33,8 +33,17 @@ import { V2_EXTENSIONS } from '../inference-protocol/v2.controller';
 import { encodeConfig, encodeMetadata, encodeStatistics } from '../inference-protocol/v2.codec';
 import { PredictionService } from '../prediction/prediction.service';
 import { ApiKeyStore } from '../security/api-key.store';
-import { authorize, keyOf, openPathMatcher } from '../security/api-key.middleware';
-import { decodeInputs, encodeInferResponse, InputLimits, ModelInferRequest, versionOf } from './grpc.codec';
+import { ModelControlService } from '../models/model-control.service';
+import { authorize, keyOf, openPathMatcher, requiredScope } from '../security/api-key.middleware';
+import {
+  decodeInputs,
+  encodeInferResponse,
+  InputLimits,
+  loadRequestOf,
+  ModelInferRequest,
+  ModelRepositoryParameter,
+  versionOf,
+} from './grpc.codec';
 import { loadDefinitions } from './grpc.proto';
 import { toCallError } from './grpc-status';
 
@@ -50,6 +59,22 @@ const PROBE_OF: Readonly<Record<string, string>> = {
   ServerLive: '/v2/health/live',
   ServerReady: '/v2/health/ready',
 };
+
+/**
+ * The REST route each RPC that changes the server does the same as, for the scope it needs (the
+ * admin scope: security/api-key.middleware.ts decides it for both protocols). The model's name is
+ * not put in the path: whatever a client names, the scope is the route's.
+ */
+const ROUTE_OF: Readonly<Record<string, string>> = {
+  RepositoryModelLoad: '/v2/repository/models/{model}/load',
+  RepositoryModelUnload: '/v2/repository/models/{model}/unload',
+};
+
+interface RepositoryModelRequest {
+  readonly repository_name: string;
+  readonly model_name: string;
+  readonly parameters: Readonly<Record<string, ModelRepositoryParameter>>;
+}
 
 type Handler<Req, Res> = (request: Req, context: RequestContext, method: string) => Promise<Res> | Res;
 
@@ -82,6 +107,7 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly config: AppConfig,
     private readonly predictions: PredictionService,
     private readonly indicators: ReadinessIndicators,
+    private readonly control: ModelControlService,
     private readonly moduleRef: ModuleRef,
     @Optional() @Inject(ThrottlerStorage) private readonly throttler?: ThrottlerStorage,
   ) {
@@ -133,9 +159,6 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
   }
 
   private inferenceHandlers(): Record<string, UntypedHandleCall> {
-    const unimplemented = (what: string) => () => {
-      throw new DomainError('ROUTE_NOT_FOUND', `${what} is not implemented by this server`);
-    };
     return {
       ServerLive: this.unary('ServerLive', () => ({ live: true })),
       ServerReady: this.unary('ServerReady', async () => ({ ready: await this.indicators.ready() })),
@@ -161,27 +184,24 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
       ModelStatistics: this.unary('ModelStatistics', (r: { name: string; version: string }) =>
         encodeStatistics(this.predictions.statistics(r.name || undefined, versionOf(r.version))),
       ),
-      RepositoryIndex: this.unary('RepositoryIndex', (r: { repository_name: string; ready: boolean }) => ({
-        models: this.predictions
-          .listModels()
-          .flatMap((m) =>
-            m.versions.map((v) => ({
-              name: m.name,
-              version: String(v.version),
-              state: v.state,
-              reason: v.reason ?? '',
-            })),
-          )
-          .filter((m) => !r.ready || m.state === 'READY'),
+      // The same rows as POST /v2/repository/index, models on disk that are not loaded included.
+      RepositoryIndex: this.unary('RepositoryIndex', async (r: { repository_name: string; ready: boolean }) => ({
+        models: (await this.control.index(r.ready)).map((m) => ({
+          name: m.name,
+          version: m.version ?? '',
+          state: m.state,
+          reason: m.reason ?? '',
+        })),
       })),
-      RepositoryModelLoad: this.unary(
-        'RepositoryModelLoad',
-        unimplemented('Model control (RepositoryModelLoad): models are loaded from MODEL_REPOSITORY at start, and'),
-      ),
-      RepositoryModelUnload: this.unary(
-        'RepositoryModelUnload',
-        unimplemented('Model control (RepositoryModelUnload): models are loaded from MODEL_REPOSITORY at start, and'),
-      ),
+      RepositoryModelLoad: this.unary('RepositoryModelLoad', async (r: RepositoryModelRequest) => {
+        await this.control.load(r.model_name, loadRequestOf(r.parameters, this.limits));
+        return {};
+      }),
+      // Its parameters (unload_dependents) have no meaning here, as over REST.
+      RepositoryModelUnload: this.unary('RepositoryModelUnload', async (r: RepositoryModelRequest) => {
+        await this.control.unload(r.model_name);
+        return {};
+      }),
     };
   }
 
@@ -193,8 +213,9 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
   private unary<Req, Res>(method: string, handle: Handler<Req, Res>): UntypedHandleCall {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       const start = process.hrtime.bigint();
-      const context = this.contextOf(call);
+      const { context, settle } = this.contextOf(call);
       const done = (code: Status) => {
+        settle();
         this.logger.log(
           {
             msg: 'call',
@@ -230,9 +251,12 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
 
   /**
    * The call's context: its id, its deadline (grpc-timeout, capped by REQUEST_TIMEOUT_MS), and a
-   * signal that the call's cancellation fires, so the batcher drops it.
+   * signal that the call's cancellation fires, so the batcher drops it. `settle` is for once the
+   * call is answered: grpc-js emits 'cancelled' after every status it sends, answered calls
+   * included, and an abort then would cost an exception object and a dispatch to listeners for
+   * nothing.
    */
-  private contextOf(call: ServerUnaryCall<unknown, unknown>): RequestContext {
+  private contextOf(call: ServerUnaryCall<unknown, unknown>): { context: RequestContext; settle: () => void } {
     const sent = first(call.metadata, 'x-request-id');
     const requested = call.getDeadline();
     const deadline = Math.min(
@@ -241,23 +265,25 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
     );
     // Made only when inference queues, as on HTTP; a call already cancelled aborts it at once.
     let abort: AbortController | undefined;
+    const onCancel = () => abort!.abort();
     const headers: IncomingHttpHeaders = {
       'cache-control': first(call.metadata, 'cache-control'),
       pragma: first(call.metadata, 'pragma'),
     };
-    return {
+    const context: RequestContext = {
       requestId: sent !== undefined && SAFE_REQUEST_ID.test(sent) ? sent : randomUUID(),
       deadline,
       get signal() {
         if (!abort) {
           const controller = (abort = new AbortController());
           if (call.cancelled) controller.abort();
-          else call.once('cancelled', () => controller.abort());
+          else call.once('cancelled', onCancel);
         }
         return abort.signal;
       },
       cache: cachePolicy(headers),
     };
+    return { context, settle: () => void (abort && call.off('cancelled', onCancel)) };
   }
 
   /** The API key (metadata `authorization: Bearer <key>` or `x-api-key`) and the rate limit, as on HTTP. */
@@ -267,8 +293,7 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
       const match = authorize(
         (key) => this.keys!.lookup(key),
         keyOf(first(call.metadata, 'authorization'), first(call.metadata, 'x-api-key')),
-        // The RPCs served here read or infer; model control over gRPC answers UNIMPLEMENTED.
-        'inference',
+        method in ROUTE_OF ? requiredScope('POST', ROUTE_OF[method]) : 'inference',
       );
       context.client = `key:${match.id}`;
     }

@@ -485,6 +485,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         batching,
         `Model '${model.name}' version ${entry.version}`,
         (run) => this.metrics?.observeRun(model.name, entry.version, run),
+        () => this.metrics?.observeBatchSplit(model.name, entry.version),
         {
           scheduler: this.scheduler,
           inline: inlineSession && { session: inlineSession, maxRows: placement.inlineMaxRows ?? Infinity },

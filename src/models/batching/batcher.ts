@@ -61,8 +61,8 @@ interface Pending {
  * whenever a worker is granted (WorkerScheduler) or the version's inline lane is free, the queue's
  * compatible requests, up to maxBatchSize rows, go out as one run. Under load batches form by
  * themselves while the runs are busy; when idle, a request runs at once unless maxQueueDelayMs asks
- * to wait for company. Every caller gets exactly its own rows back; a failed run fails only its own
- * requests.
+ * to wait for company. Every caller gets exactly its own rows back; when a run of several requests
+ * fails, each of them runs again alone, so a bad request fails only itself.
  */
 export class Batcher implements SchedulerClient {
   private readonly queue: Pending[] = [];
@@ -86,6 +86,8 @@ export class Batcher implements SchedulerClient {
     private readonly options: BatchingOptions,
     private readonly name: string,
     private readonly onRun?: (report: RunReport) => void,
+    /** A failed run of several requests, about to run each of them again alone. */
+    private readonly onSplit?: (requests: number) => void,
     lanes: { readonly scheduler?: WorkerScheduler; readonly inline?: InlineLane } = {},
   ) {
     this.scheduler = lanes.scheduler ?? new WorkerScheduler(options.concurrency);
@@ -253,6 +255,7 @@ export class Batcher implements SchedulerClient {
     const started = performance.now();
     const rows = batch.reduce((n, e) => n + e.rows, 0);
     if (lane === 'worker') this.workerRuns++;
+    const session = lane === 'inline' ? this.inline!.session : this.session;
     this.runs++;
     this.rowsRun += rows;
     try {
@@ -262,7 +265,6 @@ export class Batcher implements SchedulerClient {
           : Object.fromEntries(
               Object.keys(batch[0].feeds).map((name) => [name, concatRows(batch.map((e) => e.feeds[name]))]),
             );
-      const session = lane === 'inline' ? this.inline!.session : this.session;
       const outputs = await session.run(feeds);
       this.onRun?.({
         requests: batch.length,
@@ -273,13 +275,48 @@ export class Batcher implements SchedulerClient {
       });
       this.split(batch, outputs, rows);
     } catch (err) {
-      for (const entry of batch) entry.reject(err as Error);
+      if (batch.length > 1) await this.runEachAlone(batch, started, session, lane);
+      else batch[0].reject(err as Error);
     } finally {
       if (lane === 'inline') this.inlineBusy = false;
       else this.workerRuns--;
       if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
       release();
       this.schedule();
+    }
+  }
+
+  /**
+   * After a failed run of several requests: one request's bad rows (an index out of range, a value the
+   * graph refuses) must not fail the others, so each runs again alone, once, and gets its own answer or
+   * its own error. They run one after another in the slot the failed run held, so a split never takes
+   * more workers than the run it replaces.
+   */
+  private async runEachAlone(
+    batch: readonly Pending[],
+    started: number,
+    session: RuntimeSession,
+    placement: 'inline' | 'worker',
+  ): Promise<void> {
+    this.onSplit?.(batch.length);
+    for (const entry of batch) {
+      const alone = performance.now();
+      this.runs++;
+      this.rowsRun += entry.rows;
+      try {
+        const outputs = await session.run(entry.feeds);
+        // The failed run was not reported, so each request's wait is counted once, here.
+        this.onRun?.({
+          requests: 1,
+          rows: entry.rows,
+          queueWaitMs: [started - entry.enqueuedAt],
+          runMs: performance.now() - alone,
+          placement,
+        });
+        entry.resolve(outputs);
+      } catch (err) {
+        entry.reject(err as Error);
+      }
     }
   }
 

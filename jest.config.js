@@ -86,6 +86,8 @@ const ONCE = [
   // Batching, workers, backpressure and deadlines, behind the HTTP layer; and a short soak.
   'throughput',
   'soak',
+  // The scheduler over real workers, placement and its outputs, a worker that dies: past the adapter.
+  'execution-core',
   // Redis as the cache's and the rate limiter's store; their HTTP side is in cache and security.
   'cache-redis',
   'rate-limit-redis',

@@ -136,6 +136,13 @@ export class AppConfig {
   @IsBoolean({ message: 'BATCHING_ENABLED must be true or false' })
   readonly BATCHING_ENABLED: boolean = true;
 
+  /**
+   * A model whose runs cost less than this (measured at warm-up) runs on the event loop instead of a
+   * worker, in batches whose estimated cost stays under it; 0 keeps every model on the workers.
+   */
+  @IntBetween(0, 100000)
+  readonly INLINE_MAX_RUN_US: number = 100;
+
   /** Most rows in one coalesced run, unless a model's config.json says otherwise. */
   @IntBetween(1, 100000)
   readonly BATCH_MAX_SIZE: number = 64;

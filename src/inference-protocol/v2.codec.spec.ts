@@ -274,6 +274,7 @@ describe('encodeMetadata', () => {
     version: 2,
     versionState: 'READY',
     batching: null,
+    placement: null,
     platform: 'onnxruntime-node',
     inputs: [{ name: 'float_input', type: 'float32', shape: [-1, 4] }],
     outputs: [

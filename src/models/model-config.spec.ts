@@ -59,3 +59,21 @@ describe('config.json version_labels and traffic', () => {
     expect(routingProblem(parse({ traffic: { '1': 0, '2': 100 } }), [2], 'm/config.json')).toBeUndefined();
   });
 });
+
+describe('config.json instances and placement', () => {
+  const parse = (fields: Record<string, unknown>) => parseModelConfig(JSON.stringify(fields), 'm/config.json');
+
+  it('reads them', () => {
+    expect(parse({ instances: 1, placement: 'worker' })).toMatchObject({ instances: 1, placement: 'worker' });
+    for (const placement of ['auto', 'inline', 'worker']) expect(parse({ placement }).placement).toBe(placement);
+  });
+
+  it.each([
+    [{ instances: 0 }, /instances/],
+    [{ instances: 1.5 }, /instances/],
+    [{ instances: '2' }, /instances/],
+    [{ placement: 'gpu' }, /placement must be one of auto, inline, worker/],
+  ])('refuses %j, naming the field', (fields, message) => {
+    expect(() => parse(fields)).toThrow(message);
+  });
+});

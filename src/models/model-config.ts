@@ -4,6 +4,7 @@ import {
   ArrayUnique,
   IsArray,
   IsBoolean,
+  IsIn,
   IsInt,
   Max,
   IsNotEmpty,
@@ -106,6 +107,10 @@ export class VersionPolicy {
   readonly specific?: SpecificVersionsPolicy;
 }
 
+/** Where a version's runs go: `auto` decides by the cost measured at warm-up (placement.ts). */
+export const PLACEMENTS = ['auto', 'inline', 'worker'] as const;
+export type PlacementSetting = (typeof PLACEMENTS)[number];
+
 /** The optional `<model>/config.json` of a model folder. */
 export class ModelConfig {
   @IsOptional()
@@ -154,6 +159,17 @@ export class ModelConfig {
   @ValidateNested()
   @Type(() => ModelCacheConfig)
   readonly cache?: ModelCacheConfig;
+
+  /** Most inference workers one version holds at once (Triton's instance_group count); default the whole pool. */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(64)
+  readonly instances?: number;
+
+  @IsOptional()
+  @IsIn(PLACEMENTS, { message: `placement must be one of ${PLACEMENTS.join(', ')}` })
+  readonly placement?: PlacementSetting;
 
   /** `{"all": {}}` (the default), `{"latest": {"num_versions": N}}` or `{"specific": {"versions": [...]}}`. */
   @IsOptional()

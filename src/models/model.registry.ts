@@ -6,6 +6,8 @@ import { ModelLoadFailedError, ModelNotFoundError, ModelNotReadyError } from '..
 import { AppConfig } from '../config/app.config';
 import { MetricsService } from '../observability/metrics.service';
 import { Batcher, BatchingOptions } from './batching/batcher';
+import { WorkerScheduler } from './batching/worker.scheduler';
+import { decidePlacement, PlacementDecision } from './placement';
 import { ModelConfig, ModelSample, routingProblem } from './model-config';
 import { ModelFolder, readModelFolder, readModelRepository } from './model-repository.reader';
 import { buildSignature } from './model-signature';
@@ -21,9 +23,12 @@ export interface ModelVersion {
   reason?: string;
   signature?: ModelSignature;
   session?: RuntimeSession;
+  /** The same model on the event loop, when it is placed inline. */
+  inlineSession?: RuntimeSession;
   batcher?: Batcher;
   batching?: BatchingOptions;
   caching?: CachingOptions;
+  placement?: PlacementDecision;
   /** SHA-256 of the model file: what the version really is, should a file be replaced under the same number. */
   digest?: string;
 }
@@ -112,12 +117,16 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   /** Requests holding each version: a replaced version is released only once they are answered. */
   private readonly leases = new WeakMap<ModelVersion, number>();
   private readonly drainWaiters = new WeakMap<ModelVersion, () => void>();
+  /** The inference workers, shared by every version's batcher. */
+  private readonly scheduler: WorkerScheduler;
 
   constructor(
     @Inject(MODEL_RUNTIME) private readonly runtime: ModelRuntime,
     private readonly config: AppConfig,
     @Optional() private readonly metrics?: MetricsService,
-  ) {}
+  ) {
+    this.scheduler = new WorkerScheduler(runtime.concurrency);
+  }
 
   async onModuleInit(): Promise<void> {
     const root = (this.root = path.resolve(this.config.MODEL_REPOSITORY));
@@ -430,14 +439,22 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   private async retire(entry: ModelVersion, why: string): Promise<void> {
     const started = performance.now();
     if (this.leases.get(entry)) await new Promise<void>((resolve) => this.drainWaiters.set(entry, resolve));
-    const { session, batcher } = entry;
+    const { session, inlineSession, batcher } = entry;
     const was = entry.state;
     batcher?.close(why);
     await batcher?.idle();
-    Object.assign(entry, { state: 'FAILED', reason: why, session: undefined, batcher: undefined });
-    await session
-      ?.release()
-      .catch((err: Error) => this.logger.warn(`releasing ${entry.model}/${entry.version}: ${err.message}`));
+    Object.assign(entry, {
+      state: 'FAILED',
+      reason: why,
+      session: undefined,
+      inlineSession: undefined,
+      batcher: undefined,
+    });
+    for (const s of [session, inlineSession]) {
+      await s
+        ?.release()
+        .catch((err: Error) => this.logger.warn(`releasing ${entry.model}/${entry.version}: ${err.message}`));
+    }
     const ms = (performance.now() - started).toFixed(1);
     this.metrics?.observeModelUnload(entry.model);
     this.logger.log(`model ${entry.model} version ${entry.version} ${was} -> UNLOADED in ${ms} ms (${why})`);
@@ -459,19 +476,22 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     await Promise.allSettled([...this.chains.values()]);
     for (const model of this.models.values()) {
       for (const v of model.versions.values()) {
-        const { session, batcher } = v;
+        const { session, inlineSession, batcher } = v;
         batcher?.close('is shutting down');
         Object.assign(v, {
           state: 'FAILED',
           reason: 'the service is shutting down',
           session: undefined,
+          inlineSession: undefined,
           batcher: undefined,
         });
         // A session released under a run in flight would crash its worker: let the runs finish first.
         await batcher?.idle();
-        await session
-          ?.release()
-          .catch((err: Error) => this.logger.warn(`releasing ${v.model}/${v.version}: ${err.message}`));
+        for (const s of [session, inlineSession]) {
+          await s
+            ?.release()
+            .catch((err: Error) => this.logger.warn(`releasing ${v.model}/${v.version}: ${err.message}`));
+        }
       }
     }
     await this.runtime.close();
@@ -526,15 +546,20 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   private async loadVersion(model: Model, entry: ModelVersion, file: string): Promise<void> {
     const started = performance.now();
     let session: RuntimeSession | undefined;
+    let inlineSession: RuntimeSession | undefined;
     try {
       const digest = sha256Of(file);
       // Awaited once the session is up; if loading fails first, its own error is the one to report.
       digest.catch(() => undefined);
-      session = await this.runtime.load(file, {
+      const options = {
         intraOpNumThreads: this.config.ORT_INTRA_OP_NUM_THREADS,
         interOpNumThreads: this.config.ORT_INTER_OP_NUM_THREADS,
         graphOptimizationLevel: this.config.ORT_GRAPH_OPTIMIZATION_LEVEL,
         cpuMemArena: this.config.ORT_CPU_MEM_ARENA,
+      };
+      session = await this.runtime.load(file, {
+        ...options,
+        measureRows: model.config.batching?.max_batch_size ?? this.config.BATCH_MAX_SIZE,
       });
       const signature = buildSignature(session.inputs, session.outputs, model.config);
       if (session.warmUpError)
@@ -542,6 +567,16 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
           `model ${model.name} version ${entry.version}: warm-up with zeros failed: ${session.warmUpError}`,
         );
       await this.selfTest(signature, session, model.config.samples ?? []);
+      const placement = decidePlacement({
+        setting: model.config.placement,
+        cost: session.cost,
+        maxRunUs: this.config.INLINE_MAX_RUN_US,
+        inlineAvailable: this.runtime.loadInline !== undefined,
+      });
+      if (placement.placement === 'inline') {
+        inlineSession = await this.runtime.loadInline!(file, options);
+        await this.selfTest(signature, inlineSession, model.config.samples ?? []);
+      }
       const batching = this.batchingOptions(model.config, signature);
       const batcher = new Batcher(
         session,
@@ -549,28 +584,39 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         `Model '${model.name}' version ${entry.version}`,
         (run) => this.metrics?.observeRun(model.name, entry.version, run),
         () => this.metrics?.observeBatchSplit(model.name, entry.version),
+        {
+          scheduler: this.scheduler,
+          inline: inlineSession && { session: inlineSession, maxRows: placement.inlineMaxRows ?? Infinity },
+        },
       );
       Object.assign(entry, {
         state: 'READY',
         signature,
         session,
+        inlineSession,
         batcher,
         batching,
         caching: this.cachingOptions(model.config),
+        placement,
         digest: await digest,
         reason: undefined,
       });
       const ms = (performance.now() - started).toFixed(1);
+      const cost = session.cost
+        ? `${session.cost.perRunUs.toFixed(0)} µs a run + ${session.cost.perRowUs.toFixed(1)} µs a row`
+        : 'cost not measured';
       // At info each model has one line, once all its versions are loaded (load, above).
       this.logger.debug(
         `model ${model.name} version ${entry.version} READY in ${ms} ms (${model.config.samples?.length ?? 0} self-test samples passed; ` +
-          `batching ${batching.enabled ? `up to ${batching.maxBatchSize} rows` : 'off'})`,
+          `batching ${batching.enabled ? `up to ${batching.maxBatchSize} rows` : 'off'}; ` +
+          `${placement.placement} (${cost}: ${placement.reason}))`,
       );
     } catch (err) {
       await session?.release().catch(() => undefined);
+      await inlineSession?.release().catch(() => undefined);
       // Reasons reach clients: name the model file relative to the repository, not the server's path.
       const reason = (err as Error).message.split(this.root + path.sep).join('');
-      Object.assign(entry, { state: 'FAILED', reason, session: undefined });
+      Object.assign(entry, { state: 'FAILED', reason, session: undefined, inlineSession: undefined });
       this.logger.error(`model ${model.name} version ${entry.version} FAILED: ${entry.reason}`);
     }
   }
@@ -583,7 +629,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
       maxBatchSize: own.max_batch_size ?? this.config.BATCH_MAX_SIZE,
       maxQueueDelayMs: own.max_queue_delay_ms ?? this.config.BATCH_MAX_QUEUE_DELAY_MS,
       maxQueueSize: own.max_queue_size ?? this.config.MAX_QUEUE_SIZE,
-      concurrency: this.runtime.concurrency,
+      concurrency: Math.min(config.instances ?? this.runtime.concurrency, this.runtime.concurrency),
     };
   }
 

@@ -437,6 +437,13 @@ describe('PredictionService', () => {
         ],
         batchable: true,
         batching: { enabled: true, maxBatchSize: 64, maxQueueDelayMs: 0, maxQueueSize: 4096, concurrency: 1 },
+        // The fake runtime has no inline sessions, and no measured cost.
+        placement: {
+          placement: 'worker',
+          setting: 'auto',
+          cost: undefined,
+          reason: 'the runtime has no inline sessions',
+        },
         labels: LABELS,
         features: FEATURES,
         labelOutput: 'output_label',

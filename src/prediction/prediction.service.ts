@@ -9,6 +9,7 @@ import { ModelSignature, ModelState, TensorData, TensorSpec } from '../models/mo
 import { decodeOutputs, encodeInstances, InstanceOutputs } from '../models/instance.codec';
 import { encodeTensors, TensorInput } from '../models/tensor.codec';
 import { BatchingOptions } from '../models/batching/batcher';
+import { PlacementDecision } from '../models/placement';
 import { VersionStatistics } from '../observability/inference-statistics';
 
 /** The answer for one instance. Classifier fields are null for models that are not classifiers. */
@@ -71,6 +72,8 @@ export interface ModelDescription extends ModelSummary {
   readonly probabilityOutput: string | null;
   /** How the version is batched and how many workers run it; null until it is loaded. */
   readonly batching: BatchingOptions | null;
+  /** Where its runs go and what a run cost at warm-up; null until it is loaded. */
+  readonly placement: PlacementDecision | null;
 }
 
 /** One model version's inference statistics (see observability/inference-statistics.ts). */
@@ -254,6 +257,7 @@ export class PredictionService {
       labelOutput: signature?.labelOutput ?? null,
       probabilityOutput: signature?.probabilityOutput ?? null,
       batching: entry.batching ?? null,
+      placement: entry.placement ?? null,
     };
   }
 

@@ -19,6 +19,9 @@ export const toSummary = (m: ModelSummary): ModelSummaryDto => ({
   traffic: m.traffic,
 });
 
+/** Measured µs to a tenth: finer figures are noise. */
+const round = (us: number): number => Math.round(us * 10) / 10;
+
 export const toDescription = (d: ModelDescription): ModelDescriptionDto => ({
   ...toSummary(d),
   version: d.version,
@@ -31,6 +34,18 @@ export const toDescription = (d: ModelDescription): ModelDescriptionDto => ({
   features: d.features,
   label_output: d.labelOutput,
   probability_output: d.probabilityOutput,
+  placement:
+    d.placement && d.batching
+      ? {
+          placement: d.placement.placement,
+          setting: d.placement.setting,
+          reason: d.placement.reason,
+          instances: d.batching.concurrency,
+          inline_max_rows: Number.isFinite(d.placement.inlineMaxRows) ? d.placement.inlineMaxRows! : null,
+          run_cost_us: d.placement.cost ? round(d.placement.cost.perRunUs) : null,
+          row_cost_us: d.placement.cost ? round(d.placement.cost.perRowUs) : null,
+        }
+      : null,
 });
 
 export const toPredictResponse = (r: PredictionResult): PredictResponseDto => ({

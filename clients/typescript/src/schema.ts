@@ -785,6 +785,42 @@ export interface components {
              */
             shape: number[];
         };
+        PlacementDto: {
+            /**
+             * @description inline: runs on the event loop (no thread hop); worker: runs in the inference worker threads
+             * @example inline
+             * @enum {string}
+             */
+            placement: "inline" | "worker";
+            /**
+             * @description config.json `placement`
+             * @example auto
+             * @enum {string}
+             */
+            setting: "auto" | "inline" | "worker";
+            /** @example a run costs less than INLINE_MAX_RUN_US (100 µs) */
+            reason: string;
+            /**
+             * @description Most inference workers the version holds at once (config.json `instances`, else the whole pool)
+             * @example 2
+             */
+            instances: number;
+            /**
+             * @description Most rows of one inline run (larger requests run on a worker); null when unbounded or not inline
+             * @example 64
+             */
+            inline_max_rows: number | null;
+            /**
+             * @description A run's fixed cost in µs, measured at warm-up on an inference thread; null when not measured
+             * @example 12.5
+             */
+            run_cost_us: number | null;
+            /**
+             * @description The cost of each row of a run in µs, measured at warm-up; null when not measured
+             * @example 0.4
+             */
+            row_cost_us: number | null;
+        };
         ModelDescriptionDto: {
             /** @example iris */
             name: string;
@@ -859,6 +895,8 @@ export interface components {
             label_output: string | null;
             /** @example output_probability */
             probability_output: string | null;
+            /** @description Where the version runs and what a run cost when it warmed up; null until it is loaded */
+            placement: components["schemas"]["PlacementDto"] | null;
         };
         ErrorDetailDto: {
             /**
@@ -1748,6 +1786,7 @@ export type ModelSummaryDto = components['schemas']['ModelSummaryDto'];
 export type ServiceInfoDto = components['schemas']['ServiceInfoDto'];
 export type ModelListDto = components['schemas']['ModelListDto'];
 export type TensorSpecDto = components['schemas']['TensorSpecDto'];
+export type PlacementDto = components['schemas']['PlacementDto'];
 export type ModelDescriptionDto = components['schemas']['ModelDescriptionDto'];
 export type ErrorDetailDto = components['schemas']['ErrorDetailDto'];
 export type ErrorResponseDto = components['schemas']['ErrorResponseDto'];

@@ -7,6 +7,7 @@ import {
 import { Compute, doubling, FakeSession } from '../../testing/fake-runtime';
 import { TensorData } from '../model.types';
 import { Batcher, BatchingOptions, RunReport } from './batcher';
+import { WorkerScheduler } from './worker.scheduler';
 
 const OPTIONS: BatchingOptions = {
   enabled: true,
@@ -268,5 +269,124 @@ describe('Batcher', () => {
     await expect(running).resolves.toBeDefined();
     await waiting;
     expect(idle).toBe(true);
+  });
+});
+
+describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
+  it('never hands a worker more than one run: other versions wait in their own queues', async () => {
+    const scheduler = new WorkerScheduler(1);
+    const slowSession = new FakeSession({ gated: true });
+    const fastSession = new FakeSession({ gated: true });
+    const slow = new Batcher(slowSession, OPTIONS, 'slow', undefined, undefined, { scheduler });
+    const fast = new Batcher(fastSession, OPTIONS, 'fast', undefined, undefined, { scheduler });
+    const running = slow.submit({ x: rows([1, 1]) }, 1);
+    const waiting = fast.submit({ x: rows([2, 2]) }, 1);
+    expect([slowSession.held.length, fastSession.held.length]).toEqual([1, 0]);
+    expect(fast.depth).toBe(1);
+    await slowSession.finishAll();
+    await running;
+    expect(fastSession.held).toHaveLength(1);
+    await fastSession.finishAll();
+    expect(valuesOf((await waiting).y)).toEqual([4, 4]);
+  });
+
+  it('answers DEADLINE_EXCEEDED to a request whose deadline passes while another version holds every worker', async () => {
+    const scheduler = new WorkerScheduler(1);
+    const slowSession = new FakeSession({ gated: true });
+    const fastSession = new FakeSession();
+    const slow = new Batcher(slowSession, OPTIONS, 'slow', undefined, undefined, { scheduler });
+    const fast = new Batcher(fastSession, OPTIONS, 'fast', undefined, undefined, { scheduler });
+    const running = slow.submit({ x: rows([1, 1]) }, 1);
+    const late = fast.submit({ x: rows([2, 2]) }, 1, { deadline: Date.now() + 20 });
+    await expect(late).rejects.toBeInstanceOf(DeadlineExceededError);
+    expect(slowSession.held).toHaveLength(1);
+    await slowSession.finishAll();
+    await running;
+    // The dropped request never ran, and its grant went unused rather than lost.
+    expect(fastSession.runCount).toBe(0);
+    await expect(fast.submit({ x: rows([3, 3]) }, 1)).resolves.toBeDefined();
+    expect(scheduler.running).toBe(0);
+  });
+
+  it('holds at most `concurrency` workers per version (instances), leaving the rest to others', async () => {
+    const scheduler = new WorkerScheduler(2);
+    const slowSession = new FakeSession({ gated: true });
+    const otherSession = new FakeSession({ gated: true });
+    const slow = new Batcher(
+      slowSession,
+      { ...OPTIONS, enabled: false, concurrency: 1 },
+      'slow',
+      undefined,
+      undefined,
+      {
+        scheduler,
+      },
+    );
+    const other = new Batcher(otherSession, OPTIONS, 'other', undefined, undefined, { scheduler });
+    const slowRuns = [slow.submit({ x: rows([1, 1]) }, 1), slow.submit({ x: rows([2, 2]) }, 1)];
+    expect(slowSession.held).toHaveLength(1);
+    const answer = other.submit({ x: rows([5, 5]) }, 1);
+    expect(otherSession.held).toHaveLength(1);
+    await otherSession.finishAll();
+    expect(valuesOf((await answer).y)).toEqual([10, 10]);
+    await slowSession.finishAll();
+    await slowSession.finishAll();
+    await Promise.all(slowRuns);
+    expect(slowSession.runCount).toBe(2);
+  });
+
+  it('runs small batches inline with no worker, coalescing what arrives in the same turn and while it runs', async () => {
+    const turn = () => new Promise((r) => setImmediate(r));
+    const scheduler = new WorkerScheduler(1);
+    const workerSession = new FakeSession({ gated: true });
+    const inlineSession = new FakeSession({ gated: true });
+    const reports: RunReport[] = [];
+    const batcher = new Batcher(workerSession, OPTIONS, 'm', (r) => reports.push(r), undefined, {
+      scheduler,
+      inline: { session: inlineSession, maxRows: 3 },
+    });
+    const first = [batcher.submit({ x: rows([1, 1]) }, 1), batcher.submit({ x: rows([2, 2]) }, 1)];
+    // Too many rows for the inline lane: it goes to a worker, at once, beside the inline run.
+    const large = batcher.submit({ x: rows([5, 5], [6, 6], [7, 7], [8, 8]) }, 4);
+    expect(workerSession.held.map((r) => r.feeds.x.dims)).toEqual([[4, 2]]);
+    await turn();
+    expect(inlineSession.held.map((r) => r.feeds.x.dims)).toEqual([[2, 2]]);
+    const later = [batcher.submit({ x: rows([3, 3], [4, 4]) }, 2), batcher.submit({ x: rows([9, 9]) }, 1)];
+    expect(scheduler.running).toBe(1);
+    await inlineSession.finishAll();
+    expect((await Promise.all(first)).map((o) => valuesOf(o.y))).toEqual([
+      [2, 2],
+      [4, 4],
+    ]);
+    await turn();
+    // What queued while the first inline run was busy goes out together, within the lane's 3 rows.
+    expect(inlineSession.held.map((r) => r.feeds.x.dims)).toEqual([[3, 2]]);
+    await inlineSession.finishAll();
+    await workerSession.finishAll();
+    expect(valuesOf((await later[0]).y)).toEqual([6, 6, 8, 8]);
+    expect(valuesOf((await later[1]).y)).toEqual([18, 18]);
+    expect(valuesOf((await large).y)).toEqual([10, 10, 12, 12, 14, 14, 16, 16]);
+    expect(reports.map((r) => [r.placement, r.rows])).toEqual([
+      ['inline', 2],
+      ['inline', 3],
+      ['worker', 4],
+    ]);
+    expect(scheduler.running).toBe(0);
+    await expect(batcher.idle()).resolves.toBeUndefined();
+  });
+
+  it('keeps inline runs going while every worker is busy with another version', async () => {
+    const scheduler = new WorkerScheduler(1);
+    const slowSession = new FakeSession({ gated: true });
+    const slow = new Batcher(slowSession, OPTIONS, 'slow', undefined, undefined, { scheduler });
+    const tiny = new Batcher(new FakeSession(), OPTIONS, 'tiny', undefined, undefined, {
+      scheduler,
+      inline: { session: new FakeSession(), maxRows: Infinity },
+    });
+    const running = slow.submit({ x: rows([1, 1]) }, 1);
+    expect(valuesOf((await tiny.submit({ x: rows([7, 7]) }, 1)).y)).toEqual([14, 14]);
+    expect(slowSession.held).toHaveLength(1);
+    await slowSession.finishAll();
+    await running;
   });
 });

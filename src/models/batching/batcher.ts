@@ -7,6 +7,7 @@ import {
 import { TensorData } from '../model.types';
 import { concatRows, sliceRows } from '../tensor-rows';
 import { RuntimeSession } from '../runtime/model-runtime.interface';
+import { SchedulerClient, WorkerScheduler } from './worker.scheduler';
 
 export interface BatchingOptions {
   /** Coalesce concurrent requests into one run; off for models without a batch dimension. */
@@ -17,8 +18,15 @@ export interface BatchingOptions {
   readonly maxQueueDelayMs: number;
   /** Most rows waiting; beyond it submissions are refused with QUEUE_FULL. */
   readonly maxQueueSize: number;
-  /** Runs in flight at once: one per inference worker. */
+  /** Most inference workers this version holds at once (config.json `instances`, else the whole pool). */
   readonly concurrency: number;
+}
+
+/** Where the version's small runs go instead of a worker: a session on the event loop. */
+export interface InlineLane {
+  readonly session: RuntimeSession;
+  /** Most rows of one inline run (what the measured cost allows); larger requests run on a worker. */
+  readonly maxRows: number;
 }
 
 export interface SubmitOptions {
@@ -34,6 +42,7 @@ export interface RunReport {
   readonly rows: number;
   readonly queueWaitMs: readonly number[];
   readonly runMs: number;
+  readonly placement: 'inline' | 'worker';
 }
 
 interface Pending {
@@ -49,22 +58,29 @@ interface Pending {
 
 /**
  * The dynamic batcher of one model version, after Triton's: requests queue here (bounded), and
- * whenever an inference worker is free the queue's compatible requests, up to maxBatchSize rows,
- * go out as one run. Under load batches form by themselves while the workers are busy; when idle,
- * a request runs at once unless maxQueueDelayMs asks to wait for company. Every caller gets exactly
- * its own rows back; when a run of several requests fails, each of them runs again alone, so a bad
- * request fails only itself.
+ * whenever a worker is granted (WorkerScheduler) or the version's inline lane is free, the queue's
+ * compatible requests, up to maxBatchSize rows, go out as one run. Under load batches form by
+ * themselves while the runs are busy; when idle, a request runs at once unless maxQueueDelayMs asks
+ * to wait for company. Every caller gets exactly its own rows back; when a run of several requests
+ * fails, each of them runs again alone, so a bad request fails only itself.
  */
-export class Batcher {
+export class Batcher implements SchedulerClient {
   private readonly queue: Pending[] = [];
   private queuedRows = 0;
-  private inFlight = 0;
+  private workerRuns = 0;
+  private inlineBusy = false;
   private timer: NodeJS.Timeout | undefined;
   private closedReason: string | undefined;
   private runs = 0;
   private rowsRun = 0;
   private idleWaiters: (() => void)[] = [];
+  private readonly scheduler: WorkerScheduler;
+  private readonly inline: InlineLane | undefined;
 
+  /**
+   * Without a scheduler shared with other versions, the batcher has `concurrency` workers of its
+   * own; `inline` sends the runs it can take to a session on the event loop instead.
+   */
   constructor(
     private readonly session: RuntimeSession,
     private readonly options: BatchingOptions,
@@ -72,7 +88,11 @@ export class Batcher {
     private readonly onRun?: (report: RunReport) => void,
     /** A failed run of several requests, about to run each of them again alone. */
     private readonly onSplit?: (requests: number) => void,
-  ) {}
+    lanes: { readonly scheduler?: WorkerScheduler; readonly inline?: InlineLane } = {},
+  ) {
+    this.scheduler = lanes.scheduler ?? new WorkerScheduler(options.concurrency);
+    this.inline = lanes.inline;
+  }
 
   /** Rows waiting to run. */
   get depth(): number {
@@ -87,6 +107,21 @@ export class Batcher {
   /** Runs started so far, the rows they carried, and runs in flight now. */
   get stats(): { runs: number; rows: number; inFlight: number } {
     return { runs: this.runs, rows: this.rowsRun, inFlight: this.inFlight };
+  }
+
+  private get inFlight(): number {
+    return this.workerRuns + (this.inlineBusy ? 1 : 0);
+  }
+
+  get waitingSince(): number | undefined {
+    return this.queue.find((e) => this.needsWorker(e))?.enqueuedAt;
+  }
+
+  grant(release: () => void): void {
+    const batch = this.closedReason || this.workerRuns >= this.options.concurrency ? undefined : this.take('worker');
+    if (!batch) return release();
+    void this.dispatch(batch, 'worker', release);
+    this.schedule();
   }
 
   submit(
@@ -140,6 +175,7 @@ export class Batcher {
   /** Refuses new work and fails what is still queued; runs in flight finish. */
   close(reason: string): void {
     this.closedReason = reason;
+    this.scheduler.withdraw(this);
     clearTimeout(this.timer);
     for (const entry of this.queue.splice(0)) {
       entry.cleanup();
@@ -163,30 +199,54 @@ export class Batcher {
     return true;
   }
 
+  /** Whether the request runs on a worker: all of them without an inline lane, else those too large for it. */
+  private needsWorker(entry: Pending): boolean {
+    return !this.inline || entry.rows > this.inline.maxRows;
+  }
+
   private schedule(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    while (this.inFlight < this.options.concurrency && this.queue.length > 0) {
-      if (this.options.enabled && this.options.maxQueueDelayMs > 0 && this.queuedRows < this.options.maxBatchSize) {
-        const waited = performance.now() - this.queue[0].enqueuedAt;
-        if (waited < this.options.maxQueueDelayMs) {
-          this.timer = setTimeout(() => this.schedule(), this.options.maxQueueDelayMs - waited);
-          return;
-        }
+    if (this.queue.length === 0 || this.closedReason) return;
+    const inlineFree = this.inline !== undefined && !this.inlineBusy;
+    const workerFree = this.workerRuns < this.options.concurrency;
+    if (!inlineFree && !workerFree) return;
+    if (this.options.enabled && this.options.maxQueueDelayMs > 0 && this.queuedRows < this.options.maxBatchSize) {
+      const waited = performance.now() - this.queue[0].enqueuedAt;
+      if (waited < this.options.maxQueueDelayMs) {
+        this.timer = setTimeout(() => this.schedule(), this.options.maxQueueDelayMs - waited);
+        return;
       }
-      void this.dispatch(this.take());
     }
+    if (inlineFree && this.queue.some((e) => !this.needsWorker(e))) {
+      // Taken once the I/O callbacks of this turn of the event loop have run, so that requests
+      // parsed in the same turn share the run instead of each paying its own.
+      this.inlineBusy = true;
+      setImmediate(() => {
+        const batch = this.closedReason ? undefined : this.take('inline');
+        if (batch) return void this.dispatch(batch, 'inline', () => undefined);
+        this.inlineBusy = false;
+        if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+        this.schedule();
+      });
+    }
+    // The scheduler calls grant() when a worker is this batcher's; a request made twice counts once.
+    if (workerFree && this.queue.some((e) => this.needsWorker(e))) this.scheduler.request(this);
   }
 
-  /** The oldest request, and the compatible ones after it that fit in one run. */
-  private take(): Pending[] {
-    const first = this.queue[0];
+  /** The oldest request for the lane, and the compatible ones after it that fit in one run. */
+  private take(lane: 'inline' | 'worker'): Pending[] | undefined {
+    const fits = lane === 'worker' ? (e: Pending) => this.needsWorker(e) : (e: Pending) => !this.needsWorker(e);
+    const first = this.queue.find(fits);
+    if (!first) return undefined;
+    const limit =
+      lane === 'inline' ? Math.min(this.options.maxBatchSize, this.inline!.maxRows) : this.options.maxBatchSize;
     const batch = [first];
     let rows = first.rows;
     if (this.options.enabled) {
-      for (const entry of this.queue.slice(1)) {
-        if (rows >= this.options.maxBatchSize) break;
-        if (entry.shapeKey === first.shapeKey && rows + entry.rows <= this.options.maxBatchSize) {
+      for (const entry of this.queue.slice(this.queue.indexOf(first) + 1)) {
+        if (rows >= limit) break;
+        if (entry.shapeKey === first.shapeKey && rows + entry.rows <= limit) {
           batch.push(entry);
           rows += entry.rows;
         }
@@ -196,10 +256,11 @@ export class Batcher {
     return batch;
   }
 
-  private async dispatch(batch: Pending[]): Promise<void> {
+  private async dispatch(batch: Pending[], lane: 'inline' | 'worker', release: () => void): Promise<void> {
     const started = performance.now();
     const rows = batch.reduce((n, e) => n + e.rows, 0);
-    this.inFlight++;
+    if (lane === 'worker') this.workerRuns++;
+    const session = lane === 'inline' ? this.inline!.session : this.session;
     this.runs++;
     this.rowsRun += rows;
     try {
@@ -209,20 +270,23 @@ export class Batcher {
           : Object.fromEntries(
               Object.keys(batch[0].feeds).map((name) => [name, concatRows(batch.map((e) => e.feeds[name]))]),
             );
-      const outputs = await this.session.run(feeds);
+      const outputs = await session.run(feeds);
       this.onRun?.({
         requests: batch.length,
         rows,
         queueWaitMs: batch.map((e) => started - e.enqueuedAt),
         runMs: performance.now() - started,
+        placement: lane,
       });
       this.split(batch, outputs, rows);
     } catch (err) {
-      if (batch.length > 1) await this.runEachAlone(batch, started);
+      if (batch.length > 1) await this.runEachAlone(batch, started, session, lane);
       else batch[0].reject(err as Error);
     } finally {
-      this.inFlight--;
+      if (lane === 'inline') this.inlineBusy = false;
+      else this.workerRuns--;
       if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+      release();
       this.schedule();
     }
   }
@@ -233,20 +297,26 @@ export class Batcher {
    * its own error. They run one after another in the slot the failed run held, so a split never takes
    * more workers than the run it replaces.
    */
-  private async runEachAlone(batch: readonly Pending[], started: number): Promise<void> {
+  private async runEachAlone(
+    batch: readonly Pending[],
+    started: number,
+    session: RuntimeSession,
+    placement: 'inline' | 'worker',
+  ): Promise<void> {
     this.onSplit?.(batch.length);
     for (const entry of batch) {
       const alone = performance.now();
       this.runs++;
       this.rowsRun += entry.rows;
       try {
-        const outputs = await this.session.run(entry.feeds);
+        const outputs = await session.run(entry.feeds);
         // The failed run was not reported, so each request's wait is counted once, here.
         this.onRun?.({
           requests: 1,
           rows: entry.rows,
           queueWaitMs: [started - entry.enqueuedAt],
           runMs: performance.now() - alone,
+          placement,
         });
         entry.resolve(outputs);
       } catch (err) {

@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AppConfig } from '../../config/app.config';
 import { TensorData, ValueInfo } from '../model.types';
-import { ModelRuntime, RuntimeOptions, RuntimeSession } from './model-runtime.interface';
+import { LoadOptions, ModelRuntime, RunCost, RuntimeOptions, RuntimeSession } from './model-runtime.interface';
+import { loadSession, OrtSession, runSession } from './onnx.session';
 import { WorkerReply, WorkerRequest } from './worker.protocol';
 
 type Ok = Extract<WorkerReply, { ok: true }>;
@@ -16,6 +17,8 @@ const WORKER_EXEC_ARGV = __filename.endsWith('.ts') ? ['-r', 'ts-node/register/t
 /** One inference thread and the requests it has not answered yet. */
 class InferenceWorker {
   private readonly pending = new Map<number, { resolve: (r: Ok) => void; reject: (e: Error) => void }>();
+  /** Runs sent and not answered: the batchers' scheduler keeps it at most one per worker. */
+  runs = 0;
   private readonly worker: Worker;
   private nextId = 1;
   ready: Promise<void> = Promise.resolve();
@@ -38,7 +41,7 @@ class InferenceWorker {
     });
   }
 
-  /** Requests waiting on this worker: the pool sends new work to the least busy one. */
+  /** Requests waiting on this worker, loads and releases included. */
   get busy(): number {
     return this.pending.size;
   }
@@ -80,6 +83,7 @@ class PooledSession implements RuntimeSession {
     readonly inputs: readonly ValueInfo[],
     readonly outputs: readonly ValueInfo[],
     readonly warmUpError: string | undefined,
+    readonly cost: RunCost | undefined,
   ) {}
 
   run(feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>> {
@@ -91,10 +95,34 @@ class PooledSession implements RuntimeSession {
   }
 }
 
+/** A session on the main thread: each run holds the event loop for its length, so only cheap models get one. */
+class InlineSession implements RuntimeSession {
+  private released = false;
+
+  constructor(
+    private readonly session: OrtSession,
+    readonly inputs: readonly ValueInfo[],
+    readonly outputs: readonly ValueInfo[],
+    readonly warmUpError: string | undefined,
+  ) {}
+
+  run(feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>> {
+    if (this.released) return Promise.reject(new Error('the session was released'));
+    return runSession(this.session, feeds);
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.session.release();
+  }
+}
+
 /**
  * Runs ONNX sessions in a pool of worker threads, each holding its own session of every loaded
- * model, so that inference never blocks the event loop. A worker that dies is replaced and its
- * sessions are loaded again; the requests it held fail with the reason.
+ * model, so that inference never blocks the event loop; and, for models cheaper than the thread
+ * hop, sessions on the main thread (loadInline). A worker that dies is replaced and its sessions are
+ * loaded again; the requests it held fail with the reason.
  */
 @Injectable()
 export class OnnxRuntime implements ModelRuntime {
@@ -111,30 +139,51 @@ export class OnnxRuntime implements ModelRuntime {
     return this.config.INFERENCE_WORKERS;
   }
 
-  async load(modelPath: string, options: RuntimeOptions): Promise<RuntimeSession> {
+  async load(modelPath: string, options: LoadOptions): Promise<RuntimeSession> {
     if (this.workers.length === 0) {
       this.workers = Array.from({ length: this.config.INFERENCE_WORKERS }, () => this.spawn());
     }
     const key = `session-${this.nextKey++}`;
+    const runtimeOptions: RuntimeOptions = {
+      intraOpNumThreads: options.intraOpNumThreads,
+      interOpNumThreads: options.interOpNumThreads,
+      graphOptimizationLevel: options.graphOptimizationLevel,
+    };
+    // Timed in one worker only: every worker runs the same code on the same kind of core.
     const replies = await Promise.allSettled(
-      this.workers.map((w) => w.request({ op: 'load', key, path: modelPath, options })),
+      this.workers.map((w, i) =>
+        w.request({ op: 'load', key, path: modelPath, options: i === 0 ? options : runtimeOptions }),
+      ),
     );
     const failed = replies.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       await this.releaseSession(key);
       throw failed.reason;
     }
-    this.sessions.set(key, { modelPath, options });
+    this.sessions.set(key, { modelPath, options: runtimeOptions });
     const first = (replies[0] as PromiseFulfilledResult<Ok>).value;
-    return new PooledSession(this, key, first.inputs ?? [], first.outputs ?? [], first.warmUpError);
+    return new PooledSession(this, key, first.inputs ?? [], first.outputs ?? [], first.warmUpError, first.cost);
   }
 
-  /** A run of one session, on the least busy worker. */
+  async loadInline(modelPath: string, options: RuntimeOptions): Promise<RuntimeSession> {
+    const { session, inputs, outputs, warmUpError } = await loadSession(modelPath, options);
+    return new InlineSession(session, inputs, outputs, warmUpError);
+  }
+
+  /**
+   * A run of one session, on a worker with no run: the batchers' scheduler hands out at most one
+   * run per worker, so there is one (only self-tests at load time, outside the batchers, may share).
+   */
   async runSession(key: string, feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>> {
-    const worker = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
-    await worker.ready;
-    const reply = await worker.request({ op: 'run', key, feeds }, transferables(feeds));
-    return reply.results!;
+    const worker = this.workers.reduce((a, b) => (b.runs < a.runs || (b.runs === a.runs && b.busy < a.busy) ? b : a));
+    worker.runs++;
+    try {
+      await worker.ready;
+      const reply = await worker.request({ op: 'run', key, feeds }, transferables(feeds));
+      return reply.results!;
+    } finally {
+      worker.runs--;
+    }
   }
 
   async releaseSession(key: string): Promise<void> {

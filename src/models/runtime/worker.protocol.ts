@@ -1,5 +1,5 @@
 import type { TensorData, ValueInfo } from '../model.types';
-import type { RuntimeOptions } from './model-runtime.interface';
+import type { LoadOptions, RunCost } from './model-runtime.interface';
 
 /** Messages between the main thread and an inference worker (see onnx.worker.ts). */
 export type WorkerRequest =
@@ -8,7 +8,7 @@ export type WorkerRequest =
       readonly op: 'load';
       readonly key: string;
       readonly path: string;
-      readonly options: RuntimeOptions;
+      readonly options: LoadOptions;
     }
   | {
       readonly id: number;
@@ -28,4 +28,6 @@ export type WorkerReply =
       readonly results?: Record<string, TensorData>;
       /** Set when the warm-up run with zeros failed; the model may still serve real inputs. */
       readonly warmUpError?: string;
+      /** Timed runs after the warm-up, when the load asked for them. */
+      readonly cost?: RunCost;
     };

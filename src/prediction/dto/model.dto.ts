@@ -39,6 +39,52 @@ export class VersionStatusDto {
   readonly reason?: string;
 }
 
+export class PlacementDto {
+  @ApiProperty({
+    enum: ['inline', 'worker'],
+    example: 'inline',
+    description: 'inline: runs on the event loop (no thread hop); worker: runs in the inference worker threads',
+  })
+  readonly placement!: string;
+
+  @ApiProperty({ enum: ['auto', 'inline', 'worker'], example: 'auto', description: 'config.json `placement`' })
+  readonly setting!: string;
+
+  @ApiProperty({ example: 'a run costs less than INLINE_MAX_RUN_US (100 µs)' })
+  readonly reason!: string;
+
+  @ApiProperty({
+    type: 'integer',
+    example: 2,
+    description: 'Most inference workers the version holds at once (config.json `instances`, else the whole pool)',
+  })
+  readonly instances!: number;
+
+  @ApiProperty({
+    type: 'integer',
+    nullable: true,
+    example: 64,
+    description: 'Most rows of one inline run (larger requests run on a worker); null when unbounded or not inline',
+  })
+  readonly inline_max_rows!: number | null;
+
+  @ApiProperty({
+    type: 'number',
+    nullable: true,
+    example: 12.5,
+    description: "A run's fixed cost in µs, measured at warm-up on an inference thread; null when not measured",
+  })
+  readonly run_cost_us!: number | null;
+
+  @ApiProperty({
+    type: 'number',
+    nullable: true,
+    example: 0.4,
+    description: 'The cost of each row of a run in µs, measured at warm-up; null when not measured',
+  })
+  readonly row_cost_us!: number | null;
+}
+
 export class ModelSummaryDto {
   @ApiProperty({ example: 'iris' })
   readonly name!: string;
@@ -120,6 +166,13 @@ export class ModelDescriptionDto extends ModelSummaryDto {
 
   @ApiProperty({ type: 'string', nullable: true, example: 'output_probability' })
   readonly probability_output!: string | null;
+
+  @ApiProperty({
+    type: PlacementDto,
+    nullable: true,
+    description: 'Where the version runs and what a run cost when it warmed up; null until it is loaded',
+  })
+  readonly placement!: PlacementDto | null;
 }
 
 export class ServiceInfoDto {

@@ -8,6 +8,8 @@ import { LifecycleService } from '../health/lifecycle.service';
 import { latencyMiddleware } from '../observability/latency.middleware';
 import { MetricsService } from '../observability/metrics.service';
 import { requestContextMiddleware } from '../observability/request-context.middleware';
+import { tracingOn } from '../observability/tracing';
+import { tracingMiddleware } from '../observability/tracing.middleware';
 import { setupOpenApi } from '../openapi';
 import { apiKeyMiddleware } from '../security/api-key.middleware';
 import { ApiKeyStore } from '../security/api-key.store';
@@ -103,6 +105,8 @@ export function applyPipeline(
   adapter: HttpAdapterSetup,
 ): void {
   // Order matters: timing and context must cover every request, including those the parser rejects.
+  // The request's span comes first, so that it is active for everything after it; absent unless tracing is on.
+  if (tracingOn()) app.use(tracingMiddleware());
   app.use(latencyMiddleware(logger, app.get(MetricsService)));
   const lifecycle = app.get(LifecycleService);
   app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, lifecycle));

@@ -445,8 +445,12 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         );
       await this.selfTest(signature, session, model.config.samples ?? []);
       const batching = this.batchingOptions(model.config, signature);
-      const batcher = new Batcher(session, batching, `Model '${model.name}' version ${entry.version}`, (run) =>
-        this.metrics?.observeRun(model.name, entry.version, run),
+      const batcher = new Batcher(
+        session,
+        batching,
+        `Model '${model.name}' version ${entry.version}`,
+        (run) => this.metrics?.observeRun(model.name, entry.version, run),
+        { 'inference.model.name': model.name, 'inference.model.version': entry.version },
       );
       Object.assign(entry, {
         state: 'READY',

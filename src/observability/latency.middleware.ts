@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { cacheOutcome } from '../cache/prediction-cache.middleware';
 import { contextOf } from '../common/request-context';
 import { MetricsService } from './metrics.service';
+import { traceIds } from './tracing';
 
 const elapsedMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 
@@ -50,6 +51,7 @@ export function latencyMiddleware(logger: LoggerService, metrics: MetricsService
           cache: cacheOutcome(context?.cache),
           duration_ms: Number(elapsedMs(start).toFixed(3)),
           request_id: context?.requestId,
+          ...traceIds(context?.trace),
         },
         'HTTP',
       );

@@ -1,3 +1,4 @@
+import { Attributes, Context, Span, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   ClientClosedError,
   DeadlineExceededError,
@@ -26,6 +27,8 @@ export interface SubmitOptions {
   readonly deadline?: number;
   /** Aborted when the client goes away; a queued request is then dropped. */
   readonly signal?: AbortSignal;
+  /** The request's trace context, when it is traced: its queue wait and its run become spans under it. */
+  readonly trace?: Context;
 }
 
 /** What a batch run reports, for logs and metrics. */
@@ -45,6 +48,24 @@ interface Pending {
   readonly resolve: (outputs: Record<string, TensorData>) => void;
   readonly reject: (error: Error) => void;
   cleanup: () => void;
+  /** The request's trace context and its queue-wait span, when it is traced. */
+  readonly trace?: Context;
+  readonly waiting?: Span;
+}
+
+/**
+ * The spans of one traced request in the batcher, made through the OpenTelemetry API alone (no-ops
+ * unless a tracer provider is registered); only requests handed a trace context pay for them.
+ */
+const tracer = () => trace.getTracer('onnx-inference-service.batcher');
+
+function endFailed(span: Span | undefined, error: Error): void {
+  if (!span) return;
+  span.recordException(error);
+  const code = (error as { code?: unknown }).code;
+  span.setAttribute('error.type', typeof code === 'string' ? code : error.name);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+  span.end();
 }
 
 /**
@@ -69,6 +90,8 @@ export class Batcher {
     private readonly options: BatchingOptions,
     private readonly name: string,
     private readonly onRun?: (report: RunReport) => void,
+    /** What every span of this version carries (model, version). */
+    private readonly spanAttributes: Attributes = {},
   ) {}
 
   /** Rows waiting to run. */
@@ -106,9 +129,19 @@ export class Batcher {
         resolve,
         reject,
         cleanup: () => undefined,
+        trace: options.trace,
+        waiting:
+          options.trace &&
+          tracer().startSpan(
+            'queue wait',
+            { attributes: { ...this.spanAttributes, 'inference.rows': rows, 'inference.queue.rows': this.queuedRows } },
+            options.trace,
+          ),
       };
       const drop = (error: Error) => {
-        if (this.remove(entry)) reject(error);
+        if (!this.remove(entry)) return;
+        endFailed(entry.waiting, error);
+        reject(error);
       };
       const timer =
         options.deadline === undefined
@@ -135,7 +168,9 @@ export class Batcher {
     clearTimeout(this.timer);
     for (const entry of this.queue.splice(0)) {
       entry.cleanup();
-      entry.reject(new ModelNotReadyError(`${this.name} ${reason}`));
+      const error = new ModelNotReadyError(`${this.name} ${reason}`);
+      endFailed(entry.waiting, error);
+      entry.reject(error);
     }
     this.queuedRows = 0;
   }
@@ -194,6 +229,7 @@ export class Batcher {
     this.inFlight++;
     this.runs++;
     this.rowsRun += rows;
+    const spans = this.runSpans(batch, rows);
     try {
       const feeds =
         batch.length === 1
@@ -201,7 +237,11 @@ export class Batcher {
           : Object.fromEntries(
               Object.keys(batch[0].feeds).map((name) => [name, concatRows(batch.map((e) => e.feeds[name]))]),
             );
-      const outputs = await this.session.run(feeds);
+      const outputs = await this.session.run(
+        feeds,
+        spans && ((placement) => spans.forEach((s) => s?.setAttribute('inference.placement', placement))),
+      );
+      spans?.forEach((s) => s?.end());
       this.onRun?.({
         requests: batch.length,
         rows,
@@ -210,12 +250,37 @@ export class Batcher {
       });
       this.split(batch, outputs, rows);
     } catch (err) {
+      // A run that had ended its spans failed only in splitting its outputs; ending one twice is a no-op warning.
+      spans?.forEach((s) => s?.isRecording() && endFailed(s, err as Error));
       for (const entry of batch) entry.reject(err as Error);
     } finally {
       this.inFlight--;
       if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
       this.schedule();
     }
+  }
+
+  /**
+   * Ends the traced requests' queue waits and opens one run span per traced request, each under its
+   * own request's span: a run shared by several requests appears in each of their traces, with the
+   * whole run's size beside the request's own rows. Undefined when no request of the run is traced.
+   */
+  private runSpans(batch: Pending[], rows: number): (Span | undefined)[] | undefined {
+    if (!batch.some((e) => e.trace)) return undefined;
+    const attributes: Attributes = {
+      ...this.spanAttributes,
+      'inference.batch.size': rows,
+      'inference.batch.requests': batch.length,
+    };
+    return batch.map((entry) => {
+      if (!entry.trace) return undefined;
+      entry.waiting?.end();
+      return tracer().startSpan(
+        'inference run',
+        { attributes: { ...attributes, 'inference.rows': entry.rows } },
+        entry.trace,
+      );
+    });
   }
 
   private split(batch: Pending[], outputs: Record<string, TensorData>, rows: number): void {

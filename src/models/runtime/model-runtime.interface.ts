@@ -18,8 +18,14 @@ export interface RuntimeSession {
   readonly outputs: readonly ValueInfo[];
   /** Why the warm-up run (zeros of the input shapes) failed, if it did; real inputs may still work. */
   readonly warmUpError?: string;
-  /** Runs the graph, fetching every output. */
-  run(feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>>;
+  /**
+   * Runs the graph, fetching every output. `placed`, when given, is told where the run goes (the
+   * device and the worker), for its trace span.
+   */
+  run(
+    feeds: Readonly<Record<string, TensorData>>,
+    placed?: (placement: string) => void,
+  ): Promise<Record<string, TensorData>>;
   release(): Promise<void>;
 }
 

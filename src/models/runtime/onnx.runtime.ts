@@ -82,8 +82,11 @@ class PooledSession implements RuntimeSession {
     readonly warmUpError: string | undefined,
   ) {}
 
-  run(feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>> {
-    return this.runtime.runSession(this.key, feeds);
+  run(
+    feeds: Readonly<Record<string, TensorData>>,
+    placed?: (placement: string) => void,
+  ): Promise<Record<string, TensorData>> {
+    return this.runtime.runSession(this.key, feeds, placed);
   }
 
   release(): Promise<void> {
@@ -130,8 +133,14 @@ export class OnnxRuntime implements ModelRuntime {
   }
 
   /** A run of one session, on the least busy worker. */
-  async runSession(key: string, feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>> {
+  async runSession(
+    key: string,
+    feeds: Readonly<Record<string, TensorData>>,
+    placed?: (placement: string) => void,
+  ): Promise<Record<string, TensorData>> {
     const worker = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    // The CPU execution provider is the only one these sessions are made with.
+    placed?.(`cpu/worker-${this.workers.indexOf(worker)}`);
     await worker.ready;
     const reply = await worker.request({ op: 'run', key, feeds }, transferables(feeds));
     return reply.results!;

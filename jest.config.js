@@ -61,6 +61,9 @@ const EDGE = [
   // The process: the matched route in each request's log line (see metrics), and SIGTERM under load,
   // which each adapter's server drains its own way.
   'process',
+  // Traces from the process: the request's span stays active through each adapter's body parser and
+  // router (bound listeners), and its name and http.route come from each adapter's matched pattern.
+  'tracing',
 ];
 
 /** Run once, on Fastify: none of them checks anything that differs between the adapters. */

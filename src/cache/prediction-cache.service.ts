@@ -80,7 +80,11 @@ export class PredictionCache implements OnApplicationShutdown {
   submit(entry: ReadyModelVersion, run: EncodedRun, request?: RequestContext): Promise<Outputs> {
     // The signal is read only when a run is really queued: a request the cache answers never makes one.
     const compute: Compute = (feeds, rows) =>
-      entry.batcher.submit(feeds, rows, { deadline: request?.deadline, signal: request?.signal, trace: request?.trace });
+      entry.batcher.submit(feeds, rows, {
+        deadline: request?.deadline,
+        signal: request?.signal,
+        trace: request?.trace,
+      });
     const use = request?.cache;
     // A run of no rows has no row to key: it goes to the model as it is.
     if (!use || !entry.caching.enabled || run.count === 0) return compute(run.feeds, run.count);
@@ -290,7 +294,12 @@ export class PredictionCache implements OnApplicationShutdown {
   }
 
   /** A call that reaches Redis, as a client span when tracing is on (memory calls are not spans). */
-  private redisCall<T>(operation: string, keys: number, parent: Context | undefined, call: () => Promise<T>): Promise<T> {
+  private redisCall<T>(
+    operation: string,
+    keys: number,
+    parent: Context | undefined,
+    call: () => Promise<T>,
+  ): Promise<T> {
     if (!this.store.remote || !tracingOn()) return call();
     return traced(
       operation,

@@ -232,19 +232,19 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
       };
       const run = () => this.admit(method, call, context).then(() => handle(call.request, context, method));
       (traced ? otelContext.with(traced, run) : run()).then(
-          (response) => {
-            callback(null, response);
-            done(Status.OK);
-          },
-          (err: unknown) => {
-            const error = toCallError(err);
-            if (error.code === Status.INTERNAL && !(err instanceof DomainError)) {
-              this.logger.error(`${method} failed: ${(err as Error).stack ?? String(err)}`);
-            }
-            callback({ code: error.code, details: error.details, metadata: error.metadata });
-            done(error.code);
-          },
-        );
+        (response) => {
+          callback(null, response);
+          done(Status.OK);
+        },
+        (err: unknown) => {
+          const error = toCallError(err);
+          if (error.code === Status.INTERNAL && !(err instanceof DomainError)) {
+            this.logger.error(`${method} failed: ${(err as Error).stack ?? String(err)}`);
+          }
+          callback({ code: error.code, details: error.details, metadata: error.metadata });
+          done(error.code);
+        },
+      );
     };
   }
 

@@ -113,17 +113,19 @@ export function traced<T>(
     { kind, attributes: typeof attributes === 'function' ? attributes() : attributes },
     base,
   );
-  return context.with(trace.setSpan(base, span), () => work(span)).then(
-    (result) => {
-      span.end();
-      return result;
-    },
-    (err: unknown) => {
-      recordFailure(span, err);
-      span.end();
-      throw err;
-    },
-  );
+  return context
+    .with(trace.setSpan(base, span), () => work(span))
+    .then(
+      (result) => {
+        span.end();
+        return result;
+      },
+      (err: unknown) => {
+        recordFailure(span, err);
+        span.end();
+        throw err;
+      },
+    );
 }
 
 /** A span's context to parent others with, or undefined without tracing. */

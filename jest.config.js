@@ -78,8 +78,10 @@ const ONCE = [
   'reference-predictions',
   'v2-conformance',
   'no-config-model',
-  // The OpenAPI document's contents, and the clients and browser pages made from it.
+  // The OpenAPI document's contents, and the clients and browser pages made from it; the documents
+  // linted by Redocly and a second SDK (@hey-api/openapi-ts) generated, compiled and called.
   'openapi',
+  'openapi-tools',
   'sdk',
   'examples',
   'swagger-ui',

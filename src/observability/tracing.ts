@@ -13,7 +13,7 @@ import {
 } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { APP_INFO } from '../app.info';
@@ -46,9 +46,10 @@ export interface Tracing {
 /**
  * Starts tracing when the environment asks for it (see tracingRequested), before the application is
  * made, so that the context manager sees every request. Registers the global tracer provider, the
- * W3C trace-context and baggage propagators and the AsyncLocalStorage context manager.
+ * W3C trace-context and baggage propagators and the AsyncLocalStorage context manager. The exporter
+ * is OTLP/HTTP unless one is given (the unit spec's, where Jest cannot load the OTLP transport).
  */
-export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | undefined {
+export function startTracing(env: NodeJS.ProcessEnv = process.env, exporter?: SpanExporter): Tracing | undefined {
   if (!tracingRequested(env) || tracer) return undefined;
   // The package's name and version unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES say otherwise.
   const resource = defaultResource()
@@ -56,7 +57,7 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
     .merge(detectResources({ detectors: [envDetector] }));
   const provider = new NodeTracerProvider({
     resource,
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+    spanProcessors: [new BatchSpanProcessor(exporter ?? new OTLPTraceExporter())],
   });
   provider.register();
   tracer = trace.getTracer(APP_INFO.name, APP_INFO.version);

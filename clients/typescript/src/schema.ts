@@ -1137,6 +1137,17 @@ export interface components {
              */
             dims: number[];
         };
+        V2InstanceGroupDto: {
+            /** @example iris */
+            name: string;
+            /** @example KIND_CPU */
+            kind: string;
+            /**
+             * @description Inference workers running the version
+             * @example 2
+             */
+            count: number;
+        };
         V2ModelConfigDto: {
             /** @example iris */
             name: string;
@@ -1167,16 +1178,7 @@ export interface components {
              *     }
              */
             dynamic_batching?: Record<string, never>;
-            /**
-             * @example [
-             *       {
-             *         "name": "iris",
-             *         "kind": "KIND_CPU",
-             *         "count": 2
-             *       }
-             *     ]
-             */
-            instance_group: string[];
+            instance_group: components["schemas"]["V2InstanceGroupDto"][];
             /** @example model.onnx */
             default_model_filename: string;
             /**
@@ -1696,6 +1698,7 @@ export type V2TensorMetadataDto = components['schemas']['V2TensorMetadataDto'];
 export type V2ModelMetadataDto = components['schemas']['V2ModelMetadataDto'];
 export type V2ErrorDto = components['schemas']['V2ErrorDto'];
 export type V2ConfigTensorDto = components['schemas']['V2ConfigTensorDto'];
+export type V2InstanceGroupDto = components['schemas']['V2InstanceGroupDto'];
 export type V2ModelConfigDto = components['schemas']['V2ModelConfigDto'];
 export type V2ModelReadyDto = components['schemas']['V2ModelReadyDto'];
 export type V2InferInputDto = components['schemas']['V2InferInputDto'];

@@ -137,10 +137,10 @@ export async function right(): Promise<string | null | undefined> {
       await fs.writeFile(file.replace(/\.ts$/, '.js'), outputText);
     }
     const sdk = (await import(path.join(out, 'index.js'))) as {
-      predictIris(options: object): Promise<{ data?: { label: string }; response: Response }>;
+      predictIris: (options: object) => Promise<{ data?: { label: string }; response: Response }>;
     };
     const { createClient } = (await import(path.join(out, 'client', 'index.js'))) as {
-      createClient(config: { baseUrl: string }): object;
+      createClient: (config: { baseUrl: string }) => object;
     };
     const answer = await sdk.predictIris({
       client: createClient({ baseUrl }),

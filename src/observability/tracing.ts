@@ -30,7 +30,7 @@ import { APP_INFO } from '../app.info';
 /** Set while tracing runs; everything below tests it first. */
 let tracer: Tracer | undefined;
 
-/** Whether the environment asks for traces: an OTLP endpoint, not disabled by OTEL_SDK_DISABLED or OTEL_TRACES_EXPORTER=none. */
+/** Whether the environment asks for traces: an OTLP endpoint, and no OTEL_SDK_DISABLED or OTEL_TRACES_EXPORTER=none. */
 export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return false;
   const exporters = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((e) => e.trim().toLowerCase());
@@ -141,7 +141,7 @@ export function traceIds(of: Context | undefined): { trace_id: string; span_id: 
   return { trace_id: traceId, span_id: spanId };
 }
 
-/** Reads a W3C traceparent and tracestate (and baggage) from whatever carries them, as the registered propagator does. */
+/** A W3C traceparent and tracestate (and baggage) from whatever carries them, read by the registered propagator. */
 export function extractParent<C>(carrier: C, getter: TextMapGetter<C>): Context {
   return propagation.extract(ROOT_CONTEXT, carrier, getter);
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { DomainError, InvalidInputError } from '../common/domain.errors';
 import { attachContext, RequestContext } from '../common/request-context';
+import { tracingOn } from './tracing';
 import { traceOf } from './tracing.middleware';
 
 /** Client-sent ids are echoed only when they are short and plain, so they cannot forge log lines. */
@@ -43,7 +44,7 @@ export function requestContextMiddleware(
     const context: RequestContext = {
       requestId,
       deadline: Date.now() + timeoutMs,
-      trace: traceOf(req),
+      trace: tracingOn() ? traceOf(req) : undefined,
       get signal() {
         if (!abort) {
           const controller = (abort = new AbortController());

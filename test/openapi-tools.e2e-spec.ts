@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as ts from 'typescript';
+import { ERROR_CODES } from '../src/common/domain.errors';
 import { ROOT, startApp } from './support/app';
 
 const run = promisify(execFile);
@@ -88,6 +89,15 @@ describe('the OpenAPI documents, through the tools users run on them', () => {
     },
   );
 
+  it('types the error code as an enum made from the code’s one list, in every document', async () => {
+    for (const route of DOCUMENTS) {
+      const document = JSON.parse(await fs.readFile(files[route], 'utf8')) as {
+        components: { schemas: Record<string, { enum?: string[] }> };
+      };
+      expect(document.components.schemas.ErrorCode?.enum).toEqual(Object.keys(ERROR_CODES));
+    }
+  });
+
   it('generates an SDK with @hey-api/openapi-ts that keeps tuples, compiles strict, refuses a wrong feature count, and predicts', async () => {
     const out = path.join(work, 'hey-api');
     await run(
@@ -98,6 +108,7 @@ describe('the OpenAPI documents, through the tools users run on them', () => {
     const types = await fs.readFile(path.join(out, 'types.gen.ts'), 'utf8');
     // The feature arrays as tuples of their exact length, where other generators drop the bounds.
     expect(types).toMatch(/export type IrisFeatureArray = \[\s*number,\s*number,\s*number,\s*number\s*\];/);
+    expect(types).toMatch(/export type ErrorCode = 'INVALID_INPUT' \| /);
 
     const use = (name: string, text: string) => {
       const file = path.join(work, name);

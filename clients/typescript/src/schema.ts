@@ -786,6 +786,11 @@ export interface components {
             /** @example output_probability */
             probability_output: string | null;
         };
+        /**
+         * @description Stable machine-readable code (the README lists what each means)
+         * @enum {string}
+         */
+        ErrorCode: "INVALID_INPUT" | "MALFORMED_JSON" | "UNSUPPORTED_MEDIA_TYPE" | "PAYLOAD_TOO_LARGE" | "ROUTE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "HTTP_ERROR" | "UNAUTHENTICATED" | "FORBIDDEN" | "RATE_LIMITED" | "HEADERS_TOO_LARGE" | "REQUEST_TIMEOUT" | "MODEL_NOT_FOUND" | "MODEL_NOT_READY" | "MODEL_CONTROL_DISABLED" | "MODEL_LOAD_FAILED" | "QUEUE_FULL" | "DEADLINE_EXCEEDED" | "CLIENT_CLOSED" | "SHUTTING_DOWN" | "INFERENCE_FAILED" | "INTERNAL";
         ErrorDetailDto: {
             /**
              * @description Where in the request the problem is
@@ -799,10 +804,10 @@ export interface components {
             /** @example 400 */
             statusCode: number;
             /**
-             * @description Stable machine-readable code: INVALID_INPUT, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED, HTTP_ERROR, UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, HEADERS_TOO_LARGE, REQUEST_TIMEOUT, MODEL_NOT_FOUND, MODEL_NOT_READY, MODEL_CONTROL_DISABLED, MODEL_LOAD_FAILED, QUEUE_FULL, DEADLINE_EXCEEDED, CLIENT_CLOSED, SHUTTING_DOWN, INFERENCE_FAILED, INTERNAL
+             * @description Stable machine-readable code (the README lists what each means)
              * @example INVALID_INPUT
              */
-            error: string;
+            error: components["schemas"]["ErrorCode"];
             /** @example The request does not match the model's inputs */
             message: string;
             details: components["schemas"]["ErrorDetailDto"][];
@@ -1677,6 +1682,7 @@ export type ServiceInfoDto = components['schemas']['ServiceInfoDto'];
 export type ModelListDto = components['schemas']['ModelListDto'];
 export type TensorSpecDto = components['schemas']['TensorSpecDto'];
 export type ModelDescriptionDto = components['schemas']['ModelDescriptionDto'];
+export type ErrorCode = components['schemas']['ErrorCode'];
 export type ErrorDetailDto = components['schemas']['ErrorDetailDto'];
 export type ErrorResponseDto = components['schemas']['ErrorResponseDto'];
 export type PredictRequestDto = components['schemas']['PredictRequestDto'];

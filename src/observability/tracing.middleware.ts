@@ -71,6 +71,9 @@ export function tracingMiddleware() {
     if (!span) return next();
     const traced = trace.setSpan(parent, span);
     TRACES.set(req, traced);
+    // Sampled out: nothing under it will be recorded either, so it need not be the active span (the
+    // listeners' binding is most of what tracing costs a request), and it has nothing to report.
+    if (!span.isRecording()) return next();
     res.once('close', () => {
       // The matched pattern, as the latency log line reads it (Fastify's hook, or Express's req.route).
       const route = contextOf(req)?.route ?? (req as { route?: { path?: string } }).route?.path;

@@ -109,6 +109,8 @@ describe('tracing on', () => {
     await expect(
       traced('failing', parent, {}, () => Promise.reject(Object.assign(new Error('no'), { code: 'QUEUE_FULL' }))),
     ).rejects.toThrow('no');
+    // Outside any request's trace, a call is no span of its own (it would be a stray trace).
+    await expect(traced('orphan', undefined, {}, (span) => Promise.resolve(span))).resolves.toBeUndefined();
     // Batched: nothing is sent until the delay or shutdown.
     expect(exported).toHaveLength(0);
 

@@ -109,6 +109,10 @@ export function traced<T>(
 ): Promise<T> {
   if (!tracer) return work();
   const base = parent ?? context.active();
+  // A call outside any request's trace (or in a request sampled out) is no span: it would start a trace
+  // of its own. A caller's remote span, read from a traceparent, is a parent like any other.
+  const under = trace.getSpan(base);
+  if (!under || (!under.isRecording() && !under.spanContext().isRemote)) return work();
   const span = tracer.startSpan(
     name,
     { kind, attributes: typeof attributes === 'function' ? attributes() : attributes },

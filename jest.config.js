@@ -94,6 +94,9 @@ const ONCE = [
   // The Open Inference Protocol over gRPC: its own server (@grpc/grpc-js) beside HTTP, which neither
   // HTTP adapter touches; what it compares with the REST routes is the same on both.
   'grpc',
+  // Valid requests answered whatever else the model is given: a request that fails inside onnxruntime
+  // beside coalesced ones, and tensors of zero rows, on each protocol with the cache on and off.
+  'isolation',
 ];
 
 // Every suite in test/ is in exactly one list, so a new suite cannot go unrun.

@@ -4,9 +4,9 @@
  *
  * It exists to answer "what does the service's machinery (Nest, validation, worker threads, the batcher)
  * cost or buy, compared with the least code that gives the same answers?". So it mirrors the service's
- * routes and answers and uses the same session settings as the service's defaults
- * (intraOpNumThreads 1, interOpNumThreads 1, graph optimisation "all", CPU provider), and it validates
- * just enough to never answer wrongly.
+ * routes and answers (for every model the bench loads: iris, digits and the MLP fixture) and uses the
+ * same session settings as the service's defaults (intraOpNumThreads 1, interOpNumThreads 1, graph
+ * optimisation "all", CPU provider), and it validates just enough to never answer wrongly.
  *
  * onnxruntime-node's `InferenceSession.run()` returns a promise, but the work itself runs synchronously
  * on the calling thread behind a setImmediate, so under plain Node each run blocks this event loop:
@@ -20,9 +20,9 @@
 import * as http from 'node:http';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { MODELS, MODEL_DIRS } from './workload';
 
-const MODELS_DIR = path.resolve(__dirname, '..', 'models');
-const MODEL_NAMES = ['iris', 'digits'] as const;
+const ROOT = path.resolve(__dirname, '..');
 /** Same cap as the service's MAX_BATCH_SIZE default, so neither side is asked to do more than the other. */
 const MAX_INSTANCES = 1024;
 /** Same as the service's BODY_LIMIT default (1mb). */
@@ -36,8 +36,8 @@ interface LoadedModel {
 
 class BadRequest extends Error {}
 
-async function loadModel(name: string): Promise<LoadedModel> {
-  const session = await ort.InferenceSession.create(path.join(MODELS_DIR, name, '1', 'model.onnx'), {
+async function loadModel(name: (typeof MODELS)[number]): Promise<LoadedModel> {
+  const session = await ort.InferenceSession.create(path.join(ROOT, MODEL_DIRS[name], '1', 'model.onnx'), {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
   });
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 9000);
   const host = process.env.HOST ?? '127.0.0.1';
   const models = new Map<string, LoadedModel>();
-  for (const name of MODEL_NAMES) models.set(name, await loadModel(name));
+  for (const name of MODELS) models.set(name, await loadModel(name));
 
   const server = http.createServer((req, res) => {
     handle(models, req, res).catch((err: Error) => {

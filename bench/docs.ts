@@ -4,7 +4,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { markdownFloorTable, markdownInstancesTable, markdownTable, markdownV2Table } from './report';
+import { DEADLINE_BOUND_MS, DEADLINE_CLIENTS, DEADLINE_MS, POISON_BAD_CLIENTS, POISON_GOOD_CLIENTS } from './isolation';
+import {
+  clientCostSummary,
+  markdownFloorTable,
+  markdownInstancesTable,
+  markdownIsolationTable,
+  markdownTable,
+  markdownV2Table,
+} from './report';
 import { Results } from './results';
 import { V2_CONCURRENCIES } from './v2';
 import { FLOOR_CONCURRENCY, FLOOR_PATH } from './workload';
@@ -35,6 +43,8 @@ export function writePerformanceDoc(file: string, results: Results, chartFile: s
   const when = results.started_at.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
   const floorTable = markdownFloorTable(results);
   const v2Table = markdownV2Table(results);
+  // Results files older than schema 4 have no isolation cells.
+  const isolationTable = markdownIsolationTable({ isolation: results.isolation ?? [] });
   // Results files older than schema 3 have no V2 settings.
   const v2Concurrencies = s.v2_concurrencies ?? V2_CONCURRENCIES;
 
@@ -60,7 +70,10 @@ Targets:
   explicitly), \`BATCHING_ENABLED=true\`, \`CACHE_ENABLED=false\` (the bench's bodies repeat, and the
   baseline and the lesson cache nothing: these targets measure inference), \`LOG_LEVEL=warn\` (so the per-request log line is not what is
   measured) and every other setting at its default (one onnxruntime thread per session:
-  \`ORT_INTRA_OP_NUM_THREADS=1\`, \`ORT_INTER_OP_NUM_THREADS=1\`). The performance targets (Targets, below) are evaluated on this one.
+  \`ORT_INTRA_OP_NUM_THREADS=1\`, \`ORT_INTER_OP_NUM_THREADS=1\`), on a model repository of its own, a
+  temporary copy of \`models/iris\`, \`models/digits\` and the MLP fixture (\`test/fixtures/models/mlp\`: a
+  256-1024-1024-10 float network of 1.3 M parameters, seeded weights, the classifiers' signature). The
+  performance targets (Targets, below) are evaluated on this one.
 - **service, batching off, Fastify**: the same with \`BATCHING_ENABLED=false\`.
 - **service, batching on, Express**: the same as batching on, Fastify, with \`HTTP_ADAPTER=express\`, and
   the same cells: the difference between the two is the HTTP framework layer alone.
@@ -70,7 +83,7 @@ Targets:
 - **baseline**: \`bench/baseline.ts\`, the least code that gives the same answers: bare \`node:http\` plus
   onnxruntime-node, no framework, no worker threads, no batching, one \`session.run\` per request on the
   main thread (onnxruntime-node runs it synchronously behind a \`setImmediate\`, so each run blocks the
-  event loop). Same routes and answer shape as the service (\`/v1/models/{iris|digits}/predict\` and
+  event loop). Same routes and answer shape as the service (\`/v1/models/{iris|digits|mlp}/predict\` and
   \`.../predict/batch\`), minimal validation, and the service's default session settings:
   \`InferenceSession.create(path, { intraOpNumThreads: 1, interOpNumThreads: 1 })\`. It also answers
   \`GET ${FLOOR_PATH}\` with \`{"status":"ok"}\`, as the service does, for the HTTP layer floor.
@@ -82,10 +95,11 @@ Targets:
   image-sized input) and digits, with \`BODY_LIMIT=16mb\` (an image as JSON is some 3 MB). For the Open Inference
   Protocol's cells, below.
 
-Cells: model (iris, digits) × route (single: one instance per request; batch: ${s.batch_size} instances per
+Cells: model (iris, digits, mlp) × route (single: one instance per request; batch: ${s.batch_size} instances per
 request, one inference run) × target × concurrency (${s.concurrencies.join(', ')} connections); the lesson on
 iris only. Request bodies are real rows from \`models/<model>/reference.json\` (scikit-learn's own
-predictions), several different bodies per cell, cycled by every connection. Before a target is loaded,
+predictions; for the MLP, \`test/fixtures/models/mlp/reference.json\`, a float64 forward pass), several
+different bodies per cell, cycled by every connection. Before a target is loaded,
 every body is sent once and the predicted classes are compared with scikit-learn's (iris
 [5.1, 3.5, 1.4, 0.2] must be class 0 first); a wrong answer stops the bench with a non-zero exit.
 
@@ -111,30 +125,51 @@ the measured run is a fixed number of requests (as many as the warm-up's rate ma
 at least two per connection), each of them answered within it, and the CPU time is read with the service idle
 on both sides.
 
-Each cell is an autocannon run (in the bench's own process, HTTP/1.1 keep-alive, no pipelining, ${s.request_timeout_s} s
-request timeout) of ${s.duration_s} s after an unrecorded ${s.warmup_s} s warm-up at the same concurrency. Reported:
+Each REST cell (the targets', the floor's, the isolation cells') is a wrk run (\`${s.rest_client ?? 'autocannon'}\`:
+one thread, HTTP/1.1 keep-alive, no pipelining, ${s.request_timeout_s} s request timeout; a generated Lua script cycles the
+cell's bodies) of ${s.duration_s} s after an unrecorded ${s.warmup_s} s warm-up at the same concurrency. wrk rather than
+autocannon because the client shares the machine with the target: autocannon, in the bench's own Node process,
+costs about as much CPU per request as a small model's answer, so it would limit the very cells the targets are
+about; wrk's own CPU time is measured for every cell (and written to the results file as
+\`client_cpu_us_per_request\`), which shows that the client costs less than the target. The V2 cells and the
+memory check still use autocannon (binary bodies, a fixed number of requests). Reported:
 
 - **req/s**: 2xx responses divided by the measured duration; for batch routes, instances/s = req/s × ${s.batch_size}.
-- **p50, p99** (ms): percentiles of every 2xx response time, computed from autocannon's per-response
-  times (its own summary rounds latencies to whole milliseconds).
+- **CPU µs**: the target's user + system CPU time (all its threads, and its child processes for the lesson's
+  script) from \`/proc/<pid>/stat\`, read with the target idle before and after the measured run, divided by
+  its 2xx answers. The requests wrk has in flight when it stops (at most c) are answered after it and counted
+  in the CPU time without their answers: a small share of any cell of several seconds.
+- **p50, p99** (ms): percentiles of every response time, from wrk's histogram (microsecond resolution).
 - **err**: connection errors + timeouts + non-2xx responses.
 
 Memory: a fresh service process (batching on, Fastify) is sent ${rss ? rss.first_requests.toLocaleString('en-US') : 'N'} digits single
 requests at c=${rss?.concurrency ?? 32}, its RSS read from \`/proc/<pid>/status\` (VmRSS), then requests up to
 ${rss ? rss.total_requests.toLocaleString('en-US') : '10 N'} in all, and its RSS read again.
 
-The machine is small (${m.cpu_count} CPUs) and autocannon shares it with the target, so absolute numbers are
+Isolation cells (\`bench/isolation.ts\`): a service process of their own (the settings of batching on, Fastify)
+on a repository of iris and the \`gather\` and \`slow\` fixtures, loaded by two wrk runs at once, every
+answer's status counted. *poison*: ${POISON_GOOD_CLIENTS} clients send good indices to \`gather\` beside ${POISON_BAD_CLIENTS} clients sending
+indices that pass validation and fail inside onnxruntime; the good requests should answer 200. *deadline*: one
+client keeps the \`slow\` fixture busy (runs of a good share of a second each) beside ${DEADLINE_CLIENTS} iris clients whose
+requests carry \`X-Request-Timeout-Ms: ${DEADLINE_MS}\`; every iris request should be answered, 200 or 504, within
+${DEADLINE_BOUND_MS} ms. Their CPU time per answer is the whole process's over the cell (the fault included) divided by the
+measured load's 2xx answers.
+
+The machine is small (${m.cpu_count} CPUs) and the client shares it with the target, so absolute numbers are
 lower than on a dedicated load generator; the comparisons between targets are what the bench is for.
 
 ### How to run
 
 \`\`\`sh
-npm run bench                     # full run: 5 s cells at c = 1, 8, 32, 128 (V2: 1 and 8), about 11 minutes
+npm run bench                     # full run: 5 s cells at c = 1, 8, 32, 128 (V2: 1 and 8), about 16 minutes
 BENCH_DURATION_S=10 npm run bench # longer cells
-BENCH_QUICK=1 npm run bench       # smoke check: 1 s cells at c = 1 and 32 (V2: 1 and 8), about 2 minutes
-BENCH_ONLY=v2 npm run bench       # only some parts, comma-separated: on, off, express, cached, baseline, lesson, v2, memory
+BENCH_QUICK=1 npm run bench       # smoke check: 1 s cells at c = 1 and 32 (V2: 1 and 8), about 3 minutes
+BENCH_ONLY=v2 npm run bench       # only some parts, comma-separated: on, off, express, cached, baseline, lesson, v2, isolation, memory
 BENCH_ONLY=v2 BENCH_DURATION_S=1 npm run bench  # the V2 cells end to end: half a minute after the build
 \`\`\`
+
+The REST cells need wrk on the PATH (Debian or Ubuntu: \`apt-get install -y wrk\`; macOS: \`brew install wrk\`);
+without it the bench stops before starting anything and says so.
 
 Each run writes \`bench/results/<start time>.json\` and \`bench/results/latest.json\`, this document and
 \`docs/throughput.svg\`. A run with \`BENCH_ONLY\` is not a whole measurement: it writes
@@ -149,7 +184,7 @@ baseline (on/base), against batching off (on/off), against the same service on E
 (fastify/express), and against the lesson (on/lesson).
 
 ${markdownTable(results)}
-
+${clientCostSummary(results) ? `\n${clientCostSummary(results)}.\n` : ''}
 Batch routes in instances per second (${s.batch_size} instances per request):
 
 ${markdownInstancesTable(results)}
@@ -180,6 +215,18 @@ size; *CPU ms/req*: the service process's CPU time per request; *req/s bin/json*
 JSON's; *CPU/req json/bin*: JSON's CPU time per request as a multiple of binary's.
 
 ${v2Table}`
+    : 'Not measured in this run.'
+}
+
+## Isolation
+
+${
+  isolationTable
+    ? `Two loads at once on one service process; the first row of each cell is the load the target is about, the
+second the fault beside it. *answers*: responses received; *CPU µs*: the process's CPU time over the cell per
+2xx answer of the first load; latencies in ms, over every response.
+
+${isolationTable}`
     : 'Not measured in this run.'
 }
 

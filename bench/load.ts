@@ -1,6 +1,9 @@
 /**
- * One load cell: autocannon against one target, route and concurrency, after an unrecorded warm-up.
+ * One load cell against one target, route and concurrency, after an unrecorded warm-up: wrk for the
+ * REST cells (measureRestCell, with the target's and the client's CPU time per request), autocannon
+ * for the cells whose bodies are binary (the V2 cells) and for the memory check.
  *
+ * With autocannon:
  * Latency percentiles are computed here from every 2xx response time autocannon reports, rather than
  * taken from autocannon's summary: its latency histogram has a resolution of 1 ms, which would make
  * p50s of 0.4 ms and 0.9 ms look equal and make a "no more than 1 ms worse" target meaningless.
@@ -9,7 +12,8 @@
  * autocannon's own figures are kept alongside, for reference.
  */
 import autocannon from 'autocannon';
-import { cpuSeconds, waitIdle } from './processes';
+import { treeCpuSeconds, waitIdle } from './processes';
+import { WrkRequest, runWrk } from './wrk';
 
 export interface LoadSpec {
   url: string;
@@ -17,7 +21,8 @@ export interface LoadSpec {
   connections: number;
 }
 
-export interface CellStats {
+/** What every cell reports, whichever client loaded it. */
+export interface LoadStats {
   req_per_s: number;
   p50_ms: number;
   p99_ms: number;
@@ -26,6 +31,9 @@ export interface CellStats {
   error_detail: { errors: number; timeouts: number; non2xx: number };
   responses_2xx: number;
   duration_s: number;
+}
+
+export interface CellStats extends LoadStats {
   autocannon: { req_per_s_avg: number; p50_ms: number; p99_ms: number };
 }
 
@@ -126,11 +134,11 @@ export async function measureCpuCell(
   // At least two requests per connection, so that every connection is loaded after its first answer.
   const requests = Math.max(2 * spec.connections, Math.round(warmRate * durationS));
   await waitIdle(pid);
-  const before = cpuSeconds(pid);
+  const before = treeCpuSeconds(pid);
   const { result, times } = await run(spec, { amount: requests });
   // The answers are out; what the target still does for them (freeing their buffers) is theirs too.
   await waitIdle(pid);
-  const after = cpuSeconds(pid);
+  const after = treeCpuSeconds(pid);
   const cpu = before === null || after === null ? null : after - before;
   return {
     ...statsOf(result, times, durationS),
@@ -144,4 +152,76 @@ export async function measureCpuCell(
 export async function fire(spec: LoadSpec, amount: number): Promise<{ errors: number; duration_s: number }> {
   const { result } = await run(spec, { amount });
   return { errors: result.errors + result.timeouts + result.non2xx, duration_s: result.duration };
+}
+
+/** A REST cell, loaded by wrk, with what it cost the target and the client per answer. */
+export interface RestCellStats extends LoadStats {
+  /** The slowest response of the measured run, in ms (any status). */
+  max_ms: number;
+  /** User + system CPU seconds of the target's processes over the measured run; null without /proc. */
+  cpu_s: number | null;
+  /** cpu_s ÷ 2xx answers, in µs. */
+  cpu_us_per_request: number | null;
+  /** wrk's own CPU seconds over the measured run, and per 2xx answer (µs): what the client costs. */
+  client_cpu_s: number | null;
+  client_cpu_us_per_request: number | null;
+  /** Answers per HTTP status, for the cells that count them. */
+  statuses: Record<string, number> | null;
+}
+
+export interface RestSpec {
+  url: string;
+  connections: number;
+  requests: WrkRequest[];
+  countStatuses?: boolean;
+}
+
+export function perAnswerUs(cpuS: number | null, answers: number): number | null {
+  return cpuS === null || answers === 0 ? null : round((cpuS * 1e6) / answers, 1);
+}
+
+/**
+ * A REST cell: a warm-up of `warmupS`, then `durationS` of load by wrk, with the target's CPU time read
+ * from /proc before and after (with the target idle on both sides). The requests wrk has in flight when
+ * it stops are answered after it, their CPU time without their answers: at most `connections` of them,
+ * a small share of any cell of several seconds.
+ */
+export async function measureRestCell(
+  wrk: string,
+  spec: RestSpec,
+  durationS: number,
+  warmupS: number,
+  pid: number,
+): Promise<RestCellStats> {
+  const wrkSpec = { ...spec, timeoutS: TIMEOUT_S };
+  if (warmupS > 0) await runWrk(wrk, wrkSpec, warmupS);
+  await waitIdle(pid);
+  const before = treeCpuSeconds(pid);
+  const r = await runWrk(wrk, wrkSpec, durationS);
+  await waitIdle(pid);
+  const after = treeCpuSeconds(pid);
+  return restStats(r, before === null || after === null ? null : after - before);
+}
+
+export function restStats(r: Awaited<ReturnType<typeof runWrk>>, cpuS: number | null): RestCellStats {
+  // With statuses counted, 2xx is exact; otherwise wrk counts only the answers of 400 and above apart.
+  const ok = r.statuses
+    ? Object.entries(r.statuses).reduce((n, [status, count]) => (status.startsWith('2') ? n + count : n), 0)
+    : r.requests - r.status_errors;
+  const connectionErrors = r.connect_errors + r.read_errors + r.write_errors;
+  return {
+    req_per_s: round(ok / r.duration_s, 1),
+    p50_ms: round(r.p50_ms, 3),
+    p99_ms: round(r.p99_ms, 3),
+    max_ms: round(r.max_ms, 3),
+    errors: connectionErrors + r.timeouts + (r.requests - ok),
+    error_detail: { errors: connectionErrors, timeouts: r.timeouts, non2xx: r.requests - ok },
+    responses_2xx: ok,
+    duration_s: round(r.duration_s, 3),
+    cpu_s: cpuS === null ? null : round(cpuS, 2),
+    cpu_us_per_request: perAnswerUs(cpuS, ok),
+    client_cpu_s: r.client_cpu_s,
+    client_cpu_us_per_request: perAnswerUs(r.client_cpu_s, ok),
+    statuses: r.statuses,
+  };
 }

@@ -187,16 +187,51 @@ export function cpuSeconds(pid: number): number | null {
 }
 
 /**
- * Resolves once a process has stopped using CPU (at most one tick over `quietMs`), or after
+ * cpuSeconds of a process and of every process below it: a target started through a script (the
+ * lesson's run.sh starts uvicorn) does its work in a child. Null where there is no /proc.
+ */
+export function treeCpuSeconds(pid: number): number | null {
+  const own = cpuSeconds(pid);
+  if (own === null) return null;
+  const parents = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return own;
+  }
+  for (const entry of entries) {
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const siblings = parents.get(ppid) ?? [];
+      siblings.push(Number(entry));
+      parents.set(ppid, siblings);
+    } catch {
+      // the process ended while the list was read
+    }
+  }
+  let total = own;
+  const pending = [...(parents.get(pid) ?? [])];
+  while (pending.length) {
+    const child = pending.pop() as number;
+    total += cpuSeconds(child) ?? 0;
+    pending.push(...(parents.get(child) ?? []));
+  }
+  return total;
+}
+
+/**
+ * Resolves once a process (with its children) has stopped using CPU (at most one tick over `quietMs`), or after
  * `timeoutMs` whatever it does: a load that has just stopped leaves the target answering the
  * requests that were in flight, and that work belongs to no measurement.
  */
 export async function waitIdle(pid: number, quietMs = 100, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  let last = cpuSeconds(pid);
+  let last = treeCpuSeconds(pid);
   while (last !== null && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, quietMs));
-    const now = cpuSeconds(pid);
+    const now = treeCpuSeconds(pid);
     if (now === null || now - last <= 1 / TICKS_PER_S) return;
     last = now;
   }

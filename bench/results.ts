@@ -4,11 +4,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CellStats, CpuCellStats } from './load';
+import type { GrpcCell } from './grpc';
+import { CpuCellStats, RestCellStats } from './load';
 import { V2Form, V2ModelName } from './v2';
 import { FloorTargetId, ModelName, Route, TargetId } from './workload';
 
-export interface Cell extends CellStats {
+export interface Cell extends RestCellStats {
   model: ModelName;
   route: Route;
   target: TargetId;
@@ -18,7 +19,7 @@ export interface Cell extends CellStats {
 }
 
 /** One HTTP layer floor cell: GET /health/live on one target's process, loaded like any other cell. */
-export interface FloorCell extends CellStats {
+export interface FloorCell extends RestCellStats {
   target: FloorTargetId;
   method: 'GET';
   path: string;
@@ -39,9 +40,30 @@ export interface V2Cell extends CpuCellStats {
   body_bytes: number;
 }
 
-/** The V2 cells' service process is a target of its own ('v2'), beside those of TARGET_IDS. */
+/** One of the loads of an isolation cell (bench/isolation.ts): its own wrk run, statuses counted. */
+export interface IsolationLoad extends RestCellStats {
+  /** What this load is, e.g. "good indices" or "failing index". */
+  role: string;
+  path: string;
+  concurrency: number;
+  headers: Record<string, string>;
+}
+
+/**
+ * An isolation cell: a load that should be unharmed (`measured`) beside one that tries to harm it
+ * (`fault`), on the same service process at the same time.
+ */
+export interface IsolationCell {
+  id: IsolationCellId;
+  title: string;
+  measured: IsolationLoad;
+  fault: IsolationLoad;
+}
+export type IsolationCellId = 'poison' | 'deadline';
+
+/** The V2 cells' and the isolation cells' service processes are targets of their own, beside those of TARGET_IDS. */
 export interface TargetRun {
-  id: TargetId | 'v2';
+  id: TargetId | 'v2' | 'grpc' | 'isolation';
   label: string;
   status: 'measured' | 'skipped';
   /** Why it was skipped, or anything worth knowing about how it ran. */
@@ -74,9 +96,10 @@ export interface Evaluation {
 export interface Results {
   /**
    * 1: targets on, off, baseline, lesson. 2: adds the express target and the floor cells. 3: adds the
-   * V2 cells (`v2`), and `settings.only` for a run of some parts only.
+   * V2 cells (`v2`), and `settings.only` for a run of some parts only. 4: the REST cells are loaded by
+   * wrk and give the target's and the client's CPU time per answer; the MLP model; the isolation cells.
    */
-  schema: 3;
+  schema: 4;
   started_at: string;
   finished_at: string;
   wall_time_s: number;
@@ -97,6 +120,8 @@ export interface Results {
     v2_concurrencies: number[];
     batch_size: number;
     request_timeout_s: number;
+    /** The client of the REST cells ("wrk 4.1.0 ...", its first line of `wrk -v`) and of the V2 cells. */
+    rest_client: string;
     autocannon: string;
     onnxruntime_node: string;
     service_env: Record<string, string>;
@@ -110,6 +135,9 @@ export interface Results {
   floor: FloorCell[];
   rss: RssResult | null;
   v2: V2Cell[];
+  isolation: IsolationCell[];
+  /** The gRPC cells beside REST (bench/grpc.ts); absent from older results files. */
+  grpc?: GrpcCell[];
   evaluation: Evaluation[];
 }
 

@@ -4,16 +4,20 @@
  * baseline and the lesson's FastAPI app one after the other, measures the HTTP layer floor
  * (GET /health/live) on the service's two adapters and on the baseline's bare node:http while each is up,
  * then the Open Inference Protocol's cells (bench/v2.ts: V2 infer as JSON and as binary tensors on an
- * image-sized model and on digits, with the service's CPU time per request) and the memory check,
- * prints the comparison table, the floor table, the V2 table and the targets, and writes
+ * image-sized model and on digits, with the service's CPU time per request), the isolation cells
+ * (bench/isolation.ts: a failing row beside good ones, a slow model beside deadlines) and the memory
+ * check, prints the comparison table, the floor table, the V2 table, the isolation table and the targets, and writes
  * bench/results/<start>.json, bench/results/latest.json, docs/PERFORMANCE.md and docs/throughput.svg.
  *
  * Environment: BENCH_DURATION_S (seconds per cell, default 5), BENCH_QUICK=1 (1 s cells at c=1 and 32
  * only, the V2 cells at c=1 and 8 as always: a smoke check), BENCH_ONLY=<part>[,<part>...] (run only
- * these parts: the targets on, off, express, cached, baseline, lesson, then v2 and memory; such a run
- * writes bench/results/<start>-only-<parts>.json and nothing else, since it is not a whole measurement;
+ * these parts: the targets on, off, express, cached, baseline, lesson, then v2, grpc (bench/grpc.ts: gRPC
+ * beside REST), isolation and memory; such a run writes bench/results/<start>-only-<parts>.json and nothing
+ * else, since it is not a whole measurement;
  * `BENCH_ONLY=v2 BENCH_DURATION_S=1` checks the V2 cells end to end in about half a minute).
- * The npm script builds the service first; this file expects dist/ to be current.
+ * The npm script builds the service first; this file expects dist/ to be current. The REST cells (every
+ * target's, the floor's, the isolation cells) are loaded by wrk, which must be on the PATH (bench/wrk.ts
+ * says why); the bench stops at once, saying how to install it, when it is not.
  *
  * stdout gets the table and the targets only; progress goes to stderr.
  * Exit code: 0 whether or not the targets are met; 1 if a target cannot start or answers wrongly
@@ -26,10 +30,29 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { renderChart } from './chart';
 import { writePerformanceDoc } from './docs';
-import { LoadSpec, fire, measureCell, measureCpuCell, stopLoad } from './load';
+import {
+  ISOLATION_CELL_IDS,
+  ISOLATION_LABEL,
+  ISOLATION_MODELS,
+  checkIsolationAnswers,
+  isolationEnv,
+  isolationRepository,
+  measureIsolationCell,
+} from './isolation';
+import { LoadSpec, RestCellStats, RestSpec, fire, measureCpuCell, measureRestCell, stopLoad } from './load';
 import { Child, freePort, killAllNow, rssKb, startChild, stopAll, stopChild, waitUntil } from './processes';
-import { evaluate, floorTextTable, textTable, v2TextTable } from './report';
-import { Cell, FloorCell, Results, RssResult, TargetRun, V2Cell, saveResults } from './results';
+import {
+  GRPC_CONCURRENCIES,
+  GRPC_FORMS,
+  GRPC_MODELS,
+  GRPC_LABEL,
+  GrpcCell,
+  grpcEvaluation,
+  grpcTextTable,
+  measureGrpc,
+} from './grpc';
+import { clientCostSummary, evaluate, floorTextTable, isolationTextTable, textTable, v2TextTable } from './report';
+import { Cell, FloorCell, IsolationCell, Results, RssResult, TargetRun, V2Cell, saveResults } from './results';
 import {
   V2_CONCURRENCIES,
   V2_FORMS,
@@ -40,12 +63,14 @@ import {
   v2Repository,
   v2Workloads,
 } from './v2';
+import { WRK_INSTALL_HINT, findWrk, stopWrk } from './wrk';
 import {
   BATCH_SIZE,
   FLOOR_CONCURRENCY,
   FLOOR_PATH,
   FLOOR_TARGET_IDS,
   FloorTargetId,
+  MODELS,
   ModelName,
   ROUTES,
   Route,
@@ -54,6 +79,7 @@ import {
   TARGETS,
   TARGET_IDS,
   TargetId,
+  benchRepository,
   checkAnswers,
   checkFloorAnswer,
   isFloorTarget,
@@ -78,8 +104,11 @@ const REQUEST_TIMEOUT_S = 10;
 const SERVICE_READY_TIMEOUT_MS = 60_000;
 const LESSON_READY_TIMEOUT_MS = 120_000;
 
-/** What BENCH_ONLY can name: each target with its cells (and floor cell), the V2 cells, the memory check. */
-const PARTS = [...TARGET_IDS, 'v2', 'memory'] as const;
+/**
+ * What BENCH_ONLY can name: each target with its cells (and floor cell), the V2 cells, the gRPC cells,
+ * the isolation cells, the memory check.
+ */
+const PARTS = [...TARGET_IDS, 'v2', 'grpc', 'isolation', 'memory'] as const;
 type Part = (typeof PARTS)[number];
 const ONLY = onlyParts();
 const selected = (part: Part): boolean => ONLY === null || ONLY.includes(part);
@@ -117,6 +146,12 @@ function checkInterrupted(): void {
   if (interrupted) throw new Interrupted('interrupted');
 }
 
+/** wrk, found on the PATH by main() before anything starts. */
+let WRK = '';
+
+/** The service targets' model repository (every model of MODELS), made by main() when a part needs it. */
+let SERVICE_REPOSITORY = '';
+
 /** A started target: its process and where it listens. */
 interface Running {
   child: Child;
@@ -138,6 +173,7 @@ function serviceEnv(port: number, id: ServiceTargetId): Record<string, string> {
     HTTP_ADAPTER: adapter,
     BATCHING_ENABLED: String(batching),
     CACHE_ENABLED: String(cache),
+    MODEL_REPOSITORY: SERVICE_REPOSITORY,
   };
 }
 
@@ -241,7 +277,7 @@ async function startLesson(port: number): Promise<Running | string> {
   }
 }
 
-function loadSpec(baseUrl: string, target: TargetId, model: ModelName, route: Route, concurrency: number): LoadSpec {
+function loadSpec(baseUrl: string, target: TargetId, model: ModelName, route: Route, concurrency: number): RestSpec {
   const requestPath = TARGETS[target].path(model, route);
   return {
     url: baseUrl,
@@ -271,25 +307,31 @@ function describeCommand(id: TargetId): string {
 
 async function startTarget(id: TargetId): Promise<Running | string> {
   const port = await freePort();
-  if (isServiceTarget(id)) return startService(TARGETS[id].label, serviceEnv(port, id), ['iris', 'digits']);
+  if (isServiceTarget(id)) return startService(TARGETS[id].label, serviceEnv(port, id), MODELS);
   if (id === 'baseline') return startBaseline(port);
   return startLesson(port);
 }
 
+/** A cell's figures on one progress line: req/s, CPU per answer of the target and of wrk, latencies, errors. */
+function cellLine(stats: RestCellStats): string {
+  const us = (x: number | null): string => (x === null ? '-' : x.toFixed(0));
+  return (
+    `${stats.req_per_s.toFixed(0).padStart(6)} req/s  ${us(stats.cpu_us_per_request).padStart(5)} µs CPU/req ` +
+    `(wrk ${us(stats.client_cpu_us_per_request)})  p50 ${stats.p50_ms.toFixed(2)} ms  p99 ${stats.p99_ms.toFixed(2)} ms` +
+    (stats.errors ? `  ERRORS ${stats.errors} ${JSON.stringify(stats.error_detail)}` : '')
+  );
+}
+
 /** GET /health/live at FLOOR_CONCURRENCY: what the target's HTTP stack alone allows. */
-async function measureFloor(id: FloorTargetId, baseUrl: string): Promise<FloorCell> {
-  const spec: LoadSpec = {
-    url: baseUrl,
+async function measureFloor(id: FloorTargetId, started: Running): Promise<FloorCell> {
+  const spec: RestSpec = {
+    url: started.baseUrl,
     connections: FLOOR_CONCURRENCY,
     requests: [{ method: 'GET', path: FLOOR_PATH }],
   };
-  const stats = await measureCell(spec, DURATION_S, WARMUP_S);
+  const stats = await measureRestCell(WRK, spec, DURATION_S, WARMUP_S, started.child.pid);
   checkInterrupted();
-  log(
-    `   floor  GET ${FLOOR_PATH} c=${FLOOR_CONCURRENCY} ` +
-      `${stats.req_per_s.toFixed(0).padStart(6)} req/s  p50 ${stats.p50_ms.toFixed(2)} ms  p99 ${stats.p99_ms.toFixed(2)} ms` +
-      (stats.errors ? `  ERRORS ${stats.errors} ${JSON.stringify(stats.error_detail)}` : ''),
-  );
+  log(`   floor  GET ${FLOOR_PATH} c=${FLOOR_CONCURRENCY} ${cellLine(stats)}`);
   // of_bare is filled in once every floor cell is in (the bare server runs after the service).
   return { target: id, method: 'GET', path: FLOOR_PATH, concurrency: FLOOR_CONCURRENCY, ...stats, of_bare: null };
 }
@@ -324,10 +366,12 @@ async function measureTarget(id: TargetId, cells: Cell[], floor: FloorCell[]): P
       for (const route of ROUTES) {
         for (const concurrency of CONCURRENCIES) {
           checkInterrupted();
-          const stats = await measureCell(
+          const stats = await measureRestCell(
+            WRK,
             loadSpec(started.baseUrl, id, model, route, concurrency),
             DURATION_S,
             WARMUP_S,
+            started.child.pid,
           );
           checkInterrupted(); // a cell cut short by Ctrl-C is not a result
           cells.push({
@@ -338,17 +382,13 @@ async function measureTarget(id: TargetId, cells: Cell[], floor: FloorCell[]): P
             ...stats,
             instances_per_s: route === 'batch' ? Number((stats.req_per_s * BATCH_SIZE).toFixed(1)) : null,
           });
-          log(
-            `   ${model.padEnd(6)} ${route.padEnd(6)} c=${String(concurrency).padEnd(3)} ` +
-              `${stats.req_per_s.toFixed(0).padStart(6)} req/s  p50 ${stats.p50_ms.toFixed(2)} ms  p99 ${stats.p99_ms.toFixed(2)} ms` +
-              (stats.errors ? `  ERRORS ${stats.errors} ${JSON.stringify(stats.error_detail)}` : ''),
-          );
+          log(`   ${model.padEnd(6)} ${route.padEnd(6)} c=${String(concurrency).padEnd(3)} ${cellLine(stats)}`);
         }
       }
     }
     if (isFloorTarget(id)) {
       checkInterrupted();
-      floor.push(await measureFloor(id, started.baseUrl));
+      floor.push(await measureFloor(id, started));
     }
   } finally {
     await stopChild(started.child);
@@ -360,14 +400,15 @@ async function measureTarget(id: TargetId, cells: Cell[], floor: FloorCell[]): P
 async function measureRss(): Promise<RssResult | null> {
   checkInterrupted();
   log(`\n== memory: ${TARGETS.on.label}, digits single, c=${RSS_CONCURRENCY}, ${RSS_FIRST} then ${RSS_TOTAL} requests`);
-  const started = await startService(TARGETS.on.label, serviceEnv(await freePort(), 'on'), ['iris', 'digits']);
+  const started = await startService(TARGETS.on.label, serviceEnv(await freePort(), 'on'), MODELS);
   try {
     if (rssKb(started.child.pid) === null) {
       log('   SKIPPED: no /proc/<pid>/status on this platform');
       return null;
     }
     await checkAnswers(ROOT, started.baseUrl, TARGETS.on);
-    const spec = loadSpec(started.baseUrl, 'on', 'digits', 'single', RSS_CONCURRENCY);
+    // A fixed number of requests, which wrk cannot send: autocannon, whose cost does not matter here.
+    const spec: LoadSpec = loadSpec(started.baseUrl, 'on', 'digits', 'single', RSS_CONCURRENCY);
     const first = await fire(spec, RSS_FIRST);
     checkInterrupted();
     const rssFirst = rssKb(started.child.pid) ?? NaN;
@@ -448,6 +489,48 @@ async function measureV2(cells: V2Cell[]): Promise<TargetRun> {
   return run;
 }
 
+/**
+ * The isolation cells, on a service process of their own (its model repository holds iris and the
+ * gather and slow fixtures): a failing row beside good ones, a slow model beside deadlines.
+ */
+async function measureIsolation(cells: IsolationCell[]): Promise<TargetRun> {
+  checkInterrupted();
+  log(`\n== ${ISOLATION_LABEL}: starting`);
+  const repository = await isolationRepository();
+  const env = isolationEnv(await freePort(), repository);
+  const run: TargetRun = {
+    id: 'isolation',
+    label: ISOLATION_LABEL,
+    status: 'measured',
+    note: 'MODEL_REPOSITORY is a temporary copy of models/iris and test/fixtures/models/{gather,slow}',
+    command: 'node dist/main.js',
+    env,
+  };
+  try {
+    const started = await startService(ISOLATION_LABEL, env, ISOLATION_MODELS);
+    try {
+      await checkIsolationAnswers(started.baseUrl);
+      log(`   pid ${started.child.pid} on ${started.baseUrl}, answers checked`);
+      for (const id of ISOLATION_CELL_IDS) {
+        checkInterrupted();
+        const cell = await measureIsolationCell(WRK, id, started.baseUrl, started.child.pid, DURATION_S, WARMUP_S);
+        checkInterrupted();
+        cells.push(cell);
+        for (const load of [cell.measured, cell.fault])
+          log(
+            `   ${id.padEnd(8)} ${load.role.padEnd(24)} c=${String(load.concurrency).padEnd(3)} ${cellLine(load)}  ` +
+              `max ${load.max_ms.toFixed(1)} ms  statuses ${JSON.stringify(load.statuses)}`,
+          );
+      }
+    } finally {
+      await stopChild(started.child);
+    }
+  } finally {
+    await fs.promises.rm(repository, { recursive: true, force: true });
+  }
+  return run;
+}
+
 function packageVersion(name: string): string {
   try {
     return (
@@ -486,6 +569,7 @@ function installCleanup(): void {
     interrupted = true;
     log(`\n${signal}: stopping the load and every child process (again to force)`);
     stopLoad();
+    stopWrk();
     void stopAll().finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
@@ -502,12 +586,40 @@ async function main(): Promise<void> {
   }
   const started = new Date();
   const targetIds = TARGET_IDS.filter(selected);
-  // Every target's models × routes × concurrencies, plus one floor cell per floor target, and the V2 cells.
+  if (targetIds.length || selected('isolation')) {
+    WRK = findWrk() ?? '';
+    if (!WRK) throw new Error(`wrk not found: ${WRK_INSTALL_HINT}`);
+  }
+  if (targetIds.some(isServiceTarget) || selected('memory')) SERVICE_REPOSITORY = await benchRepository();
+  try {
+    await measureAll(started, targetIds);
+  } finally {
+    if (SERVICE_REPOSITORY) await fs.promises.rm(SERVICE_REPOSITORY, { recursive: true, force: true });
+  }
+}
+
+/** The wrk version line (`wrk -v` prints it and exits non-zero), for the results. */
+function wrkVersion(): string {
+  if (!WRK) return 'not used';
+  try {
+    execFileSync(WRK, ['-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const out = ((err as { stdout?: Buffer }).stdout?.toString('utf8') ?? '').split('\n')[0].trim();
+    if (out) return out;
+  }
+  return 'wrk (version unknown)';
+}
+
+async function measureAll(started: Date, targetIds: TargetId[]): Promise<void> {
+  // Every target's models × routes × concurrencies, plus one floor cell per floor target, the V2 cells
+  // and the isolation cells.
   const v2Cells = selected('v2') ? V2_MODELS.length * V2_FORMS.length * V2_CONCURRENCIES.length : 0;
   const cellsPlanned =
     targetIds.reduce((n, id) => n + TARGETS[id].models.length * ROUTES.length * CONCURRENCIES.length, 0) +
     FLOOR_TARGET_IDS.filter(selected).length +
-    v2Cells;
+    v2Cells +
+    (selected('grpc') ? GRPC_MODELS.length * GRPC_FORMS.length * GRPC_CONCURRENCIES.length : 0) +
+    (selected('isolation') ? ISOLATION_CELL_IDS.length : 0);
   log(
     `bench: ${QUICK ? 'QUICK mode, ' : ''}${ONLY ? `only ${ONLY.join(', ')}, ` : ''}` +
       `${cellsPlanned} cells × (${WARMUP_S} s warm-up + ${DURATION_S} s) ` +
@@ -519,17 +631,21 @@ async function main(): Promise<void> {
   const floor: FloorCell[] = [];
   const targets: TargetRun[] = [];
   const v2: V2Cell[] = [];
+  const isolation: IsolationCell[] = [];
   for (const id of targetIds) targets.push(await measureTarget(id, cells, floor));
   const bare = floor.find((f) => f.target === 'baseline');
   for (const f of floor)
     f.of_bare = bare && bare.req_per_s > 0 ? Number((f.req_per_s / bare.req_per_s).toFixed(4)) : null;
   if (selected('v2')) targets.push(await measureV2(v2));
+  const grpc: GrpcCell[] = [];
+  if (selected('grpc')) targets.push(await measureGrpc(grpc, DURATION_S, WARMUP_S, log));
+  if (selected('isolation')) targets.push(await measureIsolation(isolation));
   const rss = selected('memory') ? await measureRss() : null;
 
   const finished = new Date();
   const m = os.cpus();
   const results: Results = {
-    schema: 3,
+    schema: 4,
     started_at: started.toISOString(),
     finished_at: finished.toISOString(),
     wall_time_s: Math.round((finished.getTime() - started.getTime()) / 1000),
@@ -550,6 +666,7 @@ async function main(): Promise<void> {
       v2_concurrencies: [...V2_CONCURRENCIES],
       batch_size: BATCH_SIZE,
       request_timeout_s: REQUEST_TIMEOUT_S,
+      rest_client: wrkVersion(),
       autocannon: packageVersion('autocannon'),
       onnxruntime_node: packageVersion('onnxruntime-node'),
       service_env: {
@@ -568,16 +685,21 @@ async function main(): Promise<void> {
     floor,
     rss,
     v2,
+    isolation,
+    grpc,
     evaluation: [],
   };
-  results.evaluation = evaluate(results);
+  results.evaluation = [...evaluate(results), ...grpcEvaluation(grpc)];
 
   if (cells.length) {
     console.log('');
     console.log(textTable(results));
     console.log(
-      `\n(latencies in ms; err = connection errors + timeouts + non-2xx; batch rows: ${BATCH_SIZE} instances per request, instances/s = req/s × ${BATCH_SIZE})`,
+      `\n(latencies in ms; CPU = the target's user + system µs per 2xx answer, wrk's own beside it in the log; ` +
+        `err = connection errors + timeouts + non-2xx; batch rows: ${BATCH_SIZE} instances per request, instances/s = req/s × ${BATCH_SIZE})`,
     );
+    const clientCost = clientCostSummary(results);
+    if (clientCost) console.log(`${clientCost}.`);
   }
   for (const t of targets.filter((x) => x.status === 'skipped')) console.log(`skipped: ${t.label}: ${t.note}`);
   if (floor.length) {
@@ -594,6 +716,14 @@ async function main(): Promise<void> {
     console.log(
       "(latencies in ms; CPU ms/req = the service process's user + system time over the cell ÷ its requests)",
     );
+  }
+  if (grpc.length) {
+    console.log(`\nOpen Inference Protocol over gRPC beside REST, one instance per request (${GRPC_LABEL})`);
+    console.log(grpcTextTable(grpc));
+  }
+  if (isolation.length) {
+    console.log(`\nIsolation: two loads at once on one service process (${ISOLATION_LABEL})`);
+    console.log(isolationTextTable(results));
   }
   console.log('\ntargets');
   for (const e of results.evaluation) console.log(`  ${e.status.padEnd(4)} ${e.title}\n       ${e.detail}`);

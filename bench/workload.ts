@@ -1,13 +1,28 @@
 /**
  * What the bench sends and what it expects back: the request bodies (real rows from the models'
- * reference.json, i.e. scikit-learn's own predictions), each target's routes and answer shapes, and the
- * correctness check every target must pass before it is loaded.
+ * reference.json: scikit-learn's own predictions for iris and digits, a float64 forward pass for the
+ * MLP fixture), each target's routes and answer shapes, and the correctness check every target must
+ * pass before it is loaded.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { bundled, fixture, makeRepository } from '../src/testing/model-repository';
 
-export const MODELS = ['iris', 'digits'] as const;
+export const MODELS = ['iris', 'digits', 'mlp'] as const;
 export type ModelName = (typeof MODELS)[number];
+/**
+ * Where each model's folder is, relative to the repository root: the bundled models, and the MLP
+ * fixture (a 256-1024-1024-10 float network, test/fixtures/README.md), which the service does not serve
+ * by default.
+ */
+export const MODEL_DIRS: Record<ModelName, string> = {
+  iris: 'models/iris',
+  digits: 'models/digits',
+  mlp: 'test/fixtures/models/mlp',
+};
+/** A throw-away model repository with every model of MODELS, for the service targets. */
+export const benchRepository = (): Promise<string> =>
+  makeRepository({ iris: bundled('iris'), digits: bundled('digits'), mlp: fixture('mlp') });
 export const ROUTES = ['single', 'batch'] as const;
 export type Route = (typeof ROUTES)[number];
 /** Instances per batch request. */
@@ -129,7 +144,7 @@ export interface ReferenceRow {
 }
 
 function referenceRows(repoRoot: string, model: ModelName): ReferenceRow[] {
-  const file = path.join(repoRoot, 'models', model, 'reference.json');
+  const file = path.join(repoRoot, MODEL_DIRS[model], 'reference.json');
   const rows = (JSON.parse(fs.readFileSync(file, 'utf8')) as { rows: ReferenceRow[] }).rows;
   if (!Array.isArray(rows) || rows.length < BATCH_SIZE)
     throw new Error(`${file}: expected at least ${BATCH_SIZE} rows`);

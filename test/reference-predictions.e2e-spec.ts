@@ -1,8 +1,9 @@
 import { INestApplication } from '@nestjs/common';
 import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import request from 'supertest';
-import { BUNDLED_MODELS, startApp } from './support/app';
+import { BUNDLED_MODELS, fixture, makeRepository, startApp } from './support/app';
 
 interface Reference {
   model: string;
@@ -10,10 +11,13 @@ interface Reference {
   rows: { features: number[]; label: number; probabilities: number[] }[];
 }
 
-const reference = (model: string): Reference =>
-  JSON.parse(readFileSync(path.join(BUNDLED_MODELS, model, 'reference.json'), 'utf8')) as Reference;
+const reference = (model: string, dir = path.join(BUNDLED_MODELS, model)): Reference =>
+  JSON.parse(readFileSync(path.join(dir, 'reference.json'), 'utf8')) as Reference;
 
-/** scikit-learn's own predictions, written by models/build.py: labels exactly, probabilities to 1e-5. */
+/**
+ * scikit-learn's own predictions, written by models/build.py (for the MLP fixture, a float64 forward
+ * pass written by test/fixtures/build_fixtures.py): labels exactly, probabilities to 1e-5.
+ */
 function expectMatches(predictions: { prediction: number; probabilities: number[] }[], rows: Reference['rows']): void {
   expect(predictions).toHaveLength(rows.length);
   let worst = 0;
@@ -70,5 +74,42 @@ describe('bundled models reproduce the reference predictions of scikit-learn', (
       .send({ instances: rows.map((r) => r.features) })
       .expect(200);
     expectMatches(res.body.predictions, rows);
+  });
+});
+
+describe('the MLP fixture reproduces its float64 reference', () => {
+  let app: INestApplication;
+  let repository: string;
+  beforeAll(async () => {
+    repository = await makeRepository({ mlp: fixture('mlp') });
+    app = await startApp({ MODEL_REPOSITORY: repository });
+  });
+  afterAll(async () => {
+    await app.close();
+    await rm(repository, { recursive: true, force: true });
+  });
+
+  it('all 32 rows in one batch', async () => {
+    const { rows } = reference('mlp', fixture('mlp'));
+    const res = await request(app.getHttpServer())
+      .post('/v1/models/mlp/predict/batch')
+      .send({ instances: rows.map((r) => r.features) })
+      .expect(200);
+    expectMatches(res.body.predictions, rows);
+  });
+
+  it('all 32 rows one request each, at once (coalesced by the batcher), with the class names of config.json', async () => {
+    const { rows } = reference('mlp', fixture('mlp'));
+    const answers = await Promise.all(
+      rows.map((r) =>
+        request(app.getHttpServer())
+          .post('/v1/models/mlp/predict')
+          .send({ features: r.features })
+          .expect(200)
+          .then((res) => res.body as { prediction: number; probabilities: number[]; label: string }),
+      ),
+    );
+    expectMatches(answers, rows);
+    answers.forEach((a, i) => expect(a.label).toBe(`class_${rows[i].label}`));
   });
 });

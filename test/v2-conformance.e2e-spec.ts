@@ -1,7 +1,10 @@
 import { INestApplication } from '@nestjs/common';
 import type { IncomingHttpHeaders } from 'node:http';
 import request from 'supertest';
+import { GrpcServer } from '../src/grpc/grpc.server';
 import { bundled, fixture, makeRepository, startApp } from './support/app';
+import { call, Clients, connect, grpc, ok } from './support/grpc';
+import { Carried, grpcInfer } from './support/grpc-v2';
 import { listen } from './support/http';
 import { ClientInput, ClientOutput, frameRequest, parseAnswer, send, Values } from './support/triton-client';
 import { asJson, TYPE_CASES, TypeCase } from './support/type-cases';
@@ -12,7 +15,10 @@ import { asJson, TYPE_CASES, TypeCase } from './support/type-cases';
  * expected output is computed here, independently, from the formulas in test/fixtures/README.md.
  * Each inference case runs in both of the protocol's forms: JSON, and binary tensors as Triton's
  * client frames them (test/support/triton-client.ts), its answer decoded back to the JSON form so
- * that the same expectations hold for both.
+ * that the same expectations hold for both. The same cases run over gRPC too (ModelInfer through a
+ * @grpc/grpc-js client made from the .proto files, test/support/grpc-v2.ts), with raw contents as
+ * Triton's client sends them and with typed contents, and the metadata and readiness cases ask the
+ * matching RPCs; gRPC's own edge cases are in test/grpc.e2e-spec.ts.
  */
 
 const SETOSA = [5.1, 3.5, 1.4, 0.2];
@@ -32,9 +38,17 @@ interface V2Output {
 }
 const byName = (outputs: V2Output[]) => Object.fromEntries(outputs.map((o) => [o.name, o]));
 
-type Form = 'json' | 'binary';
-const FORMS: readonly Form[] = ['json', 'binary'];
-const OCTET_TYPE = /^application\/octet-stream/;
+type Form = 'json' | 'binary' | 'grpc raw' | 'grpc typed';
+const FORMS: readonly Form[] = ['json', 'binary', 'grpc raw', 'grpc typed'];
+/** The forms that carry FP16, which has no typed contents in the gRPC protocol. */
+const FP16_FORMS = FORMS.filter((f) => f !== 'grpc typed');
+/** What each form's answer must come back as: its Content-Type over HTTP, its contents fields over gRPC. */
+const CARRIED: Readonly<Record<Form, RegExp | Carried>> = {
+  json: /^application\/json/,
+  binary: /^application\/octet-stream/,
+  'grpc raw': 'raw',
+  'grpc typed': 'typed',
+};
 
 interface V2Request {
   id?: string;
@@ -48,7 +62,31 @@ interface Answer {
   headers: IncomingHttpHeaders;
   /** Typed as supertest types an answer's body, so that the cases read both forms' answers alike. */
   body: request.Response['body'];
+  /** gRPC: whether the outputs came in raw_output_contents or in typed contents. */
+  carried?: Carried | 'mixed';
 }
+
+/** One app under test, over both transports. */
+interface Target {
+  http: ReturnType<INestApplication['getHttpServer']>;
+  port: number;
+  grpc: Clients;
+}
+
+async function serve(env: Record<string, string>): Promise<{ app: INestApplication; at: Target }> {
+  const app = await startApp(env);
+  const port = await listen(app);
+  return { app, at: { http: app.getHttpServer(), port, grpc: connect(app.get(GrpcServer).port!) } };
+}
+
+function expectCarried(form: Form, answer: Answer): void {
+  const carried = CARRIED[form];
+  if (typeof carried === 'string') expect(answer.carried).toBe(carried);
+  else expect(answer.headers['content-type']).toMatch(carried);
+}
+
+/** The gRPC answers' shapes (int64, so decimal strings from this client) as numbers, as REST writes them. */
+const numericShapes = (m: unknown) => JSON.parse(JSON.stringify(m), (k, v) => (k === 'shape' ? v.map(Number) : v));
 
 /** Nested `data` in row-major order: the binary form carries every tensor flat. */
 const flat = (data: unknown): unknown[] => (Array.isArray(data) ? data.flatMap(flat) : [data]);
@@ -78,7 +116,7 @@ async function postBinary(port: number, path: string, body: V2Request): Promise<
   const res = await send(port, path, framed.body, framed.headers);
   const answer = parseAnswer(res.status, res.headers, res.body);
   if (res.status !== 200) return { status: res.status, headers: res.headers, body: answer.json };
-  expect(res.headers['content-type']).toMatch(OCTET_TYPE);
+  expect(res.headers['content-type']).toMatch(CARRIED.binary);
   const tensors = answer.json.outputs as { name: string; parameters?: Record<string, unknown> }[];
   const decoded = tensors.map(({ parameters, ...tensor }) => {
     const { binary_data_size, ...others } = parameters ?? {};
@@ -93,29 +131,29 @@ async function postBinary(port: number, path: string, body: V2Request): Promise<
 }
 
 /** POSTs a V2 inference request in one form and fails, with the answer, unless its status is `status`. */
-async function postInfer(
-  form: Form,
-  server: ReturnType<INestApplication['getHttpServer']>,
-  port: number,
-  path: string,
-  body: V2Request,
-  status = 200,
-): Promise<Answer> {
+async function postInfer(form: Form, at: Target, path: string, body: V2Request, status = 200): Promise<Answer> {
   let answer: Answer;
   if (form === 'json') {
-    const res = await request(server).post(path).send(body);
+    const res = await request(at.http).post(path).send(body);
     answer = { status: res.status, headers: res.headers, body: res.body };
-  } else answer = await postBinary(port, path, body);
+  } else if (form === 'binary') answer = await postBinary(at.port, path, body);
+  else {
+    const res = await grpcInfer(at.grpc, path, body, form === 'grpc raw' ? 'raw' : 'typed');
+    if (res.error)
+      throw new Error(`ModelInfer ${path} as ${form}: ${grpc.status[res.error.code]} ${res.error.details}`);
+    answer = { status: 200, headers: {}, body: res.body, carried: res.carried };
+  }
   if (answer.status !== status) {
     throw new Error(`POST ${path} as ${form} answered ${answer.status}, not ${status}: ${JSON.stringify(answer.body)}`);
   }
   return answer;
 }
 
-describe('Open Inference Protocol (V2) REST: conformance', () => {
+describe('Open Inference Protocol (V2) REST and gRPC: conformance', () => {
   let app: INestApplication;
-  let http: ReturnType<INestApplication['getHttpServer']>;
-  let port: number;
+  let at: Target;
+  let http: Target['http'];
+  let rpc: Clients['inference'];
 
   beforeAll(async () => {
     const dir = await makeRepository({
@@ -128,11 +166,14 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
       types: fixture('types'),
       spec_example: fixture('spec_example'),
     });
-    app = await startApp({ MODEL_REPOSITORY: dir });
-    port = await listen(app);
-    http = app.getHttpServer();
+    ({ app, at } = await serve({ MODEL_REPOSITORY: dir }));
+    ({ http } = at);
+    rpc = at.grpc.inference;
   });
-  afterAll(() => app.close());
+  afterAll(async () => {
+    at.grpc.close();
+    await app.close();
+  });
 
   describe('server', () => {
     it('GET /v2 answers the server metadata with the classification extension', async () => {
@@ -145,17 +186,21 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
       });
       expect(res.body.name.length).toBeGreaterThan(0);
       expect(res.body.extensions.every((e: unknown) => typeof e === 'string')).toBe(true);
+      // ServerMetadata over gRPC: the same document.
+      expect(await ok(rpc, 'ServerMetadata', {})).toEqual(res.body);
     });
 
     it('GET /v2/health/live answers {"live": true}', async () => {
       const res = await request(http).get('/v2/health/live').expect(200);
       expect(res.headers['content-type']).toMatch(JSON_TYPE);
       expect(res.body).toEqual({ live: true });
+      expect(await ok(rpc, 'ServerLive', {})).toEqual({ live: true });
     });
 
     it('GET /v2/health/ready answers {"ready": true} when every model is READY', async () => {
       const res = await request(http).get('/v2/health/ready').expect(200);
       expect(res.body).toEqual({ ready: true });
+      expect(await ok(rpc, 'ServerReady', {})).toEqual({ ready: true });
     });
   });
 
@@ -204,6 +249,14 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
         // The same document for the version by number.
         const versioned = await request(http).get(`/v2/models/${name}/versions/1`).expect(200);
         expect(versioned.body).toEqual(res.body);
+        // ModelMetadata over gRPC, by name and by version.
+        for (const version of ['', '1'])
+          expect(numericShapes(await ok(rpc, 'ModelMetadata', { name, version }))).toEqual({
+            name,
+            versions: ['1'],
+            platform: 'onnx_onnxv1',
+            ...tensors,
+          });
       },
     );
 
@@ -217,6 +270,11 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
         platform: 'onnx_onnxv1',
       });
       expect(v2.body.inputs).toEqual([{ name: 'float_input', datatype: 'FP32', shape: [-1, 4] }]);
+      const all = await ok(rpc, 'ModelMetadata', { name: 'iris_versions' });
+      expect(all).toMatchObject({ name: 'iris_versions', versions: ['1', '2'], platform: 'onnx_onnxv1' });
+      const second = numericShapes(await ok(rpc, 'ModelMetadata', { name: 'iris_versions', version: '2' }));
+      expect(second.versions).toEqual(expect.arrayContaining(['2']));
+      expect(second.inputs).toEqual([{ name: 'float_input', datatype: 'FP32', shape: [-1, 4] }]);
     });
 
     it('answers 404 {"error"} for an unknown model or version', async () => {
@@ -224,6 +282,15 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
         const res = await request(http).get(url).expect(404);
         expect(res.headers['content-type']).toMatch(JSON_TYPE);
         expect(res.body).toEqual({ error: expect.any(String) });
+      }
+      for (const [name, version] of [
+        ['nope', ''],
+        ['iris', '7'],
+        ['nope', '1'],
+      ]) {
+        const { error } = await call(rpc, 'ModelMetadata', { name, version });
+        expect(error && grpc.status[error.code]).toBe('NOT_FOUND');
+        expect(error!.details.length).toBeGreaterThan(0);
       }
     });
   });
@@ -242,6 +309,9 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
         name: 'types',
         ready: true,
       });
+      expect(await ok(rpc, 'ModelReady', { name: 'iris' })).toEqual({ ready: true });
+      expect(await ok(rpc, 'ModelReady', { name: 'iris_versions', version: '2' })).toEqual({ ready: true });
+      expect(await ok(rpc, 'ModelReady', { name: 'types', version: '1' })).toEqual({ ready: true });
     });
 
     it('answers 404 {"error"} for the readiness of an unknown model or version', async () => {
@@ -251,13 +321,19 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
       expect((await request(http).get('/v2/models/iris/versions/9/ready').expect(404)).body).toEqual({
         error: expect.any(String),
       });
+      for (const [name, version] of [
+        ['nope', ''],
+        ['iris', '9'],
+      ]) {
+        const { error } = await call(rpc, 'ModelReady', { name, version });
+        expect(error && grpc.status[error.code]).toBe('NOT_FOUND');
+      }
     });
   });
 
   describe.each(FORMS)('inference as %s', (form) => {
-    const inferAt = (path: string, body: V2Request) => postInfer(form, http, port, path, body);
+    const inferAt = (path: string, body: V2Request) => postInfer(form, at, path, body);
     const infer = (model: string, body: V2Request) => inferAt(`/v2/models/${model}/infer`, body);
-    const ANSWER_TYPE = form === 'json' ? JSON_TYPE : OCTET_TYPE;
 
     describe('inference for every datatype (the types fixture)', () => {
       let outputs: Record<string, V2Output>;
@@ -267,7 +343,7 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
 
       it('answers every output, and only the outputs, with the V2 envelope', async () => {
         const res = await infer('types', typesRequest());
-        expect(res.headers['content-type']).toMatch(ANSWER_TYPE);
+        expectCarried(form, res);
         expect(res.body).toMatchObject({ model_name: 'types', model_version: '1' });
         expect(res.body.outputs.map((o: V2Output) => o.name).sort()).toEqual(
           TYPE_CASES.map((c) => `${c.name}_out`).sort(),
@@ -572,7 +648,7 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
         ],
         outputs: [{ name: 'output0' }],
       });
-      expect(res.headers['content-type']).toMatch(ANSWER_TYPE);
+      expectCarried(form, res);
       // output0[i, j] = float(input0[i, j]) + (input1[i] ? 0.5 : 0)
       expect(res.body).toEqual({
         model_name: 'spec_example',
@@ -584,25 +660,28 @@ describe('Open Inference Protocol (V2) REST: conformance', () => {
   });
 });
 
-describe('Open Inference Protocol (V2) REST: readiness with a model that failed to load', () => {
+describe('Open Inference Protocol (V2) REST and gRPC: readiness with a model that failed to load', () => {
   let app: INestApplication;
-  let http: ReturnType<INestApplication['getHttpServer']>;
-
-  let port: number;
+  let at: Target;
+  let http: Target['http'];
 
   beforeAll(async () => {
     const dir = await makeRepository({ iris: bundled('iris') }, { 'broken/1/model.onnx': 'not a model' });
-    app = await startApp({ MODEL_REPOSITORY: dir });
-    port = await listen(app);
-    http = app.getHttpServer();
+    ({ app, at } = await serve({ MODEL_REPOSITORY: dir }));
+    ({ http } = at);
   });
-  afterAll(() => app.close());
+  afterAll(async () => {
+    at.grpc.close();
+    await app.close();
+  });
 
   it('GET /v2/health/ready answers 503 {"ready": false}; live stays true', async () => {
     const res = await request(http).get('/v2/health/ready').expect(503);
     expect(res.headers['content-type']).toMatch(JSON_TYPE);
     expect(res.body).toEqual({ ready: false });
     expect((await request(http).get('/v2/health/live').expect(200)).body).toEqual({ live: true });
+    expect(await ok(at.grpc.inference, 'ServerReady', {})).toEqual({ ready: false });
+    expect(await ok(at.grpc.inference, 'ServerLive', {})).toEqual({ live: true });
   });
 
   it('the failed model answers ready false with 503; the other, ready true', async () => {
@@ -615,10 +694,13 @@ describe('Open Inference Protocol (V2) REST: readiness with a model that failed 
       ready: false,
     });
     expect((await request(http).get('/v2/models/iris/ready').expect(200)).body).toEqual({ name: 'iris', ready: true });
+    expect(await ok(at.grpc.inference, 'ModelReady', { name: 'broken' })).toEqual({ ready: false });
+    expect(await ok(at.grpc.inference, 'ModelReady', { name: 'broken', version: '1' })).toEqual({ ready: false });
+    expect(await ok(at.grpc.inference, 'ModelReady', { name: 'iris' })).toEqual({ ready: true });
   });
 
   it.each(FORMS)('the other model still serves inference, as %s', async (form) => {
-    const res = await postInfer(form, http, port, '/v2/models/iris/infer', {
+    const res = await postInfer(form, at, '/v2/models/iris/infer', {
       inputs: [{ name: 'float_input', shape: [1, 4], datatype: 'FP32', data: SETOSA }],
       outputs: [{ name: 'output_label' }],
     });
@@ -626,22 +708,24 @@ describe('Open Inference Protocol (V2) REST: readiness with a model that failed 
   });
 });
 
-describe('Open Inference Protocol (V2) REST: an FP16 model', () => {
+describe('Open Inference Protocol (V2) REST and gRPC: an FP16 model', () => {
   let app: INestApplication;
-  let http: ReturnType<INestApplication['getHttpServer']>;
-
-  let port: number;
+  let at: Target;
+  let http: Target['http'];
 
   beforeAll(async () => {
     const dir = await makeRepository({ fp16: fixture('fp16') });
-    app = await startApp({ MODEL_REPOSITORY: dir });
-    port = await listen(app);
-    http = app.getHttpServer();
+    ({ app, at } = await serve({ MODEL_REPOSITORY: dir }));
+    ({ http } = at);
   });
-  afterAll(() => app.close());
+  afterAll(async () => {
+    at.grpc.close();
+    await app.close();
+  });
 
   it('describes FP16 tensors as FP16', async () => {
     const meta = await request(http).get('/v2/models/fp16').expect(200);
+    expect(numericShapes(await ok(at.grpc.inference, 'ModelMetadata', { name: 'fp16' }))).toEqual(meta.body);
     expect(meta.body).toEqual({
       name: 'fp16',
       versions: ['1'],
@@ -653,11 +737,11 @@ describe('Open Inference Protocol (V2) REST: an FP16 model', () => {
 
   // f16_out = f16_in * 2 + 1 (test/fixtures/README.md). 0.1 is not a half, so it comes back as the
   // nearest half's value, doubled, plus one: as JSON the service rounds it, in binary the client does.
-  it.each(FORMS)('serves FP16 as %s: values, and 0.1 as its nearest half', async (form) => {
-    const res = await postInfer(form, http, port, '/v2/models/fp16/infer', {
+  it.each(FP16_FORMS)('serves FP16 as %s: values, and 0.1 as its nearest half', async (form) => {
+    const res = await postInfer(form, at, '/v2/models/fp16/infer', {
       inputs: [{ name: 'f16_in', shape: [3, 2], datatype: 'FP16', data: [1, 2, -1, 0, 0.1, 1000] }],
     });
-    expect(res.headers['content-type']).toMatch(form === 'json' ? JSON_TYPE : OCTET_TYPE);
+    expectCarried(form, res);
     expect(res.body.outputs).toEqual([
       { name: 'f16_out', datatype: 'FP16', shape: [3, 2], data: [3, 5, -1, 1, 1.2001953125, 2001] },
     ]);

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { bundled, BUNDLED_MODELS, fixture, makeRepository } from '../testing/model-repository';
 import { ModelNotFoundError, ModelNotReadyError } from '../common/domain.errors';
 import { loadConfig } from '../config/app.config';
+import { MetricsService } from '../observability/metrics.service';
 import { ModelRegistry } from './model.registry';
 import { OnnxRuntime } from './runtime/onnx.runtime';
 
@@ -116,6 +117,38 @@ describe('ModelRegistry (real onnxruntime sessions)', () => {
     const config = loadConfig({ MODEL_REPOSITORY: '/nonexistent/models' });
     const registry = new ModelRegistry(new OnnxRuntime(config), config);
     await expect(registry.onModuleInit()).rejects.toThrow('MODEL_REPOSITORY /nonexistent/models is not a directory');
+  });
+
+  it('keeps a model READY that fails on some inputs, and counts the runs it split into its metrics', async () => {
+    const dir = await makeRepository(
+      { gather: fixture('gather') },
+      // A queue delay: the requests below, submitted in one turn of the event loop, then share one run.
+      { 'gather/config.json': JSON.stringify({ batching: { max_queue_delay_ms: 50 } }) },
+    );
+    const config = loadConfig({ MODEL_REPOSITORY: dir, INFERENCE_WORKERS: '1' });
+    const metrics = new MetricsService();
+    const registry = new ModelRegistry(new OnnxRuntime(config), config, metrics);
+    await registry.onModuleInit();
+    await registry.whenLoaded();
+    const { batcher } = registry.servingVersion('gather');
+    const idx = (...values: bigint[]) => ({
+      idx: { type: 'int64' as const, dims: [values.length, 1], data: BigInt64Array.from(values) },
+    });
+    const runsBefore = batcher.stats.runs;
+    const outcomes = await Promise.all(
+      [idx(1n, -1n), idx(7n), idx(3n)].map((feeds) =>
+        batcher.submit(feeds, feeds.idx.dims[0]).then(
+          (o) => Array.from(o.out.data as Float32Array),
+          (e: Error) => e.message,
+        ),
+      ),
+    );
+    expect(outcomes).toEqual([[20, 50], expect.stringContaining('idx=7'), [40]]);
+    // One shared run that failed, then each request alone.
+    expect(batcher.stats.runs - runsBefore).toBe(4);
+    expect(registry.stateOf(registry.findVersion('gather').model).state).toBe('READY');
+    expect(await metrics.metrics()).toContain('inference_batch_splits_total{model="gather",version="1"} 1');
+    await registry.onApplicationShutdown();
   });
 
   it('serves an empty repository with no models', async () => {

@@ -450,6 +450,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         batching,
         `Model '${model.name}' version ${entry.version}`,
         (run) => this.metrics?.observeRun(model.name, entry.version, run),
+        () => this.metrics?.observeBatchSplit(model.name, entry.version),
         { 'inference.model.name': model.name, 'inference.model.version': entry.version },
       );
       Object.assign(entry, {

@@ -107,6 +107,13 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly batchSplits = new Counter({
+    name: 'inference_batch_splits_total',
+    help: 'Runs of several coalesced requests that failed, after which each request ran again alone',
+    labelNames: ['model', 'version'],
+    registers: [this.registry],
+  });
+
   private readonly cacheHits = new Counter({
     name: 'inference_cache_hits_total',
     help: 'Instances answered from the prediction cache, or by joining an identical computation in flight (Triton: nv_cache_num_hits_per_model)',
@@ -259,6 +266,10 @@ export class MetricsService {
     this.batchSize.observe(labels, run.rows);
     this.computeDuration.observe(labels, run.runMs / 1000);
     for (const wait of run.queueWaitMs) this.queueDuration.observe(labels, wait / 1000);
+  }
+
+  observeBatchSplit(model: string, version: number): void {
+    this.batchSplits.inc({ model, version: String(version) });
   }
 
   metrics(): Promise<string> {

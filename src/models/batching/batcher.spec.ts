@@ -6,7 +6,7 @@ import {
   ModelNotReadyError,
   QueueFullError,
 } from '../../common/domain.errors';
-import { FakeSession } from '../../testing/fake-runtime';
+import { Compute, doubling, FakeSession } from '../../testing/fake-runtime';
 import { TensorData } from '../model.types';
 import { Batcher, BatchingOptions, RunReport } from './batcher';
 
@@ -73,20 +73,107 @@ describe('Batcher', () => {
     ]);
   });
 
-  it('fails exactly the requests of a failed run', async () => {
-    const session = new FakeSession({ gated: true });
-    const batcher = new Batcher(session, OPTIONS, 'm');
-    const busy = batcher.submit({ x: rows([1, 1]) }, 1);
-    const good = batcher.submit({ x: rows([2, 2]) }, 1);
-    const bad = batcher.submit({ x: rows([-1, -1]) }, 1);
-    await session.finishAll();
-    await expect(busy).resolves.toBeDefined();
-    const later = batcher.submit({ x: rows([5, 5]) }, 1);
-    await session.finishAll();
-    await expect(good).rejects.toThrow('negative input');
-    await expect(bad).rejects.toThrow('negative input');
-    await session.finishAll();
-    expect(valuesOf((await later).y)).toEqual([10, 10]);
+  describe('when a run of several requests fails', () => {
+    /** Doubles like the default fake, and names the first negative value it meets in its error. */
+    const naming: Compute = (feeds) => {
+      const bad = Array.from(feeds.x.data as Float32Array).find((v) => v < 0);
+      if (bad !== undefined) throw new Error(`bad value ${bad}`);
+      return doubling()(feeds);
+    };
+    /** Observed from the start: a request may fail while the test still drives the runs of the others. */
+    const settled = (p: Promise<Record<string, TensorData>>) =>
+      p.then(
+        (o) => valuesOf(o.y),
+        (e: Error) => e.message,
+      );
+
+    it('runs each request again alone and answers each with its own outcome', async () => {
+      const session = new FakeSession({ gated: true, compute: naming });
+      const reports: RunReport[] = [];
+      const splits: number[] = [];
+      const batcher = new Batcher(
+        session,
+        OPTIONS,
+        'm',
+        (r) => reports.push(r),
+        (n) => splits.push(n),
+      );
+      const busy = batcher.submit({ x: rows([1, 1]) }, 1);
+      const good = batcher.submit({ x: rows([2, 2], [3, 3]) }, 2);
+      const bad = settled(batcher.submit({ x: rows([-1, 4]) }, 1));
+      const worse = settled(batcher.submit({ x: rows([-2, 5]) }, 1));
+      const alsoGood = batcher.submit({ x: rows([6, 6]) }, 1);
+      await session.finishAll();
+      await expect(busy).resolves.toBeDefined();
+      expect(session.held.map((r) => r.feeds.x.dims)).toEqual([[5, 2]]);
+      await session.finishAll();
+      expect(splits).toEqual([4]);
+      // One at a time, in the slot the failed run held, in queue order.
+      for (const dims of [
+        [2, 2],
+        [1, 2],
+        [1, 2],
+        [1, 2],
+      ]) {
+        expect(session.held.map((r) => r.feeds.x.dims)).toEqual([dims]);
+        await session.finishAll();
+      }
+      expect((await good).y).toEqual({ type: 'float32', dims: [2, 2], data: Float32Array.from([4, 4, 6, 6]) });
+      expect(await bad).toBe('bad value -1');
+      expect(await worse).toBe('bad value -2');
+      expect(valuesOf((await alsoGood).y)).toEqual([12, 12]);
+      // The failed run is not a run served; each alone-run that answered is, with its request's wait counted once.
+      expect(reports.map((r) => [r.requests, r.rows, r.queueWaitMs.length])).toEqual([
+        [1, 1, 1],
+        [1, 2, 1],
+        [1, 1, 1],
+      ]);
+      expect(session.runCount).toBe(6);
+      expect(batcher.stats).toEqual({ runs: 6, rows: 11, inFlight: 0 });
+    });
+
+    it('keeps its slot while the requests run again: what queued meanwhile waits, then runs', async () => {
+      const session = new FakeSession({ gated: true, compute: naming });
+      const batcher = new Batcher(session, OPTIONS, 'm');
+      const busy = batcher.submit({ x: rows([1, 1]) }, 1);
+      const pair = [settled(batcher.submit({ x: rows([2, 2]) }, 1)), settled(batcher.submit({ x: rows([-3, 3]) }, 1))];
+      await session.finishAll();
+      await busy;
+      await session.finishAll();
+      const later = batcher.submit({ x: rows([7, 7]) }, 1);
+      expect(session.held.map((r) => valuesOf(r.feeds.x))).toEqual([[2, 2]]);
+      expect(batcher.depth).toBe(1);
+      await session.finishAll();
+      expect(session.held.map((r) => valuesOf(r.feeds.x))).toEqual([[-3, 3]]);
+      await session.finishAll();
+      expect(session.held.map((r) => valuesOf(r.feeds.x))).toEqual([[7, 7]]);
+      await session.finishAll();
+      expect(await Promise.all(pair)).toEqual([[4, 4], 'bad value -3']);
+      expect(valuesOf((await later).y)).toEqual([14, 14]);
+    });
+
+    it('runs each again once: when every request fails alone too, each gets its own error', async () => {
+      const session = new FakeSession({
+        compute: () => {
+          throw new Error('the model is broken');
+        },
+      });
+      const splits: number[] = [];
+      const batcher = new Batcher(session, { ...OPTIONS, maxQueueDelayMs: 20 }, 'm', undefined, (n) => splits.push(n));
+      const all = [1, 2, 3].map((v) => settled(batcher.submit({ x: rows([v, v]) }, 1)));
+      expect(await Promise.all(all)).toEqual(['the model is broken', 'the model is broken', 'the model is broken']);
+      expect(splits).toEqual([3]);
+      expect(session.runCount).toBe(4);
+    });
+
+    it('never runs a lone request twice', async () => {
+      const session = new FakeSession({ compute: naming });
+      const splits: number[] = [];
+      const batcher = new Batcher(session, OPTIONS, 'm', undefined, (n) => splits.push(n));
+      await expect(batcher.submit({ x: rows([-1, 1]) }, 1)).rejects.toThrow('bad value -1');
+      expect(session.runCount).toBe(1);
+      expect(splits).toEqual([]);
+    });
   });
 
   it('runs each request alone when batching is off', async () => {
@@ -206,7 +293,7 @@ describe('Batcher, traced', () => {
   it('gives each traced request its queue wait and its own span of a shared run; untraced requests get none', async () => {
     const session = new FakeSession({ gated: true });
     const attributes = { 'inference.model.name': 'm', 'inference.model.version': 3 };
-    const batcher = new Batcher(session, OPTIONS, 'm', undefined, attributes);
+    const batcher = new Batcher(session, OPTIONS, 'm', undefined, undefined, attributes);
     const [a, b, c] = ['a', 'b', 'c'].map(request);
     const first = batcher.submit({ x: rows([1, 1]) }, 1, { trace: a.trace });
     const shared = [

@@ -73,7 +73,8 @@ function endFailed(span: Span | undefined, error: Error): void {
  * whenever an inference worker is free the queue's compatible requests, up to maxBatchSize rows,
  * go out as one run. Under load batches form by themselves while the workers are busy; when idle,
  * a request runs at once unless maxQueueDelayMs asks to wait for company. Every caller gets exactly
- * its own rows back; a failed run fails only its own requests.
+ * its own rows back; when a run of several requests fails, each of them runs again alone, so a bad
+ * request fails only itself.
  */
 export class Batcher {
   private readonly queue: Pending[] = [];
@@ -90,6 +91,8 @@ export class Batcher {
     private readonly options: BatchingOptions,
     private readonly name: string,
     private readonly onRun?: (report: RunReport) => void,
+    /** A failed run of several requests, about to run each of them again alone. */
+    private readonly onSplit?: (requests: number) => void,
     /** What every span of this version carries (model, version). */
     private readonly spanAttributes: Attributes = {},
   ) {}
@@ -250,13 +253,63 @@ export class Batcher {
       });
       this.split(batch, outputs, rows);
     } catch (err) {
-      // A run that had ended its spans failed only in splitting its outputs; ending one twice is a no-op warning.
+      // A run that had ended its spans failed only in splitting its outputs; those stay as they were.
       spans?.forEach((s) => s?.isRecording() && endFailed(s, err as Error));
-      for (const entry of batch) entry.reject(err as Error);
+      if (batch.length > 1) await this.runEachAlone(batch, started);
+      else batch[0].reject(err as Error);
     } finally {
       this.inFlight--;
       if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
       this.schedule();
+    }
+  }
+
+  /**
+   * After a failed run of several requests: one request's bad rows (an index out of range, a value the
+   * graph refuses) must not fail the others, so each runs again alone, once, and gets its own answer or
+   * its own error. They run one after another in the slot the failed run held, so a split never takes
+   * more workers than the run it replaces.
+   */
+  private async runEachAlone(batch: readonly Pending[], started: number): Promise<void> {
+    this.onSplit?.(batch.length);
+    for (const entry of batch) {
+      const alone = performance.now();
+      this.runs++;
+      this.rowsRun += entry.rows;
+      // Each request's own run again, in its trace beside the failed shared one.
+      const span =
+        entry.trace &&
+        tracer().startSpan(
+          'inference run',
+          {
+            attributes: {
+              ...this.spanAttributes,
+              'inference.rows': entry.rows,
+              'inference.batch.size': entry.rows,
+              'inference.batch.requests': 1,
+              'inference.batch.split': true,
+            },
+          },
+          entry.trace,
+        );
+      try {
+        const outputs = await this.session.run(
+          entry.feeds,
+          span && ((placement) => span.setAttribute('inference.placement', placement)),
+        );
+        span?.end();
+        // The failed run was not reported, so each request's wait is counted once, here.
+        this.onRun?.({
+          requests: 1,
+          rows: entry.rows,
+          queueWaitMs: [started - entry.enqueuedAt],
+          runMs: performance.now() - alone,
+        });
+        entry.resolve(outputs);
+      } catch (err) {
+        endFailed(span, err as Error);
+        entry.reject(err as Error);
+      }
     }
   }
 

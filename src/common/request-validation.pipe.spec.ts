@@ -1,0 +1,47 @@
+import { ArgumentMetadata } from '@nestjs/common';
+import { BatchPredictRequestDto, PredictRequestDto } from '../prediction/dto/predict-request.dto';
+import { InvalidInputError } from './domain.errors';
+import { RequestValidationPipe } from './request-validation.pipe';
+
+const pipe = new RequestValidationPipe({ maxArrayLength: 1000, maxStringLength: 1000 });
+const body = (metatype: new () => object): ArgumentMetadata => ({ type: 'body', metatype });
+
+async function rejection(value: unknown, metatype: new () => object = PredictRequestDto): Promise<InvalidInputError> {
+  try {
+    await pipe.transform(value, body(metatype));
+  } catch (err) {
+    if (err instanceof InvalidInputError) return err;
+    throw err;
+  }
+  throw new Error(`expected ${JSON.stringify(value)} to be rejected`);
+}
+
+describe('RequestValidationPipe', () => {
+  it('answers a valid body with the body itself', async () => {
+    const value = { features: [5.1, 3.5, 1.4, 0.2] };
+    expect(await pipe.transform(value, body(PredictRequestDto))).toBe(value);
+    const batch = { instances: [[1, 2, 3, 4]] };
+    expect(await pipe.transform(batch, body(BatchPredictRequestDto))).toBe(batch);
+  });
+
+  it('rejects unknown fields, wrong types and bodies that are not objects, naming the field', async () => {
+    expect((await rejection({ features: [1, 2], extra: 1 })).details.map((d) => d.path)).toContain('extra');
+    expect((await rejection({ inputs: 'x' })).details.map((d) => d.path)).toContain('inputs');
+    expect((await rejection({ instances: [] }, BatchPredictRequestDto)).details.map((d) => d.path)).toContain(
+      'instances',
+    );
+    expect((await rejection([1, 2])).details).toEqual([{ path: 'body', message: 'got an array' }]);
+  });
+
+  it('rejects prototype keys before class-transformer sees them', async () => {
+    expect((await rejection(JSON.parse('{"features":[1],"__proto__":{"x":1}}'))).message).toBe(
+      'The request body is invalid',
+    );
+  });
+
+  it('passes path parameters and bodies without a DTO through untouched', async () => {
+    expect(await pipe.transform('iris', { type: 'param', metatype: String, data: 'model' })).toBe('iris');
+    const raw = { anything: true };
+    expect(await pipe.transform(raw, { type: 'body' })).toBe(raw);
+  });
+});

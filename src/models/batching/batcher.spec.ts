@@ -327,6 +327,38 @@ describe('Batcher, traced', () => {
     expect(exporter.getFinishedSpans()).toHaveLength(6);
   });
 
+  it('shows a failed shared run, then each request’s own rerun, in each traced request’s trace', async () => {
+    const session = new FakeSession({ gated: true });
+    const batcher = new Batcher(session, OPTIONS, 'm');
+    const [busy, good, bad] = ['busy', 'good', 'bad'].map(request);
+    const running = batcher.submit({ x: rows([1, 1]) }, 1, { trace: busy.trace });
+    const fine = batcher.submit({ x: rows([2, 2]) }, 1, { trace: good.trace });
+    const failing = batcher.submit({ x: rows([-1, -1]) }, 1, { trace: bad.trace }).catch((err: Error) => err);
+    await session.finishAll();
+    await running;
+    // The shared run of good and bad fails; each then runs alone, one after the other.
+    for (let i = 0; i < 3; i++) await session.finishAll();
+    expect(valuesOf((await fine).y)).toEqual([4, 4]);
+    expect(await failing).toEqual(new Error('negative input'));
+
+    const runsOf = (id: string) =>
+      spansUnder(id)
+        .filter((s) => s.name === 'inference run')
+        .map((s) => ({
+          requests: s.attributes['inference.batch.requests'],
+          split: s.attributes['inference.batch.split'] ?? false,
+          status: s.status.code,
+        }));
+    expect(runsOf(good.id)).toEqual([
+      { requests: 2, split: false, status: SpanStatusCode.ERROR },
+      { requests: 1, split: true, status: SpanStatusCode.UNSET },
+    ]);
+    expect(runsOf(bad.id)).toEqual([
+      { requests: 2, split: false, status: SpanStatusCode.ERROR },
+      { requests: 1, split: true, status: SpanStatusCode.ERROR },
+    ]);
+  });
+
   it('ends a dropped request’s queue wait and a failed run’s span as errors, with their codes', async () => {
     const session = new FakeSession({ gated: true });
     const batcher = new Batcher(session, OPTIONS, 'm');

@@ -64,6 +64,9 @@ const EDGE = [
   // The process: the matched route in each request's log line (see metrics), and SIGTERM under load,
   // which each adapter's server drains its own way.
   'process',
+  // Traces from the process: the request's span stays active through each adapter's body parser and
+  // router (bound listeners), and its name and http.route come from each adapter's matched pattern.
+  'tracing',
 ];
 
 /** Run once, on Fastify: none of them checks anything that differs between the adapters. */
@@ -78,8 +81,10 @@ const ONCE = [
   'reference-predictions',
   'v2-conformance',
   'no-config-model',
-  // The OpenAPI document's contents, and the clients and browser pages made from it.
+  // The OpenAPI document's contents, and the clients and browser pages made from it; the documents
+  // linted by Redocly and a second SDK (@hey-api/openapi-ts) generated, compiled and called.
   'openapi',
+  'openapi-tools',
   'sdk',
   'examples',
   'swagger-ui',

@@ -8,6 +8,7 @@ import { AppConfig, ConfigError, loadConfig } from './config/app.config';
 import { loadEnvFile } from './config/env-file';
 import { LifecycleService } from './health/lifecycle.service';
 import { ModelRegistry } from './models/model.registry';
+import { startTracing, Tracing } from './observability/tracing';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -26,7 +27,13 @@ const DRAIN_QUIET_MS = 1000;
  * SHUTDOWN_TIMEOUT_MS it closes anyway. Exit 0 only if no accepted request was cut, else 1 with how
  * many. An interactive Ctrl-C skips the grace period.
  */
-function handleSignals(app: INestApplication, drain: DrainTracker, config: AppConfig, logger: Logger): void {
+function handleSignals(
+  app: INestApplication,
+  drain: DrainTracker,
+  config: AppConfig,
+  logger: Logger,
+  tracing: Tracing | undefined,
+): void {
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -43,6 +50,8 @@ function handleSignals(app: INestApplication, drain: DrainTracker, config: AppCo
     const left = Math.max(0, deadline - Date.now());
     const outcome = await Promise.race([closed, sleep(left).then(() => 'timeout' as const)]);
     const cut = drain.inFlight;
+    // The last requests' spans are still buffered: sent before the process goes.
+    await tracing?.shutdown().catch((err: Error) => logger.warn(`traces not flushed: ${err.message}`));
     if (outcome === 'timeout' || cut > 0) {
       logger.error(
         `${cut} accepted request(s) not answered within SHUTDOWN_TIMEOUT_MS (${config.SHUTDOWN_TIMEOUT_MS} ms); exiting without them`,
@@ -58,11 +67,13 @@ function handleSignals(app: INestApplication, drain: DrainTracker, config: AppCo
 
 async function bootstrap(): Promise<void> {
   loadEnvFile();
+  // Before the application is made: the pipeline installs the request span only when tracing is on.
+  const tracing = startTracing();
   const app = await createApp(loadConfig());
   // HOST as the application will listen on it: the default `::` falls back to IPv4 where there is no IPv6.
   const config = app.get(AppConfig);
   const logger = new Logger('Bootstrap');
-  handleSignals(app, new DrainTracker(app.getHttpServer() as Server), config, logger);
+  handleSignals(app, new DrainTracker(app.getHttpServer() as Server), config, logger, tracing);
   await app.listen(config.PORT, config.HOST);
   logger.log(`listening on http://${hostInUrl(config.HOST)}:${config.PORT} (Swagger UI at /docs)`);
   const registry = app.get(ModelRegistry);

@@ -15,6 +15,8 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
         'and the routes of the FastAPI lesson this service grew out of. Every error has the body ErrorResponse.',
     )
     .setVersion(APP_INFO.version)
+    // package.json's license; each model's document inherits the info object.
+    .setLicense(APP_INFO.license, `https://spdx.org/licenses/${APP_INFO.license}.html`)
     // An empty `servers` leaves clients guessing (and fails Redocly's no-empty-servers).
     .addServer(appConfig.publicUrl())
     .build();

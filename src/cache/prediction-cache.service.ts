@@ -1,5 +1,6 @@
 import { CACHE_MANAGER } from '@nestjs/cache-manager';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Context, SpanKind } from '@opentelemetry/api';
 import type { Cache } from 'cache-manager';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { CacheUse, RequestContext } from '../common/request-context';
@@ -10,6 +11,7 @@ import { TensorData } from '../models/model.types';
 import { EncodedRun } from '../models/tensor.codec';
 import { concatRows, gatherRows, splitRows } from '../models/tensor-rows';
 import { MetricsService } from '../observability/metrics.service';
+import { redisSpanAttributes, traced, tracingOn } from '../observability/tracing';
 import { rowKeys } from './cache-entry.codec';
 import { CACHE_STORE, CacheStore } from './cache-store';
 
@@ -78,11 +80,15 @@ export class PredictionCache implements OnApplicationShutdown {
   submit(entry: ReadyModelVersion, run: EncodedRun, request?: RequestContext): Promise<Outputs> {
     // The signal is read only when a run is really queued: a request the cache answers never makes one.
     const compute: Compute = (feeds, rows) =>
-      entry.batcher.submit(feeds, rows, { deadline: request?.deadline, signal: request?.signal });
+      entry.batcher.submit(feeds, rows, {
+        deadline: request?.deadline,
+        signal: request?.signal,
+        trace: request?.trace,
+      });
     const use = request?.cache;
     // A run of no rows has no row to key: it goes to the model as it is.
     if (!use || !entry.caching.enabled || run.count === 0) return compute(run.feeds, run.count);
-    return this.cached(entry, run, use, compute);
+    return this.cached(entry, run, use, compute, request?.trace);
   }
 
   private async cached(
@@ -90,6 +96,7 @@ export class PredictionCache implements OnApplicationShutdown {
     run: EncodedRun,
     policy: CacheUse,
     compute: Compute,
+    parent: Context | undefined,
   ): Promise<Outputs> {
     const batched = entry.signature.batchable;
     const keys = rowKeys(this.config.CACHE_KEY_PREFIX, entry, run.feeds, batched ? run.count : 1, batched);
@@ -113,10 +120,10 @@ export class PredictionCache implements OnApplicationShutdown {
     let hits = 0;
     let computedAll: Outputs | undefined;
     try {
-      const missing = policy.read ? await this.readInto(entry, keys, own) : [...own.keys()];
+      const missing = policy.read ? await this.lookUp(entry, keys, own, joined.size, parent) : [...own.keys()];
       hits += own.size - missing.length;
       if (missing.length > 0) {
-        computedAll = await this.computeInto(entry, run, batched, keys, missing, own, policy, compute);
+        computedAll = await this.computeInto(entry, run, batched, keys, missing, own, policy, compute, parent);
       }
     } catch (err) {
       for (const row of own.values()) row.reject(err);
@@ -144,6 +151,7 @@ export class PredictionCache implements OnApplicationShutdown {
       await this.write(
         entry,
         recomputed.map((i) => ({ key: keys[i], value: this.store.encode(outputs[i]) })),
+        parent,
       );
     }
     const misses = keys.length - hits;
@@ -157,6 +165,34 @@ export class PredictionCache implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     await this.store.close();
+  }
+
+  /** readInto, as the request's `cache lookup` span when it is traced. */
+  private lookUp(
+    entry: ReadyModelVersion,
+    keys: readonly string[],
+    own: ReadonlyMap<number, Deferred>,
+    joined: number,
+    parent: Context | undefined,
+  ): Promise<number[]> {
+    if (!parent) return this.readInto(entry, keys, own);
+    return traced(
+      'cache lookup',
+      parent,
+      {
+        'inference.model.name': entry.model,
+        'inference.model.version': entry.version,
+        'cache.store': this.store.kind,
+        'cache.rows': keys.length,
+        // Rows identical to ones another request is computing now: joined, never looked up.
+        'cache.joined': joined,
+      },
+      async (span) => {
+        const missing = await this.readInto(entry, keys, own);
+        span?.setAttributes({ 'cache.hits': own.size - missing.length, 'cache.misses': missing.length });
+        return missing;
+      },
+    );
   }
 
   /** Resolves the rows the store holds; returns the indexes of the others. */
@@ -191,6 +227,7 @@ export class PredictionCache implements OnApplicationShutdown {
     own: ReadonlyMap<number, Deferred>,
     policy: CacheUse,
     compute: Compute,
+    parent: Context | undefined,
   ): Promise<Outputs | undefined> {
     const all = missing.length === keys.length;
     const outputs = await compute(
@@ -204,6 +241,7 @@ export class PredictionCache implements OnApplicationShutdown {
       await this.write(
         entry,
         missing.map((rowIndex, j) => ({ key: keys[rowIndex], value: this.store.encode(split[j]) })),
+        parent,
       );
     return all ? outputs : undefined;
   }
@@ -226,7 +264,7 @@ export class PredictionCache implements OnApplicationShutdown {
     // arrived with it (docs/PERFORMANCE.md). Redis's round trip waits for a turn by itself.
     if (!this.store.remote) await nextTurn();
     try {
-      const values = await this.bounded(this.cache.mget(keys));
+      const values = await this.bounded(this.redisCall('MGET', keys.length, undefined, () => this.cache.mget(keys)));
       if (this.failedReads.has(keys)) throw this.failedReads.get(keys);
       this.succeeded();
       return values;
@@ -236,15 +274,40 @@ export class PredictionCache implements OnApplicationShutdown {
     }
   }
 
-  private async write(entry: ReadyModelVersion, list: { key: string; value: unknown }[]): Promise<void> {
+  private async write(
+    entry: ReadyModelVersion,
+    list: { key: string; value: unknown }[],
+    parent: Context | undefined,
+  ): Promise<void> {
     if (Date.now() < this.skipUntil) return;
     const seconds = entry.caching.ttlSeconds;
     try {
-      await this.bounded(this.cache.mset(list.map((e) => ({ ...e, ttl: seconds * 1000 }))));
+      await this.bounded(
+        this.redisCall('MSET', list.length, parent, () =>
+          this.cache.mset(list.map((e) => ({ ...e, ttl: seconds * 1000 }))),
+        ),
+      );
       this.succeeded();
     } catch (err) {
       this.failed('write', err);
     }
+  }
+
+  /** A call that reaches Redis, as a client span when tracing is on (memory calls are not spans). */
+  private redisCall<T>(
+    operation: string,
+    keys: number,
+    parent: Context | undefined,
+    call: () => Promise<T>,
+  ): Promise<T> {
+    if (!this.store.remote || !tracingOn()) return call();
+    return traced(
+      operation,
+      parent,
+      () => redisSpanAttributes(this.config.REDIS_URL, operation, keys),
+      call,
+      SpanKind.CLIENT,
+    );
   }
 
   /**

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ERROR_CODES } from './domain.errors';
+import { ERROR_CODES, ErrorCode } from './domain.errors';
 
 export class ErrorDetailDto {
   @ApiProperty({ example: 'instances[3].features', description: 'Where in the request the problem is' })
@@ -16,9 +16,12 @@ export class ErrorResponseDto {
 
   @ApiProperty({
     example: 'INVALID_INPUT',
-    description: `Stable machine-readable code: ${Object.keys(ERROR_CODES).join(', ')}`,
+    // An enum, so that generated clients type the code as the union of the codes the service has.
+    enum: Object.keys(ERROR_CODES),
+    enumName: 'ErrorCode',
+    description: 'Stable machine-readable code (the README lists what each means)',
   })
-  readonly error!: string;
+  readonly error!: ErrorCode;
 
   @ApiProperty({ example: "The request does not match the model's inputs" })
   readonly message!: string;

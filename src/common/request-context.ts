@@ -1,4 +1,5 @@
 import { createParamDecorator, ExecutionContext } from '@nestjs/common';
+import type { Context } from '@opentelemetry/api';
 import type { IncomingMessage } from 'node:http';
 
 /**
@@ -30,6 +31,12 @@ export interface RequestContext {
   route?: string;
   /** Written by the exception filter: the code of the error the request was answered with. */
   error?: string;
+  /**
+   * Set by the tracing middleware (or the gRPC server) when tracing is on: the request's span as an
+   * OpenTelemetry context, the parent of the spans made for the request further in (cache lookup,
+   * queue wait, run), which are handed it explicitly as they are handed the deadline.
+   */
+  readonly trace?: Context;
 }
 
 /** How one request may use the prediction cache (its Cache-Control), and, once consulted, what it found. */

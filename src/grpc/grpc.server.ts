@@ -19,6 +19,7 @@ import {
   sendUnaryData,
 } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
+import { context as otelContext, Context, SpanKind, SpanStatusCode, TextMapGetter, trace } from '@opentelemetry/api';
 import { ModuleRef } from '@nestjs/core';
 import { ThrottlerStorage } from '@nestjs/throttler';
 import { randomUUID } from 'node:crypto';
@@ -32,6 +33,7 @@ import { ReadinessIndicators } from '../health/readiness.indicators';
 import { V2_EXTENSIONS } from '../inference-protocol/v2.controller';
 import { encodeConfig, encodeMetadata, encodeStatistics } from '../inference-protocol/v2.codec';
 import { PredictionService } from '../prediction/prediction.service';
+import { extractParent, startSpan, traceIds, tracingOn } from '../observability/tracing';
 import { ApiKeyStore } from '../security/api-key.store';
 import { ModelControlService } from '../models/model-control.service';
 import { authorize, keyOf, openPathMatcher, requiredScope } from '../security/api-key.middleware';
@@ -54,6 +56,22 @@ const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const ONE_MINUTE_MS = 60000;
 /** How often a health Watch stream re-reads readiness, to send a change. */
 const WATCH_INTERVAL_MS = 1000;
+
+/** Codes that are the server's failure, after the semantic conventions for gRPC server spans. */
+const SERVER_FAILURES = new Set([
+  Status.UNKNOWN,
+  Status.DEADLINE_EXCEEDED,
+  Status.UNIMPLEMENTED,
+  Status.INTERNAL,
+  Status.UNAVAILABLE,
+  Status.DATA_LOSS,
+]);
+
+/** traceparent and tracestate from a call's metadata, as the W3C propagator reads headers. */
+const metadataGetter: TextMapGetter<Metadata> = {
+  keys: (metadata) => Object.keys(metadata.getMap()),
+  get: (metadata, key) => first(metadata, key),
+};
 
 /** The REST probe each RPC answers the same question as, for AUTH_OPEN_PATHS. */
 const PROBE_OF: Readonly<Record<string, string>> = {
@@ -216,9 +234,11 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
   private unary<Req, Res>(method: string, handle: Handler<Req, Res>): UntypedHandleCall {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       const start = process.hrtime.bigint();
-      const { context, settle } = this.contextOf(call);
+      const traced = tracingOn() ? this.spanOf(call, method) : undefined;
+      const { context, settle } = this.contextOf(call, traced);
       const done = (code: Status) => {
         settle();
+        if (traced) this.endSpan(traced, code);
         this.logger.log(
           {
             msg: 'call',
@@ -229,26 +249,26 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
             batch_size: context.served?.batchSize,
             duration_ms: Number((Number(process.hrtime.bigint() - start) / 1e6).toFixed(3)),
             request_id: context.requestId,
+            ...traceIds(traced),
           },
           'gRPC',
         );
       };
-      this.admit(method, call, context)
-        .then(() => handle(call.request, context, method))
-        .then(
-          (response) => {
-            callback(null, response);
-            done(Status.OK);
-          },
-          (err: unknown) => {
-            const error = toCallError(err);
-            if (error.code === Status.INTERNAL && !(err instanceof DomainError)) {
-              this.logger.error(`${method} failed: ${(err as Error).stack ?? String(err)}`);
-            }
-            callback({ code: error.code, details: error.details, metadata: error.metadata });
-            done(error.code);
-          },
-        );
+      const run = () => this.admit(method, call, context).then(() => handle(call.request, context, method));
+      (traced ? otelContext.with(traced, run) : run()).then(
+        (response) => {
+          callback(null, response);
+          done(Status.OK);
+        },
+        (err: unknown) => {
+          const error = toCallError(err);
+          if (error.code === Status.INTERNAL && !(err instanceof DomainError)) {
+            this.logger.error(`${method} failed: ${(err as Error).stack ?? String(err)}`);
+          }
+          callback({ code: error.code, details: error.details, metadata: error.metadata });
+          done(error.code);
+        },
+      );
     };
   }
 
@@ -259,7 +279,10 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
    * included, and an abort then would cost an exception object and a dispatch to listeners for
    * nothing.
    */
-  private contextOf(call: ServerUnaryCall<unknown, unknown>): { context: RequestContext; settle: () => void } {
+  private contextOf(
+    call: ServerUnaryCall<unknown, unknown>,
+    traced: Context | undefined,
+  ): { context: RequestContext; settle: () => void } {
     const sent = first(call.metadata, 'x-request-id');
     const requested = call.getDeadline();
     const deadline = Math.min(
@@ -278,6 +301,7 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
       requestId: sent !== undefined && SAFE_REQUEST_ID.test(sent) ? sent : randomUUID(),
       deadline,
       routingKey: routingKey === '' ? undefined : routingKey,
+      trace: traced,
       get signal() {
         if (!abort) {
           const controller = (abort = new AbortController());
@@ -289,6 +313,36 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
       cache: cachePolicy(headers),
     };
     return { context, settle: () => void (abort && call.off('cancelled', onCancel)) };
+  }
+
+  /**
+   * The call's server span, continuing the traceparent of its metadata, after the semantic
+   * conventions for gRPC: named by the full method, as rpc.method.
+   */
+  private spanOf(call: ServerUnaryCall<unknown, unknown>, method: string): Context | undefined {
+    const parent = extractParent(call.metadata, metadataGetter);
+    const span = startSpan(
+      `${SERVICE}/${method}`,
+      parent,
+      {
+        'rpc.system.name': 'grpc',
+        'rpc.method': `${SERVICE}/${method}`,
+        'server.port': this.boundPort,
+        'client.address': peerAddress(call.getPeer()),
+      },
+      SpanKind.SERVER,
+    );
+    return span && trace.setSpan(parent, span);
+  }
+
+  private endSpan(traced: Context, code: Status): void {
+    const span = trace.getSpan(traced)!;
+    span.setAttribute('rpc.status_code', Status[code]);
+    if (SERVER_FAILURES.has(code)) {
+      span.setAttribute('error.type', Status[code]);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.end();
   }
 
   /** The API key (metadata `authorization: Bearer <key>` or `x-api-key`) and the rate limit, as on HTTP. */

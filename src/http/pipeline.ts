@@ -9,6 +9,8 @@ import { AppLogger } from '../observability/app.logger';
 import { latencyMiddleware, RouteOf } from '../observability/latency.middleware';
 import { MetricsService } from '../observability/metrics.service';
 import { requestContextMiddleware } from '../observability/request-context.middleware';
+import { tracingOn } from '../observability/tracing';
+import { tracingMiddleware } from '../observability/tracing.middleware';
 import { setupOpenApi } from '../openapi';
 import { apiKeyMiddleware } from '../security/api-key.middleware';
 import { ApiKeyStore } from '../security/api-key.store';
@@ -104,6 +106,8 @@ export function applyPipeline(
   adapter: HttpAdapterSetup,
 ): void {
   // Order matters: timing and context must cover every request, including those the parser rejects.
+  // The request's span comes first, so that it is active for everything after it; absent unless tracing is on.
+  if (tracingOn()) app.use(tracingMiddleware());
   app.use(latencyMiddleware(logger.pino, app.get(MetricsService), adapter.routeOf(app)));
   const lifecycle = app.get(LifecycleService);
   app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, lifecycle));

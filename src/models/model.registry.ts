@@ -588,6 +588,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
           scheduler: this.scheduler,
           inline: inlineSession && { session: inlineSession, maxRows: placement.inlineMaxRows ?? Infinity },
         },
+        { 'inference.model.name': model.name, 'inference.model.version': entry.version },
       );
       Object.assign(entry, {
         state: 'READY',

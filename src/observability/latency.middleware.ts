@@ -3,6 +3,7 @@ import type { Logger as Pino } from 'pino';
 import { cacheOutcome } from '../cache/prediction-cache.middleware';
 import { contextOf } from '../common/request-context';
 import { MetricsService } from './metrics.service';
+import { traceIds } from './tracing';
 
 const elapsedMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 
@@ -59,6 +60,7 @@ export function latencyMiddleware(logger: Pino, metrics: MetricsService, routeOf
           cache: cacheOutcome(context?.cache),
           client_address: req.socket?.remoteAddress,
           user_agent: agent === undefined ? undefined : agent.slice(0, MAX_ECHOED),
+          ...traceIds(context?.trace),
         },
         'request',
       );

@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { DomainError, InvalidInputError } from '../common/domain.errors';
 import { attachContext, RequestContext } from '../common/request-context';
+import { tracingOn } from './tracing';
+import { traceOf } from './tracing.middleware';
 
 /** Client-sent ids are echoed only when they are short and plain, so they cannot forge log lines. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -45,6 +47,7 @@ export function requestContextMiddleware(
       requestId,
       deadline: Date.now() + timeoutMs,
       routingKey: typeof key === 'string' && key !== '' ? key : undefined,
+      trace: tracingOn() ? traceOf(req) : undefined,
       get signal() {
         if (!abort) {
           const controller = (abort = new AbortController());

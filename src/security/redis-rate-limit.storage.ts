@@ -1,10 +1,12 @@
 import { Logger, Module } from '@nestjs/common';
 import { ThrottlerStorage, ThrottlerStorageService } from '@nestjs/throttler';
 import type { RedisClientType } from '@keyv/redis';
+import { SpanKind } from '@opentelemetry/api';
 import { CacheStoreModule } from '../cache/cache.module';
 import { CACHE_STORE, CacheStore } from '../cache/cache-store';
 import { withTimeout } from '../common/with-timeout';
 import { AppConfig } from '../config/app.config';
+import { redisSpanAttributes, traced, tracingOn } from '../observability/tracing';
 import { RATE_LIMIT_STORAGE } from './security.module';
 
 /**
@@ -42,6 +44,8 @@ export class RedisRateLimitStorage implements ThrottlerStorage {
     private readonly timeoutMs: number,
     /** CACHE_KEY_PREFIX: one Redis may serve several services or environments. */
     private readonly prefix: string,
+    /** REDIS_URL, for the address on the calls' trace spans. */
+    private readonly url?: string,
   ) {}
 
   async increment(
@@ -53,10 +57,15 @@ export class RedisRateLimitStorage implements ThrottlerStorage {
   ): ReturnType<ThrottlerStorage['increment']> {
     try {
       const counter = this.prefix + key;
-      const call = this.redis.eval(INCREMENT, {
-        keys: [counter, `${counter}:blocked`],
-        arguments: [String(ttl), String(limit), String(blockDuration)],
-      });
+      const eval_ = () =>
+        this.redis.eval(INCREMENT, {
+          keys: [counter, `${counter}:blocked`],
+          arguments: [String(ttl), String(limit), String(blockDuration)],
+        });
+      // The caller's span is the active one: the HTTP middleware and the gRPC call run inside theirs.
+      const call = tracingOn()
+        ? traced('EVAL', undefined, redisSpanAttributes(this.url, 'EVAL', 2), eval_, SpanKind.CLIENT)
+        : eval_();
       const [hits, windowMs, blockMs] = (await withTimeout(call, this.timeoutMs, 'CACHE_TIMEOUT_MS')) as number[];
       if (!this.shared) this.logger.log('Redis answers again; rate limits are shared across replicas again');
       this.shared = true;
@@ -86,7 +95,7 @@ export class RedisRateLimitStorage implements ThrottlerStorage {
       provide: RATE_LIMIT_STORAGE,
       inject: [CACHE_STORE, AppConfig],
       useFactory: (store: CacheStore, config: AppConfig): ThrottlerStorage =>
-        new RedisRateLimitStorage(store.redis!, config.CACHE_TIMEOUT_MS, config.CACHE_KEY_PREFIX),
+        new RedisRateLimitStorage(store.redis!, config.CACHE_TIMEOUT_MS, config.CACHE_KEY_PREFIX, config.REDIS_URL),
     },
   ],
   exports: [RATE_LIMIT_STORAGE],

@@ -898,6 +898,11 @@ export interface components {
             /** @description Where the version runs and what a run cost when it warmed up; null until it is loaded */
             placement: components["schemas"]["PlacementDto"] | null;
         };
+        /**
+         * @description Stable machine-readable code (the README lists what each means)
+         * @enum {string}
+         */
+        ErrorCode: "INVALID_INPUT" | "MALFORMED_JSON" | "UNSUPPORTED_MEDIA_TYPE" | "PAYLOAD_TOO_LARGE" | "ROUTE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "HTTP_ERROR" | "UNAUTHENTICATED" | "FORBIDDEN" | "RATE_LIMITED" | "HEADERS_TOO_LARGE" | "REQUEST_TIMEOUT" | "MODEL_NOT_FOUND" | "MODEL_NOT_READY" | "MODEL_CONTROL_DISABLED" | "MODEL_LOAD_FAILED" | "QUEUE_FULL" | "DEADLINE_EXCEEDED" | "CLIENT_CLOSED" | "SHUTTING_DOWN" | "INFERENCE_FAILED" | "INTERNAL";
         ErrorDetailDto: {
             /**
              * @description Where in the request the problem is
@@ -911,10 +916,10 @@ export interface components {
             /** @example 400 */
             statusCode: number;
             /**
-             * @description Stable machine-readable code: INVALID_INPUT, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED, HTTP_ERROR, UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, HEADERS_TOO_LARGE, REQUEST_TIMEOUT, MODEL_NOT_FOUND, MODEL_NOT_READY, MODEL_CONTROL_DISABLED, MODEL_LOAD_FAILED, QUEUE_FULL, DEADLINE_EXCEEDED, CLIENT_CLOSED, SHUTTING_DOWN, INFERENCE_FAILED, INTERNAL
+             * @description Stable machine-readable code (the README lists what each means)
              * @example INVALID_INPUT
              */
-            error: string;
+            error: components["schemas"]["ErrorCode"];
             /** @example The request does not match the model's inputs */
             message: string;
             details: components["schemas"]["ErrorDetailDto"][];
@@ -1249,6 +1254,17 @@ export interface components {
              */
             dims: number[];
         };
+        V2InstanceGroupDto: {
+            /** @example iris */
+            name: string;
+            /** @example KIND_CPU */
+            kind: string;
+            /**
+             * @description Inference workers running the version
+             * @example 2
+             */
+            count: number;
+        };
         V2ModelConfigDto: {
             /** @example iris */
             name: string;
@@ -1279,16 +1295,7 @@ export interface components {
              *     }
              */
             dynamic_batching?: Record<string, never>;
-            /**
-             * @example [
-             *       {
-             *         "name": "iris",
-             *         "kind": "KIND_CPU",
-             *         "count": 2
-             *       }
-             *     ]
-             */
-            instance_group: string[];
+            instance_group: components["schemas"]["V2InstanceGroupDto"][];
             /** @example model.onnx */
             default_model_filename: string;
             /**
@@ -1788,6 +1795,7 @@ export type ModelListDto = components['schemas']['ModelListDto'];
 export type TensorSpecDto = components['schemas']['TensorSpecDto'];
 export type PlacementDto = components['schemas']['PlacementDto'];
 export type ModelDescriptionDto = components['schemas']['ModelDescriptionDto'];
+export type ErrorCode = components['schemas']['ErrorCode'];
 export type ErrorDetailDto = components['schemas']['ErrorDetailDto'];
 export type ErrorResponseDto = components['schemas']['ErrorResponseDto'];
 export type PredictRequestDto = components['schemas']['PredictRequestDto'];
@@ -1809,6 +1817,7 @@ export type V2TensorMetadataDto = components['schemas']['V2TensorMetadataDto'];
 export type V2ModelMetadataDto = components['schemas']['V2ModelMetadataDto'];
 export type V2ErrorDto = components['schemas']['V2ErrorDto'];
 export type V2ConfigTensorDto = components['schemas']['V2ConfigTensorDto'];
+export type V2InstanceGroupDto = components['schemas']['V2InstanceGroupDto'];
 export type V2ModelConfigDto = components['schemas']['V2ModelConfigDto'];
 export type V2ModelReadyDto = components['schemas']['V2ModelReadyDto'];
 export type V2InferInputDto = components['schemas']['V2InferInputDto'];

@@ -250,6 +250,18 @@ export class V2ErrorDto {
   readonly error!: string;
 }
 
+/** Where the version's runs go, as Triton's instance_group says it: the CPU, one instance per inference worker. */
+export class V2InstanceGroupDto {
+  @ApiProperty({ example: 'iris' })
+  readonly name!: string;
+
+  @ApiProperty({ example: 'KIND_CPU' })
+  readonly kind!: string;
+
+  @ApiProperty({ example: 2, description: 'Inference workers running the version' })
+  readonly count!: number;
+}
+
 export class V2ConfigTensorDto {
   @ApiProperty({ example: 'float_input' })
   readonly name!: string;
@@ -287,8 +299,8 @@ export class V2ModelConfigDto {
   @ApiPropertyOptional({ example: { max_queue_delay_microseconds: 1000 } })
   readonly dynamic_batching?: { max_queue_delay_microseconds: number };
 
-  @ApiProperty({ example: [{ name: 'iris', kind: 'KIND_CPU', count: 2 }] })
-  readonly instance_group!: { name: string; kind: string; count: number }[];
+  @ApiProperty({ type: [V2InstanceGroupDto] })
+  readonly instance_group!: V2InstanceGroupDto[];
 
   @ApiProperty({ example: 'model.onnx' })
   readonly default_model_filename!: string;

@@ -1,3 +1,5 @@
+import { ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import {
   ClientClosedError,
   DeadlineExceededError,
@@ -388,5 +390,115 @@ describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
     expect(slowSession.held).toHaveLength(1);
     await slowSession.finishAll();
     await running;
+  });
+});
+
+describe('Batcher, traced', () => {
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const requestTracer = provider.getTracer('test');
+  beforeAll(() => trace.setGlobalTracerProvider(provider));
+  afterAll(async () => {
+    trace.disable();
+    await provider.shutdown();
+  });
+  beforeEach(() => exporter.reset());
+
+  /** A request's span, as the HTTP or gRPC layer opens it, and its context for the batcher. */
+  const request = (name: string) => {
+    const span = requestTracer.startSpan(name);
+    return { id: span.spanContext().spanId, trace: trace.setSpan(ROOT_CONTEXT, span) };
+  };
+  const spansUnder = (parentId: string) =>
+    exporter.getFinishedSpans().filter((s) => s.parentSpanContext?.spanId === parentId);
+
+  it('gives each traced request its queue wait and its own span of a shared run; untraced requests get none', async () => {
+    const session = new FakeSession({ gated: true });
+    const attributes = { 'inference.model.name': 'm', 'inference.model.version': 3 };
+    const batcher = new Batcher(session, OPTIONS, 'm', undefined, undefined, {}, attributes);
+    const [a, b, c] = ['a', 'b', 'c'].map(request);
+    const first = batcher.submit({ x: rows([1, 1]) }, 1, { trace: a.trace });
+    const shared = [
+      batcher.submit({ x: rows([2, 2], [3, 3]) }, 2, { trace: b.trace }),
+      batcher.submit({ x: rows([4, 4]) }, 1, { trace: c.trace }),
+      batcher.submit({ x: rows([5, 5]) }, 1),
+    ];
+    await session.finishAll();
+    await first;
+    await session.finishAll();
+    await Promise.all(shared);
+
+    for (const [r, rowCount] of [
+      [b, 2],
+      [c, 1],
+    ] as const) {
+      const spans = Object.fromEntries(spansUnder(r.id).map((s) => [s.name, s]));
+      expect(Object.keys(spans).sort()).toEqual(['inference run', 'queue wait']);
+      expect(spans['queue wait'].attributes).toMatchObject({ ...attributes, 'inference.rows': rowCount });
+      // The run they shared, seen from each: the whole run's size beside the request's own rows.
+      expect(spans['inference run'].attributes).toEqual({
+        ...attributes,
+        'inference.rows': rowCount,
+        'inference.batch.size': 4,
+        'inference.batch.requests': 3,
+      });
+      expect(spans['inference run'].status.code).toBe(SpanStatusCode.UNSET);
+    }
+    expect(spansUnder(a.id).find((s) => s.name === 'inference run')?.attributes['inference.batch.requests']).toBe(1);
+    // Two spans for each traced request; the untraced one made none.
+    expect(exporter.getFinishedSpans()).toHaveLength(6);
+  });
+
+  it('shows a failed shared run, then each request’s own rerun, in each traced request’s trace', async () => {
+    const session = new FakeSession({ gated: true });
+    const batcher = new Batcher(session, OPTIONS, 'm');
+    const [busy, good, bad] = ['busy', 'good', 'bad'].map(request);
+    const running = batcher.submit({ x: rows([1, 1]) }, 1, { trace: busy.trace });
+    const fine = batcher.submit({ x: rows([2, 2]) }, 1, { trace: good.trace });
+    const failing = batcher.submit({ x: rows([-1, -1]) }, 1, { trace: bad.trace }).catch((err: Error) => err);
+    await session.finishAll();
+    await running;
+    // The shared run of good and bad fails; each then runs alone, one after the other.
+    for (let i = 0; i < 3; i++) await session.finishAll();
+    expect(valuesOf((await fine).y)).toEqual([4, 4]);
+    expect(await failing).toEqual(new Error('negative input'));
+
+    const runsOf = (id: string) =>
+      spansUnder(id)
+        .filter((s) => s.name === 'inference run')
+        .map((s) => ({
+          requests: s.attributes['inference.batch.requests'],
+          split: s.attributes['inference.batch.split'] ?? false,
+          status: s.status.code,
+        }));
+    expect(runsOf(good.id)).toEqual([
+      { requests: 2, split: false, status: SpanStatusCode.ERROR },
+      { requests: 1, split: true, status: SpanStatusCode.UNSET },
+    ]);
+    expect(runsOf(bad.id)).toEqual([
+      { requests: 2, split: false, status: SpanStatusCode.ERROR },
+      { requests: 1, split: true, status: SpanStatusCode.ERROR },
+    ]);
+  });
+
+  it('ends a dropped request’s queue wait and a failed run’s span as errors, with their codes', async () => {
+    const session = new FakeSession({ gated: true });
+    const batcher = new Batcher(session, OPTIONS, 'm');
+    const [busy, late, bad] = ['busy', 'late', 'bad'].map(request);
+    const running = batcher.submit({ x: rows([1, 1]) }, 1, { trace: busy.trace });
+    const dropped = batcher.submit({ x: rows([2, 2]) }, 1, { trace: late.trace, deadline: Date.now() - 1 });
+    await expect(dropped).rejects.toBeInstanceOf(DeadlineExceededError);
+    const failing = batcher.submit({ x: rows([-1, -1]) }, 1, { trace: bad.trace }).catch((err: Error) => err);
+    await session.finishAll();
+    await running;
+    await session.finishAll();
+    expect(await failing).toEqual(new Error('negative input'));
+
+    const wait = spansUnder(late.id);
+    expect(wait.map((s) => s.name)).toEqual(['queue wait']);
+    expect(wait[0].status.code).toBe(SpanStatusCode.ERROR);
+    expect(wait[0].attributes['error.type']).toBe('DEADLINE_EXCEEDED');
+    const run = spansUnder(bad.id).find((s) => s.name === 'inference run')!;
+    expect(run.status).toMatchObject({ code: SpanStatusCode.ERROR, message: expect.stringMatching(/negative input/) });
   });
 });

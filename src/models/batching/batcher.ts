@@ -1,3 +1,4 @@
+import { Attributes, Context, Span, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   ClientClosedError,
   DeadlineExceededError,
@@ -34,6 +35,8 @@ export interface SubmitOptions {
   readonly deadline?: number;
   /** Aborted when the client goes away; a queued request is then dropped. */
   readonly signal?: AbortSignal;
+  /** The request's trace context, when it is traced: its queue wait and its run become spans under it. */
+  readonly trace?: Context;
 }
 
 /** What a batch run reports, for logs and metrics. */
@@ -54,6 +57,24 @@ interface Pending {
   readonly resolve: (outputs: Record<string, TensorData>) => void;
   readonly reject: (error: Error) => void;
   cleanup: () => void;
+  /** The request's trace context and its queue-wait span, when it is traced. */
+  readonly trace?: Context;
+  readonly waiting?: Span;
+}
+
+/**
+ * The spans of one traced request in the batcher, made through the OpenTelemetry API alone (no-ops
+ * unless a tracer provider is registered); only requests handed a trace context pay for them.
+ */
+const tracer = () => trace.getTracer('onnx-inference-service.batcher');
+
+function endFailed(span: Span | undefined, error: Error): void {
+  if (!span) return;
+  span.recordException(error);
+  const code = (error as { code?: unknown }).code;
+  span.setAttribute('error.type', typeof code === 'string' ? code : error.name);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+  span.end();
 }
 
 /**
@@ -89,6 +110,8 @@ export class Batcher implements SchedulerClient {
     /** A failed run of several requests, about to run each of them again alone. */
     private readonly onSplit?: (requests: number) => void,
     lanes: { readonly scheduler?: WorkerScheduler; readonly inline?: InlineLane } = {},
+    /** What every span of this version carries (model, version). */
+    private readonly spanAttributes: Attributes = {},
   ) {
     this.scheduler = lanes.scheduler ?? new WorkerScheduler(options.concurrency);
     this.inline = lanes.inline;
@@ -149,9 +172,19 @@ export class Batcher implements SchedulerClient {
         resolve,
         reject,
         cleanup: () => undefined,
+        trace: options.trace,
+        waiting:
+          options.trace &&
+          tracer().startSpan(
+            'queue wait',
+            { attributes: { ...this.spanAttributes, 'inference.rows': rows, 'inference.queue.rows': this.queuedRows } },
+            options.trace,
+          ),
       };
       const drop = (error: Error) => {
-        if (this.remove(entry)) reject(error);
+        if (!this.remove(entry)) return;
+        endFailed(entry.waiting, error);
+        reject(error);
       };
       const timer =
         options.deadline === undefined
@@ -179,7 +212,9 @@ export class Batcher implements SchedulerClient {
     clearTimeout(this.timer);
     for (const entry of this.queue.splice(0)) {
       entry.cleanup();
-      entry.reject(new ModelNotReadyError(`${this.name} ${reason}`));
+      const error = new ModelNotReadyError(`${this.name} ${reason}`);
+      endFailed(entry.waiting, error);
+      entry.reject(error);
     }
     this.queuedRows = 0;
   }
@@ -263,6 +298,7 @@ export class Batcher implements SchedulerClient {
     const session = lane === 'inline' ? this.inline!.session : this.session;
     this.runs++;
     this.rowsRun += rows;
+    const spans = this.runSpans(batch, rows);
     try {
       const feeds =
         batch.length === 1
@@ -270,7 +306,11 @@ export class Batcher implements SchedulerClient {
           : Object.fromEntries(
               Object.keys(batch[0].feeds).map((name) => [name, concatRows(batch.map((e) => e.feeds[name]))]),
             );
-      const outputs = await session.run(feeds);
+      const outputs = await session.run(
+        feeds,
+        spans && ((placement) => spans.forEach((s) => s?.setAttribute('inference.placement', placement))),
+      );
+      spans?.forEach((s) => s?.end());
       this.onRun?.({
         requests: batch.length,
         rows,
@@ -280,6 +320,8 @@ export class Batcher implements SchedulerClient {
       });
       this.split(batch, outputs, rows);
     } catch (err) {
+      // A run that had ended its spans failed only in splitting its outputs; those stay as they were.
+      spans?.forEach((s) => s?.isRecording() && endFailed(s, err as Error));
       if (batch.length > 1) await this.runEachAlone(batch, started, session, lane);
       else batch[0].reject(err as Error);
     } finally {
@@ -308,8 +350,28 @@ export class Batcher implements SchedulerClient {
       const alone = performance.now();
       this.runs++;
       this.rowsRun += entry.rows;
+      // Each request's own run again, in its trace beside the failed shared one.
+      const span =
+        entry.trace &&
+        tracer().startSpan(
+          'inference run',
+          {
+            attributes: {
+              ...this.spanAttributes,
+              'inference.rows': entry.rows,
+              'inference.batch.size': entry.rows,
+              'inference.batch.requests': 1,
+              'inference.batch.split': true,
+            },
+          },
+          entry.trace,
+        );
       try {
-        const outputs = await session.run(entry.feeds);
+        const outputs = await session.run(
+          entry.feeds,
+          span && ((placement) => span.setAttribute('inference.placement', placement)),
+        );
+        span?.end();
         // The failed run was not reported, so each request's wait is counted once, here.
         this.onRun?.({
           requests: 1,
@@ -320,9 +382,33 @@ export class Batcher implements SchedulerClient {
         });
         entry.resolve(outputs);
       } catch (err) {
+        endFailed(span, err as Error);
         entry.reject(err as Error);
       }
     }
+  }
+
+  /**
+   * Ends the traced requests' queue waits and opens one run span per traced request, each under its
+   * own request's span: a run shared by several requests appears in each of their traces, with the
+   * whole run's size beside the request's own rows. Undefined when no request of the run is traced.
+   */
+  private runSpans(batch: Pending[], rows: number): (Span | undefined)[] | undefined {
+    if (!batch.some((e) => e.trace)) return undefined;
+    const attributes: Attributes = {
+      ...this.spanAttributes,
+      'inference.batch.size': rows,
+      'inference.batch.requests': batch.length,
+    };
+    return batch.map((entry) => {
+      if (!entry.trace) return undefined;
+      entry.waiting?.end();
+      return tracer().startSpan(
+        'inference run',
+        { attributes: { ...attributes, 'inference.rows': entry.rows } },
+        entry.trace,
+      );
+    });
   }
 
   private split(batch: Pending[], outputs: Record<string, TensorData>, rows: number): void {

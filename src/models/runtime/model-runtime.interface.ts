@@ -38,8 +38,14 @@ export interface RuntimeSession {
   readonly warmUpError?: string;
   /** Measured after the warm-up when measureRows was given and the runs succeeded. */
   readonly cost?: RunCost;
-  /** Runs the graph, fetching every output. */
-  run(feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>>;
+  /**
+   * Runs the graph, fetching every output. `placed`, when given, is told where the run goes (the
+   * device and the worker), for its trace span.
+   */
+  run(
+    feeds: Readonly<Record<string, TensorData>>,
+    placed?: (placement: string) => void,
+  ): Promise<Record<string, TensorData>>;
   release(): Promise<void>;
 }
 

@@ -86,8 +86,11 @@ class PooledSession implements RuntimeSession {
     readonly cost: RunCost | undefined,
   ) {}
 
-  run(feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>> {
-    return this.runtime.runSession(this.key, feeds);
+  run(
+    feeds: Readonly<Record<string, TensorData>>,
+    placed?: (placement: string) => void,
+  ): Promise<Record<string, TensorData>> {
+    return this.runtime.runSession(this.key, feeds, placed);
   }
 
   release(): Promise<void> {
@@ -106,8 +109,12 @@ class InlineSession implements RuntimeSession {
     readonly warmUpError: string | undefined,
   ) {}
 
-  run(feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>> {
+  run(
+    feeds: Readonly<Record<string, TensorData>>,
+    placed?: (placement: string) => void,
+  ): Promise<Record<string, TensorData>> {
     if (this.released) return Promise.reject(new Error('the session was released'));
+    placed?.('cpu/inline');
     return runSession(this.session, feeds);
   }
 
@@ -174,8 +181,14 @@ export class OnnxRuntime implements ModelRuntime {
    * A run of one session, on a worker with no run: the batchers' scheduler hands out at most one
    * run per worker, so there is one (only self-tests at load time, outside the batchers, may share).
    */
-  async runSession(key: string, feeds: Readonly<Record<string, TensorData>>): Promise<Record<string, TensorData>> {
+  async runSession(
+    key: string,
+    feeds: Readonly<Record<string, TensorData>>,
+    placed?: (placement: string) => void,
+  ): Promise<Record<string, TensorData>> {
     const worker = this.workers.reduce((a, b) => (b.runs < a.runs || (b.runs === a.runs && b.busy < a.busy) ? b : a));
+    // The CPU execution provider is the only one these sessions are made with.
+    placed?.(`cpu/worker-${this.workers.indexOf(worker)}`);
     worker.runs++;
     try {
       await worker.ready;

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DomainError } from '../common/domain.errors';
-import { checkJsonCost, JsonCostLimits } from '../common/json-scan';
+import { checkJsonCost, JsonCostLimits, markScanned } from '../common/json-scan';
 import { bodyTaken } from './v2-body';
 
 /** The error both adapters' JSON parsers answer a body they cannot parse with. */
@@ -72,14 +72,22 @@ export function parseJsonBody(text: string): unknown {
 export function parseJsonBytes(bytes: Buffer, limits: JsonCostLimits): unknown {
   const refused = checkJsonCost(bytes, limits);
   if (refused) throw refused;
+  let body: unknown;
   try {
-    return parseJsonBody(bytes.toString('utf8'));
+    body = parseJsonBody(bytes.toString('utf8'));
   } catch (err) {
     throw malformedJson((err as Error).message);
   }
+  markScanned(body);
+  return body;
 }
 
-export const jsonCostLimits = (config: { MAX_JSON_CONTAINERS: number; MAX_ARRAY_LENGTH: number }): JsonCostLimits => ({
+export const jsonCostLimits = (config: {
+  MAX_JSON_CONTAINERS: number;
+  MAX_ARRAY_LENGTH: number;
+  MAX_STRING_LENGTH: number;
+}): JsonCostLimits => ({
   maxContainers: config.MAX_JSON_CONTAINERS,
   maxArrayLength: config.MAX_ARRAY_LENGTH,
+  maxStringLength: config.MAX_STRING_LENGTH,
 });

@@ -25,6 +25,7 @@ import {
   DomainError,
   ErrorCode,
   InferenceFailedError,
+  NonFiniteOutputError,
   InvalidInputError,
   ModelControlDisabledError,
   ModelLoadFailedError,
@@ -119,6 +120,7 @@ describe('HttpExceptionFilter', () => {
       CLIENT_CLOSED: [new ClientClosedError(), 499, {}],
       SHUTTING_DOWN: [new DomainError('SHUTTING_DOWN', 'shutting down'), 503, { 'Retry-After': '1' }],
       INFERENCE_FAILED: [new InferenceFailedError('the run failed'), 500, {}],
+      NON_FINITE_OUTPUT: [new NonFiniteOutputError('NaN out', DETAILS), 422, {}],
       INTERNAL: [new DomainError('INTERNAL', 'something broke'), 500, {}],
     };
 

@@ -29,6 +29,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   // nginx's code for a client that closed the request; nobody reads it, but the log line does.
   CLIENT_CLOSED: 499,
   INFERENCE_FAILED: 500,
+  // The request was well formed and ran; its answer is what cannot be given.
+  NON_FINITE_OUTPUT: 422,
   INTERNAL: 500,
 };
 

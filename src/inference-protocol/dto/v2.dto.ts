@@ -216,7 +216,14 @@ export class V2OutputTensorDto {
   @ApiProperty({ enum: V2_DATATYPES, example: 'INT64' })
   readonly datatype!: string;
 
-  @ApiPropertyOptional({ ...DATA_SCHEMA, example: [0], description: 'Absent for an output answered in binary' })
+  @ApiPropertyOptional({
+    ...DATA_SCHEMA,
+    example: [0],
+    description:
+      `${DATA_SCHEMA.description} FP* values the model computed as NaN or an infinity are the strings ` +
+      '"NaN", "Infinity" and "-Infinity" (JSON has no such numbers; in binary they are their IEEE bits). ' +
+      'Absent for an output answered in binary.',
+  })
   readonly data?: (number | string | boolean)[];
 
   @ApiPropertyOptional({

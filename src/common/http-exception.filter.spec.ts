@@ -189,6 +189,13 @@ describe('HttpExceptionFilter', () => {
 
     it.each<[string, HttpException, number, string, string]>([
       ['404', new NotFoundException('Cannot GET /v1/nope'), 404, 'ROUTE_NOT_FOUND', 'Cannot GET /v1/nope'],
+      [
+        '404 for a long path, cut short',
+        new NotFoundException(`Cannot GET /${'a'.repeat(15000)}`),
+        404,
+        'ROUTE_NOT_FOUND',
+        `Cannot GET /${'a'.repeat(188)}... (cut short)`,
+      ],
       ['405', new HttpException('Method Not Allowed', 405), 405, 'METHOD_NOT_ALLOWED', 'Method Not Allowed'],
       [
         '413',

@@ -368,13 +368,13 @@ describe('fuzzing the running service', () => {
     await fc.assert(
       fc.asyncProperty(fc.nat(), fc.constantFrom('iris', 'digits'), expensive, async (pick, model, text) => {
         const route = posts[pick % posts.length];
-        const res = await check({
+        // Small ones can be valid requests; whatever their size, the answer is below 500 and structured.
+        await check({
           method: 'POST',
           path: fill(route.template, model, '1'),
           headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
           body: text,
         });
-        expect(res.status).toBeGreaterThanOrEqual(400);
       }),
       { seed: SEED + 3, numRuns: Math.ceil(RUNS / 3) },
     );

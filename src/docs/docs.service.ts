@@ -3,7 +3,6 @@ import type { OpenAPIObject } from '@nestjs/swagger';
 import { dump } from 'js-yaml';
 import { ModelNotReadyError } from '../common/domain.errors';
 import { Model, ModelRegistry } from '../models/model.registry';
-import type { ModelSignature } from '../models/model.types';
 import { modelDocument, TypedModel, withModels } from './model-openapi.builder';
 
 /** A document built for one set of ready models, with its serialisations made when first asked. */
@@ -108,7 +107,7 @@ function sameModel(a: TypedModel, b: TypedModel): boolean {
     a.name === b.name &&
     a.version === b.version &&
     a.description === b.description &&
-    (a.signature as ModelSignature) === b.signature &&
+    a.signature === b.signature &&
     a.samples === b.samples
   );
 }

@@ -326,9 +326,7 @@ describe('PredictionService', () => {
       );
       expect(err).toBeInstanceOf(NonFiniteOutputError);
       expect(err.message).toMatch(/computed NaN in output 'output_probability' for instances\[1\]/);
-      expect((err as NonFiniteOutputError).details).toEqual([
-        { path: 'instances[1]', message: "output 'output_probability'[0] is NaN" },
-      ]);
+      expect(err.details).toEqual([{ path: 'instances[1]', message: "output 'output_probability'[0] is NaN" }]);
       // The tensor route carries the same values as they are.
       const tensors = await s.service.infer('iris', undefined, [
         { name: 'float_input', type: 'float32', shape: [1, 4], data: [0, 0, 0, 1] },

@@ -135,7 +135,9 @@ export class V2InferInputDto {
   @ApiPropertyOptional({
     ...DATA_SCHEMA,
     example: [5.1, 3.5, 1.4, 0.2],
-    description: `${DATA_SCHEMA.description} Absent when parameters.binary_data_size is given.`,
+    description:
+      `${DATA_SCHEMA.description} FP* values may be the strings "NaN", "Infinity" and "-Infinity". ` +
+      'Absent when parameters.binary_data_size is given.',
   })
   @IsOptional()
   @IsArray({ message: 'data must be an array' })

@@ -1217,7 +1217,7 @@ export interface components {
                 [key: string]: unknown;
             };
             /**
-             * @description Row-major values, flat or nested. FP*\/INT*\/UINT*: numbers (INT64/UINT64 beyond 2^53 as decimal strings); BOOL: true/false; BYTES: strings. Absent when parameters.binary_data_size is given.
+             * @description Row-major values, flat or nested. FP*\/INT*\/UINT*: numbers (INT64/UINT64 beyond 2^53 as decimal strings); BOOL: true/false; BYTES: strings. FP* values may be the strings "NaN", "Infinity" and "-Infinity". Absent when parameters.binary_data_size is given.
              * @example [
              *       5.1,
              *       3.5,

@@ -51,8 +51,8 @@ const EDGE = [
   'metrics',
   // 503s set on Express's response or Fastify's reply (res.status), during start-up and shutdown.
   'probes',
-  // ReDoc's script sent as text (Express would send a Buffer as JSON), and the documents each
-  // adapter's Swagger setup serves, patched on every request.
+  // ReDoc's script and the OpenAPI documents sent as text (Express would send a Buffer as JSON), and
+  // Swagger UI's setup on each adapter.
   'model-openapi',
   // Models loaded, replaced and unloaded under load in a real process: tritonclient posts load and
   // unload with no body and no Content-Type, which src/http/v2-body.ts reads ahead of each adapter's

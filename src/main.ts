@@ -19,6 +19,19 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const DRAIN_QUIET_MS = 1000;
 
 /**
+ * Quiet, and still quiet after the event loop's next poll phase. The check runs in a timer; a
+ * connection the kernel has accepted meanwhile is only seen (its 'connection' event) in the poll
+ * phase that follows, and closing the listener before then resets it with its request unread. The
+ * second look runs from setImmediate, right after that poll phase, so the close that follows it
+ * leaves only a window of a few microseconds rather than one as long as the event loop's lag.
+ */
+async function quietThroughPoll(drain: DrainTracker): Promise<boolean> {
+  if (!drain.quiet(DRAIN_QUIET_MS)) return false;
+  await new Promise((resolve) => setImmediate(resolve));
+  return drain.quiet(DRAIN_QUIET_MS);
+}
+
+/**
  * Graceful shutdown, in the order Kubernetes needs it: readiness turns 503 at once, and every answer
  * from then on closes its connection; requests are still served for SHUTDOWN_GRACE_MS while endpoints
  * are updated; then draining: new requests get 503 SHUTTING_DOWN (unread, Connection: close) while the
@@ -45,7 +58,7 @@ function handleSignals(
     await sleep(grace);
     lifecycle.beginDraining();
     const deadline = Date.now() + config.SHUTDOWN_TIMEOUT_MS;
-    while (!drain.quiet(DRAIN_QUIET_MS) && Date.now() < deadline) await sleep(20);
+    while (!(await quietThroughPoll(drain)) && Date.now() < deadline) await sleep(20);
     const closed = app.close().then(() => 'closed' as const);
     const left = Math.max(0, deadline - Date.now());
     const outcome = await Promise.race([closed, sleep(left).then(() => 'timeout' as const)]);

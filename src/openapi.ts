@@ -27,15 +27,15 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
 }
 
 /**
- * Swagger UI at /docs, the document at /docs-json (and /docs-yaml). Each request gets the scanned
- * routes plus the typed routes of the models READY at that moment (see DocsService).
+ * Swagger UI at /docs; the document at /docs-json and /docs-yaml is served by DocsController from
+ * DocsService, which builds it (the scanned routes plus the typed routes of the models READY) once
+ * per change of the ready models, and its text once with it, rather than Swagger's per request.
  */
 export function setupOpenApi(app: INestApplication): void {
   const docs = app.get(DocsService);
   docs.useBase(() => buildOpenApiDocument(app));
   SwaggerModule.setup('docs', app, () => docs.baseDocument(), {
-    jsonDocumentUrl: 'docs-json',
-    yamlDocumentUrl: 'docs-yaml',
-    patchDocumentOnRequest: (_req, _res, base) => docs.document(base),
+    raw: false,
+    patchDocumentOnRequest: () => docs.document(),
   });
 }

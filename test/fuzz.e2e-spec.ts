@@ -134,6 +134,37 @@ const v2Body = fc.record(
 const deep = fc
   .tuple(fc.integer({ min: 30, max: 5000 }), fc.constantFrom('[', '{"a":'))
   .map(([depth, open]) => `{"features":${open.repeat(depth)}1${(open === '[' ? ']' : '}').repeat(depth)}}`);
+/**
+ * The shapes that cost a JSON parser the most per byte (issue 13): nesting far past MAX_JSON_DEPTH,
+ * many small arrays or objects, many keys. The byte scan refuses them before JSON.parse runs.
+ */
+const expensive = fc
+  .tuple(fc.integer({ min: 1, max: 40000 }), fc.constantFrom('deep', 'arrays', 'objects', 'keys', 'nested rows'))
+  .map(([n, shape]) => {
+    const many = (item: (i: number) => string) => Array.from({ length: n }, (_, i) => item(i)).join(',');
+    switch (shape) {
+      case 'deep':
+        return `{"instances":${'['.repeat(n)}`;
+      case 'arrays':
+        return `{"instances":[${many(() => '[]')}]}`;
+      case 'objects':
+        return `{"instances":[${many(() => '{}')}]}`;
+      case 'keys':
+        return `{"features":[5.1,3.5,1.4,0.2],${many((i) => `"k${i}":0`)}}`;
+      default:
+        return `{"instances":[${many(() => '[[1],[2]]')}]}`;
+    }
+  });
+/** Tensors and batches with no rows at all, in each protocol's spelling. */
+const zeroRows = fc.constantFrom(
+  '{"instances":[]}',
+  '{"features":[]}',
+  '{"inputs":{"float_input":[]}}',
+  '{"inputs":[{"name":"float_input","shape":[0,4],"datatype":"FP32","data":[]}]}',
+  '{"inputs":[{"name":"float_input","shape":[0,64],"datatype":"FP32","data":[]}]}',
+  '{"inputs":[{"name":"float_input","shape":[0,4],"datatype":"FP32","data":[[]]}]}',
+  '{"inputs":[{"name":"float_input","shape":[0,4],"datatype":"FP32","parameters":{"binary_data_size":0}}]}',
+);
 const mutated = fc
   .tuple(
     fc.constantFrom(
@@ -150,6 +181,8 @@ const body = fc.oneof(
   v1Body.map((b) => JSON.stringify(b)),
   v2Body.map((b) => JSON.stringify(b)),
   deep,
+  expensive,
+  zeroRows,
   mutated,
   fc.string({ maxLength: 60 }),
   fc.string({ unit: 'binary', maxLength: 60 }),
@@ -328,6 +361,53 @@ describe('fuzzing the running service', () => {
       }),
       { seed: SEED + 1, numRuns: RUNS },
     );
+  });
+
+  it('the costliest JSON shapes are refused by their limit, and zero-row tensors answered, on every POST route', async () => {
+    const posts = routes.filter((r) => r.method === 'POST');
+    await fc.assert(
+      fc.asyncProperty(fc.nat(), fc.constantFrom('iris', 'digits'), expensive, async (pick, model, text) => {
+        const route = posts[pick % posts.length];
+        // Small ones can be valid requests; whatever their size, the answer is below 500 and structured.
+        await check({
+          method: 'POST',
+          path: fill(route.template, model, '1'),
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+          body: text,
+        });
+      }),
+      { seed: SEED + 3, numRuns: Math.ceil(RUNS / 3) },
+    );
+    // Each shape at the size of a whole BODY_LIMIT, named by the limit that refused it.
+    const whole = [
+      ['deep', `{"instances":${'['.repeat(MiB - 32)}`, /deeper than/],
+      ['arrays', `{"instances":[${Array(262000).fill('[]').join(',')}]}`, /MAX_JSON_CONTAINERS/],
+      ['keys', `{${Array.from({ length: 80000 }, (_, i) => `"k${i}":0`).join(',')}}`, /MAX_JSON_CONTAINERS/],
+    ] as const;
+    for (const [shape, text, limit] of whole) {
+      const res = await check({
+        method: 'POST',
+        path: '/v1/models/iris/predict/batch',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+        body: text,
+      });
+      const said = JSON.stringify(res.json);
+      expect({ shape, status: res.status, limit: limit.test(said) }).toEqual({
+        shape,
+        status: shape === 'deep' ? 400 : 413,
+        limit: true,
+      });
+    }
+    for (const text of ['{"inputs":[{"name":"float_input","shape":[0,4],"datatype":"FP32","data":[]}]}']) {
+      const res = await check({
+        method: 'POST',
+        path: '/v2/models/iris/infer',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+        body: text,
+      });
+      // No rows is a request the model can answer (with no rows) or refuse in the protocol's shape; never a fault.
+      expect(res.status === 200 || res.status === 400).toBe(true);
+    }
   });
 
   it('generated paths and methods', async () => {

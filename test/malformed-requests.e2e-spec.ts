@@ -1,7 +1,9 @@
 import { INestApplication } from '@nestjs/common';
+import * as net from 'node:net';
 import * as vm from 'node:vm';
 import request from 'supertest';
 import { startApp } from './support/app';
+import { listen } from './support/http';
 import { MAX_JSON_DEPTH } from '../src/common/json-guard';
 
 /**
@@ -948,5 +950,62 @@ describe('malformed requests get a structured 4xx, never a 500', () => {
       'versicolor',
       'virginica',
     ]);
+  });
+});
+
+describe('requests the HTTP layer could answer bare get the structured body, and never echo the input', () => {
+  let app: INestApplication;
+  let port: number;
+  beforeAll(async () => {
+    app = await startApp();
+    port = await listen(app);
+  });
+  afterAll(() => app?.close());
+
+  /** Bytes as written, on a fresh connection; the answer's status and parsed body. */
+  const exchange = (bytes: Buffer | string) =>
+    new Promise<{ status: number; body: Record<string, unknown>; length: number }>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.end(bytes));
+      const chunks: Buffer[] = [];
+      socket.on('data', (d: Buffer) => chunks.push(d));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+        resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]), body: JSON.parse(body), length: body.length });
+      });
+    });
+
+  it('a request without Host is a structured 400 with its request id', async () => {
+    const res = await exchange('GET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n');
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({
+      statusCode: 400,
+      error: 'INVALID_INPUT',
+      message: expect.stringMatching(/Host/),
+      requestId: expect.any(String),
+    });
+  });
+
+  it('a 15 KB path segment is refused with a short body that does not repeat it', async () => {
+    const segment = 'a'.repeat(15000);
+    const res = await exchange(`GET /v1/models/${segment}/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    expect([400, 404]).toContain(res.status);
+    expect(res.body).toMatchObject({ statusCode: res.status, requestId: expect.any(String) });
+    expect(res.length).toBeLessThan(1000);
+    expect(JSON.stringify(res.body)).not.toContain('a'.repeat(300));
+  });
+
+  it('a body that is not UTF-8 is refused as such, not as a length mismatch', async () => {
+    const body = Buffer.concat([
+      Buffer.from('{"features":[1,2,3,4],"x":"'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}'),
+    ]);
+    const head = `POST ${PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+    const res = await exchange(Buffer.concat([Buffer.from(head), body]));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'MALFORMED_JSON', message: expect.stringMatching(/not valid UTF-8/) });
+    expect(res.body.message).not.toMatch(/Content-Length/);
   });
 });

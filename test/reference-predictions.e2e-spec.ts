@@ -113,3 +113,50 @@ describe('the MLP fixture reproduces its float64 reference', () => {
     answers.forEach((a, i) => expect(a.label).toBe(`class_${rows[i].label}`));
   });
 });
+
+describe('outputs computed as NaN or infinities', () => {
+  let app: INestApplication;
+  beforeAll(async () => (app = await startApp()));
+  afterAll(() => app.close());
+
+  // Within float32's range, yet past what the network's sums can hold: the scores come out NaN.
+  const huge = Array(64).fill(3e38);
+  const good = Array(64).fill(1);
+
+  it('v1 refuses the instance with 422 NON_FINITE_OUTPUT naming the output and instance, never a prediction', async () => {
+    const res = await request(app.getHttpServer())
+      .post('/v1/models/digits/predict/batch')
+      .send({ instances: [good, huge] })
+      .expect(422);
+    expect(res.body).toMatchObject({ statusCode: 422, error: 'NON_FINITE_OUTPUT', requestId: expect.any(String) });
+    expect(res.body.message).toMatch(/output '\w+' for instances\[1\]/);
+    expect(res.body.details).toEqual([{ path: 'instances[1]', message: expect.stringMatching(/^output '\w+'/) }]);
+    const single = await request(app.getHttpServer())
+      .post('/v1/models/digits/predict')
+      .send({ features: huge })
+      .expect(422);
+    expect(single.body.error).toBe('NON_FINITE_OUTPUT');
+    await request(app.getHttpServer()).post('/v1/models/digits/predict').send({ features: good }).expect(200);
+  });
+
+  it("the default model's short routes refuse it too", async () => {
+    const res = await request(app.getHttpServer())
+      .post('/predict')
+      .send({ features: [3e38, 3e38, 3e38, 3e38] })
+      .expect(422);
+    expect(res.body.error).toBe('NON_FINITE_OUTPUT');
+  });
+
+  it('V2 carries the values, as the strings "NaN", "Infinity" and "-Infinity" in JSON', async () => {
+    const res = await request(app.getHttpServer())
+      .post('/v2/models/digits/infer')
+      .send({ inputs: [{ name: 'float_input', shape: [1, 64], datatype: 'FP32', data: huge }] })
+      .expect(200);
+    const values = res.body.outputs.flatMap((o: { datatype: string; data: unknown[] }) =>
+      o.datatype === 'FP32' ? o.data : [],
+    );
+    expect(values.length).toBeGreaterThan(0);
+    for (const v of values) expect(typeof v === 'number' || ['NaN', 'Infinity', '-Infinity'].includes(v)).toBe(true);
+    expect(values).toContain('NaN');
+  });
+});

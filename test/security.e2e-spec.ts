@@ -382,6 +382,9 @@ describe('rate limits', () => {
       expect((await rawRequest(openPort, { path: '/v1/models' })).status).toBe(200);
       expect((await rawRequest(openPort, { path: '/' })).status).toBe(200);
       expect((await rawRequest(openPort, { path: '/v1/models' })).status).toBe(429);
+      // The documents are no exception: each costs more to send than most API answers.
+      for (const docs of ['/docs-json', '/docs-yaml', '/v1/models/iris/openapi.json'])
+        expect({ docs, status: (await rawRequest(openPort, { path: docs })).status }).toEqual({ docs, status: 429 });
       expect((await rawRequest(openPort, { path: '/health/ready' })).status).toBe(200);
     } finally {
       await open.close();

@@ -192,7 +192,12 @@ const CASES: Case[] = [
   // Elements.
   { name: 'a string in FP32 data', json: body(iris({ data: [5.1, 'x', 1.4, 0.2] })), status: 400 },
   { name: 'a numeric string in FP32 data', json: body(iris({ data: [5.1, '3.5', 1.4, 0.2] })), status: 400 },
-  { name: '"NaN" in FP32 data', json: body(iris({ data: [5.1, 'NaN', 1.4, 0.2] })), status: 400 },
+  {
+    name: '"nan" in FP32 data (only "NaN", "Infinity", "-Infinity" spell them)',
+    json: body(iris({ data: [5.1, 'nan', 1.4, 0.2] })),
+    status: 400,
+  },
+  { name: '"NaN" in INT64 data', json: body({ name: 'x', shape: [1], datatype: 'INT64', data: ['NaN'] }), status: 400 },
   { name: 'null in FP32 data', json: body(iris({ data: [5.1, null, 1.4, 0.2] })), status: 400 },
   { name: 'a boolean in FP32 data', json: body(iris({ data: [true, 3.5, 1.4, 0.2] })), status: 400 },
   { name: 'an object in FP32 data', json: body(iris({ data: [5.1, { v: 3.5 }, 1.4, 0.2] })), status: 400 },
@@ -375,6 +380,19 @@ describe('Open Inference Protocol (V2) REST: malformed requests', () => {
     if (!statuses.includes(res.status))
       throw new Error(`expected ${statuses.join(' or ')}, got ${res.status}: ${res.text.slice(0, 500)}`);
     expectV2Error(res);
+  });
+
+  it('takes NaN and infinities in FP32 data as the strings "NaN", "Infinity", "-Infinity", and answers them so', async () => {
+    const res = await request(app.getHttpServer())
+      .post(IRIS)
+      .send({
+        inputs: [iris({ data: [5.1, 'NaN', 'Infinity', '-Infinity'] })],
+        outputs: [{ name: 'output_probability' }],
+      })
+      .expect(200);
+    const [probabilities] = res.body.outputs as { datatype: string; data: unknown[] }[];
+    expect(probabilities.datatype).toBe('FP32');
+    for (const v of probabilities.data) expect(['NaN', 'Infinity', '-Infinity']).toContain(v);
   });
 
   it('still answers a valid request after the sweep', async () => {

@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   SHUTTING_DOWN:
     'the service is shutting down and takes no new request; the connection closes after this answer; retry after Retry-After, on another replica',
   INFERENCE_FAILED: 'the model failed to run on input that passed validation',
+  NON_FINITE_OUTPUT:
+    'the model computed NaN or an infinity for this input, so v1 and /predict have no prediction to give; details name the output and instance (V2 carries such values)',
   INTERNAL: 'a fault of the server; logged with its stack, which never reaches the client',
 } as const;
 
@@ -73,6 +75,13 @@ export class ModelNotReadyError extends DomainError {
 export class InferenceFailedError extends DomainError {
   constructor(message: string) {
     super('INFERENCE_FAILED', message);
+  }
+}
+
+/** The model ran, but what it computed for an instance is not a number a prediction can be read from. */
+export class NonFiniteOutputError extends DomainError {
+  constructor(message: string, details: readonly ErrorDetail[]) {
+    super('NON_FINITE_OUTPUT', message, details);
   }
 }
 

@@ -25,6 +25,7 @@ import {
   DomainError,
   ErrorCode,
   InferenceFailedError,
+  NonFiniteOutputError,
   InvalidInputError,
   ModelControlDisabledError,
   ModelLoadFailedError,
@@ -119,6 +120,7 @@ describe('HttpExceptionFilter', () => {
       CLIENT_CLOSED: [new ClientClosedError(), 499, {}],
       SHUTTING_DOWN: [new DomainError('SHUTTING_DOWN', 'shutting down'), 503, { 'Retry-After': '1' }],
       INFERENCE_FAILED: [new InferenceFailedError('the run failed'), 500, {}],
+      NON_FINITE_OUTPUT: [new NonFiniteOutputError('NaN out', DETAILS), 422, {}],
       INTERNAL: [new DomainError('INTERNAL', 'something broke'), 500, {}],
     };
 
@@ -189,6 +191,13 @@ describe('HttpExceptionFilter', () => {
 
     it.each<[string, HttpException, number, string, string]>([
       ['404', new NotFoundException('Cannot GET /v1/nope'), 404, 'ROUTE_NOT_FOUND', 'Cannot GET /v1/nope'],
+      [
+        '404 for a long path, cut short',
+        new NotFoundException(`Cannot GET /${'a'.repeat(15000)}`),
+        404,
+        'ROUTE_NOT_FOUND',
+        `Cannot GET /${'a'.repeat(188)}... (cut short)`,
+      ],
       ['405', new HttpException('Method Not Allowed', 405), 405, 'METHOD_NOT_ALLOWED', 'Method Not Allowed'],
       [
         '413',

@@ -29,6 +29,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   // nginx's code for a client that closed the request; nobody reads it, but the log line does.
   CLIENT_CLOSED: 499,
   INFERENCE_FAILED: 500,
+  // The request was well formed and ran; its answer is what cannot be given.
+  NON_FINITE_OUTPUT: 422,
   INTERNAL: 500,
 };
 
@@ -63,6 +65,11 @@ export function errorBody(
   return { statusCode, error, message, details: [...details] };
 }
 
+/** Longest message taken from a framework's exception: the router's 404 names the whole path the client sent. */
+const MAX_FRAMEWORK_MESSAGE = 200;
+const bounded = (message: string) =>
+  message.length > MAX_FRAMEWORK_MESSAGE ? `${message.slice(0, MAX_FRAMEWORK_MESSAGE)}... (cut short)` : message;
+
 function describe(exception: unknown): ErrorBody {
   if (exception instanceof DomainError) return errorBody(exception.code, exception.message, exception.details);
   // The client went away mid-body (a body parser's 'aborted'): nobody is left to answer, and it is no fault.
@@ -74,7 +81,7 @@ function describe(exception: unknown): ErrorBody {
     const message =
       status === 413
         ? `${exception.message}: the limit is BODY_LIMIT; send fewer instances per request`
-        : exception.message;
+        : bounded(exception.message);
     return errorBody(CODE_OF_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'HTTP_ERROR'), message, [], status);
   }
   // A client error raised by a library (http-errors style, e.g. the static file server of Swagger

@@ -1,5 +1,8 @@
 import { ErrorDetail } from './domain.errors';
 
+/** Keys that address an object's prototype. Nothing a client sends may use them. */
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
 /** Deeper than any tensor a client could mean to send; deep enough that recursion elsewhere is safe. */
 export const MAX_JSON_DEPTH = 32;
 
@@ -8,9 +11,6 @@ export interface JsonLimits {
   readonly maxArrayLength: number;
   readonly maxStringLength: number;
 }
-
-/** Keys that address an object's prototype. Nothing a client sends may use them. */
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 interface Node {
   readonly value: unknown;

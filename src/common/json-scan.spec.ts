@@ -1,7 +1,7 @@
-import { checkJsonCost } from './json-scan';
+import { checkJsonCost, markScanned, wasScanned } from './json-scan';
 import { MAX_JSON_DEPTH } from './json-guard';
 
-const LIMITS = { maxContainers: 10, maxArrayLength: 5 };
+const LIMITS = { maxContainers: 10, maxArrayLength: 5, maxStringLength: 100 };
 const scan = (text: string, limits = LIMITS) => checkJsonCost(Buffer.from(text), limits);
 
 describe('checkJsonCost', () => {
@@ -46,7 +46,43 @@ describe('checkJsonCost', () => {
 
   it('bounds a hostile key named in a path', () => {
     const key = 'k'.repeat(1000);
-    const refused = scan(`{"${key}":[1,2,3,4,5,6]}`);
+    const refused = scan(`{"${key}":[1,2,3,4,5,6]}`, { ...LIMITS, maxStringLength: 2000 });
     expect(refused?.details[0].path).toBe('k'.repeat(64));
+  });
+
+  it('refuses strings and keys past MAX_STRING_LENGTH in characters, not bytes', () => {
+    const scan8 = (text: string) => scan(text, { ...LIMITS, maxStringLength: 8 });
+    expect(scan8('{"a":["12345678"]}')).toBeUndefined();
+    // Escapes and multi-byte characters are longer in bytes than in characters.
+    expect(scan8('{"a":"\\u0041\\u0041\\u0041\\u0041\\u0041"}')).toBeUndefined();
+    expect(scan8('{"a":"ééééééé"}')).toBeUndefined();
+    expect(scan8('{"a":[1,"123456789"]}')).toMatchObject({
+      code: 'INVALID_INPUT',
+      details: [{ path: 'a[1]', message: 'a string of 9 characters; the limit is 8 (MAX_STRING_LENGTH)' }],
+    });
+    expect(scan8('{"x":{"123456789":1}}')).toMatchObject({
+      details: [{ path: 'x', message: 'a key of 9 characters; the limit is 8 (MAX_STRING_LENGTH)' }],
+    });
+  });
+
+  it('refuses prototype keys, spelled plainly or with escapes', () => {
+    const limits = { ...LIMITS, maxStringLength: 100 };
+    expect(scan('{"a":{"__proto__":{}}}', limits)).toMatchObject({
+      details: [{ path: 'a.__proto__', message: 'this key is not allowed' }],
+    });
+    expect(scan('{"constructor":1}', limits)).toMatchObject({ details: [{ path: 'constructor' }] });
+    expect(scan('{"\\u0070rototype":1}', limits)).toMatchObject({
+      details: [{ path: 'prototype', message: 'this key is not allowed' }],
+    });
+    // As a value, or a key that only looks alike, it is text.
+    expect(scan('{"a":"__proto__","prototypes":1,"__proto_x":2}', limits)).toBeUndefined();
+  });
+
+  it('marks what it let through, so that nothing walks it again', () => {
+    const body = { a: 1 };
+    expect(wasScanned(body)).toBe(false);
+    markScanned(body);
+    expect(wasScanned(body)).toBe(true);
+    expect(wasScanned({ a: 1 })).toBe(false);
   });
 });

@@ -3,6 +3,7 @@ import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { InvalidInputError } from './domain.errors';
 import { findJsonHazard, JsonLimits } from './json-guard';
+import { wasScanned } from './json-scan';
 import { flattenValidationErrors } from './validation-errors';
 
 /**
@@ -24,7 +25,8 @@ export class RequestValidationPipe implements PipeTransform {
       ]);
     }
     // Before class-transformer sees it: prototype keys and hostile depth never reach a recursive walk.
-    const hazard = findJsonHazard(value, this.limits);
+    // A body read from the wire was bounded by the byte scan already (json-scan.ts); only others are walked.
+    const hazard = wasScanned(value) ? undefined : findJsonHazard(value, this.limits);
     if (hazard) throw new InvalidInputError('The request body is invalid', [hazard]);
     const errors = await validate(plainToInstance(metadata.metatype as new () => object, value), {
       whitelist: true,

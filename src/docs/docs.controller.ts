@@ -39,6 +39,18 @@ export class DocsController {
 
   constructor(private readonly docs: DocsService) {}
 
+  @Get('docs-json')
+  @Header('Content-Type', 'application/json; charset=utf-8')
+  wholeDocument(): string {
+    return this.docs.json();
+  }
+
+  @Get('docs-yaml')
+  @Header('Content-Type', 'text/yaml; charset=utf-8')
+  wholeDocumentYaml(): string {
+    return this.docs.yaml();
+  }
+
   @Get('v1/models/:model/openapi.json')
   modelDocument(@Param('model') model: string): OpenAPIObject {
     return this.docs.modelDocument(model);

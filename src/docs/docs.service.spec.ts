@@ -56,4 +56,27 @@ describe('DocsService', () => {
     expect(build).toHaveBeenCalledTimes(1);
     expect(BASE.paths['/v1/models/linear/predict']).toBeUndefined();
   });
+
+  it('builds each document and its text once per change of the ready models, not per request', () => {
+    const version: ModelVersion = { model: 'linear', version: 1, state: 'READY', signature: SIGNATURE };
+    const docs = new DocsService(registryWith(version));
+    docs.useBase(() => BASE);
+
+    const first = docs.document();
+    expect(docs.document()).toBe(first);
+    const json = docs.json();
+    expect(JSON.parse(json)).toEqual(first);
+    expect(docs.json()).toBe(json);
+    expect(docs.yaml()).toContain('operationId: predictLinear');
+    expect(docs.modelDocument('linear')).toBe(docs.modelDocument('linear'));
+
+    // A load that replaces the version brings a new signature: a new document.
+    Object.assign(version, { signature: { ...SIGNATURE } });
+    const second = docs.document();
+    expect(second).not.toBe(first);
+    // Unloaded (or failed): its routes leave the document.
+    Object.assign(version, { state: 'FAILED' });
+    expect(docs.document().paths['/v1/models/linear/predict']).toBeUndefined();
+    expect(docs.yaml()).not.toContain('predictLinear');
+  });
 });

@@ -1,6 +1,7 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DomainError } from '../common/domain.errors';
-import { checkJsonCost, JsonCostLimits } from '../common/json-scan';
+import { checkJsonCost, JsonCostLimits, markScanned } from '../common/json-scan';
 import { bodyTaken } from './v2-body';
 
 /** The error both adapters' JSON parsers answer a body they cannot parse with. */
@@ -66,20 +67,30 @@ export function parseJsonBody(text: string): unknown {
 }
 
 /**
- * A JSON body from its bytes: its cost bounded first (common/json-scan.ts), then parsed. Invalid UTF-8
- * becomes U+FFFD, as in Express's parser, and the parse then names what is wrong with the text.
+ * A JSON body from its bytes: its cost bounded first (common/json-scan.ts), then parsed; bytes that are
+ * not UTF-8 are refused as such.
  */
 export function parseJsonBytes(bytes: Buffer, limits: JsonCostLimits): unknown {
   const refused = checkJsonCost(bytes, limits);
   if (refused) throw refused;
+  // Said plainly, rather than left to surface as U+FFFD inside a string or as a confusing parse error.
+  if (!isUtf8(bytes)) throw malformedJson('it is not valid UTF-8 text; send JSON encoded as UTF-8');
+  let body: unknown;
   try {
-    return parseJsonBody(bytes.toString('utf8'));
+    body = parseJsonBody(bytes.toString('utf8'));
   } catch (err) {
     throw malformedJson((err as Error).message);
   }
+  markScanned(body);
+  return body;
 }
 
-export const jsonCostLimits = (config: { MAX_JSON_CONTAINERS: number; MAX_ARRAY_LENGTH: number }): JsonCostLimits => ({
+export const jsonCostLimits = (config: {
+  MAX_JSON_CONTAINERS: number;
+  MAX_ARRAY_LENGTH: number;
+  MAX_STRING_LENGTH: number;
+}): JsonCostLimits => ({
   maxContainers: config.MAX_JSON_CONTAINERS,
   maxArrayLength: config.MAX_ARRAY_LENGTH,
+  maxStringLength: config.MAX_STRING_LENGTH,
 });

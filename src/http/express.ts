@@ -1,45 +1,14 @@
 import { DynamicModule, INestApplication, LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
-import type { NextFunction, Request, Response } from 'express';
-import { createServer, IncomingMessage, ServerOptions } from 'node:http';
-import { DomainError } from '../common/domain.errors';
+import { createServer, IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import { AppConfig } from '../config/app.config';
 import { clientErrorHandler, serverOptions } from '../security/server-limits';
-import { isJson, jsonCostLimits, malformedJson } from './body-policy';
-import { checkJsonCost } from '../common/json-scan';
+import { isJson, jsonCostLimits, parseJsonBytes } from './body-policy';
+import type { JsonCostLimits } from '../common/json-scan';
 import type { RouteOf } from '../observability/latency.middleware';
 import type { HttpAdapterSetup } from './pipeline';
-
-/** Express's body parser raises http-errors objects with a `type`; they become domain errors here. */
-function bodyParserErrors(err: unknown, _req: Request, _res: Response, next: NextFunction): void {
-  // The cost bound's refusal, raised from the parser's verify hook.
-  if (err instanceof DomainError) return next(err);
-  const e = err as { type?: string; message?: string; limit?: number; status?: number };
-  switch (e?.type) {
-    case 'entity.parse.failed':
-      return next(malformedJson(e.message ?? ''));
-    case 'entity.too.large':
-      return next(
-        new DomainError(
-          'PAYLOAD_TOO_LARGE',
-          `The body is larger than the limit of ${e.limit} bytes (BODY_LIMIT); send fewer instances per request`,
-        ),
-      );
-    case 'encoding.unsupported':
-    case 'charset.unsupported':
-      return next(new DomainError('UNSUPPORTED_MEDIA_TYPE', `${e.message}; send UTF-8 JSON`));
-    case 'request.aborted':
-    case 'request.size.invalid':
-      return next(new DomainError('INVALID_INPUT', `The body was not received whole: ${e.message}`));
-    default:
-      // Any other client fault the parser found (a bad Content-Encoding, say) is still the client's.
-      if (e?.status !== undefined && e.status >= 400 && e.status < 500) {
-        return next(new DomainError('INVALID_INPUT', `The body could not be read: ${e.message}`));
-      }
-      return next(err);
-  }
-}
+import { bodyTaken, readRaw } from './v2-body';
 
 /** Express's adapter on a Node server made with the service's limits (Nest's own takes no options). */
 class LimitedExpressAdapter extends ExpressAdapter {
@@ -77,6 +46,28 @@ function expressRouteOf(app: INestApplication): RouteOf {
   };
 }
 
+/** Whether a request carries a body at all, as Express's parser decides it: a length or a transfer coding. */
+const hasBody = (req: IncomingMessage) =>
+  req.headers['transfer-encoding'] !== undefined || !Number.isNaN(Number(req.headers['content-length'] ?? NaN));
+
+/**
+ * The JSON body of a request off /v2, read here rather than by Express's body parser, which buffers
+ * and decodes the whole body before anything bounds its cost. The body policy (body-policy.ts) has
+ * already refused what is not plain UTF-8 JSON within BODY_LIMIT by its headers; the bytes then go
+ * through the cost bound and JSON.parse once each, as on Fastify.
+ */
+function jsonBodyMiddleware(limit: number, costLimits: JsonCostLimits) {
+  return (req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void => {
+    if (bodyTaken(req) || !hasBody(req) || !isJson(req.headers['content-type'])) return next();
+    readRaw(req, limit)
+      .then((bytes) => {
+        (req as IncomingMessage & { body?: unknown }).body = parseJsonBytes(bytes, costLimits);
+        next();
+      })
+      .catch(next);
+  };
+}
+
 export const expressSetup: HttpAdapterSetup = {
   async create(module: DynamicModule, config: AppConfig, logger: LoggerService): Promise<INestApplication> {
     const adapter = new LimitedExpressAdapter(serverOptions(config));
@@ -89,20 +80,9 @@ export const expressSetup: HttpAdapterSetup = {
     return app;
   },
 
-  // Express's parser is middleware: it takes its place in the pipeline, after the body policy.
+  // Express parses in middleware: it takes its place in the pipeline, after the body policy.
   parseBodies(app: INestApplication, config: AppConfig): void {
-    const express = app as NestExpressApplication;
-    const limits = jsonCostLimits(config);
-    express.useBodyParser('json', {
-      limit: config.bodyLimitBytes(),
-      type: (req: IncomingMessage) => isJson(req.headers['content-type']),
-      // Called with the raw bytes before JSON.parse: the cost bound (common/json-scan.ts).
-      verify: (_req: IncomingMessage, _res: unknown, bytes: Buffer) => {
-        const refused = checkJsonCost(bytes, limits);
-        if (refused) throw refused;
-      },
-    });
-    express.use(bodyParserErrors);
+    app.use(jsonBodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)));
   },
 
   routeOf: expressRouteOf,

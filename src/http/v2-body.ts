@@ -72,7 +72,7 @@ function contentEncoding(req: IncomingMessage): string | DomainError {
 }
 
 /** Reads the whole body, refusing it as soon as it passes the limit rather than holding it. */
-function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (declared > limit) {

@@ -2,6 +2,7 @@ import { Controller, createParamDecorator, ExecutionContext, HttpCode, Param, Po
 import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { InvalidInputError } from '../common/domain.errors';
 import { findJsonHazard } from '../common/json-guard';
+import { wasScanned } from '../common/json-scan';
 import { AnyRequest } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
 import { ModelControlService, RepositoryIndexEntry } from '../models/model-control.service';
@@ -126,10 +127,12 @@ export class RepositoryController {
   /** The same limits as every other JSON body, checked before anything walks it. */
   private checked(raw: unknown): Record<string, unknown> {
     const body = asObject(raw, 'body');
-    const hazard = findJsonHazard(body, {
-      maxArrayLength: this.config.MAX_ARRAY_LENGTH,
-      maxStringLength: this.config.MAX_STRING_LENGTH,
-    });
+    const hazard = wasScanned(body)
+      ? undefined
+      : findJsonHazard(body, {
+          maxArrayLength: this.config.MAX_ARRAY_LENGTH,
+          maxStringLength: this.config.MAX_STRING_LENGTH,
+        });
     if (hazard) throw new InvalidInputError('The request body is invalid', [hazard]);
     return body;
   }

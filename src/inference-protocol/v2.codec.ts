@@ -1,6 +1,6 @@
 import { InvalidInputError, ModelNotReadyError } from '../common/domain.errors';
 import { ELEMENT_TYPES, ElementType, elementType, JsonElement, TensorValues } from '../models/element-types';
-import { TensorSpec } from '../models/model.types';
+import { TensorData, TensorSpec } from '../models/model.types';
 import { flatJson, TensorInput } from '../models/tensor.codec';
 import { BinaryInputs, binaryOutput } from './v2-binary.codec';
 import { ModelDescription, TensorResult, VersionStatisticsEntry } from '../prediction/prediction.service';
@@ -149,7 +149,7 @@ export function encodeResponse(body: V2InferRequestDto, result: TensorResult): V
       name: wanted.name,
       shape: [...tensor.dims],
       datatype: elementType(tensor.type).v2,
-      data: flatJson(tensor),
+      data: v2Json(tensor),
     };
   });
   const response = {
@@ -159,6 +159,21 @@ export function encodeResponse(body: V2InferRequestDto, result: TensorResult): V
     outputs,
   };
   return { response, blobs };
+}
+
+/**
+ * An output's values as the protocol's JSON: a tensor protocol carries what the model computed, and
+ * JSON has no NaN or infinities, so those floats are written as the strings "NaN", "Infinity" and
+ * "-Infinity" (JSON.stringify would turn them into null, a value the model never gave).
+ */
+export function v2Json(tensor: TensorData): JsonElement[] {
+  const data = flatJson(tensor);
+  if (elementType(tensor.type).kind !== 'float') return data;
+  for (let i = 0; i < data.length; i++) {
+    const value = data[i];
+    if (typeof value === 'number' && !Number.isFinite(value)) data[i] = String(value);
+  }
+  return data;
 }
 
 function binaryTensor(

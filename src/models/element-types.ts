@@ -58,6 +58,11 @@ export interface ElementTypeRow {
   readonly schema: ElementSchema;
   /** Checks one JSON element; returns the value to store, or why it does not fit. */
   readonly parse: (value: unknown) => Scalar | { readonly error: string };
+  /**
+   * Floats only: the value to store for "NaN", "Infinity" or "-Infinity", the spelling tensor protocols
+   * use in JSON for what JSON has no number for; undefined for anything else.
+   */
+  readonly nonFinite?: (value: unknown) => Scalar | undefined;
   /** One stored element as JSON. */
   readonly json: (stored: Scalar) => JsonElement;
 }
@@ -88,9 +93,12 @@ function float(name: string, v2: string, array: NumericArrayConstructor, max: nu
       if (Math.abs(value) > max) return { error: `${value} is outside the ${name} range` };
       return toStored(value);
     },
+    nonFinite: (value) => (typeof value === 'string' && NON_FINITE.has(value) ? toStored(Number(value)) : undefined),
     json: name === 'float16' ? (bits) => fromHalfBits(bits as number) : (value) => value as number,
   };
 }
+
+const NON_FINITE = new Set(['NaN', 'Infinity', '-Infinity']);
 
 function integer(name: string, v2: string, array: NumericArrayConstructor, min: number, max: number): ElementTypeRow {
   return {

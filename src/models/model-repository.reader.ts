@@ -25,18 +25,44 @@ async function exists(file: string): Promise<boolean> {
  * Reads a Triton-style repository: `<root>/<model>/<version>/model.onnx` plus an optional
  * `<root>/<model>/config.json`. Never throws for a bad model folder; only a missing root is fatal.
  */
-export async function readModelRepository(root: string): Promise<ModelFolder[]> {
+export async function readModelRepository(
+  root: string,
+  skipped: (why: string) => void = () => undefined,
+): Promise<ModelFolder[]> {
   const stat = await fs.stat(root).catch(() => undefined);
   if (!stat?.isDirectory()) {
     throw new Error(`MODEL_REPOSITORY ${root} is not a directory`);
   }
   const entries = await fs.readdir(root, { withFileTypes: true });
   const folders: ModelFolder[] = [];
-  for (const entry of entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
+  const realRoot = await fs.realpath(root);
+  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     if (entry.name.startsWith('.') || !MODEL_NAME.test(entry.name)) continue;
+    if (entry.isSymbolicLink()) {
+      const why = await symlinkProblem(realRoot, path.join(root, entry.name));
+      if (why) {
+        skipped(`${entry.name}: skipped, ${why}`);
+        continue;
+      }
+    } else if (!entry.isDirectory()) continue;
     folders.push(await readModelFolder(root, entry.name));
   }
   return folders;
+}
+
+/**
+ * Why a model folder that is a symbolic link is not served, if it is not: one that leads out of the
+ * repository would serve files the operator never put in it (a link made by whoever can write there).
+ */
+async function symlinkProblem(realRoot: string, link: string): Promise<string | undefined> {
+  const target = await fs.realpath(link).catch(() => undefined);
+  if (target === undefined) return 'a symbolic link to nothing';
+  const inside = path.relative(realRoot, target);
+  if (inside === '' || inside.startsWith('..') || path.isAbsolute(inside)) {
+    return 'a symbolic link out of the model repository';
+  }
+  const stat = await fs.stat(target);
+  return stat.isDirectory() ? undefined : 'a symbolic link to something not a folder';
 }
 
 /** One model folder; the folder must exist. */

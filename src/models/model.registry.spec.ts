@@ -47,6 +47,27 @@ describe('ModelRegistry (real onnxruntime sessions)', () => {
     await registry.onApplicationShutdown();
   });
 
+  it('skips a model folder that is a symbolic link out of the repository, saying so, and follows one inside it', async () => {
+    const outside = await makeRepository({ iris: fixture('iris_versions') });
+    const dir = await makeRepository({ iris: fixture('iris_versions') });
+    await fs.mkdir(path.join(dir, '.store'));
+    await fs.rename(path.join(dir, 'iris'), path.join(dir, '.store', 'iris'));
+    await fs.symlink(path.join(dir, '.store', 'iris'), path.join(dir, 'iris'));
+    await fs.symlink(path.join(outside, 'iris'), path.join(dir, 'escaped'));
+    await fs.symlink(path.join(dir, 'nowhere'), path.join(dir, 'dangling'));
+    const warned = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      const registry = await loadRegistry(dir);
+      expect(registry.list().map((m) => m.name)).toEqual(['iris']);
+      const lines = warned.mock.calls.map((c) => String(c[0]));
+      expect(lines).toContain('escaped: skipped, a symbolic link out of the model repository');
+      expect(lines).toContain('dangling: skipped, a symbolic link to nothing');
+      await registry.onApplicationShutdown();
+    } finally {
+      warned.mockRestore();
+    }
+  });
+
   it('takes the highest version as default when config.json does not say', async () => {
     const dir = await makeRepository({ iris: fixture('iris_versions') });
     await fs.rm(path.join(dir, 'iris', 'config.json'));

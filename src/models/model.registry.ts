@@ -130,7 +130,7 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     const root = (this.root = path.resolve(this.config.MODEL_REPOSITORY));
-    const folders = await readModelRepository(root);
+    const folders = await readModelRepository(root, (why) => this.logger.warn(why));
     for (const folder of folders) this.models.set(folder.name, this.register(folder));
     if (folders.length === 0) this.logger.warn(`model repository ${root} holds no models`);
     this.loading = this.loadAll(folders);

@@ -43,6 +43,20 @@ describe('encodeTensors', () => {
     });
   });
 
+  it('reads "NaN", "Infinity" and "-Infinity" as those floats, the way tensor protocols write them in JSON', () => {
+    const run = encodeTensors(MULTI, [{ ...A, data: ['NaN', 'Infinity', '-Infinity', 1] }, B], at);
+    expect(Array.from(run.feeds.a.data as Float32Array)).toEqual([NaN, Infinity, -Infinity, 1]);
+    expect(
+      refusal(MULTI, [
+        { ...A, data: ['nan', 1, 2, 3] },
+        { ...B, data: ['NaN', 2, 3, 4, 5, 6] },
+      ]).details,
+    ).toEqual([
+      { path: 'inputs[0].data[0]', message: expect.stringMatching(/finite number/) },
+      { path: 'inputs[1].data[0]', message: expect.any(String) },
+    ]);
+  });
+
   it('reads nested data row-major, the same as flat data', () => {
     const nested = encodeTensors(
       MULTI,

@@ -212,8 +212,10 @@ export function encodeTensors(
     }
     const values: Scalar[] = new Array(size);
     let bad = false;
+    // A tensor protocol carries NaN and infinities (as strings in JSON), as it does in its answers.
+    const { nonFinite } = elementType(type);
     for (let k = 0; k < size && !problems.full; k++) {
-      const value = checkElement(flat[k], type);
+      const value = nonFinite?.(flat[k]) ?? checkElement(flat[k], type);
       if (typeof value === 'object') {
         problems.add(`${path}.data[${k}]`, value.error);
         bad = true;

@@ -39,6 +39,12 @@ export function requestContextMiddleware(
         ]);
       }
     }
+    // HTTP/1.1 requires Host (RFC 9112, 3.2); the server leaves the refusal to this middleware (server-limits.ts).
+    if (error === undefined && req.headers.host === undefined && req.httpVersion !== '1.0') {
+      error = new InvalidInputError('The request has no Host header, which HTTP/1.1 requires', [
+        { path: 'headers.host', message: 'required' },
+      ]);
+    }
     // The signal is made only when something waits on it (a request queued for inference): a
     // request answered from the cache or refused early never pays for a controller and a listener.
     let abort: AbortController | undefined;

@@ -6,6 +6,7 @@ import {
   DeadlineExceededError,
   DomainError,
   InferenceFailedError,
+  NonFiniteOutputError,
   InvalidInputError,
   ModelNotFoundError,
   ModelNotReadyError,
@@ -308,6 +309,29 @@ describe('PredictionService', () => {
       );
       expect(err).toBeInstanceOf(InferenceFailedError);
       expect(err.message).toBe("Model 'iris' version 1 failed to run: negative input");
+    });
+
+    it('refuses an instance whose outputs are not finite as NON_FINITE_OUTPUT, naming the output and instance', async () => {
+      // All-zero scores: the fake's probabilities are 0/0.
+      const err = await refusal(
+        s.service.predict(
+          'iris',
+          undefined,
+          [
+            [1, 2, 1, 0],
+            [0, 0, 0, 1],
+          ],
+          at,
+        ),
+      );
+      expect(err).toBeInstanceOf(NonFiniteOutputError);
+      expect(err.message).toMatch(/computed NaN in output 'output_probability' for instances\[1\]/);
+      expect(err.details).toEqual([{ path: 'instances[1]', message: "output 'output_probability'[0] is NaN" }]);
+      // The tensor route carries the same values as they are.
+      const tensors = await s.service.infer('iris', undefined, [
+        { name: 'float_input', type: 'float32', shape: [1, 4], data: [0, 0, 0, 1] },
+      ]);
+      expect(Number.isNaN(Array.from(tensors.outputs.output_probability.data as Float32Array)[0])).toBe(true);
     });
 
     it('lets the batcher’s own refusals through unchanged: a full queue, a passed deadline', async () => {

@@ -1,13 +1,19 @@
 import { Injectable } from '@nestjs/common';
 import { PredictionCache } from '../cache/prediction-cache.service';
-import { DomainError, InferenceFailedError, InvalidInputError, ModelNotFoundError } from '../common/domain.errors';
+import {
+  DomainError,
+  InferenceFailedError,
+  InvalidInputError,
+  ModelNotFoundError,
+  NonFiniteOutputError,
+} from '../common/domain.errors';
 import { RequestContext } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
 import { Model, ModelRegistry, ReadyModelVersion, VersionSelector } from '../models/model.registry';
 import { MetricsService } from '../observability/metrics.service';
 import { ModelSignature, ModelState, TensorData, TensorSpec } from '../models/model.types';
 import { decodeOutputs, encodeInstances, InstanceOutputs } from '../models/instance.codec';
-import { encodeTensors, TensorInput } from '../models/tensor.codec';
+import { encodeTensors, JsonTensor, TensorInput } from '../models/tensor.codec';
 import { BatchingOptions } from '../models/batching/batcher';
 import { PlacementDecision } from '../models/placement';
 import { VersionStatistics } from '../observability/inference-statistics';
@@ -89,6 +95,36 @@ function argmax(values: readonly number[]): number {
   return best;
 }
 
+/** Where in an output the first NaN or infinity is (`[2]`, `[0][1]`, or `` for a scalar), if anywhere. */
+function nonFiniteAt(value: JsonTensor): { at: string; value: number } | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : { at: '', value };
+  if (!Array.isArray(value)) return undefined;
+  for (let i = 0; i < value.length; i++) {
+    const found = nonFiniteAt(value[i]);
+    if (found) return { at: `[${i}]${found.at}`, value: found.value };
+  }
+  return undefined;
+}
+
+/**
+ * A prediction, label or probability read from NaN or an infinity would be an answer made from no number
+ * (argmax over NaN is index 0; JSON writes NaN as null): the instance is refused, naming the output.
+ */
+function checkFinite(model: string, predictions: readonly Prediction[], pathOf: (i: number) => string): void {
+  for (let i = 0; i < predictions.length; i++) {
+    for (const [name, value] of Object.entries(predictions[i].outputs)) {
+      const found = nonFiniteAt(value);
+      if (!found) continue;
+      const instance = pathOf(i) || 'body';
+      throw new NonFiniteOutputError(
+        `Model '${model}' computed ${found.value} in output '${name}' for ${instance === 'body' ? 'the instance' : instance}; ` +
+          "no prediction can be read from it (check the input's scale; /v2 returns such values as they are)",
+        [{ path: instance, message: `output '${name}'${found.at} is ${found.value}` }],
+      );
+    }
+  }
+}
+
 /** Reads an instance's outputs as a classifier's answer, where the signature names the outputs. */
 function readClassifier(signature: ModelSignature, outputs: InstanceOutputs): Prediction {
   const raw = signature.probabilityOutput ? outputs[signature.probabilityOutput] : undefined;
@@ -160,6 +196,7 @@ export class PredictionService {
     const predictions = runs.flatMap((run, i) =>
       decodeOutputs(entry.signature, results[i], run.count).map((o) => readClassifier(entry.signature, o)),
     );
+    checkFinite(entry.model, predictions, pathOf);
     return {
       model: entry.model,
       version: entry.version,

@@ -902,7 +902,7 @@ export interface components {
          * @description Stable machine-readable code (the README lists what each means)
          * @enum {string}
          */
-        ErrorCode: "INVALID_INPUT" | "MALFORMED_JSON" | "UNSUPPORTED_MEDIA_TYPE" | "PAYLOAD_TOO_LARGE" | "ROUTE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "HTTP_ERROR" | "UNAUTHENTICATED" | "FORBIDDEN" | "RATE_LIMITED" | "HEADERS_TOO_LARGE" | "REQUEST_TIMEOUT" | "MODEL_NOT_FOUND" | "MODEL_NOT_READY" | "MODEL_CONTROL_DISABLED" | "MODEL_LOAD_FAILED" | "QUEUE_FULL" | "DEADLINE_EXCEEDED" | "CLIENT_CLOSED" | "SHUTTING_DOWN" | "INFERENCE_FAILED" | "INTERNAL";
+        ErrorCode: "INVALID_INPUT" | "MALFORMED_JSON" | "UNSUPPORTED_MEDIA_TYPE" | "PAYLOAD_TOO_LARGE" | "ROUTE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "HTTP_ERROR" | "UNAUTHENTICATED" | "FORBIDDEN" | "RATE_LIMITED" | "HEADERS_TOO_LARGE" | "REQUEST_TIMEOUT" | "MODEL_NOT_FOUND" | "MODEL_NOT_READY" | "MODEL_CONTROL_DISABLED" | "MODEL_LOAD_FAILED" | "QUEUE_FULL" | "DEADLINE_EXCEEDED" | "CLIENT_CLOSED" | "SHUTTING_DOWN" | "INFERENCE_FAILED" | "NON_FINITE_OUTPUT" | "INTERNAL";
         ErrorDetailDto: {
             /**
              * @description Where in the request the problem is
@@ -1336,7 +1336,7 @@ export interface components {
                 [key: string]: unknown;
             };
             /**
-             * @description Row-major values, flat or nested. FP*\/INT*\/UINT*: numbers (INT64/UINT64 beyond 2^53 as decimal strings); BOOL: true/false; BYTES: strings. Absent when parameters.binary_data_size is given.
+             * @description Row-major values, flat or nested. FP*\/INT*\/UINT*: numbers (INT64/UINT64 beyond 2^53 as decimal strings); BOOL: true/false; BYTES: strings. FP* values may be the strings "NaN", "Infinity" and "-Infinity". Absent when parameters.binary_data_size is given.
              * @example [
              *       5.1,
              *       3.5,
@@ -1386,7 +1386,7 @@ export interface components {
              */
             datatype: "BOOL" | "UINT8" | "UINT16" | "UINT32" | "UINT64" | "INT8" | "INT16" | "INT32" | "INT64" | "FP16" | "FP32" | "FP64" | "BYTES";
             /**
-             * @description Absent for an output answered in binary
+             * @description Row-major values, flat or nested. FP*\/INT*\/UINT*: numbers (INT64/UINT64 beyond 2^53 as decimal strings); BOOL: true/false; BYTES: strings. FP* values the model computed as NaN or an infinity are the strings "NaN", "Infinity" and "-Infinity" (JSON has no such numbers; in binary they are their IEEE bits). Absent for an output answered in binary.
              * @example [
              *       0
              *     ]

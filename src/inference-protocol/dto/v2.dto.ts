@@ -135,7 +135,9 @@ export class V2InferInputDto {
   @ApiPropertyOptional({
     ...DATA_SCHEMA,
     example: [5.1, 3.5, 1.4, 0.2],
-    description: `${DATA_SCHEMA.description} Absent when parameters.binary_data_size is given.`,
+    description:
+      `${DATA_SCHEMA.description} FP* values may be the strings "NaN", "Infinity" and "-Infinity". ` +
+      'Absent when parameters.binary_data_size is given.',
   })
   @IsOptional()
   @IsArray({ message: 'data must be an array' })
@@ -216,7 +218,14 @@ export class V2OutputTensorDto {
   @ApiProperty({ enum: V2_DATATYPES, example: 'INT64' })
   readonly datatype!: string;
 
-  @ApiPropertyOptional({ ...DATA_SCHEMA, example: [0], description: 'Absent for an output answered in binary' })
+  @ApiPropertyOptional({
+    ...DATA_SCHEMA,
+    example: [0],
+    description:
+      `${DATA_SCHEMA.description} FP* values the model computed as NaN or an infinity are the strings ` +
+      '"NaN", "Infinity" and "-Infinity" (JSON has no such numbers; in binary they are their IEEE bits). ' +
+      'Absent for an output answered in binary.',
+  })
   readonly data?: (number | string | boolean)[];
 
   @ApiPropertyOptional({

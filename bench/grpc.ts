@@ -29,7 +29,7 @@ import type { LoadOrder, LoadReport } from './grpc-load';
 import { LoadSpec, measureCpuCell } from './load';
 import { cpuSeconds, freePort, startChild, stopChild, waitIdle, waitUntil } from './processes';
 import type { Evaluation, TargetRun } from './results';
-import { ReferenceRow, TARGETS, singleRows } from './workload';
+import { ReferenceRow, TARGETS, serviceEnv, singleRows } from './workload';
 
 export const GRPC_MODELS = ['iris', 'digits'] as const;
 export type GrpcModelName = (typeof GRPC_MODELS)[number];
@@ -328,16 +328,7 @@ export async function measureGrpc(
   log(`\n== ${GRPC_LABEL}: starting`);
   const repository = await makeRepository({ iris: bundled('iris'), digits: bundled('digits') });
   const [port, grpcPort] = [await freePort(), await freePort()];
-  const env = {
-    PORT: String(port),
-    GRPC_PORT: String(grpcPort),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    HTTP_ADAPTER: 'fastify',
-    BATCHING_ENABLED: 'true',
-    CACHE_ENABLED: 'false',
-    MODEL_REPOSITORY: repository,
-  };
+  const env = { ...serviceEnv(port, 'on', repository), GRPC_PORT: String(grpcPort) };
   const baseUrl = `http://127.0.0.1:${port}`;
   const address = `127.0.0.1:${grpcPort}`;
   const child = startChild(GRPC_LABEL, process.execPath, ['dist/main.js'], {

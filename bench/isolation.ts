@@ -73,20 +73,6 @@ const slowRequest = (width: number): WrkRequest => ({
 export const isolationRepository = (): Promise<string> =>
   makeRepository({ iris: bundled('iris'), gather: fixture('gather'), slow: fixture('slow') });
 
-/** The `on` target's settings, on this repository. */
-export function isolationEnv(port: number, repository: string): Record<string, string> {
-  return {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    GRPC_PORT: '0',
-    HTTP_ADAPTER: 'fastify',
-    BATCHING_ENABLED: 'true',
-    CACHE_ENABLED: 'false',
-    MODEL_REPOSITORY: repository,
-  };
-}
-
 async function post(baseUrl: string, r: WrkRequest): Promise<{ status: number; json: unknown }> {
   const res = await fetch(baseUrl + r.path, { method: r.method, headers: r.headers, body: r.body });
   const text = await res.text();

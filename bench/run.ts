@@ -35,7 +35,6 @@ import {
   ISOLATION_LABEL,
   ISOLATION_MODELS,
   checkIsolationAnswers,
-  isolationEnv,
   isolationRepository,
   measureIsolationCell,
 } from './isolation';
@@ -74,8 +73,6 @@ import {
   ModelName,
   ROUTES,
   Route,
-  SERVICE_SETTINGS,
-  ServiceTargetId,
   TARGETS,
   TARGET_IDS,
   TargetId,
@@ -85,6 +82,7 @@ import {
   isFloorTarget,
   isServiceTarget,
   samples,
+  serviceEnv,
 } from './workload';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -156,25 +154,6 @@ let SERVICE_REPOSITORY = '';
 interface Running {
   child: Child;
   baseUrl: string;
-}
-
-/**
- * The service's own settings that the bench sets; recorded with the results. HTTP_ADAPTER is set even
- * where it is the default (fastify), so that a change of default cannot silently change what a target is.
- */
-function serviceEnv(port: number, id: ServiceTargetId): Record<string, string> {
-  const { adapter, batching, cache } = SERVICE_SETTINGS[id];
-  return {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    // gRPC on a free port: the REST cells measure REST, and no two services may fight over 8001.
-    GRPC_PORT: '0',
-    HTTP_ADAPTER: adapter,
-    BATCHING_ENABLED: String(batching),
-    CACHE_ENABLED: String(cache),
-    MODEL_REPOSITORY: SERVICE_REPOSITORY,
-  };
 }
 
 /**
@@ -307,7 +286,7 @@ function describeCommand(id: TargetId): string {
 
 async function startTarget(id: TargetId): Promise<Running | string> {
   const port = await freePort();
-  if (isServiceTarget(id)) return startService(TARGETS[id].label, serviceEnv(port, id), MODELS);
+  if (isServiceTarget(id)) return startService(TARGETS[id].label, serviceEnv(port, id, SERVICE_REPOSITORY), MODELS);
   if (id === 'baseline') return startBaseline(port);
   return startLesson(port);
 }
@@ -357,7 +336,7 @@ async function measureTarget(id: TargetId, cells: Cell[], floor: FloorCell[]): P
     log(`   SKIPPED: ${started}`);
     return { ...run, status: 'skipped', note: started };
   }
-  if (isServiceTarget(id)) run.env = serviceEnv(Number(new URL(started.baseUrl).port), id);
+  if (isServiceTarget(id)) run.env = serviceEnv(Number(new URL(started.baseUrl).port), id, SERVICE_REPOSITORY);
   try {
     await checkAnswers(ROOT, started.baseUrl, info);
     if (isFloorTarget(id)) await checkFloorAnswer(started.baseUrl, info);
@@ -400,7 +379,7 @@ async function measureTarget(id: TargetId, cells: Cell[], floor: FloorCell[]): P
 async function measureRss(): Promise<RssResult | null> {
   checkInterrupted();
   log(`\n== memory: ${TARGETS.on.label}, digits single, c=${RSS_CONCURRENCY}, ${RSS_FIRST} then ${RSS_TOTAL} requests`);
-  const started = await startService(TARGETS.on.label, serviceEnv(await freePort(), 'on'), MODELS);
+  const started = await startService(TARGETS.on.label, serviceEnv(await freePort(), 'on', SERVICE_REPOSITORY), MODELS);
   try {
     if (rssKb(started.child.pid) === null) {
       log('   SKIPPED: no /proc/<pid>/status on this platform');
@@ -497,7 +476,7 @@ async function measureIsolation(cells: IsolationCell[]): Promise<TargetRun> {
   checkInterrupted();
   log(`\n== ${ISOLATION_LABEL}: starting`);
   const repository = await isolationRepository();
-  const env = isolationEnv(await freePort(), repository);
+  const env = serviceEnv(await freePort(), 'on', repository);
   const run: TargetRun = {
     id: 'isolation',
     label: ISOLATION_LABEL,

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { bundled, fixture, makeRepository } from '../src/testing/model-repository';
-import { singleRows } from './workload';
+import { serviceEnv, singleRows } from './workload';
 
 export const V2_MODELS = ['image', 'digits'] as const;
 export type V2ModelName = (typeof V2_MODELS)[number];
@@ -27,14 +27,7 @@ export const V2_LABEL = 'service, V2 JSON and binary, batching on, Fastify';
  */
 export function v2Env(port: number, repository: string): Record<string, string> {
   return {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    GRPC_PORT: '0',
-    HTTP_ADAPTER: 'fastify',
-    BATCHING_ENABLED: 'true',
-    CACHE_ENABLED: 'false',
-    MODEL_REPOSITORY: repository,
+    ...serviceEnv(port, 'on', repository),
     // An image as JSON is some 3 MB, past the default 1mb: raised so that JSON can be measured at all.
     BODY_LIMIT: '16mb',
   };

@@ -54,6 +54,25 @@ export const SERVICE_SETTINGS: Record<
 };
 export const isServiceTarget = (id: TargetId): id is ServiceTargetId => id in SERVICE_SETTINGS;
 
+/**
+ * The service's own settings that the bench sets; recorded with the results. HTTP_ADAPTER is set even
+ * where it is the default (fastify), so that a change of default cannot silently change what a target is.
+ */
+export function serviceEnv(port: number, id: ServiceTargetId, repository: string): Record<string, string> {
+  const { adapter, batching, cache } = SERVICE_SETTINGS[id];
+  return {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    // gRPC on a free port: the REST cells measure REST, and no two services may fight over 8001.
+    GRPC_PORT: '0',
+    HTTP_ADAPTER: adapter,
+    BATCHING_ENABLED: String(batching),
+    CACHE_ENABLED: String(cache),
+    MODEL_REPOSITORY: repository,
+  };
+}
+
 export interface TargetInfo {
   id: TargetId;
   /** Long name, for documents. */

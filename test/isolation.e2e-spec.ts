@@ -102,7 +102,7 @@ describe.each([
     const failedBefore = await metricValue(
       base,
       'inference_request_failure_total',
-      `${labels},code="INFERENCE_FAILED"`,
+      `${labels},reason="BACKEND",code="INFERENCE_FAILED"`,
     );
     let rounds = 0;
     // Sent together, the requests share runs; a round on a machine so loaded that no bad request shared a run
@@ -114,7 +114,11 @@ describe.each([
     } while (rounds < 10 && (await metricValue(base, 'inference_batch_splits_total', labels)) === splitsBefore);
     expect(await metricValue(base, 'inference_batch_splits_total', labels)).toBeGreaterThan(splitsBefore);
     expect(
-      (await metricValue(base, 'inference_request_failure_total', `${labels},code="INFERENCE_FAILED"`)) - failedBefore,
+      (await metricValue(
+        base,
+        'inference_request_failure_total',
+        `${labels},reason="BACKEND",code="INFERENCE_FAILED"`,
+      )) - failedBefore,
     ).toBe(rounds * BAD.length);
 
     // A model that fails on some inputs is still a model that serves.

@@ -164,8 +164,14 @@ async function start(env: Record<string, string>) {
   });
   const lines = linesOf(child);
   const done = exited(child);
-  await waitFor(() => lines.some((l) => l.includes('models loaded: iris=READY')), 45000, 'the models');
-  return { base: `http://127.0.0.1:${port}`, grpcPort, child, lines, done };
+  const base = `http://127.0.0.1:${port}`;
+  const ready = () =>
+    fetch(`${base}/health/ready`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+  await waitFor(ready, 45000, 'the models');
+  return { base, grpcPort, child, lines, done };
 }
 
 describe('OpenTelemetry tracing through the real process', () => {
@@ -266,7 +272,8 @@ describe('OpenTelemetry tracing through the real process', () => {
         'inference.model.name': 'iris',
         'inference.model.version': 1,
         'inference.rows': 1,
-        'inference.placement': expect.stringMatching(/^cpu\/worker-\d+$/),
+        // iris is placed by its measured cost: on the event loop, or on a worker if its runs measured slow.
+        'inference.placement': expect.stringMatching(/^cpu\/(inline|worker-\d+)$/),
       });
       expect(run!.attributes['inference.batch.size']).toBeGreaterThanOrEqual(1);
       expect(run!.attributes['inference.batch.requests']).toBeGreaterThanOrEqual(1);

@@ -27,8 +27,6 @@ export interface RequestContext {
   cache?: CacheUse;
   /** Written by the API-key middleware: who is calling, for rate limits (`key:<digest>`). */
   client?: string;
-  /** Written by the HTTP adapter: the matched route pattern, once routing has found one. */
-  route?: string;
   /** Written by the exception filter: the code of the error the request was answered with. */
   error?: string;
   /**

@@ -28,6 +28,15 @@ interface RouteLayer {
   match(path: string): boolean;
 }
 
+/** Whether a route matches a path; one whose parameters cannot be decoded (`%E0%A4%A`) matches none. */
+function matches(layer: RouteLayer, path: string): boolean {
+  try {
+    return layer.match(path);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The route pattern of a request. Express sets `req.route` once its router has matched, which a
  * request refused by the body parser (a middleware ahead of the router) never reaches: that one's
@@ -42,7 +51,8 @@ function expressRouteOf(app: INestApplication): RouteOf {
     if (matched !== undefined) return matched;
     const path = (req.url ?? '/').split('?')[0];
     const method = (req.method ?? 'GET').toLowerCase();
-    return express.router.stack.find((layer) => layer.route?._handlesMethod(method) && layer.match(path))?.route?.path;
+    return express.router.stack.find((layer) => layer.route?._handlesMethod(method) && matches(layer, path))?.route
+      ?.path;
   };
 }
 

@@ -107,8 +107,9 @@ export function applyPipeline(
 ): void {
   // Order matters: timing and context must cover every request, including those the parser rejects.
   // The request's span comes first, so that it is active for everything after it; absent unless tracing is on.
-  if (tracingOn()) app.use(tracingMiddleware());
-  app.use(latencyMiddleware(logger.pino, app.get(MetricsService), adapter.routeOf(app)));
+  const routeOf = adapter.routeOf(app);
+  if (tracingOn()) app.use(tracingMiddleware(routeOf));
+  app.use(latencyMiddleware(logger.pino, app.get(MetricsService), routeOf));
   const lifecycle = app.get(LifecycleService);
   app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, lifecycle));
   app.use(predictionCacheMiddleware());

@@ -40,7 +40,7 @@ export function latencyMiddleware(logger: Pino, metrics: MetricsService, routeOf
       const context = contextOf(req);
       const ms = elapsedMs(start);
       // The route is the matched pattern, never the raw path: unmatched paths would be unbounded labels.
-      const route = context?.route ?? routeOf(req);
+      const route = routeOf(req);
       metrics.observeHttp(req.method ?? 'UNKNOWN', route ?? 'unmatched', res.statusCode, ms / 1000);
       if (!logger.isLevelEnabled('info')) return;
       const agent = req.headers['user-agent'];

@@ -15,7 +15,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { contextOf } from '../common/request-context';
+import type { RouteOf } from './latency.middleware';
 import { extractParent, startSpan } from './tracing';
 
 const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE']);
@@ -46,7 +46,7 @@ function hostOf(host: string | undefined): { address?: string; port?: number } {
  * request's and response's event listeners are bound to it, so that body parsing, the handler and
  * the response's own events (the log line among them) see it as the active span.
  */
-export function tracingMiddleware() {
+export function tracingMiddleware(routeOf: RouteOf) {
   return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
     const parent = extractParent(req.headers, headers);
     const method = req.method ?? '';
@@ -75,8 +75,8 @@ export function tracingMiddleware() {
     // listeners' binding is most of what tracing costs a request), and it has nothing to report.
     if (!span.isRecording()) return next();
     res.once('close', () => {
-      // The matched pattern, as the latency log line reads it (Fastify's hook, or Express's req.route).
-      const route = contextOf(req)?.route ?? (req as { route?: { path?: string } }).route?.path;
+      // The matched pattern, as the latency log line reads it from the adapter.
+      const route = routeOf(req);
       if (route) {
         span.setAttribute(ATTR_HTTP_ROUTE, route);
         span.updateName(`${known ? method : 'HTTP'} ${route}`);

@@ -2,7 +2,7 @@ import { ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { bundled, fixture, makeRepository } from './support/app';
-import { exited, freePort, serve, waitFor } from './support/process';
+import { exited, freePort, onOutputLines, serve, waitFor } from './support/process';
 
 const VERSIONS = fixture('iris_versions');
 const ADMIN_KEY = 'admin-key-0123456789abcdef';
@@ -39,21 +39,13 @@ class Service {
   ) {
     this.base = `http://127.0.0.1:${port}`;
     this.done = exited(child);
-    for (const stream of [child.stdout!, child.stderr!]) {
-      let buffered = '';
-      stream.on('data', (d: Buffer) => {
-        buffered += d.toString();
-        const parts = buffered.split('\n');
-        buffered = parts.pop()!;
-        for (const part of parts) {
-          try {
-            this.lines.push(JSON.parse(part) as Record<string, unknown>);
-          } catch {
-            this.lines.push({ msg: part });
-          }
-        }
-      });
-    }
+    onOutputLines(child, (line) => {
+      try {
+        this.lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        this.lines.push({ msg: line });
+      }
+    });
   }
 
   static async start(env: Record<string, string>): Promise<Service> {

@@ -4,7 +4,7 @@ import { bundled, fixture, makeRepository } from './support/app';
 import { Metadata } from '@grpc/grpc-js';
 import { ipv6Available } from '../src/http/listen-host';
 import { connect } from './support/grpc';
-import { exited, freePort, serve, waitFor, waitUntilReady } from './support/process';
+import { exited, freePort, onOutputLines, serve, waitFor, waitUntilReady } from './support/process';
 
 // The SIGTERM test has seen a single client reset in some full-suite runs on this 2-core machine (never
 // alone, in many runs): until that race is found, a failure is logged and the test run once more.
@@ -28,15 +28,7 @@ describe('the service as a process', () => {
     const child = serve({ PORT: String(port), HOST: '127.0.0.1', MODEL_REPOSITORY: repository });
     // Every line goes to stdout; stderr is read too, so that a line written there would fail the parse below.
     const lines: Record<string, unknown>[] = [];
-    for (const stream of [child.stdout!, child.stderr!]) {
-      let buffered = '';
-      stream.on('data', (d: Buffer) => {
-        buffered += d.toString();
-        const parts = buffered.split('\n');
-        buffered = parts.pop()!;
-        for (const part of parts) lines.push(JSON.parse(part) as Record<string, unknown>);
-      });
-    }
+    onOutputLines(child, (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
     const done = exited(child);
     try {
       await waitFor(() => ['gather', 'iris'].every((m) => lines.some((l) => String(l.msg).startsWith(`model ${m} `))));

@@ -4,7 +4,7 @@ import { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { bundled, makeRepository } from './support/app';
 import { call, connect } from './support/grpc';
-import { exited, freePort, serve, waitFor } from './support/process';
+import { exited, freePort, onOutputLines, serve, waitFor } from './support/process';
 import { OwnRedis, REDIS_SERVER } from './support/redis';
 
 /**
@@ -111,15 +111,7 @@ class Collector {
 /** The JSON lines a process writes, parsed as they come. */
 function linesOf(child: ChildProcess): string[] {
   const lines: string[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let buffered = '';
-    stream.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      const parts = buffered.split('\n');
-      buffered = parts.pop()!;
-      lines.push(...parts);
-    });
-  }
+  onOutputLines(child, (line) => lines.push(line));
   return lines;
 }
 

@@ -26,6 +26,19 @@ export function serve(env: Record<string, string>): ChildProcess {
   });
 }
 
+/** Calls `onLine` with each whole line the process writes, on stdout and stderr, as it comes. */
+export function onOutputLines(child: ChildProcess, onLine: (line: string) => void): void {
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let buffered = '';
+    stream.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const parts = buffered.split('\n');
+      buffered = parts.pop()!;
+      parts.forEach(onLine);
+    });
+  }
+}
+
 export function exited(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

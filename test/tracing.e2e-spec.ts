@@ -162,7 +162,13 @@ async function start(env: Record<string, string>) {
       (r) => r.status === 200,
       () => false,
     );
-  await waitFor(ready, 45000, 'the models');
+  try {
+    await waitFor(ready, 45000, 'the models');
+  } catch (err) {
+    // A process that never became ready would otherwise outlive the suite.
+    child.kill('SIGKILL');
+    throw err;
+  }
   return { base, grpcPort, child, lines, done };
 }
 

@@ -1,10 +1,36 @@
 import { ArgumentMetadata, Injectable, PipeTransform } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
-import { validate } from 'class-validator';
+import { getMetadataStorage, validate } from 'class-validator';
 import { InvalidInputError } from './domain.errors';
 import { findJsonHazard, JsonLimits } from './json-guard';
 import { wasScanned } from './json-scan';
 import { flattenValidationErrors } from './validation-errors';
+
+type Dto = new () => object;
+
+/**
+ * Whether class-transformer has work to do for a DTO: only nested DTOs (`@ValidateNested` with `@Type`)
+ * need their plain objects turned into instances before class-validator can see their rules.
+ */
+function hasNestedDtos(metatype: Dto): boolean {
+  return getMetadataStorage()
+    .getTargetValidationMetadatas(metatype, '', true, false)
+    .some((m) => m.type === 'nestedValidation');
+}
+
+/**
+ * The body as an instance of its DTO, which is all class-validator needs to find the rules: a copy of
+ * its own fields on the DTO's prototype. plainToInstance would copy every nested array and object too
+ * (a 256-feature instance is 256 copies), only for validation to read the top-level fields.
+ */
+function shallowInstance(metatype: Dto, value: object): object {
+  const instance = Object.create(metatype.prototype as object) as Record<string, unknown>;
+  // Defined rather than assigned, so that a "__proto__" key (refused earlier) could never reach the prototype.
+  for (const [key, field] of Object.entries(value)) {
+    Object.defineProperty(instance, key, { value: field, enumerable: true, writable: true, configurable: true });
+  }
+  return instance;
+}
 
 /**
  * Validates bodies against their DTO with class-validator: shape only, unknown fields rejected.
@@ -15,6 +41,8 @@ import { flattenValidationErrors } from './validation-errors';
  */
 @Injectable()
 export class RequestValidationPipe implements PipeTransform {
+  private readonly nested = new Map<Dto, boolean>();
+
   constructor(private readonly limits: JsonLimits) {}
 
   async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
@@ -28,7 +56,11 @@ export class RequestValidationPipe implements PipeTransform {
     // A body read from the wire was bounded by the byte scan already (json-scan.ts); only others are walked.
     const hazard = wasScanned(value) ? undefined : findJsonHazard(value, this.limits);
     if (hazard) throw new InvalidInputError('The request body is invalid', [hazard]);
-    const errors = await validate(plainToInstance(metadata.metatype as new () => object, value), {
+    const metatype = metadata.metatype as Dto;
+    let nested = this.nested.get(metatype);
+    if (nested === undefined) this.nested.set(metatype, (nested = hasNestedDtos(metatype)));
+    const instance = nested ? plainToInstance(metatype, value) : shallowInstance(metatype, value);
+    const errors = await validate(instance, {
       whitelist: true,
       forbidNonWhitelisted: true,
       forbidUnknownValues: true,

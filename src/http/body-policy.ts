@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DomainError } from '../common/domain.errors';
 import { checkJsonCost, JsonCostLimits, markScanned } from '../common/json-scan';
-import { bodyTaken } from './v2-body';
+import { bodyTaken, readRaw, takeBody } from './v2-body';
 
 /** The error both adapters' JSON parsers answer a body they cannot parse with. */
 export const malformedJson = (message: string) =>
@@ -83,6 +83,29 @@ export function parseJsonBytes(bytes: Buffer, limits: JsonCostLimits): unknown {
   }
   markScanned(body);
   return body;
+}
+
+/** Whether a request carries a body at all, as Express's parser decides it: a length or a transfer coding. */
+const hasBody = (req: IncomingMessage) =>
+  req.headers['transfer-encoding'] !== undefined || !Number.isNaN(Number(req.headers['content-length'] ?? NaN));
+
+/**
+ * The JSON body of a request off /v2, read here on both adapters rather than by their own parsers:
+ * Express's buffers and decodes the whole body before anything bounds its cost, and Fastify's costs a
+ * stream and an async resource per request. The body policy (requireJson) has already refused what is
+ * not plain UTF-8 JSON within BODY_LIMIT by its headers; the bytes then go through the cost bound and
+ * JSON.parse once each.
+ */
+export function jsonBodyMiddleware(limit: number, costLimits: JsonCostLimits) {
+  return (req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void => {
+    if (bodyTaken(req) || !hasBody(req) || !isJson(req.headers['content-type'])) return next();
+    readRaw(req, limit)
+      .then((bytes) => {
+        takeBody(req, parseJsonBytes(bytes, costLimits));
+        next();
+      })
+      .catch(next);
+  };
 }
 
 export const jsonCostLimits = (config: {

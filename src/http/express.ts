@@ -1,14 +1,11 @@
 import { DynamicModule, INestApplication, LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
-import { createServer, IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
+import { createServer, ServerOptions } from 'node:http';
 import { AppConfig } from '../config/app.config';
 import { clientErrorHandler, serverOptions } from '../security/server-limits';
-import { isJson, jsonCostLimits, parseJsonBytes } from './body-policy';
-import type { JsonCostLimits } from '../common/json-scan';
 import type { RouteOf } from '../observability/latency.middleware';
 import type { HttpAdapterSetup } from './pipeline';
-import { bodyTaken, readRaw } from './v2-body';
 
 /** Express's adapter on a Node server made with the service's limits (Nest's own takes no options). */
 class LimitedExpressAdapter extends ExpressAdapter {
@@ -56,28 +53,6 @@ function expressRouteOf(app: INestApplication): RouteOf {
   };
 }
 
-/** Whether a request carries a body at all, as Express's parser decides it: a length or a transfer coding. */
-const hasBody = (req: IncomingMessage) =>
-  req.headers['transfer-encoding'] !== undefined || !Number.isNaN(Number(req.headers['content-length'] ?? NaN));
-
-/**
- * The JSON body of a request off /v2, read here rather than by Express's body parser, which buffers
- * and decodes the whole body before anything bounds its cost. The body policy (body-policy.ts) has
- * already refused what is not plain UTF-8 JSON within BODY_LIMIT by its headers; the bytes then go
- * through the cost bound and JSON.parse once each, as on Fastify.
- */
-function jsonBodyMiddleware(limit: number, costLimits: JsonCostLimits) {
-  return (req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void => {
-    if (bodyTaken(req) || !hasBody(req) || !isJson(req.headers['content-type'])) return next();
-    readRaw(req, limit)
-      .then((bytes) => {
-        (req as IncomingMessage & { body?: unknown }).body = parseJsonBytes(bytes, costLimits);
-        next();
-      })
-      .catch(next);
-  };
-}
-
 export const expressSetup: HttpAdapterSetup = {
   async create(module: DynamicModule, config: AppConfig, logger: LoggerService): Promise<INestApplication> {
     const adapter = new LimitedExpressAdapter(serverOptions(config));
@@ -88,11 +63,6 @@ export const expressSetup: HttpAdapterSetup = {
     });
     app.disable('x-powered-by');
     return app;
-  },
-
-  // Express parses in middleware: it takes its place in the pipeline, after the body policy.
-  parseBodies(app: INestApplication, config: AppConfig): void {
-    app.use(jsonBodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)));
   },
 
   routeOf: expressRouteOf,

@@ -7,7 +7,6 @@ import type { IncomingMessage } from 'node:http';
 import { errorBody, isV2, v2Body } from '../common/http-exception.filter';
 import { AppConfig } from '../config/app.config';
 import { clientErrorHandler, reportRejection, serverOptions } from '../security/server-limits';
-import { Readable } from 'node:stream';
 import { DomainError } from '../common/domain.errors';
 import { jsonCostLimits, parseJsonBytes } from './body-policy';
 import { bodyTaken, takenBody } from './v2-body';
@@ -35,6 +34,12 @@ function frameworkErrors(error: Error, request: FastifyRequest, reply: FastifyRe
 
 const ROUTES = new WeakMap<IncomingMessage, string>();
 
+/**
+ * The request's headers as Fastify's own handling reads them once the body has been read: layered over
+ * the raw headers (which every middleware and the log keep reading unchanged), they announce no body.
+ */
+const BODY_READ = { 'content-type': undefined, 'content-length': undefined, 'transfer-encoding': undefined };
+
 function fastifyAdapter(config: AppConfig): FastifyAdapter {
   // Prototype keys are let through the parser so the validation pipe can refuse them with a path.
   const adapter = new FastifyAdapter({
@@ -61,26 +66,25 @@ function fastifyAdapter(config: AppConfig): FastifyAdapter {
     if (route !== undefined) ROUTES.set(request.raw, route);
     done();
   });
-  // A /v2 body is read by its middleware (http/v2-body.ts) before Fastify parses: the drained
-  // stream is replaced by an empty one that still accounts for the bytes, as Fastify's own
-  // decompression examples do, and the parsers hand on what the middleware read.
+  // Bodies are read by the service's own middleware (http/body-policy.ts, http/v2-body.ts) on both
+  // adapters. Fastify runs a content-type parser for any request whose headers announce a body, at the
+  // cost of a stream and an AsyncResource per request (its bind alone is several µs on Node 20); told
+  // that the body is gone, it hands the request straight to the route with the body the middleware read.
   fastify.addHook('preParsing', (request, _reply, payload, done) => {
-    if (!bodyTaken(request.raw)) return done(null, payload);
-    const empty = Readable.from([]) as Readable & { receivedEncodedLength?: number };
-    empty.receivedEncodedLength = Number(request.headers['content-length']) || 0;
-    done(null, empty);
+    if (bodyTaken(request.raw)) {
+      request.body = takenBody(request.raw);
+      request.headers = BODY_READ;
+    }
+    done(null, payload);
   });
-  fastify.addContentTypeParser('*', (request, _payload, done) => {
-    if (bodyTaken(request.raw)) return done(null, takenBody(request.raw));
-    // The body policy refuses every other media type first; this is only a backstop.
+  // What still reaches Fastify's parsers: a JSON request that announces no length (read as {}, as
+  // Express reads it), and anything the body policy has not refused first, as a backstop.
+  fastify.addContentTypeParser('*', (_request, _payload, done) => {
     done(new DomainError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON'), undefined);
   });
   fastify.removeContentTypeParser('application/json');
-  // As bytes: the cost bound reads them before any decoding, and a body that is not UTF-8 is not
-  // mistaken for one whose length does not match its Content-Length.
   const limits = jsonCostLimits(config);
-  fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'buffer' }, (request, body, done) => {
-    if (bodyTaken(request.raw)) return done(null, takenBody(request.raw));
+  fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'buffer' }, (_request, body, done) => {
     try {
       done(null, parseJsonBytes(body as Buffer, limits));
     } catch (err) {
@@ -99,9 +103,6 @@ export const fastifySetup: HttpAdapterSetup = {
       abortOnError: false,
     });
   },
-
-  // Fastify parses a body after every middleware has run, with the content-type parser it was made with.
-  parseBodies(): void {},
 
   routeOf: () => (req) => ROUTES.get(req),
 };

@@ -18,15 +18,13 @@ import { RateLimiter, rateLimitMiddleware } from '../security/rate-limit.middlew
 import { securityHeadersMiddleware } from '../security/security-headers';
 import { applyServerTimeouts, reportRejectionsTo } from '../security/server-limits';
 import type { Server } from 'node:http';
-import { jsonCostLimits, requireJson } from './body-policy';
+import { jsonBodyMiddleware, jsonCostLimits, requireJson } from './body-policy';
 import { v2BodyMiddleware } from './v2-body';
 
 /** What one HTTP adapter does differently (src/http/express.ts, src/http/fastify.ts); the rest is shared. */
 export interface HttpAdapterSetup {
   /** The application on this adapter, with the server limits and what the adapter needs before Nest builds it. */
   create(module: DynamicModule, config: AppConfig, logger: LoggerService): Promise<INestApplication>;
-  /** The adapter's JSON body parser, at its place in the pipeline: after the body policy. */
-  parseBodies(app: INestApplication, config: AppConfig): void;
   /** The route pattern a request matched, for its log line and metrics, including requests refused before routing. */
   routeOf(app: INestApplication): RouteOf;
 }
@@ -126,7 +124,7 @@ export function applyPipeline(
   if (config.RATE_LIMIT_RPM !== undefined) app.use(rateLimitMiddleware(app.get(RateLimiter)));
   app.use(v2BodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)));
   app.use(requireJson(config.bodyLimitBytes()));
-  adapter.parseBodies(app, config);
+  app.use(jsonBodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)));
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   app.useGlobalPipes(
     new RequestValidationPipe({ maxArrayLength: config.MAX_ARRAY_LENGTH, maxStringLength: config.MAX_STRING_LENGTH }),

@@ -163,16 +163,24 @@ export function v2BodyMiddleware(limit: number, costLimits: JsonCostLimits) {
       .then((raw) => decode(raw, encoding, limit))
       .then((body) => {
         const { json, tail } = split(req, body);
-        const parsed = parseJsonBytes(json, costLimits);
-        TAILS.set(req, { tail });
-        // Express's parser skips a request whose body is read; Fastify's parsers ask bodyTaken.
-        (req as IncomingMessage & { body?: unknown; _body?: boolean }).body = parsed;
-        (req as IncomingMessage & { _body?: boolean })._body = true;
+        takeBody(req, parseJsonBytes(json, costLimits), tail);
         next();
       })
       .catch(next);
   };
 }
 
-/** The body this middleware read, for Fastify's parsers, which run after it on a drained stream. */
+/**
+ * Hands on a body the service has read itself (this middleware, or body-policy.ts's JSON one), with the
+ * bytes after a /v2 JSON header: Express's parser skips a request whose body is read (`_body`), and
+ * Fastify is given it in place of its own parsing (http/fastify.ts).
+ */
+export function takeBody(req: IncomingMessage, parsed: unknown, tail: Buffer = EMPTY): void {
+  TAILS.set(req, { tail });
+  const taken = req as IncomingMessage & { body?: unknown; _body?: boolean };
+  taken.body = parsed;
+  taken._body = true;
+}
+
+/** The body the service read (see takeBody). */
 export const takenBody = (req: AnyRequest): unknown => (rawOf(req) as IncomingMessage & { body?: unknown }).body;

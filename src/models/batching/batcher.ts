@@ -5,6 +5,7 @@ import {
   ModelNotReadyError,
   QueueFullError,
 } from '../../common/domain.errors';
+import type { Cancellation } from '../../common/request-context';
 import { TensorData } from '../model.types';
 import { concatRows, sliceRows } from '../tensor-rows';
 import { RuntimeSession } from '../runtime/model-runtime.interface';
@@ -34,7 +35,7 @@ export interface SubmitOptions {
   /** Epoch ms by which the request must have started running. */
   readonly deadline?: number;
   /** Aborted when the client goes away; a queued request is then dropped. */
-  readonly signal?: AbortSignal;
+  readonly signal?: Cancellation;
   /** The request's trace context, when it is traced: its queue wait and its run become spans under it. */
   readonly trace?: Context;
 }

@@ -377,6 +377,28 @@ describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
     await expect(batcher.idle()).resolves.toBeUndefined();
   });
 
+  it('answers DEADLINE_EXCEEDED to an inline request still waiting at its deadline, and never runs it', async () => {
+    const turn = () => new Promise((r) => setImmediate(r));
+    const inlineSession = new FakeSession({ gated: true });
+    const batcher = new Batcher(new FakeSession(), OPTIONS, 'm', undefined, undefined, {
+      scheduler: new WorkerScheduler(1),
+      inline: { session: inlineSession, maxRows: Infinity },
+    });
+    const running = batcher.submit({ x: rows([1, 1]) }, 1);
+    await turn();
+    // Queued behind the inline run in progress, with a deadline that passes before that run ends.
+    const late = batcher.submit({ x: rows([2, 2]) }, 1, { deadline: Date.now() + 5 });
+    const onTime = batcher.submit({ x: rows([3, 3]) }, 1, { deadline: Date.now() + 60000 });
+    await new Promise((r) => setTimeout(r, 20));
+    await inlineSession.finishAll();
+    await running;
+    await expect(late).rejects.toBeInstanceOf(DeadlineExceededError);
+    await turn();
+    await inlineSession.finishAll();
+    expect(valuesOf((await onTime).y)).toEqual([6, 6]);
+    expect(inlineSession.runCount).toBe(2);
+  });
+
   it('keeps inline runs going while every worker is busy with another version', async () => {
     const scheduler = new WorkerScheduler(1);
     const slowSession = new FakeSession({ gated: true });

@@ -55,6 +55,8 @@ interface Pending {
   /** Requests with the same key have the same inner dimensions, so they can share a run. */
   readonly shapeKey: string;
   readonly enqueuedAt: number;
+  /** Epoch ms by which it must start, else DEADLINE_EXCEEDED. */
+  readonly deadline?: number;
   readonly resolve: (outputs: Record<string, TensorData>) => void;
   readonly reject: (error: Error) => void;
   cleanup: () => void;
@@ -170,6 +172,7 @@ export class Batcher implements SchedulerClient {
           .map(([k, t]) => `${k}:${t.dims.slice(1).join('x')}`)
           .join(';'),
         enqueuedAt: performance.now(),
+        deadline: options.deadline,
         resolve,
         reject,
         cleanup: () => undefined,
@@ -187,13 +190,13 @@ export class Batcher implements SchedulerClient {
         endFailed(entry.waiting, error);
         reject(error);
       };
+      // An inline request is taken within a turn or two of the event loop (after the inline run in
+      // progress, if any), where take() checks its deadline: only a request that waits for a worker
+      // needs a timer to be answered at its deadline.
       const timer =
-        options.deadline === undefined
+        options.deadline === undefined || !this.needsWorker(entry)
           ? undefined
-          : setTimeout(
-              () => drop(new DeadlineExceededError(`${this.name}: the request was not started within its deadline`)),
-              Math.max(0, options.deadline - Date.now()),
-            );
+          : setTimeout(() => drop(this.deadlineExceeded()), Math.max(0, options.deadline - Date.now()));
       const onAbort = () => drop(new ClientClosedError());
       options.signal?.addEventListener('abort', onAbort, { once: true });
       entry.cleanup = () => {
@@ -270,8 +273,13 @@ export class Batcher implements SchedulerClient {
     if (workerFree && this.queue.some((e) => this.needsWorker(e))) this.scheduler.request(this);
   }
 
+  private deadlineExceeded(): DeadlineExceededError {
+    return new DeadlineExceededError(`${this.name}: the request was not started within its deadline`);
+  }
+
   /** The oldest request for the lane, and the compatible ones after it that fit in one run. */
   private take(lane: 'inline' | 'worker'): Pending[] | undefined {
+    if (lane === 'inline') this.dropLate();
     const fits = lane === 'worker' ? (e: Pending) => this.needsWorker(e) : (e: Pending) => !this.needsWorker(e);
     const first = this.queue.find(fits);
     if (!first) return undefined;
@@ -290,6 +298,19 @@ export class Batcher implements SchedulerClient {
     }
     for (const entry of batch) this.remove(entry);
     return batch;
+  }
+
+  /** Inline requests past their deadline (they have no timer: see submit), answered DEADLINE_EXCEEDED. */
+  private dropLate(): void {
+    const now = Date.now();
+    for (const entry of this.queue.filter(
+      (e) => e.deadline !== undefined && e.deadline < now && !this.needsWorker(e),
+    )) {
+      this.remove(entry);
+      const error = this.deadlineExceeded();
+      endFailed(entry.waiting, error);
+      entry.reject(error);
+    }
   }
 
   private async dispatch(batch: Pending[], lane: 'inline' | 'worker', release: () => void): Promise<void> {

@@ -8,7 +8,7 @@ import { InvalidInputError } from './domain.errors';
 import { RequestValidationPipe } from './request-validation.pipe';
 import { flattenValidationErrors } from './validation-errors';
 
-const pipe = new RequestValidationPipe({ maxArrayLength: 1000, maxStringLength: 1000 });
+const pipe = new RequestValidationPipe({ MAX_ARRAY_LENGTH: 1000, MAX_STRING_LENGTH: 1000 });
 const body = (metatype: new () => object): ArgumentMetadata => ({ type: 'body', metatype });
 
 async function rejection(value: unknown, metatype: new () => object = PredictRequestDto): Promise<InvalidInputError> {

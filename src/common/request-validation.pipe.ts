@@ -1,7 +1,8 @@
-import { ArgumentMetadata, Injectable, PipeTransform } from '@nestjs/common';
+import { ArgumentMetadata, Body, Inject, Injectable, PipeTransform } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { getMetadataStorage, validate } from 'class-validator';
 import { InvalidInputError } from './domain.errors';
+import { AppConfig } from '../config/app.config';
 import { findJsonHazard, JsonLimits } from './json-guard';
 import { wasScanned } from './json-scan';
 import { flattenValidationErrors } from './validation-errors';
@@ -42,8 +43,11 @@ function shallowInstance(metatype: Dto, value: object): object {
 @Injectable()
 export class RequestValidationPipe implements PipeTransform {
   private readonly nested = new Map<Dto, boolean>();
+  private readonly limits: JsonLimits;
 
-  constructor(private readonly limits: JsonLimits) {}
+  constructor(@Inject(AppConfig) config: Pick<AppConfig, 'MAX_ARRAY_LENGTH' | 'MAX_STRING_LENGTH'>) {
+    this.limits = { maxArrayLength: config.MAX_ARRAY_LENGTH, maxStringLength: config.MAX_STRING_LENGTH };
+  }
 
   async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (metadata.type !== 'body' || !metadata.metatype) return value;
@@ -70,3 +74,10 @@ export class RequestValidationPipe implements PipeTransform {
     return value;
   }
 }
+
+/**
+ * The request body, validated against the parameter's DTO by RequestValidationPipe. Bound to the body
+ * alone rather than as a global pipe: Nest runs global pipes over every parameter of every route (the
+ * model name, the request context), each through its own chain of promises.
+ */
+export const ValidBody = () => Body(RequestValidationPipe);

@@ -2,7 +2,6 @@ import { DynamicModule, INestApplication, LoggerService } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { predictionCacheMiddleware } from '../cache/prediction-cache.middleware';
 import { HttpExceptionFilter } from '../common/http-exception.filter';
-import { RequestValidationPipe } from '../common/request-validation.pipe';
 import { AppConfig } from '../config/app.config';
 import { LifecycleService } from '../health/lifecycle.service';
 import { AppLogger } from '../observability/app.logger';
@@ -126,8 +125,5 @@ export function applyPipeline(
   app.use(requireJson(config.bodyLimitBytes()));
   app.use(jsonBodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)));
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
-  app.useGlobalPipes(
-    new RequestValidationPipe({ maxArrayLength: config.MAX_ARRAY_LENGTH, maxStringLength: config.MAX_STRING_LENGTH }),
-  );
   setupOpenApi(app);
 }

@@ -1,5 +1,4 @@
 import {
-  Body,
   Controller,
   createParamDecorator,
   ExecutionContext,
@@ -11,6 +10,7 @@ import {
   Res,
   StreamableFile,
 } from '@nestjs/common';
+import { ValidBody } from '../common/request-validation.pipe';
 import {
   ApiBody,
   ApiOkResponse,
@@ -244,7 +244,7 @@ export class V2Controller {
   @errors
   infer(
     @Param('model') model: string,
-    @Body() body: V2InferRequestDto,
+    @ValidBody() body: V2InferRequestDto,
     @BinaryTail() tail: Buffer,
     @Headers('accept-encoding') accept: string | undefined,
     @Res({ passthrough: true }) res: Reply,
@@ -264,7 +264,7 @@ export class V2Controller {
   inferVersion(
     @Param('model') model: string,
     @Param('version', ParseVersionOrLabelPipe) version: number | string,
-    @Body() body: V2InferRequestDto,
+    @ValidBody() body: V2InferRequestDto,
     @BinaryTail() tail: Buffer,
     @Headers('accept-encoding') accept: string | undefined,
     @Res({ passthrough: true }) res: Reply,

@@ -1,4 +1,5 @@
-import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+import { Controller, HttpCode, Post } from '@nestjs/common';
+import { ValidBody } from '../common/request-validation.pipe';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiCachedOkResponse } from '../cache/prediction-cache.middleware';
 import { ApiPredictErrors } from '../common/api-errors.decorator';
@@ -25,7 +26,7 @@ export class DefaultModelController {
   @ApiCachedOkResponse(DefaultModelPredictResponseDto)
   @ApiPredictErrors()
   async predict(
-    @Body() body: PredictRequestDto,
+    @ValidBody() body: PredictRequestDto,
     @ReqContext() context?: RequestContext,
   ): Promise<DefaultModelPredictResponseDto> {
     return toDefaultModelResponse(await this.predictions.predictDefault([body], () => '', context));
@@ -38,7 +39,7 @@ export class DefaultModelController {
   @ApiCachedOkResponse(DefaultModelBatchResponseDto)
   @ApiPredictErrors()
   async predictBatch(
-    @Body() body: BatchPredictRequestDto,
+    @ValidBody() body: BatchPredictRequestDto,
     @ReqContext() context?: RequestContext,
   ): Promise<DefaultModelBatchResponseDto> {
     const result = await this.predictions.predictDefault(body.instances, (i) => `instances[${i}]`, context);

@@ -1,4 +1,5 @@
-import { Body, Controller, HttpCode, Param, Post } from '@nestjs/common';
+import { Controller, HttpCode, Param, Post } from '@nestjs/common';
+import { ValidBody } from '../common/request-validation.pipe';
 import { ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { ApiCachedOkResponse } from '../cache/prediction-cache.middleware';
 import { ApiPredictErrors } from '../common/api-errors.decorator';
@@ -36,7 +37,7 @@ export class PredictController {
   @ApiPredictErrors()
   async predict(
     @Param('model') model: string,
-    @Body() body: PredictRequestDto,
+    @ValidBody() body: PredictRequestDto,
     @ReqContext() context?: RequestContext,
   ): Promise<PredictResponseDto> {
     return toPredictResponse(await this.predictions.predict(model, undefined, [body], single, context));
@@ -52,7 +53,7 @@ export class PredictController {
   async predictVersion(
     @Param('model') model: string,
     @Param('version', ParseVersionPipe) version: number,
-    @Body() body: PredictRequestDto,
+    @ValidBody() body: PredictRequestDto,
     @ReqContext() context?: RequestContext,
   ): Promise<PredictResponseDto> {
     return toPredictResponse(await this.predictions.predict(model, version, [body], single, context));
@@ -70,7 +71,7 @@ export class PredictController {
   @ApiPredictErrors()
   async predictBatch(
     @Param('model') model: string,
-    @Body() body: BatchPredictRequestDto,
+    @ValidBody() body: BatchPredictRequestDto,
     @ReqContext() context?: RequestContext,
   ): Promise<BatchPredictResponseDto> {
     return toBatchResponse(await this.predictions.predict(model, undefined, body.instances, each, context));
@@ -89,7 +90,7 @@ export class PredictController {
   async predictBatchVersion(
     @Param('model') model: string,
     @Param('version', ParseVersionPipe) version: number,
-    @Body() body: BatchPredictRequestDto,
+    @ValidBody() body: BatchPredictRequestDto,
     @ReqContext() context?: RequestContext,
   ): Promise<BatchPredictResponseDto> {
     return toBatchResponse(await this.predictions.predict(model, version, body.instances, each, context));
@@ -108,7 +109,7 @@ export class PredictController {
   async predictLabel(
     @Param('model') model: string,
     @Param('label', ParseLabelPipe) label: string,
-    @Body() body: PredictRequestDto,
+    @ValidBody() body: PredictRequestDto,
     @ReqContext() context?: RequestContext,
   ): Promise<PredictResponseDto> {
     return toPredictResponse(await this.predictions.predict(model, label, [body], single, context));
@@ -127,7 +128,7 @@ export class PredictController {
   async predictBatchLabel(
     @Param('model') model: string,
     @Param('label', ParseLabelPipe) label: string,
-    @Body() body: BatchPredictRequestDto,
+    @ValidBody() body: BatchPredictRequestDto,
     @ReqContext() context?: RequestContext,
   ): Promise<BatchPredictResponseDto> {
     return toBatchResponse(await this.predictions.predict(model, label, body.instances, each, context));

@@ -1,5 +1,5 @@
 import { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { bundled, fixture, makeRepository } from './support/app';
 import { exited, freePort, onOutputLines, serve, waitFor, waitUntilReady } from './support/process';
@@ -28,6 +28,7 @@ describe('a worker that dies holding a run (a real process, 2 inference workers)
   let child: ChildProcess;
   let done: Promise<unknown>;
   let base: string;
+  let repository: string;
   const lines: string[] = [];
   /** Names of the requests, in the order their answers came. */
   const order: string[] = [];
@@ -55,7 +56,7 @@ describe('a worker that dies holding a run (a real process, 2 inference workers)
 
   beforeAll(async () => {
     const iris = JSON.parse(readFileSync(path.join(bundled('iris'), 'config.json'), 'utf8')) as object;
-    const repository = await makeRepository(
+    repository = await makeRepository(
       { doomed: fixture('linear'), iris: bundled('iris'), slow: fixture('slow'), slow_one: fixture('slow') },
       {
         // On a worker whatever its measured cost, and two requests sent together share one run: the run that is lost.
@@ -86,8 +87,10 @@ describe('a worker that dies holding a run (a real process, 2 inference workers)
   }, 120000);
 
   afterAll(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    // Whatever part of beforeAll ran: a process that never became ready is stopped too.
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await done;
+    if (repository) await fs.rm(repository, { recursive: true });
   });
 
   it('fails exactly the requests of the run it held (500 INFERENCE_FAILED) and answers the others', async () => {
@@ -129,7 +132,7 @@ describe('a worker that dies holding a run (a real process, 2 inference workers)
     expect((await fetch(`${base}/health/ready`)).status).toBe(200);
   });
 
-  it('runs on the new worker every session loaded before, the same model included', async () => {
+  it('runs the sessions loaded before on the new worker, and serves the model of the lost run again', async () => {
     order.length = 0;
     // Three requests and two workers: one waiting means both workers run `slow` at once, the new one among them.
     const slow = [0, 1, 2].map(() => post('slow', 'slow', wide));

@@ -93,6 +93,8 @@ const ONCE = [
   'soak',
   // The scheduler over real workers, placement and its outputs, a worker that dies: past the adapter.
   'execution-core',
+  // A worker thread that dies holding a run, in a real process: the runtime and the batchers, past the adapter.
+  'worker-death',
   // Redis as the cache's and the rate limiter's store; their HTTP side is in cache and security.
   'cache-redis',
   'rate-limit-redis',

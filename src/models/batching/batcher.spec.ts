@@ -8,6 +8,7 @@ import {
 } from '../../common/domain.errors';
 import { Compute, doubling, FakeSession } from '../../testing/fake-runtime';
 import { TensorData } from '../model.types';
+import { RunLostError } from '../runtime/model-runtime.interface';
 import { Batcher, BatchingOptions, RunReport } from './batcher';
 import { WorkerScheduler } from './worker.scheduler';
 
@@ -177,6 +178,43 @@ describe('Batcher', () => {
       expect(session.runCount).toBe(1);
       expect(splits).toEqual([]);
     });
+  });
+
+  it('fails exactly the requests of a run lost with its worker, reruns none, and frees the slot', async () => {
+    let lose = true;
+    const session = new FakeSession({
+      gated: true,
+      compute: (feeds) => {
+        if (lose && (feeds.x.data as Float32Array)[0] === 2) throw new RunLostError('the inference worker stopped');
+        return doubling()(feeds);
+      },
+    });
+    const splits: number[] = [];
+    const batcher = new Batcher(session, OPTIONS, 'm', undefined, (n) => splits.push(n));
+    const settled = (p: Promise<Record<string, TensorData>>) =>
+      p.then(
+        (o) => valuesOf(o.y),
+        (e: Error) => `${e.name}: ${e.message}`,
+      );
+    const busy = batcher.submit({ x: rows([1, 1]) }, 1);
+    const lost = [settled(batcher.submit({ x: rows([2, 2]) }, 1)), settled(batcher.submit({ x: rows([3, 3]) }, 1))];
+    await session.finishAll();
+    await busy;
+    expect(session.held.map((r) => r.feeds.x.dims)).toEqual([[2, 2]]);
+    const later = batcher.submit({ x: rows([2, 2]) }, 1);
+    await session.finishAll();
+    expect(await Promise.all(lost)).toEqual([
+      'RunLostError: the inference worker stopped',
+      'RunLostError: the inference worker stopped',
+    ]);
+    expect(splits).toEqual([]);
+    // The slot is free again: what queued behind the lost run runs next, on a worker that serves it.
+    lose = false;
+    expect(session.held.map((r) => valuesOf(r.feeds.x))).toEqual([[2, 2]]);
+    await session.finishAll();
+    expect(valuesOf((await later).y)).toEqual([4, 4]);
+    expect(session.runCount).toBe(3);
+    expect(batcher.stats.inFlight).toBe(0);
   });
 
   it('runs each request alone when batching is off', async () => {

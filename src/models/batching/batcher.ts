@@ -8,7 +8,7 @@ import {
 import type { Cancellation } from '../../common/request-context';
 import { TensorData } from '../model.types';
 import { concatRows, sliceRows } from '../tensor-rows';
-import { RuntimeSession } from '../runtime/model-runtime.interface';
+import { RunLostError, RuntimeSession } from '../runtime/model-runtime.interface';
 import { SchedulerClient, WorkerScheduler } from './worker.scheduler';
 
 export interface BatchingOptions {
@@ -86,7 +86,8 @@ function endFailed(span: Span | undefined, error: Error): void {
  * compatible requests, up to maxBatchSize rows, go out as one run. Under load batches form by
  * themselves while the runs are busy; when idle, a request runs at once unless maxQueueDelayMs asks
  * to wait for company. Every caller gets exactly its own rows back; when a run of several requests
- * fails, each of them runs again alone, so a bad request fails only itself.
+ * fails, each of them runs again alone, so a bad request fails only itself, unless the run was lost with its
+ * worker (RunLostError): then the requests of that run fail.
  */
 export class Batcher implements SchedulerClient {
   private readonly queue: Pending[] = [];
@@ -344,8 +345,10 @@ export class Batcher implements SchedulerClient {
     } catch (err) {
       // A run that had ended its spans failed only in splitting its outputs; those stay as they were.
       spans?.forEach((s) => s?.isRecording() && endFailed(s, err as Error));
-      if (batch.length > 1) await this.runEachAlone(batch, started, session, lane);
-      else batch[0].reject(err as Error);
+      // A run lost with its worker says nothing about any one request's rows, and running each again could take
+      // down another worker the same way: the requests of that run fail, and only they.
+      if (batch.length > 1 && !(err instanceof RunLostError)) await this.runEachAlone(batch, started, session, lane);
+      else for (const entry of batch) entry.reject(err as Error);
     } finally {
       if (lane === 'inline') this.inlineBusy = false;
       else this.workerRuns--;

@@ -30,6 +30,18 @@ export interface RunCost {
   readonly rows: number;
 }
 
+/**
+ * A run lost with the thread that held it (the thread died before answering). The inputs are not known to be at
+ * fault, and running them again could take down another thread the same way, so the batcher fails the requests
+ * of that run instead of running each again alone.
+ */
+export class RunLostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunLostError';
+  }
+}
+
 /** One loaded model file, ready to run. */
 export interface RuntimeSession {
   readonly inputs: readonly ValueInfo[];

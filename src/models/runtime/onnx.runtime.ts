@@ -3,7 +3,14 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AppConfig } from '../../config/app.config';
 import { TensorData, ValueInfo } from '../model.types';
-import { LoadOptions, ModelRuntime, RunCost, RuntimeOptions, RuntimeSession } from './model-runtime.interface';
+import {
+  LoadOptions,
+  ModelRuntime,
+  RunCost,
+  RunLostError,
+  RuntimeOptions,
+  RuntimeSession,
+} from './model-runtime.interface';
 import { loadSession, OrtSession, runSession } from './onnx.session';
 import { WorkerReply, WorkerRequest } from './worker.protocol';
 
@@ -21,9 +28,12 @@ class InferenceWorker {
   runs = 0;
   private readonly worker: Worker;
   private nextId = 1;
+  /** Set when the thread has exited: every request still sent to it fails with this at once. */
+  private lost: RunLostError | undefined;
+  /** Resolves once a replacement has loaded the sessions again (each failure logged); runs wait for it. */
   ready: Promise<void> = Promise.resolve();
 
-  constructor(onExit: (worker: InferenceWorker, error: Error) => void) {
+  constructor(onExit: (worker: InferenceWorker, error: RunLostError, unanswered: number) => void) {
     this.worker = new Worker(WORKER_FILE, { execArgv: WORKER_EXEC_ARGV });
     this.worker.on('message', (reply: WorkerReply) => {
       const waiter = this.pending.get(reply.id);
@@ -31,13 +41,18 @@ class InferenceWorker {
       if (reply.ok) waiter?.resolve(reply);
       else waiter?.reject(new Error(reply.error));
     });
-    let failure = new Error('the inference worker stopped');
+    // An uncaught exception in the thread comes as 'error' just before 'exit'; process.exit() in it, or a
+    // terminate(), comes as 'exit' alone.
+    let failure: Error | undefined;
     this.worker.on('error', (err) => (failure = err));
     this.worker.on('exit', (code) => {
-      const error = new Error(`the inference worker stopped (exit code ${code}): ${failure.message}`);
-      for (const waiter of this.pending.values()) waiter.reject(error);
+      const unanswered = this.pending.size;
+      this.lost = new RunLostError(
+        `the inference worker stopped (exit code ${code}${failure ? `: ${failure.message}` : ''}) before answering`,
+      );
+      for (const waiter of this.pending.values()) waiter.reject(this.lost);
       this.pending.clear();
-      onExit(this, error);
+      onExit(this, this.lost, unanswered);
     });
   }
 
@@ -47,6 +62,8 @@ class InferenceWorker {
   }
 
   request(message: Request, transfer: ArrayBuffer[] = []): Promise<Ok> {
+    // A run that waited for this worker's `ready` may arrive after the exit, when nothing would ever answer it.
+    if (this.lost) return Promise.reject(this.lost);
     const id = this.nextId++;
     return new Promise<Ok>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -129,7 +146,7 @@ class InlineSession implements RuntimeSession {
  * Runs ONNX sessions in a pool of worker threads, each holding its own session of every loaded
  * model, so that inference never blocks the event loop; and, for models cheaper than the thread
  * hop, sessions on the main thread (loadInline). A worker that dies is replaced and its sessions are
- * loaded again; the requests it held fail with the reason.
+ * loaded again; the requests it held fail with a RunLostError that gives its exit code.
  */
 @Injectable()
 export class OnnxRuntime implements ModelRuntime {
@@ -156,6 +173,8 @@ export class OnnxRuntime implements ModelRuntime {
       interOpNumThreads: options.interOpNumThreads,
       graphOptimizationLevel: options.graphOptimizationLevel,
     };
+    // Known before any worker loads it, so that a worker replaced while the loads run loads it too.
+    this.sessions.set(key, { modelPath, options: runtimeOptions });
     // Timed in one worker only: every worker runs the same code on the same kind of core.
     const replies = await Promise.allSettled(
       this.workers.map((w, i) =>
@@ -167,7 +186,6 @@ export class OnnxRuntime implements ModelRuntime {
       await this.releaseSession(key);
       throw failed.reason;
     }
-    this.sessions.set(key, { modelPath, options: runtimeOptions });
     const first = (replies[0] as PromiseFulfilledResult<Ok>).value;
     return new PooledSession(this, key, first.inputs ?? [], first.outputs ?? [], first.warmUpError, first.cost);
   }
@@ -211,13 +229,21 @@ export class OnnxRuntime implements ModelRuntime {
   }
 
   private spawn(): InferenceWorker {
-    return new InferenceWorker((dead, error) => {
+    return new InferenceWorker((dead, error, unanswered) => {
       if (this.closing) return;
-      this.logger.error(`${error.message}; starting a new inference worker`);
+      this.logger.error(`${error.message} ${unanswered} request(s), which fail; starting a new inference worker`);
       const fresh = this.spawn();
       this.workers = this.workers.map((w) => (w === dead ? fresh : w));
+      // Never rejects: a session that does not load again fails only its own runs on this worker ("no session"),
+      // and the worker's other sessions serve.
       fresh.ready = Promise.all(
-        [...this.sessions].map(([key, s]) => fresh.request({ op: 'load', key, path: s.modelPath, options: s.options })),
+        [...this.sessions].map(([key, s]) =>
+          fresh.request({ op: 'load', key, path: s.modelPath, options: s.options }).then(
+            () => undefined,
+            (err: Error) =>
+              this.logger.error(`${s.modelPath} did not load again on the new inference worker: ${err.message}`),
+          ),
+        ),
       ).then(() => undefined);
     });
   }

@@ -16,7 +16,7 @@ import { ApiKeyStore } from '../security/api-key.store';
 import { RateLimiter, rateLimitMiddleware } from '../security/rate-limit.middleware';
 import { securityHeadersMiddleware } from '../security/security-headers';
 import { applyServerTimeouts, reportRejectionsTo } from '../security/server-limits';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { jsonBodyMiddleware, jsonCostLimits, requireJson } from './body-policy';
 import { v2BodyMiddleware } from './v2-body';
 
@@ -95,6 +95,26 @@ function reportServerRejections(server: Server, config: AppConfig, logger: AppLo
   });
 }
 
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
+
+/**
+ * Middleware functions as one, in order. Each adapter's runner pays for every function it holds on
+ * every request (Fastify's middie matches the path twice per function), and these all apply to every
+ * path. Like those runners, the chain stops once an answer has been sent.
+ */
+export function chain(...fns: (Middleware | undefined)[]): Middleware {
+  const list = fns.filter((f): f is Middleware => f !== undefined);
+  return (req, res, next) => {
+    let i = 0;
+    const step = (error?: unknown): void => {
+      if (res.writableEnded) return;
+      if (error != null || i === list.length) return next(error ?? undefined);
+      list[i++](req, res, step);
+    };
+    step();
+  };
+}
+
 /** Everything past the adapter, the same on both, in the order a request meets it. */
 export function applyPipeline(
   app: INestApplication,
@@ -105,25 +125,31 @@ export function applyPipeline(
   // Order matters: timing and context must cover every request, including those the parser rejects.
   // The request's span comes first, so that it is active for everything after it; absent unless tracing is on.
   const routeOf = adapter.routeOf(app);
-  if (tracingOn()) app.use(tracingMiddleware(routeOf));
-  app.use(latencyMiddleware(logger.pino, app.get(MetricsService), routeOf));
   const lifecycle = app.get(LifecycleService);
-  app.use(requestContextMiddleware(config.REQUEST_TIMEOUT_MS, lifecycle));
-  app.use(predictionCacheMiddleware());
   applyServerTimeouts(app.getHttpServer(), config);
   reportServerRejections(app.getHttpServer(), config, logger, app.get(MetricsService));
-  app.use(securityHeadersMiddleware());
+  app.use(
+    chain(
+      tracingOn() ? tracingMiddleware(routeOf) : undefined,
+      latencyMiddleware(logger.pino, app.get(MetricsService), routeOf),
+      requestContextMiddleware(config.REQUEST_TIMEOUT_MS, lifecycle),
+      predictionCacheMiddleware(),
+      securityHeadersMiddleware(),
+    ),
+  );
   enableCors(app, config);
-  // Before any body is read: a request without a valid key costs no parsing. Absent without keys.
-  if (config.apiKeysEnabled()) {
-    const keys = app.get(ApiKeyStore);
-    app.use(apiKeyMiddleware((key) => keys.lookup(key), config.openPaths()));
-  }
-  // After the key middleware, which names the caller it counts; still before any body is read.
-  if (config.RATE_LIMIT_RPM !== undefined) app.use(rateLimitMiddleware(app.get(RateLimiter)));
-  app.use(v2BodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)));
-  app.use(requireJson(config.bodyLimitBytes()));
-  app.use(jsonBodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)));
+  const keys = config.apiKeysEnabled() ? app.get(ApiKeyStore) : undefined;
+  app.use(
+    chain(
+      // Before any body is read: a request without a valid key costs no parsing. Absent without keys.
+      keys && apiKeyMiddleware((key) => keys.lookup(key), config.openPaths()),
+      // After the key middleware, which names the caller it counts; still before any body is read.
+      config.RATE_LIMIT_RPM !== undefined ? rateLimitMiddleware(app.get(RateLimiter)) : undefined,
+      v2BodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)),
+      requireJson(config.bodyLimitBytes()),
+      jsonBodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)),
+    ),
+  );
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   setupOpenApi(app);
 }

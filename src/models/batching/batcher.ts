@@ -65,6 +65,18 @@ interface Pending {
   readonly waiting?: Span;
 }
 
+/** Requests with the same key (each input's name and dimensions past the batch one) can share a run. */
+function shapeKeyOf(feeds: Record<string, TensorData>): string {
+  let key = '';
+  for (const name in feeds) {
+    const dims = feeds[name].dims;
+    key += `${name}:`;
+    for (let d = 1; d < dims.length; d++) key += `${dims[d]}x`;
+    key += ';';
+  }
+  return key;
+}
+
 /**
  * The spans of one traced request in the batcher, made through the OpenTelemetry API alone (no-ops
  * unless a tracer provider is registered); only requests handed a trace context pay for them.
@@ -169,9 +181,7 @@ export class Batcher implements SchedulerClient {
       const entry: Pending = {
         feeds,
         rows,
-        shapeKey: Object.entries(feeds)
-          .map(([k, t]) => `${k}:${t.dims.slice(1).join('x')}`)
-          .join(';'),
+        shapeKey: shapeKeyOf(feeds),
         enqueuedAt: performance.now(),
         deadline: options.deadline,
         resolve,
@@ -289,7 +299,8 @@ export class Batcher implements SchedulerClient {
     const batch = [first];
     let rows = first.rows;
     if (this.options.enabled) {
-      for (const entry of this.queue.slice(this.queue.indexOf(first) + 1)) {
+      for (let i = this.queue.indexOf(first) + 1; i < this.queue.length; i++) {
+        const entry = this.queue[i];
         if (rows >= limit) break;
         if (entry.shapeKey === first.shapeKey && rows + entry.rows <= limit) {
           batch.push(entry);

@@ -60,7 +60,10 @@ function handleSignals(
     await sleep(grace);
     lifecycle.beginDraining();
     const deadline = Date.now() + config.SHUTDOWN_TIMEOUT_MS;
-    while (!(await quietThroughPoll(drain)) && Date.now() < deadline) await sleep(20);
+    // Clients that keep coming back after SHUTTING_DOWN never let it be quiet: the listener then closes
+    // a moment before the deadline, so that the answers it was giving as it closed still end in time.
+    const closeBy = deadline - Math.min(DRAIN_QUIET_MS, config.SHUTDOWN_TIMEOUT_MS / 2);
+    while (!(await quietThroughPoll(drain)) && Date.now() < closeBy) await sleep(20);
     // The listener closes here, in the turn the quiet was seen, and not inside app.close(): that runs
     // the modules' shutdown hooks first (gRPC waits there for its own calls), and connections
     // accepted meanwhile would be reset by the close that follows, their requests unread.

@@ -13,8 +13,9 @@ import { startTracing, Tracing } from './observability/tracing';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * How long every connection must have been without a request or an answer before the server closes:
- * clients told SHUTTING_DOWN have gone by then, and one still idle after it sends nothing in that instant.
+ * How long no connection must have opened, had a request or an answer, or closed before the server
+ * closes: clients told SHUTTING_DOWN have gone by then, those answered `Connection: close` have come back
+ * to be told it, and one still idle after it sends nothing in that instant.
  */
 const DRAIN_QUIET_MS = 1000;
 
@@ -22,8 +23,9 @@ const DRAIN_QUIET_MS = 1000;
  * Quiet, and still quiet after the event loop's next poll phase. The check runs in a timer; a
  * connection the kernel has accepted meanwhile is only seen (its 'connection' event) in the poll
  * phase that follows, and closing the listener before then resets it with its request unread. The
- * second look runs from setImmediate, right after that poll phase, so the close that follows it
- * leaves only a window of a few microseconds rather than one as long as the event loop's lag.
+ * second look runs from setImmediate, right after that poll phase, and the caller closes the listener
+ * in the same turn, so only a client connecting within those few microseconds, after a second in
+ * which nothing arrived, can find its connection reset.
  */
 async function quietThroughPoll(drain: DrainTracker): Promise<boolean> {
   if (!drain.quiet(DRAIN_QUIET_MS)) return false;
@@ -36,7 +38,7 @@ async function quietThroughPoll(drain: DrainTracker): Promise<boolean> {
  * from then on closes its connection; requests are still served for SHUTDOWN_GRACE_MS while endpoints
  * are updated; then draining: new requests get 503 SHUTTING_DOWN (unread, Connection: close) while the
  * accepted ones, queued inference included, finish. The server closes only once nothing is in flight
- * and every connection has been quiet a moment, so no client is reset mid-request; past
+ * and nothing has happened on any connection for a moment, so no client is reset mid-request; past
  * SHUTDOWN_TIMEOUT_MS it closes anyway. Exit 0 only if no accepted request was cut, else 1 with how
  * many. An interactive Ctrl-C skips the grace period.
  */
@@ -58,8 +60,16 @@ function handleSignals(
     await sleep(grace);
     lifecycle.beginDraining();
     const deadline = Date.now() + config.SHUTDOWN_TIMEOUT_MS;
-    while (!(await quietThroughPoll(drain)) && Date.now() < deadline) await sleep(20);
-    const closed = app.close().then(() => 'closed' as const);
+    // Clients that keep coming back after SHUTTING_DOWN never let it be quiet: the listener then closes
+    // a moment before the deadline, so that the answers it was giving as it closed still end in time.
+    const closeBy = deadline - Math.min(DRAIN_QUIET_MS, config.SHUTDOWN_TIMEOUT_MS / 2);
+    while (!(await quietThroughPoll(drain)) && Date.now() < closeBy) await sleep(20);
+    // The listener closes here, in the turn the quiet was seen, and not inside app.close(): that runs
+    // the modules' shutdown hooks first (gRPC waits there for its own calls), and connections
+    // accepted meanwhile would be reset by the close that follows, their requests unread.
+    const server = app.getHttpServer() as Server;
+    const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const closed = listenerClosed.then(() => app.close()).then(() => 'closed' as const);
     const left = Math.max(0, deadline - Date.now());
     const outcome = await Promise.race([closed, sleep(left).then(() => 'timeout' as const)]);
     const cut = drain.inFlight;

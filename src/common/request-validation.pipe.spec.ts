@@ -38,6 +38,17 @@ describe('RequestValidationPipe', () => {
     expect((await rejection([1, 2])).details).toEqual([{ path: 'body', message: 'got an array' }]);
   });
 
+  it('judges each body afresh where a body of its shape was valid but its own is not', async () => {
+    const batch = { instances: [[1, 2, 3, 4]] };
+    expect(await pipe.transform(batch, body(BatchPredictRequestDto))).toBe(batch);
+    expect((await rejection({ instances: [] }, BatchPredictRequestDto)).details.map((d) => d.path)).toEqual([
+      'instances',
+    ]);
+    await pipe.transform({ features: [1] }, body(PredictRequestDto));
+    expect((await rejection({ features: 'x' })).details.map((d) => d.path)).toEqual(['features']);
+    expect((await rejection({ features: [1], inputs: [1] })).details.map((d) => d.path)).toEqual(['inputs']);
+  });
+
   it('rejects prototype keys before class-transformer sees them', async () => {
     expect((await rejection(JSON.parse('{"features":[1],"__proto__":{"x":1}}'))).message).toBe(
       'The request body is invalid',

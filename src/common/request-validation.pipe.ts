@@ -10,13 +10,43 @@ import { flattenValidationErrors } from './validation-errors';
 type Dto = new () => object;
 
 /**
- * Whether class-transformer has work to do for a DTO: only nested DTOs (`@ValidateNested` with `@Type`)
- * need their plain objects turned into instances before class-validator can see their rules.
+ * Rules whose verdict on a value depends on its kind alone (kindOf). A DTO whose every rule is one of
+ * these gives the same verdict to every body with the same keys, in the same order, of the same kinds.
  */
-function hasNestedDtos(metatype: Dto): boolean {
-  return getMetadataStorage()
-    .getTargetValidationMetadatas(metatype, '', true, false)
-    .some((m) => m.type === 'nestedValidation');
+const KIND_ONLY_RULES = new Set(['isOptional', 'isArrayOrObject', 'isObject', 'isArray', 'arrayNotEmpty']);
+
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return value.length === 0 ? 'empty array' : 'array';
+  return typeof value;
+}
+
+/** A body's keys, in order, and their kinds. */
+function shapeOf(value: object): string {
+  let shape = '';
+  for (const [key, field] of Object.entries(value)) shape += `${key}\u0000${kindOf(field)}\u0001`;
+  return shape;
+}
+
+/** What the pipe knows of a DTO, from class-validator's metadata, once. */
+interface DtoRules {
+  /**
+   * Whether class-transformer has work to do: only nested DTOs (`@ValidateNested` with `@Type`) need
+   * their plain objects turned into instances before class-validator can see their rules.
+   */
+  readonly nested: boolean;
+  /**
+   * The shapes (shapeOf) of bodies found valid, when every rule is kind-only: a body of one of these
+   * shapes is valid without running class-validator again. Only valid bodies are remembered, and those
+   * have no key but the DTO's own (unknown keys are refused), so the set stays as small as the DTO.
+   */
+  readonly valid: Set<string> | undefined;
+}
+
+function rulesOf(metatype: Dto): DtoRules {
+  const rules = getMetadataStorage().getTargetValidationMetadatas(metatype, '', true, false);
+  const kindOnly = rules.every((m) => KIND_ONLY_RULES.has(m.name ?? m.type) && !m.each);
+  return { nested: rules.some((m) => m.type === 'nestedValidation'), valid: kindOnly ? new Set() : undefined };
 }
 
 /**
@@ -42,7 +72,7 @@ function shallowInstance(metatype: Dto, value: object): object {
  */
 @Injectable()
 export class RequestValidationPipe implements PipeTransform {
-  private readonly nested = new Map<Dto, boolean>();
+  private readonly rules = new Map<Dto, DtoRules>();
   private readonly limits: JsonLimits;
 
   constructor(@Inject(AppConfig) config: Pick<AppConfig, 'MAX_ARRAY_LENGTH' | 'MAX_STRING_LENGTH'>) {
@@ -61,9 +91,11 @@ export class RequestValidationPipe implements PipeTransform {
     const hazard = wasScanned(value) ? undefined : findJsonHazard(value, this.limits);
     if (hazard) throw new InvalidInputError('The request body is invalid', [hazard]);
     const metatype = metadata.metatype as Dto;
-    let nested = this.nested.get(metatype);
-    if (nested === undefined) this.nested.set(metatype, (nested = hasNestedDtos(metatype)));
-    const instance = nested ? plainToInstance(metatype, value) : shallowInstance(metatype, value);
+    let rules = this.rules.get(metatype);
+    if (rules === undefined) this.rules.set(metatype, (rules = rulesOf(metatype)));
+    const shape = rules.valid && shapeOf(value);
+    if (shape !== undefined && rules.valid!.has(shape)) return value;
+    const instance = rules.nested ? plainToInstance(metatype, value) : shallowInstance(metatype, value);
     const errors = await validate(instance, {
       whitelist: true,
       forbidNonWhitelisted: true,
@@ -71,6 +103,7 @@ export class RequestValidationPipe implements PipeTransform {
       validationError: { target: false, value: false },
     });
     if (errors.length > 0) throw new InvalidInputError('The request body is invalid', flattenValidationErrors(errors));
+    if (shape !== undefined) rules.valid!.add(shape);
     return value;
   }
 }

@@ -1,5 +1,6 @@
 import { createParamDecorator, ExecutionContext } from '@nestjs/common';
 import type { Context } from '@opentelemetry/api';
+import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 
 /**
@@ -46,6 +47,51 @@ export interface Cancellation {
   readonly aborted: boolean;
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
   removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/**
+ * A Cancellation fired by an emitter's event (a response's 'close', a gRPC call's 'cancelled') when the
+ * client has gone by then: what an AbortController would do, with one listener on the emitter instead of
+ * an EventTarget per request, made only when something waits on it.
+ */
+export class EventCancellation implements Cancellation {
+  private listeners: (() => void)[] | undefined;
+  private fired = false;
+
+  constructor(
+    private readonly source: EventEmitter,
+    private readonly event: string,
+    /** Whether the client has gone: asked as the event fires (it may fire for an answer too) and before. */
+    private readonly gone: () => boolean,
+  ) {}
+
+  get aborted(): boolean {
+    return this.fired || this.gone();
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (!this.listeners) {
+      this.listeners = [];
+      this.source.once(this.event, this.fire);
+    }
+    this.listeners.push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const at = this.listeners?.indexOf(listener) ?? -1;
+    if (at >= 0) this.listeners!.splice(at, 1);
+  }
+
+  /** Stops listening, once the request is answered. */
+  detach(): void {
+    if (this.listeners) this.source.off(this.event, this.fire);
+  }
+
+  private readonly fire = (): void => {
+    if (!this.gone()) return;
+    this.fired = true;
+    for (const listener of this.listeners!.splice(0)) listener();
+  };
 }
 
 /** How one request may use the prediction cache (its Cache-Control), and, once consulted, what it found. */

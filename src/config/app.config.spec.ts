@@ -34,6 +34,13 @@ describe('loadConfig', () => {
     expect(config.REDIS_URL).toBeUndefined();
   });
 
+  it('says which levels LOG_LEVEL lets through', () => {
+    expect(loadConfig({}).logsAt('info')).toBe(true);
+    expect(loadConfig({}).logsAt('debug')).toBe(false);
+    expect(loadConfig({ LOG_LEVEL: 'warn' }).logsAt('info')).toBe(false);
+    expect(loadConfig({ LOG_LEVEL: 'warn' }).logsAt('error')).toBe(true);
+  });
+
   it('leaves keys and rate limits off by default, and reads them when set', () => {
     const off = loadConfig({});
     expect(off.apiKeysEnabled()).toBe(false);

@@ -165,6 +165,11 @@ export class AppConfig {
   @IntBetween(1, 600000)
   readonly REQUEST_TIMEOUT_MS: number = 30000;
 
+  /** Whether LOG_LEVEL lets lines of this level through. */
+  logsAt(level: LogLevelName): boolean {
+    return LOG_LEVELS.indexOf(this.LOG_LEVEL) >= LOG_LEVELS.indexOf(level);
+  }
+
   /** BODY_LIMIT in bytes (k, m and g are powers of 1024, as Express reads them). */
   bodyLimitBytes(): number {
     const [, amount, unit = 'b'] = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?$/i.exec(this.BODY_LIMIT)!;

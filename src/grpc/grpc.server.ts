@@ -27,7 +27,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { APP_INFO } from '../app.info';
 import { cachePolicy } from '../cache/prediction-cache.middleware';
 import { DomainError, RateLimitedError } from '../common/domain.errors';
-import { RequestContext } from '../common/request-context';
+import { EventCancellation, RequestContext } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
 import { ReadinessIndicators } from '../health/readiness.indicators';
 import { V2_EXTENSIONS } from '../inference-protocol/v2.controller';
@@ -239,6 +239,8 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
       const done = (code: Status) => {
         settle();
         if (traced) this.endSpan(traced, code);
+        // Not even built when LOG_LEVEL leaves it out: a small call's line is a good share of its cost.
+        if (!this.config.logsAt('info')) return;
         this.logger.log(
           {
             msg: 'call',
@@ -289,9 +291,9 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
       requested instanceof Date ? requested.getTime() : requested,
       Date.now() + this.config.REQUEST_TIMEOUT_MS,
     );
-    // Made only when inference queues, as on HTTP; a call already cancelled aborts it at once.
-    let abort: AbortController | undefined;
-    const onCancel = () => abort!.abort();
+    // Made only when inference queues, as on HTTP; a call already cancelled is aborted at once.
+    let cancellation: EventCancellation | undefined;
+    let answered = false;
     const headers: IncomingHttpHeaders = {
       'cache-control': first(call.metadata, 'cache-control'),
       pragma: first(call.metadata, 'pragma'),
@@ -303,16 +305,15 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
       routingKey: routingKey === '' ? undefined : routingKey,
       trace: traced,
       get signal() {
-        if (!abort) {
-          const controller = (abort = new AbortController());
-          if (call.cancelled) controller.abort();
-          else call.once('cancelled', onCancel);
-        }
-        return abort.signal;
+        return (cancellation ??= new EventCancellation(call, 'cancelled', () => !answered && call.cancelled));
       },
       cache: cachePolicy(headers),
     };
-    return { context, settle: () => void (abort && call.off('cancelled', onCancel)) };
+    const settle = () => {
+      answered = true;
+      cancellation?.detach();
+    };
+    return { context, settle };
   }
 
   /**

@@ -1,43 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { DomainError, InvalidInputError } from '../common/domain.errors';
-import { attachContext, Cancellation, RequestContext } from '../common/request-context';
+import { attachContext, EventCancellation, RequestContext } from '../common/request-context';
 import { tracingOn } from './tracing';
 import { traceOf } from './tracing.middleware';
 
 /** Client-sent ids are echoed only when they are short and plain, so they cannot forge log lines. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_TIMEOUT_MS = 600000;
-
-/**
- * Fires when the response closes before it is finished: the client went away. What AbortController
- * would do, with one listener on the response instead of an EventTarget per request.
- */
-class ClientGone implements Cancellation {
-  private listeners: (() => void)[] | undefined;
-
-  constructor(private readonly res: ServerResponse) {}
-
-  get aborted(): boolean {
-    return this.res.destroyed && !this.res.writableFinished;
-  }
-
-  addEventListener(_type: 'abort', listener: () => void): void {
-    if (!this.listeners) {
-      this.listeners = [];
-      this.res.once('close', () => {
-        if (this.res.writableFinished) return;
-        for (const fire of this.listeners!.splice(0)) fire();
-      });
-    }
-    this.listeners.push(listener);
-  }
-
-  removeEventListener(_type: 'abort', listener: () => void): void {
-    const at = this.listeners?.indexOf(listener) ?? -1;
-    if (at >= 0) this.listeners!.splice(at, 1);
-  }
-}
 
 /**
  * Opens the request's context before anything else runs: its id (`X-Request-Id`, echoed when
@@ -77,7 +47,7 @@ export function requestContextMiddleware(
     }
     // The signal is made only when something waits on it (a request queued for inference): a
     // request answered from the cache or refused early never pays for it.
-    let gone: ClientGone | undefined;
+    let gone: EventCancellation | undefined;
     const key = req.headers['x-routing-key'];
     const context: RequestContext = {
       requestId,
@@ -85,7 +55,8 @@ export function requestContextMiddleware(
       routingKey: typeof key === 'string' && key !== '' ? key : undefined,
       trace: tracingOn() ? traceOf(req) : undefined,
       get signal() {
-        return (gone ??= new ClientGone(res));
+        // A response closed before it finished: the client went away.
+        return (gone ??= new EventCancellation(res, 'close', () => res.destroyed && !res.writableFinished));
       },
     };
     attachContext(req, context);

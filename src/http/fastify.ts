@@ -77,8 +77,8 @@ function fastifyAdapter(config: AppConfig): FastifyAdapter {
     }
     done(null, payload);
   });
-  // What still reaches Fastify's parsers: a JSON request that announces no length (read as {}, as
-  // Express reads it), and anything the body policy has not refused first, as a backstop.
+  // What still reaches Fastify's parsers: a JSON request that announces no body at all (an empty
+  // body, read as {}), and anything the body policy has not refused first, as a backstop.
   fastify.addContentTypeParser('*', (_request, _payload, done) => {
     done(new DomainError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON'), undefined);
   });

@@ -97,7 +97,14 @@ async function bootstrap(): Promise<void> {
   const config = app.get(AppConfig);
   const logger = new Logger('Bootstrap');
   handleSignals(app, new DrainTracker(app.getHttpServer() as Server), config, logger, tracing);
-  await app.listen(config.PORT, config.HOST);
+  try {
+    await app.listen(config.PORT, config.HOST);
+  } catch (err) {
+    // The inference workers are stopped before the process exits: exiting with them still running
+    // aborts it inside onnxruntime's binding, and the exit code would no longer say what happened.
+    await app.close().catch(() => undefined);
+    throw err;
+  }
   logger.log(`listening on http://${hostInUrl(config.HOST)}:${config.PORT} (Swagger UI at /docs)`);
   const registry = app.get(ModelRegistry);
   await registry.whenLoaded();

@@ -18,6 +18,25 @@ describe('the service as a process', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
   });
 
+  it.each(['PORT', 'GRPC_PORT'])('refuses to start when %s is taken, saying so, with exit code 1', async (setting) => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = String((taken.address() as net.AddressInfo).port);
+    const other = String(await freePort());
+    try {
+      const env = {
+        HOST: '127.0.0.1',
+        PORT: setting === 'PORT' ? port : other,
+        GRPC_PORT: setting === 'PORT' ? '0' : port,
+      };
+      const { code, stderr } = await exited(serve(env));
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/Start-up failed: .*EADDRINUSE/);
+    } finally {
+      taken.close();
+    }
+  });
+
   it('serves, and logs one structured JSON line per request with its latency, and faults with their request id', async () => {
     const port = await freePort();
     const repository = await makeRepository({ iris: bundled('iris'), gather: fixture('gather') });

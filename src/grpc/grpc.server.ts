@@ -119,6 +119,8 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
   private readonly watchers = new Set<NodeJS.Timeout>();
   private readonly limits: InputLimits;
   private readonly isOpen: (path: string) => boolean;
+  /** Whether LOG_LEVEL keeps the line of each call: decided once, not per call. */
+  private readonly logsCalls: boolean;
   /** The key store exists only when keys are configured (see SecurityModule). */
   private keys: ApiKeyStore | undefined;
 
@@ -132,6 +134,7 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
   ) {
     this.limits = { maxArrayLength: config.MAX_ARRAY_LENGTH, maxStringLength: config.MAX_STRING_LENGTH };
     this.isOpen = openPathMatcher(config.openPaths());
+    this.logsCalls = config.logsAt('info');
   }
 
   /** The port the server listens on (GRPC_PORT, or the one the system chose for 0); undefined when off. */
@@ -240,7 +243,7 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
         settle();
         if (traced) this.endSpan(traced, code);
         // Not even built when LOG_LEVEL leaves it out: a small call's line is a good share of its cost.
-        if (!this.config.logsAt('info')) return;
+        if (!this.logsCalls) return;
         this.logger.log(
           {
             msg: 'call',

@@ -196,11 +196,7 @@ export class Batcher implements SchedulerClient {
             options.trace,
           ),
       };
-      const drop = (error: Error) => {
-        if (!this.remove(entry)) return;
-        endFailed(entry.waiting, error);
-        reject(error);
-      };
+      const drop = (error: Error) => this.drop(entry, error);
       // An inline request is taken within a turn or two of the event loop (after the inline run in
       // progress, if any), where take() checks its deadline: only a request that waits for a worker
       // needs a timer to be answered at its deadline.
@@ -238,6 +234,13 @@ export class Batcher implements SchedulerClient {
   idle(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Takes a request out of the queue unrun, with its error (nothing if it has left the queue already). */
+  private drop(entry: Pending, error: Error): void {
+    if (!this.remove(entry)) return;
+    endFailed(entry.waiting, error);
+    entry.reject(error);
   }
 
   private remove(entry: Pending): boolean {
@@ -315,14 +318,8 @@ export class Batcher implements SchedulerClient {
   /** Inline requests past their deadline (they have no timer: see submit), answered DEADLINE_EXCEEDED. */
   private dropLate(): void {
     const now = Date.now();
-    for (const entry of this.queue.filter(
-      (e) => e.deadline !== undefined && e.deadline < now && !this.needsWorker(e),
-    )) {
-      this.remove(entry);
-      const error = this.deadlineExceeded();
-      endFailed(entry.waiting, error);
-      entry.reject(error);
-    }
+    for (const entry of this.queue.filter((e) => e.deadline !== undefined && e.deadline < now && !this.needsWorker(e)))
+      this.drop(entry, this.deadlineExceeded());
   }
 
   private async dispatch(batch: Pending[], lane: 'inline' | 'worker', release: () => void): Promise<void> {

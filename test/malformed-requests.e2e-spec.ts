@@ -1,4 +1,5 @@
 import { INestApplication } from '@nestjs/common';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as vm from 'node:vm';
 import request from 'supertest';
@@ -1007,5 +1008,96 @@ describe('requests the HTTP layer could answer bare get the structured body, and
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: 'MALFORMED_JSON', message: expect.stringMatching(/not valid UTF-8/) });
     expect(res.body.message).not.toMatch(/Content-Length/);
+  });
+});
+
+describe('a body refused before it is read whole: answered at once, the rest never read, the connection closed cleanly', () => {
+  const KEY = 'refuse-early-key-0123456789abcdef';
+  let app: INestApplication;
+  let port: number;
+  beforeAll(async () => {
+    app = await startApp({ API_KEYS: KEY });
+    port = await listen(app);
+  });
+  afterAll(() => app?.close());
+
+  /**
+   * Sends a head that declares `declared` body bytes and only `sent` of them, then waits: for the answer,
+   * and for how the connection ends ('end' is the server's FIN; an 'error' would be a reset).
+   */
+  const partial = (path: string, headers: Record<string, string>, sent: Buffer, declared: number) =>
+    new Promise<{ head: string; body: Record<string, unknown>; ended: 'end' | 'error' }>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        const lines = Object.entries({ host: 'x', 'content-length': String(declared), ...headers })
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('');
+        socket.write(`POST ${path} HTTP/1.1\r\n${lines}\r\n`);
+        socket.write(sent);
+      });
+      const chunks: Buffer[] = [];
+      socket.on('data', (d: Buffer) => chunks.push(d));
+      const settle = (ended: 'end' | 'error') => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const split = text.indexOf('\r\n\r\n');
+        socket.destroy();
+        if (split < 0) return reject(new Error(`no answer before the connection ended (${ended})`));
+        resolve({ head: text.slice(0, split), body: JSON.parse(text.slice(split + 4)), ended });
+      };
+      socket.on('end', () => settle('end'));
+      socket.on('error', () => settle('error'));
+    });
+
+  const json = { 'content-type': 'application/json', authorization: `Bearer ${KEY}` };
+
+  it.each([
+    ['/predict', /deeper than/],
+    ['/v1/models/iris/predict/batch', /deeper than/],
+    ['/v2/models/iris/infer', /deeper than/],
+  ])('%s: too deep from the first chunk of a 1 MB body, refused without the rest', async (path, said) => {
+    const res = await partial(path, json, Buffer.from('{"instances":' + '['.repeat(70_000)), 1_000_000);
+    expect(res.head).toMatch(/^HTTP\/1\.1 400 /);
+    expect(res.head).toMatch(/\r\nconnection: close/i);
+    expect(JSON.stringify(res.body)).toMatch(said);
+    expect(res.ended).toBe('end');
+  });
+
+  it('too many arrays, refused from the chunks read so far', async () => {
+    const sent = Buffer.from(`{"instances":[${Array(20_000).fill('[]').join(',')}`);
+    const res = await partial('/predict', json, sent, 1_000_000);
+    expect(res.head).toMatch(/^HTTP\/1\.1 413 /);
+    expect(res.body).toMatchObject({
+      error: 'PAYLOAD_TOO_LARGE',
+      message: expect.stringMatching(/MAX_JSON_CONTAINERS/),
+    });
+    expect(res.ended).toBe('end');
+  });
+
+  it('without a key, refused by the headers before a byte of the body is sent', async () => {
+    const res = await partial('/predict', { 'content-type': 'application/json' }, Buffer.alloc(0), 1_000_000);
+    expect(res.head).toMatch(/^HTTP\/1\.1 401 /);
+    expect(res.head).toMatch(/\r\nconnection: close/i);
+    expect(res.body).toMatchObject({ error: 'UNAUTHENTICATED', requestId: expect.any(String) });
+    expect(res.ended).toBe('end');
+  });
+
+  it('a refused body that was read whole leaves the connection open for the next request', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const post = (body: string) =>
+      new Promise<{ status: number; socket: unknown }>((resolve, reject) => {
+        const req = http.request(
+          { host: '127.0.0.1', port, path: '/predict', method: 'POST', agent, headers: json },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, socket: req.socket }));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    const refused = await post('{"features":[1,2,3]}');
+    const answered = await post('{"features":[5.1,3.5,1.4,0.2]}');
+    agent.destroy();
+    expect([refused.status, answered.status]).toEqual([400, 200]);
+    expect(answered.socket).toBe(refused.socket);
   });
 });

@@ -70,6 +70,8 @@ interface Call {
   readonly method?: string;
   readonly requestId?: string;
   readonly headersSent?: boolean;
+  /** Whether the request's body was read whole before the answer (true unless said otherwise). */
+  readonly complete?: boolean;
 }
 
 /** Runs the filter on one exception for a real Node request, and returns what it wrote. */
@@ -77,6 +79,8 @@ function respond(exception: unknown, call: Call = {}): FakeResponse {
   const req = new IncomingMessage(new Socket());
   req.method = call.method ?? 'POST';
   req.url = call.url ?? '/v1/models/iris/predict';
+  req.complete = call.complete ?? true;
+  req.headers = { 'content-length': '100' };
   if (call.requestId) attachContext(req, { requestId: call.requestId });
   const res: FakeResponse = { headersSent: call.headersSent ?? false, headers: {}, replies: 0 };
   filterOn(adapter).catch(exception, new ExecutionContextHost([req, res]));
@@ -91,6 +95,12 @@ describe('HttpExceptionFilter', () => {
     logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
   });
   afterEach(() => logged.mockRestore());
+
+  it('closes the connection after answering a request whose body was not read whole, and only then', () => {
+    const refused = new DomainError('PAYLOAD_TOO_LARGE', 'Too large');
+    expect(respond(refused, { complete: false }).headers).toMatchObject({ Connection: 'close' });
+    expect(respond(refused).headers).not.toHaveProperty('Connection');
+  });
 
   describe('domain errors', () => {
     // A record, so that the compiler insists on a row for every code there is.

@@ -1,7 +1,8 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { DomainError, ErrorCode, ErrorDetail, RateLimitedError } from './domain.errors';
-import { AnyRequest, contextOf } from './request-context';
+import { bodyUnread, closeWhenAnswered } from '../http/linger';
+import { AnyRequest, contextOf, rawOf } from './request-context';
 
 /** The HTTP status of each error code, after Triton's table (400/404/500/503, 504 for a deadline). */
 export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
@@ -144,6 +145,12 @@ export class HttpExceptionFilter implements ExceptionFilter {
       exception instanceof RateLimitedError ? String(exception.retryAfterSeconds) : RETRY_AFTER[body.error];
     if (retryAfter) adapter.setHeader(res, 'Retry-After', retryAfter);
     if (body.error === 'UNAUTHENTICATED') adapter.setHeader(res, 'WWW-Authenticate', 'Bearer');
+    // Refused before its body was read whole: the rest is never read, so the connection cannot carry another
+    // request and closes after this answer (see closeWhenAnswered).
+    if (bodyUnread(rawOf(req))) {
+      adapter.setHeader(res, 'Connection', 'close');
+      closeWhenAnswered(rawOf(req));
+    }
     adapter.reply(res, isV2(String(adapter.getRequestUrl(req))) ? v2Body(body) : body, body.statusCode);
   }
 }

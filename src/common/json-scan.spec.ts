@@ -1,4 +1,5 @@
-import { checkJsonCost, markScanned, wasScanned } from './json-scan';
+import fc from 'fast-check';
+import { checkJsonCost, JsonCostScan, markScanned, wasScanned } from './json-scan';
 import { MAX_JSON_DEPTH } from './json-guard';
 
 const LIMITS = { maxContainers: 10, maxArrayLength: 5, maxStringLength: 100 };
@@ -76,6 +77,90 @@ describe('checkJsonCost', () => {
     });
     // As a value, or a key that only looks alike, it is text.
     expect(scan('{"a":"__proto__","prototypes":1,"__proto_x":2}', limits)).toBeUndefined();
+  });
+
+  it('counts characters past U+FFFF as two, as JavaScript strings do', () => {
+    const scan4 = (text: string) => scan(text, { ...LIMITS, maxStringLength: 4 });
+    expect(scan4('{"a":"😀😀"}')).toBeUndefined();
+    expect(scan4('{"a":"😀😀x"}')).toMatchObject({ details: [{ message: expect.stringMatching(/of 5 characters/) }] });
+    expect(scan4('{"a":"\\ud83d\\ude00\\ud83d\\ude00"}')).toBeUndefined();
+  });
+
+  it('refuses a string past the limit within the chunk that passes it, before the string ends', () => {
+    const scanner = new JsonCostScan({ ...LIMITS, maxStringLength: 8 });
+    expect(scanner.feed(Buffer.from('{"a":"12345'))).toBeUndefined();
+    expect(scanner.feed(Buffer.from('6789'))).toMatchObject({
+      details: [{ path: 'a', message: 'a string of more than 8 characters; the limit is 8 (MAX_STRING_LENGTH)' }],
+    });
+  });
+
+  it('finds a prototype key, and names the path, when a key is split between two chunks', () => {
+    const limits = { ...LIMITS, maxStringLength: 100 };
+    // The last is let through: a value that spells a prototype key is text, wherever the cut falls.
+    for (const body of [
+      '{"a":{"__proto__":{}}}',
+      '{"\\u0070rototype":1}',
+      '{"ke\\"y":[1,2,3,4,5,6]}',
+      '{"k":"__proto__"}',
+    ]) {
+      const whole = checkJsonCost(Buffer.from(body), limits);
+      expect(whole === undefined).toBe(body.startsWith('{"k"'));
+      for (let cut = 0; cut <= body.length; cut++) {
+        const scanner = new JsonCostScan(limits);
+        const verdict = scanner.feed(Buffer.from(body.slice(0, cut))) ?? scanner.feed(Buffer.from(body.slice(cut)));
+        expect(verdict?.details).toEqual(whole?.details);
+      }
+    }
+  });
+
+  it('reaches the same verdict whichever chunks the body arrives in', () => {
+    // Small alphabets, so that structure, escapes, multi-byte text and every limit turn up often.
+    const text = fc
+      .array(
+        fc.constantFrom(
+          '[',
+          ']',
+          '{',
+          '}',
+          ',',
+          ':',
+          '"',
+          '\\',
+          '\\u0041',
+          '\\"',
+          'é',
+          '😀',
+          'a',
+          '1',
+          '__proto__',
+          '"k":',
+        ),
+        { maxLength: 60 },
+      )
+      .map((parts) => parts.join(''));
+    fc.assert(
+      fc.property(text, fc.array(fc.nat(), { maxLength: 6 }), (body, cuts) => {
+        const bytes = Buffer.from(body);
+        const limits = { maxContainers: 12, maxArrayLength: 4, maxStringLength: 6 };
+        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        const scanner = new JsonCostScan(limits);
+        let verdict;
+        let from = 0;
+        for (const to of [...points, bytes.length]) {
+          verdict = scanner.feed(bytes.subarray(from, to));
+          if (verdict) break;
+          from = to;
+        }
+        const whole = checkJsonCost(bytes, limits);
+        // A string refused in a chunk before it ends has no exact length yet; everything else is the same.
+        const same = (e: typeof whole) => e && { code: e.code, path: e.details[0]?.path, message: e.message };
+        expect(same(verdict)).toEqual(same(whole));
+        if (whole?.details[0] && !/MAX_STRING_LENGTH/.test(whole.details[0].message)) {
+          expect(verdict?.details).toEqual(whole.details);
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('marks what it let through, so that nothing walks it again', () => {

@@ -106,7 +106,8 @@ export interface CacheUse {
 
 /** The raw Node request under either adapter's request object (Fastify wraps it as `.raw`). */
 export type AnyRequest = IncomingMessage | { readonly raw: IncomingMessage };
-const rawOf = (req: AnyRequest): IncomingMessage => ('raw' in req ? req.raw : req);
+/** Node's own request under either adapter's. */
+export const rawOf = (req: AnyRequest): IncomingMessage => ('raw' in req ? req.raw : req);
 
 const CONTEXTS = new WeakMap<IncomingMessage, RequestContext>();
 

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DomainError } from '../common/domain.errors';
-import { checkJsonCost, JsonCostLimits, markScanned } from '../common/json-scan';
+import { checkJsonCost, JsonCostLimits, JsonCostScan, markScanned } from '../common/json-scan';
 import { bodyTaken, readRaw, takeBody } from './v2-body';
 
 /** The error both adapters' JSON parsers answer a body they cannot parse with. */
@@ -73,6 +73,11 @@ export function parseJsonBody(text: string): unknown {
 export function parseJsonBytes(bytes: Buffer, limits: JsonCostLimits): unknown {
   const refused = checkJsonCost(bytes, limits);
   if (refused) throw refused;
+  return parseScannedJson(bytes);
+}
+
+/** A JSON body from bytes whose cost JsonCostScan has already bounded. */
+export function parseScannedJson(bytes: Buffer): unknown {
   // Said plainly, rather than left to surface as U+FFFD inside a string or as a confusing parse error.
   if (!isUtf8(bytes)) throw malformedJson('it is not valid UTF-8 text; send JSON encoded as UTF-8');
   let body: unknown;
@@ -99,9 +104,10 @@ const hasBody = (req: IncomingMessage) =>
 export function jsonBodyMiddleware(limit: number, costLimits: JsonCostLimits) {
   return (req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void => {
     if (bodyTaken(req) || !hasBody(req) || !isJson(req.headers['content-type'])) return next();
-    readRaw(req, limit)
+    const scan = new JsonCostScan(costLimits);
+    readRaw(req, limit, (chunk) => scan.feed(chunk))
       .then((bytes) => {
-        takeBody(req, parseJsonBytes(bytes, costLimits));
+        takeBody(req, parseScannedJson(bytes));
         next();
       })
       .catch(next);

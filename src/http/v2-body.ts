@@ -3,9 +3,9 @@ import { promisify } from 'node:util';
 import { gunzip, inflate, inflateRaw, InputType, ZlibOptions } from 'node:zlib';
 import { DomainError, InvalidInputError } from '../common/domain.errors';
 import { isV2 } from '../common/http-exception.filter';
-import { AnyRequest } from '../common/request-context';
-import { isJson, parseJsonBytes } from './body-policy';
-import type { JsonCostLimits } from '../common/json-scan';
+import { AnyRequest, rawOf } from '../common/request-context';
+import { isJson, parseJsonBytes, parseScannedJson } from './body-policy';
+import { JsonCostLimits, JsonCostScan } from '../common/json-scan';
 
 /**
  * The body of a POST to /v2, read here on both adapters, since the Open Inference Protocol's
@@ -31,7 +31,6 @@ interface V2Body {
 }
 
 const TAILS = new WeakMap<IncomingMessage, V2Body>();
-const rawOf = (req: AnyRequest): IncomingMessage => ('raw' in req ? req.raw : req);
 
 /** The bytes after the JSON header of a /v2 request (empty when it had none). */
 export const binaryTailOf = (req: AnyRequest): Buffer => TAILS.get(rawOf(req))?.tail ?? EMPTY;
@@ -71,8 +70,15 @@ function contentEncoding(req: IncomingMessage): string | DomainError {
   return unsupported(`Content-Encoding ${encoding} is not accepted; send gzip, deflate or none`);
 }
 
-/** Reads the whole body, refusing it as soon as it passes the limit rather than holding it. */
-export function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads the whole body, refusing it as soon as it passes the limit rather than holding it, or as soon as
+ * `inspect` finds a chunk refused (see JsonCostScan): what is still on its way is never read.
+ */
+export function readRaw(
+  req: IncomingMessage,
+  limit: number,
+  inspect?: (chunk: Buffer) => DomainError | undefined,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (declared > limit) {
@@ -89,10 +95,11 @@ export function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
     };
     const onData = (chunk: Buffer) => {
       received += chunk.length;
-      if (received > limit) {
+      const refused = received > limit ? tooLarge(limit, 'body') : inspect?.(chunk);
+      if (refused) {
         cleanup();
         req.pause();
-        reject(tooLarge(limit, 'body'));
+        reject(refused);
       } else chunks.push(chunk);
     };
     const onEnd = () => {
@@ -159,11 +166,20 @@ export function v2BodyMiddleware(limit: number, costLimits: JsonCostLimits) {
     const encoding = contentEncoding(req);
     if (refused) return next(refused);
     if (encoding instanceof DomainError) return next(encoding);
-    readRaw(req, limit)
+    // A plain body's JSON part is scanned as it arrives; a compressed one's, once inflated.
+    const scan = encoding === 'identity' || encoding === '' ? new JsonCostScan(costLimits) : undefined;
+    const jsonLength = Number(req.headers[HEADER_LENGTH] ?? Infinity);
+    let offset = 0;
+    const inspect = (chunk: Buffer) => {
+      const end = jsonLength - offset;
+      offset += chunk.length;
+      return end > 0 ? scan?.feed(end >= chunk.length ? chunk : chunk.subarray(0, end)) : undefined;
+    };
+    readRaw(req, limit, inspect)
       .then((raw) => decode(raw, encoding, limit))
       .then((body) => {
         const { json, tail } = split(req, body);
-        takeBody(req, parseJsonBytes(json, costLimits), tail);
+        takeBody(req, scan ? parseScannedJson(json) : parseJsonBytes(json, costLimits), tail);
         next();
       })
       .catch(next);

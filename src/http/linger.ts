@@ -1,0 +1,34 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** How long a connection closed under an unread body waits for its client to read the answer and hang up. */
+export const LINGER_MS = 2000;
+
+/**
+ * Whether some of the request's body has not been read yet. Not `complete` alone: a request without a
+ * body is handled before its parser marks it complete.
+ */
+export const bodyUnread = (req: IncomingMessage): boolean =>
+  !req.complete && (Number(req.headers['content-length']) > 0 || req.headers['transfer-encoding'] !== undefined);
+
+/**
+ * Closes the connection of a request answered before its body was read whole (refused by its headers,
+ * or as soon as a chunk showed the body too costly), without reading the rest and without a reset.
+ *
+ * Node closes such a connection as soon as the answer is written; with the client's bytes still unread
+ * in the kernel, that close is a reset, which can reach the client before the answer does: it then
+ * sees "connection reset" instead of why it was refused. Here the answer and a FIN go out and nothing
+ * more is read: the rest of the body stops at the kernel's buffers (TCP holds the client there at no
+ * cost to the event loop) until the client, having read the answer, closes; the socket is let go after
+ * LINGER_MS whatever the client does.
+ */
+export function closeWhenAnswered(req: IncomingMessage): void {
+  const socket = req.socket as Socket & { destroySoon?: () => void };
+  if (typeof socket.destroySoon !== 'function') return;
+  socket.destroySoon = () => {
+    if (socket.writable) socket.end();
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  };
+}

@@ -255,7 +255,7 @@ export class JsonCostScan {
       : undefined;
   }
 
-  /** A string or key past MAX_STRING_LENGTH, of `length` characters (or "more than" the limit, for one not yet ended). */
+  /** A string or key past MAX_STRING_LENGTH: `length` is its length, or "more than" the limit for one not yet ended. */
   private tooLong(length: string): DomainError {
     const what = this.isKey ? 'a key' : 'a string';
     return invalid(

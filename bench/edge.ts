@@ -11,7 +11,7 @@ import autocannon from 'autocannon';
 import { fork } from 'node:child_process';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { Child, freePort, startChild, stopChild, waitUntil } from './processes';
+import { Child, cpuSeconds, freePort, startChild, stopChild, waitUntil } from './processes';
 
 const ROOT = path.resolve(__dirname, '..');
 const ATTACKER = process.argv[2] === '--attacker';
@@ -188,21 +188,30 @@ async function main(): Promise<void> {
   console.log(`edge bench: ${ADAPTER}, ${SECONDS} s per phase`);
   const open = await start({});
   try {
+    const cpu0 = cpuSeconds(open.child.pid);
     const [base, baseProbe] = await Promise.all([good(open.port), probe(open.port, Date.now() + SECONDS * 1000)]);
+    const baseCpu = (cpuSeconds(open.child.pid) ?? NaN) - (cpu0 ?? NaN);
+    // The service's CPU time per good answer unattacked: what attacked phases subtract to cost the attacker's.
+    const perGood = baseCpu / base.requests.total;
     console.log(
       `unattacked: good ${base.requests.average.toFixed(0)} req/s p50 ${ms(base.latency.p50)} p99 ${ms(base.latency.p99)}; ` +
-        `/health/live p99 ${ms(percentile(baseProbe, 99))}; lag p99 ${ms(await lagP99(open.port))}`,
+        `/health/live p99 ${ms(percentile(baseProbe, 99))}; lag p99 ${ms(await lagP99(open.port))}; ` +
+        `service ${(baseCpu / SECONDS).toFixed(2)} cores, ${(perGood * 1e6).toFixed(0)} µs per answer`,
     );
     for (const name of Object.keys(ATTACKS)) {
+      const before = cpuSeconds(open.child.pid);
       const [ok, bad, probes] = await Promise.all([
         good(open.port),
         attack(open.port, name),
         probe(open.port, Date.now() + SECONDS * 1000),
       ]);
+      const used = (cpuSeconds(open.child.pid) ?? NaN) - (before ?? NaN);
+      const perBad = (used - perGood * ok.requests.total) / (bad.perSecond * SECONDS);
       console.log(
         `attacked (${name}): good ${ok.requests.average.toFixed(0)} req/s (${((100 * ok.requests.average) / base.requests.average).toFixed(0)}%) ` +
           `p50 ${ms(ok.latency.p50)} p99 ${ms(ok.latency.p99)}; /health/live p99 ${ms(percentile(probes, 99))}; ` +
-          `lag p99 ${ms(await lagP99(open.port))}; ${attackLine(bad)}`,
+          `lag p99 ${ms(await lagP99(open.port))}; ${attackLine(bad)}; service ${(used / SECONDS).toFixed(2)} cores, ` +
+          `about ${(perBad * 1e6).toFixed(0)} µs per hostile body`,
       );
     }
   } finally {

@@ -2,7 +2,15 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** How long a connection closed under an unread body waits for its client to read the answer and hang up. */
-export const LINGER_MS = 2000;
+export const LINGER_MS = 1000;
+/**
+ * How many such connections may wait at once. Each holds what its client sent meanwhile in the kernel's
+ * buffers (up to a megabyte or more), so past this many, as under a flood of refused bodies, the rest
+ * are closed at once as Node would.
+ */
+export const MAX_LINGERING = 32;
+
+let lingering = 0;
 
 /**
  * Whether some of the request's body has not been read yet. Not `complete` alone: a request without a
@@ -13,22 +21,27 @@ export const bodyUnread = (req: IncomingMessage): boolean =>
 
 /**
  * Closes the connection of a request answered before its body was read whole (refused by its headers,
- * or as soon as a chunk showed the body too costly), without reading the rest and without a reset.
+ * or as soon as a chunk showed the body too costly), without reading the rest, and where it can without
+ * a reset.
  *
- * Node closes such a connection as soon as the answer is written; with the client's bytes still unread
- * in the kernel, that close is a reset, which can reach the client before the answer does: it then
- * sees "connection reset" instead of why it was refused. Here the answer and a FIN go out and nothing
- * more is read: the rest of the body stops at the kernel's buffers (TCP holds the client there at no
- * cost to the event loop) until the client, having read the answer, closes; the socket is let go after
- * LINGER_MS whatever the client does.
+ * Node closes such a connection as soon as the answer is written; with the client's bytes still unread,
+ * that close is a reset, and a client still writing its body gets the reset as a write error, often
+ * before it reads the answer that is waiting for it (it then sees "connection reset" instead of why it
+ * was refused). Here the answer and a FIN go out and nothing more is read: the rest of the body stops at
+ * the kernel's buffers (TCP holds the client there at no cost to the event loop) until the client, having
+ * read the answer, closes; the socket is let go after LINGER_MS whatever the client does.
  */
 export function closeWhenAnswered(req: IncomingMessage): void {
   const socket = req.socket as Socket & { destroySoon?: () => void };
-  if (typeof socket.destroySoon !== 'function') return;
+  if (typeof socket.destroySoon !== 'function' || lingering >= MAX_LINGERING) return;
   socket.destroySoon = () => {
     if (socket.writable) socket.end();
+    lingering++;
     const timer = setTimeout(() => socket.destroy(), LINGER_MS);
     timer.unref();
-    socket.once('close', () => clearTimeout(timer));
+    socket.once('close', () => {
+      lingering--;
+      clearTimeout(timer);
+    });
   };
 }

@@ -147,9 +147,10 @@ export class HttpExceptionFilter implements ExceptionFilter {
     if (body.error === 'UNAUTHENTICATED') adapter.setHeader(res, 'WWW-Authenticate', 'Bearer');
     // Refused before its body was read whole: the rest is never read, so the connection cannot carry another
     // request and closes after this answer (see closeWhenAnswered).
-    if (bodyUnread(rawOf(req))) {
+    const raw = rawOf(req);
+    if (bodyUnread(raw)) {
       adapter.setHeader(res, 'Connection', 'close');
-      closeWhenAnswered(rawOf(req));
+      closeWhenAnswered(raw);
     }
     adapter.reply(res, isV2(String(adapter.getRequestUrl(req))) ? v2Body(body) : body, body.statusCode);
   }

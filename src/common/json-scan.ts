@@ -14,12 +14,12 @@ export interface JsonCostLimits {
 /** Bodies parsed after this scan, so that nothing walks them a second time for the same hazards. */
 const SCANNED = new WeakSet<object>();
 
-/** Marks a body parsed from bytes that checkJsonCost let through. */
+/** Marks a body parsed from bytes that JsonCostScan let through. */
 export function markScanned(body: unknown): void {
   if (typeof body === 'object' && body !== null) SCANNED.add(body);
 }
 
-/** Whether a body came through checkJsonCost, which has bounded everything json-guard would. */
+/** Whether a body came through JsonCostScan, which has bounded everything json-guard would. */
 export const wasScanned = (body: unknown): boolean => typeof body === 'object' && body !== null && SCANNED.has(body);
 
 const OPEN_ARRAY = 0x5b;
@@ -33,7 +33,7 @@ const COLON = 0x3a;
 const LETTER_U = 0x75;
 
 /**
- * The open arrays and objects, innermost first, as columns indexed by depth: a hostile body opens and
+ * The open arrays and objects, outermost first, as columns indexed by depth: a hostile body opens and
  * closes a container every two bytes, so none is an object of its own.
  */
 class Levels {

@@ -170,11 +170,13 @@ export function v2BodyMiddleware(limit: number, costLimits: JsonCostLimits) {
     const scan = encoding === 'identity' || encoding === '' ? new JsonCostScan(costLimits) : undefined;
     const jsonLength = Number(req.headers[HEADER_LENGTH] ?? Infinity);
     let offset = 0;
-    const inspect = (chunk: Buffer) => {
-      const end = jsonLength - offset;
-      offset += chunk.length;
-      return end > 0 ? scan?.feed(end >= chunk.length ? chunk : chunk.subarray(0, end)) : undefined;
-    };
+    const inspect =
+      scan &&
+      ((chunk: Buffer) => {
+        const end = jsonLength - offset;
+        offset += chunk.length;
+        return end > 0 ? scan.feed(end >= chunk.length ? chunk : chunk.subarray(0, end)) : undefined;
+      });
     readRaw(req, limit, inspect)
       .then((raw) => decode(raw, encoding, limit))
       .then((body) => {

@@ -143,6 +143,34 @@ describe('encodeInstances', () => {
     expect(first).toEqual({ path: 'instances[1]', message: expect.stringMatching(/share a shape/) });
   });
 
+  it('names the element and the row at fault inside a nested instance', () => {
+    const grid: ModelSignature = {
+      inputs: [spec('x', 'float32', [-1, 2, 3])],
+      outputs: [spec('y', 'float32', [-1, 1])],
+      batchable: true,
+    };
+    const good = [
+      [1, 2, 3],
+      [4, 5, 6],
+    ];
+    expect(Array.from(encodeInstances(grid, [good, good], at)[0].feeds.x.data as Float32Array)).toEqual([
+      1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6,
+    ]);
+    expect(
+      problems(grid, [
+        good,
+        [
+          [1, 2, 3],
+          [4, 5, 'x'],
+        ],
+        [[1, 2, 3], [4]],
+      ]),
+    ).toEqual([
+      { path: 'instances[1][1][2]', message: 'must be a finite number, got "x"' },
+      { path: 'instances[2][1]', message: expect.stringMatching(/expected an array of 3 items/) },
+    ]);
+  });
+
   it('names the several inputs when features are sent to a multi-input model', () => {
     expect(problems(multi, [[1, 2]])[0].message).toMatch(/several inputs \(a, b, flag, s\)/);
   });

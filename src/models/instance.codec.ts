@@ -186,17 +186,23 @@ export function encodeInstances(
   const feeds: Record<string, TensorData> = {};
   for (const spec of signature.inputs) {
     const first = parsed[0].get(spec.name)!.shape;
-    const values: Scalar[] = [];
-    parsed.forEach((p, i) => {
-      const t = p.get(spec.name)!;
-      if (t.shape.join() !== first.join()) {
-        problems.add(
-          `${pathOf(i)}`,
-          `input '${spec.name}' has shape ${shapeText(t.shape)} but the first instance's is ${shapeText(first)}; instances in one batch must share a shape`,
-        );
+    const sameShape = (shape: readonly number[]) =>
+      shape.length === first.length && shape.every((d, i) => d === first[i]);
+    // One instance's values are packed as they are; several are gathered first.
+    let values = parsed[0].get(spec.name)!.values;
+    if (parsed.length > 1) {
+      values = [];
+      for (let i = 0; i < parsed.length; i++) {
+        const t = parsed[i].get(spec.name)!;
+        if (!sameShape(t.shape)) {
+          problems.add(
+            `${pathOf(i)}`,
+            `input '${spec.name}' has shape ${shapeText(t.shape)} but the first instance's is ${shapeText(first)}; instances in one batch must share a shape`,
+          );
+        }
+        for (const v of t.values) values.push(v);
       }
-      for (const v of t.values) values.push(v);
-    });
+    }
     feeds[spec.name] = { type: spec.type, dims: [parsed.length, ...first], data: pack(spec.type, values) };
   }
   problems.throwIfAny('The instances of the batch do not share one shape');

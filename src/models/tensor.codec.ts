@@ -82,9 +82,10 @@ export function readTensor(
 
   const values: Scalar[] = [];
   const before = problems.details.length;
+  const { parse } = elementType(type);
   const walk = (v: unknown, depth: number, at: string): void => {
     if (depth === shape.length) {
-      const result = checkElement(v, type);
+      const result = parse(v);
       if (typeof result === 'object') problems.add(at, result.error);
       else values.push(result);
       return;
@@ -96,7 +97,16 @@ export function readTensor(
       );
       return;
     }
-    for (let i = 0; i < v.length && !problems.full; i++) walk(v[i], depth + 1, `${at}[${i}]`);
+    if (depth < shape.length - 1) {
+      for (let i = 0; i < v.length && !problems.full; i++) walk(v[i], depth + 1, `${at}[${i}]`);
+      return;
+    }
+    // The innermost rows hold nearly every element: an element's path is spelled only for a problem.
+    for (let i = 0; i < v.length && !problems.full; i++) {
+      const result = parse(v[i]);
+      if (typeof result === 'object') problems.add(`${at}[${i}]`, result.error);
+      else values.push(result);
+    }
   };
   walk(value, 0, path);
   if (problems.details.length > before) return undefined;
@@ -213,9 +223,9 @@ export function encodeTensors(
     const values: Scalar[] = new Array(size);
     let bad = false;
     // A tensor protocol carries NaN and infinities (as strings in JSON), as it does in its answers.
-    const { nonFinite } = elementType(type);
+    const { nonFinite, parse } = elementType(type);
     for (let k = 0; k < size && !problems.full; k++) {
-      const value = nonFinite?.(flat[k]) ?? checkElement(flat[k], type);
+      const value = nonFinite?.(flat[k]) ?? parse(flat[k]);
       if (typeof value === 'object') {
         problems.add(`${path}.data[${k}]`, value.error);
         bad = true;

@@ -59,10 +59,12 @@ Bench wall time ${formatDuration(results.wall_time_s)}. Raw numbers: \`${rel(res
 ${skipped.length ? `\nSkipped in this run: ${skipped.map((t) => `${t.label} (${t.note ?? 'no reason given'})`).join('; ')}.\n` : ''}
 ## How the bench works
 
-\`npm run bench\` builds the service (\`npm run build\`), then loads each target in turn, alone on the machine:
-each target is started as a child process on a free port of 127.0.0.1 for its own cells only (and its
-HTTP layer floor cell, below) and stopped afterwards (SIGTERM, SIGKILL after 5 s), so no two targets ever
-compete for the CPU, and never two loads at once.
+\`npm run bench\` builds the service (\`npm run build\`), starts every target below as a child process on a
+free port of 127.0.0.1, checks their answers, then loads them one cell at a time, interleaved: each model,
+route and concurrency on every target in turn, then the HTTP layer floor cells (below), then stops them all
+(SIGTERM, SIGKILL after 5 s). Only one target is ever loaded at once, and the idle ones cost nothing
+measurable; interleaving puts the two sides of each ratio seconds apart, so a noisy spell on a shared
+machine moves both instead of one.
 
 Targets:
 

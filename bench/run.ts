@@ -1,8 +1,8 @@
 /**
- * `npm run bench`: loads the service (batching on and off on Fastify, batching on on Express, and with the
- * prediction cache on Fastify), the naive
- * baseline and the lesson's FastAPI app one after the other, measures the HTTP layer floor
- * (GET /health/live) on the service's two adapters and on the baseline's bare node:http while each is up,
+ * `npm run bench`: starts the service (batching on and off on Fastify, batching on on Express, and with the
+ * prediction cache on Fastify), the naive baseline and the lesson's FastAPI app side by side and loads them
+ * one cell at a time, interleaved (each cell on every target in turn), measures the HTTP layer floor
+ * (GET /health/live) on the service's two adapters and on the baseline's bare node:http,
  * then the Open Inference Protocol's cells (bench/v2.ts: V2 infer as JSON and as binary tensors on an
  * image-sized model and on digits, with the service's CPU time per request), the isolation cells
  * (bench/isolation.ts: a failing row beside good ones, a slow model beside deadlines) and the memory
@@ -310,69 +310,85 @@ async function measureFloor(id: FloorTargetId, started: Running): Promise<FloorC
   };
   const stats = await measureRestCell(WRK, spec, DURATION_S, WARMUP_S, started.child.pid);
   checkInterrupted();
-  log(`   floor  GET ${FLOOR_PATH} c=${FLOOR_CONCURRENCY} ${cellLine(stats)}`);
-  // of_bare is filled in once every floor cell is in (the bare server runs after the service).
+  log(`   ${id.padEnd(8)} floor  GET ${FLOOR_PATH} c=${FLOOR_CONCURRENCY} ${cellLine(stats)}`);
+  // of_bare is filled in once every floor cell is in.
   return { target: id, method: 'GET', path: FLOOR_PATH, concurrency: FLOOR_CONCURRENCY, ...stats, of_bare: null };
 }
 
 /**
- * Starts the target, checks its answers, runs its cells and, for the floor targets, its floor cell in the
- * same process (no extra start-up, and the process is as warm as for its own cells), then stops it.
+ * Starts every target at once (each on its own port; the idle ones cost nothing measurable), checks their
+ * answers, then runs the cells interleaved: each model × route × concurrency on every target in turn, so
+ * that the two sides of a ratio are measured seconds apart rather than minutes, and a noisy spell on a
+ * shared machine moves both. The floor cells follow, each in its target's own process, then every target
+ * stops.
  */
-async function measureTarget(id: TargetId, cells: Cell[], floor: FloorCell[]): Promise<TargetRun> {
-  const info = TARGETS[id];
-  const run: TargetRun = {
-    id,
-    label: info.label,
-    status: 'measured',
-    note: null,
-    command: describeCommand(id),
-    env: {},
-  };
-  checkInterrupted();
-  log(`\n== ${info.label}: starting`);
-  const started = await startTarget(id);
-  if (typeof started === 'string') {
-    log(`   SKIPPED: ${started}`);
-    return { ...run, status: 'skipped', note: started };
-  }
-  if (isServiceTarget(id)) run.env = serviceEnv(Number(new URL(started.baseUrl).port), id, SERVICE_REPOSITORY);
+async function measureTargets(ids: readonly TargetId[], cells: Cell[], floor: FloorCell[]): Promise<TargetRun[]> {
+  const runs: TargetRun[] = [];
+  const up = new Map<TargetId, Running>();
   try {
-    await checkAnswers(ROOT, started.baseUrl, info);
-    if (isFloorTarget(id)) await checkFloorAnswer(started.baseUrl, info);
-    log(`   pid ${started.child.pid} on ${started.baseUrl}, answers checked`);
-    for (const model of info.models) {
+    for (const id of ids) {
+      const info = TARGETS[id];
+      const run: TargetRun = {
+        id,
+        label: info.label,
+        status: 'measured',
+        note: null,
+        command: describeCommand(id),
+        env: {},
+      };
+      runs.push(run);
+      checkInterrupted();
+      log(`\n== ${info.label}: starting`);
+      const started = await startTarget(id);
+      if (typeof started === 'string') {
+        log(`   SKIPPED: ${started}`);
+        Object.assign(run, { status: 'skipped', note: started });
+        continue;
+      }
+      up.set(id, started);
+      if (isServiceTarget(id)) run.env = serviceEnv(Number(new URL(started.baseUrl).port), id, SERVICE_REPOSITORY);
+      await checkAnswers(ROOT, started.baseUrl, info);
+      if (isFloorTarget(id)) await checkFloorAnswer(started.baseUrl, info);
+      log(`   pid ${started.child.pid} on ${started.baseUrl}, answers checked`);
+    }
+    log('');
+    for (const model of MODELS) {
       for (const route of ROUTES) {
         for (const concurrency of CONCURRENCIES) {
-          checkInterrupted();
-          const stats = await measureRestCell(
-            WRK,
-            loadSpec(started.baseUrl, id, model, route, concurrency),
-            DURATION_S,
-            WARMUP_S,
-            started.child.pid,
-          );
-          checkInterrupted(); // a cell cut short by Ctrl-C is not a result
-          cells.push({
-            model,
-            route,
-            target: id,
-            concurrency,
-            ...stats,
-            instances_per_s: route === 'batch' ? Number((stats.req_per_s * BATCH_SIZE).toFixed(1)) : null,
-          });
-          log(`   ${model.padEnd(6)} ${route.padEnd(6)} c=${String(concurrency).padEnd(3)} ${cellLine(stats)}`);
+          for (const [id, started] of up) {
+            if (!TARGETS[id].models.includes(model)) continue;
+            checkInterrupted();
+            const stats = await measureRestCell(
+              WRK,
+              loadSpec(started.baseUrl, id, model, route, concurrency),
+              DURATION_S,
+              WARMUP_S,
+              started.child.pid,
+            );
+            checkInterrupted(); // a cell cut short by Ctrl-C is not a result
+            cells.push({
+              model,
+              route,
+              target: id,
+              concurrency,
+              ...stats,
+              instances_per_s: route === 'batch' ? Number((stats.req_per_s * BATCH_SIZE).toFixed(1)) : null,
+            });
+            log(
+              `   ${id.padEnd(8)} ${model.padEnd(6)} ${route.padEnd(6)} c=${String(concurrency).padEnd(3)} ${cellLine(stats)}`,
+            );
+          }
         }
       }
     }
-    if (isFloorTarget(id)) {
+    for (const [id, started] of up) {
       checkInterrupted();
-      floor.push(await measureFloor(id, started));
+      if (isFloorTarget(id)) floor.push(await measureFloor(id, started));
     }
   } finally {
-    await stopChild(started.child);
+    await Promise.all([...up.values()].map((started) => stopChild(started.child)));
   }
-  return run;
+  return runs;
 }
 
 /** RSS of a fresh service process (batching on, Fastify) after RSS_FIRST and RSS_TOTAL digits single requests. */
@@ -611,7 +627,7 @@ async function measureAll(started: Date, targetIds: TargetId[]): Promise<void> {
   const targets: TargetRun[] = [];
   const v2: V2Cell[] = [];
   const isolation: IsolationCell[] = [];
-  for (const id of targetIds) targets.push(await measureTarget(id, cells, floor));
+  targets.push(...(await measureTargets(targetIds, cells, floor)));
   const bare = floor.find((f) => f.target === 'baseline');
   for (const f of floor)
     f.of_bare = bare && bare.req_per_s > 0 ? Number((f.req_per_s / bare.req_per_s).toFixed(4)) : null;

@@ -293,6 +293,60 @@ describe('Batcher', () => {
     await Promise.all([a, b]);
   });
 
+  describe('holding a partial batch for as many rows as the last run carried (holdMs)', () => {
+    /** A batcher whose last run carried three rows, with the worker free again. */
+    async function afterARunOfThree(holdMs: number) {
+      const session = new FakeSession({ gated: true });
+      const batcher = new Batcher(session, { ...OPTIONS, holdMs }, 'm');
+      const first = batcher.submit({ x: rows([0, 0]) }, 1);
+      const three = [1, 2, 3].map((i) => batcher.submit({ x: rows([i, i]) }, 1));
+      await session.finishAll();
+      await session.finishAll();
+      await Promise.all([first, ...three]);
+      expect(session.runCount).toBe(2);
+      return { session, batcher };
+    }
+
+    it('starts the run as soon as the rows are there', async () => {
+      const { session, batcher } = await afterARunOfThree(10_000);
+      const a = batcher.submit({ x: rows([4, 4]) }, 1);
+      const b = batcher.submit({ x: rows([5, 5]) }, 1);
+      expect(session.held).toHaveLength(0);
+      const c = batcher.submit({ x: rows([6, 6]) }, 1);
+      expect(session.held.map((r) => r.feeds.x.dims)).toEqual([[3, 2]]);
+      await session.finishAll();
+      expect((await Promise.all([a, b, c])).map((o) => valuesOf(o.y))).toEqual([
+        [8, 8],
+        [10, 10],
+        [12, 12],
+      ]);
+    });
+
+    it('runs what it has once holdMs has passed since the oldest request arrived', async () => {
+      const { session, batcher } = await afterARunOfThree(1000);
+      const a = batcher.submit({ x: rows([4, 4]) }, 1);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(session.held).toHaveLength(0);
+      await new Promise((r) => setTimeout(r, 1100));
+      expect(session.held.map((r) => r.feeds.x.dims)).toEqual([[1, 2]]);
+      await session.finishAll();
+      expect(valuesOf((await a).y)).toEqual([8, 8]);
+      // That run carried one row: the next request alone does not wait.
+      const b = batcher.submit({ x: rows([5, 5]) }, 1);
+      expect(session.held).toHaveLength(1);
+      await session.finishAll();
+      await b;
+    });
+
+    it('never holds a request that arrives when no run has carried more than one row', async () => {
+      const session = new FakeSession({ gated: true });
+      const batcher = new Batcher(session, { ...OPTIONS, holdMs: 10_000 }, 'm');
+      const a = batcher.submit({ x: rows([1, 1]) }, 1);
+      expect(session.held).toHaveLength(1);
+      await session.finishAll();
+      await a;
+    });
+  });
   it('fails what is queued when closed, refuses new work, and says when the last run is done', async () => {
     const session = new FakeSession({ gated: true });
     const batcher = new Batcher(session, OPTIONS, 'm');

@@ -22,6 +22,11 @@ export interface BatchingOptions {
   readonly maxQueueSize: number;
   /** Most inference workers this version holds at once (config.json `instances`, else the whole pool). */
   readonly concurrency: number;
+  /**
+   * When maxQueueDelayMs is 0: how long a partial batch may wait, while a worker is free, for as many rows
+   * as the version's last run carried (the measured cost of a run: what one more row joining saves).
+   */
+  readonly holdMs?: number;
 }
 
 /** Where the version's small runs go instead of a worker: a session on the event loop. */
@@ -110,6 +115,8 @@ export class Batcher implements SchedulerClient {
   private closedReason: string | undefined;
   private runs = 0;
   private rowsRun = 0;
+  /** Rows of the last run handed to a worker: under steady load, about what the next one can gather. */
+  private lastWorkerRows = 0;
   private idleWaiters: (() => void)[] = [];
   private readonly scheduler: WorkerScheduler;
   private readonly inline: InlineLane | undefined;
@@ -271,6 +278,7 @@ export class Batcher implements SchedulerClient {
         return;
       }
     }
+    if (!this.inline && workerFree && this.holding()) return;
     if (inlineFree && this.queue.some((e) => !this.needsWorker(e))) {
       // Taken once the I/O callbacks of this turn of the event loop have run, so that requests
       // parsed in the same turn share the run instead of each paying its own.
@@ -285,6 +293,29 @@ export class Batcher implements SchedulerClient {
     }
     // The scheduler calls grant() when a worker is this batcher's; a request made twice counts once.
     if (workerFree && this.queue.some((e) => this.needsWorker(e))) this.scheduler.request(this);
+  }
+
+  /**
+   * Whether a partial batch for a worker waits a little for company (and arms the timer that ends the wait):
+   * only under load, when the last run carried more rows than are queued now, and never longer than holdMs
+   * after its oldest request arrived. One request at a time never waits: its last run carried one row.
+   */
+  private holding(): boolean {
+    const holdMs = this.options.holdMs ?? 0;
+    if (!this.options.enabled || this.options.maxQueueDelayMs > 0 || holdMs <= 0 || this.workerRuns > 0) return false;
+    const want = Math.min(this.lastWorkerRows, this.options.maxBatchSize);
+    let rows = 0;
+    let oldest: number | undefined;
+    for (const e of this.queue) {
+      if (!this.needsWorker(e)) continue;
+      rows += e.rows;
+      oldest ??= e.enqueuedAt;
+    }
+    if (oldest === undefined || rows >= want) return false;
+    const left = holdMs - (performance.now() - oldest);
+    if (left <= 0) return false;
+    this.timer = setTimeout(() => this.schedule(), left);
+    return true;
   }
 
   private deadlineExceeded(): DeadlineExceededError {
@@ -325,7 +356,10 @@ export class Batcher implements SchedulerClient {
   private async dispatch(batch: Pending[], lane: 'inline' | 'worker', release: () => void): Promise<void> {
     const started = performance.now();
     const rows = batch.reduce((n, e) => n + e.rows, 0);
-    if (lane === 'worker') this.workerRuns++;
+    if (lane === 'worker') {
+      this.workerRuns++;
+      this.lastWorkerRows = rows;
+    }
     const session = lane === 'inline' ? this.inline!.session : this.session;
     this.runs++;
     this.rowsRun += rows;

@@ -491,6 +491,42 @@ describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
     expect(inlineSession.runCount).toBe(2);
   });
 
+  it('hands a free worker the inline requests that are more than the next inline run takes', async () => {
+    const turn = () => new Promise((r) => setImmediate(r));
+    const scheduler = new WorkerScheduler(1);
+    const workerSession = new FakeSession({ gated: true });
+    const inlineSession = new FakeSession({ gated: true });
+    const reports: RunReport[] = [];
+    const batcher = new Batcher(workerSession, OPTIONS, 'm', (r) => reports.push(r), undefined, {
+      scheduler,
+      inline: { session: inlineSession, maxRows: 2 },
+    });
+    const submit = (v: number) => batcher.submit({ x: rows([v, v]) }, 1);
+    const spilled = [submit(1), submit(2)];
+    expect(workerSession.held).toHaveLength(0);
+    // A third row is more than an inline run takes: a worker takes all three, as one run.
+    spilled.push(submit(3));
+    expect(workerSession.held.map((r) => r.feeds.x.dims)).toEqual([[3, 2]]);
+    await turn();
+    expect(inlineSession.held).toHaveLength(0);
+    // With the worker busy, the inline lane runs what comes, in runs of at most its two rows.
+    const inline = [submit(4), submit(5), submit(6)];
+    await turn();
+    expect(inlineSession.held.map((r) => r.feeds.x.dims)).toEqual([[2, 2]]);
+    await inlineSession.finishAll();
+    await turn();
+    expect(inlineSession.held.map((r) => r.feeds.x.dims)).toEqual([[1, 2]]);
+    await inlineSession.finishAll();
+    await workerSession.finishAll();
+    expect((await Promise.all([...spilled, ...inline])).map((o) => valuesOf(o.y)[0])).toEqual([2, 4, 6, 8, 10, 12]);
+    // Reported as they finish.
+    expect(reports.map((r) => [r.placement, r.rows])).toEqual([
+      ['inline', 2],
+      ['inline', 1],
+      ['worker', 3],
+    ]);
+  });
+
   it('keeps inline runs going while every worker is busy with another version', async () => {
     const scheduler = new WorkerScheduler(1);
     const slowSession = new FakeSession({ gated: true });

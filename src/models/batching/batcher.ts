@@ -160,7 +160,9 @@ export class Batcher implements SchedulerClient {
   }
 
   get waitingSince(): number | undefined {
-    return this.queue.find((e) => this.needsWorker(e))?.enqueuedAt;
+    const first = this.queue.find((e) => this.needsWorker(e));
+    if (first) return first.enqueuedAt;
+    return this.spillable() ? this.queue[0].enqueuedAt : undefined;
   }
 
   grant(release: () => void): void {
@@ -292,7 +294,19 @@ export class Batcher implements SchedulerClient {
       });
     }
     // The scheduler calls grant() when a worker is this batcher's; a request made twice counts once.
-    if (workerFree && this.queue.some((e) => this.needsWorker(e))) this.scheduler.request(this);
+    if (workerFree && (this.queue.some((e) => this.needsWorker(e)) || this.spillable())) this.scheduler.request(this);
+  }
+
+  /**
+   * Whether the inline requests queued are more than the next inline run takes: under load, a worker
+   * batches them better than the event loop, whose time every request needs, runs them one small run at a
+   * time. A lone request, or a few, still run inline, without the thread hop.
+   */
+  private spillable(): boolean {
+    if (!this.inline || !this.options.enabled) return false;
+    let rows = 0;
+    for (const e of this.queue) if (!this.needsWorker(e)) rows += e.rows;
+    return rows > Math.min(this.options.maxBatchSize, this.inline.maxRows);
   }
 
   /**
@@ -322,10 +336,15 @@ export class Batcher implements SchedulerClient {
     return new DeadlineExceededError(`${this.name}: the request was not started within its deadline`);
   }
 
-  /** The oldest request for the lane, and the compatible ones after it that fit in one run. */
+  /**
+   * The oldest request for the lane, and the compatible ones after it that fit in one run. A worker with
+   * no request too large for the inline lane takes the inline requests that lane has too many of.
+   */
   private take(lane: 'inline' | 'worker'): Pending[] | undefined {
-    if (lane === 'inline') this.dropLate();
-    const fits = lane === 'worker' ? (e: Pending) => this.needsWorker(e) : (e: Pending) => !this.needsWorker(e);
+    const forWorker = lane === 'worker' && this.queue.some((e) => this.needsWorker(e));
+    if (!forWorker) this.dropLate();
+    if (lane === 'worker' && !forWorker && !this.spillable()) return undefined;
+    const fits = forWorker ? (e: Pending) => this.needsWorker(e) : (e: Pending) => !this.needsWorker(e);
     const first = this.queue.find(fits);
     if (!first) return undefined;
     const limit =

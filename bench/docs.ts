@@ -39,6 +39,17 @@ export function writePerformanceDoc(file: string, results: Results, chartFile: s
   const rel = (p: string): string => path.relative(root, p);
   const lessonRun = results.targets.find((t) => t.id === 'lesson');
   const skipped = results.targets.filter((t) => t.status === 'skipped');
+  // Decided from timings taken as each service started: worth seeing beside figures from a noisy machine.
+  const placed = results.targets
+    .filter((t) => t.placements && Object.keys(t.placements).length)
+    .map(
+      (t) =>
+        `${t.label}: ${Object.entries(t.placements!)
+          .map(
+            ([m, p]) => `${m} ${p.placement}${p.inline_max_rows ? ` (at most ${p.inline_max_rows} rows a run)` : ''}`,
+          )
+          .join(', ')}`,
+    );
   const rss = results.rss;
   const when = results.started_at.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
   const floorTable = markdownFloorTable(results);
@@ -56,7 +67,7 @@ Latest run: ${when}${s.quick ? ' (**quick mode**: 1 s cells, fewer concurrencies
 ${m.cpu_count} × ${m.cpu_model}, ${m.total_mem_mb} MB RAM, Node ${m.node}, ${m.platform} ${m.release},
 commit ${results.git.commit ? `\`${results.git.commit.slice(0, 12)}\`${results.git.dirty ? ' with uncommitted changes' : ''}` : 'unknown'}.
 Bench wall time ${formatDuration(results.wall_time_s)}. Raw numbers: \`${rel(resultsFile)}\` (also \`bench/results/latest.json\`).
-${skipped.length ? `\nSkipped in this run: ${skipped.map((t) => `${t.label} (${t.note ?? 'no reason given'})`).join('; ')}.\n` : ''}
+${placed.length ? `\nWhere each service target placed the models' runs (measured at its start-up): ${placed.join('; ')}.\n` : ''}${skipped.length ? `\nSkipped in this run: ${skipped.map((t) => `${t.label} (${t.note ?? 'no reason given'})`).join('; ')}.\n` : ''}
 ## How the bench works
 
 \`npm run bench\` builds the service (\`npm run build\`), starts every target below as a child process on a

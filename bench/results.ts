@@ -70,6 +70,11 @@ export interface TargetRun {
   note: string | null;
   command: string;
   env: Record<string, string>;
+  /**
+   * Service targets: where each model's runs went (GET /v1/models/{model} `placement`), decided from timings
+   * taken as the service started, so it can differ between runs on a noisy machine.
+   */
+  placements?: Record<string, { placement: string; inline_max_rows: number | null; run_cost_us: number | null }>;
 }
 
 export interface RssResult {

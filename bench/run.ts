@@ -315,6 +315,23 @@ async function measureFloor(id: FloorTargetId, started: Running): Promise<FloorC
   return { target: id, method: 'GET', path: FLOOR_PATH, concurrency: FLOOR_CONCURRENCY, ...stats, of_bare: null };
 }
 
+/** Where the service placed each bench model's runs, as GET /v1/models/{model} says. */
+async function placementsOf(baseUrl: string): Promise<NonNullable<TargetRun['placements']>> {
+  const out: NonNullable<TargetRun['placements']> = {};
+  for (const model of MODELS) {
+    const { json } = await getJson(`${baseUrl}/v1/models/${model}`);
+    const p = (json as { placement?: { placement: string; inline_max_rows?: number | null; run_cost_us?: number } })
+      .placement;
+    if (p)
+      out[model] = {
+        placement: p.placement,
+        inline_max_rows: p.inline_max_rows ?? null,
+        run_cost_us: p.run_cost_us ?? null,
+      };
+  }
+  return out;
+}
+
 /**
  * Starts every target at once (each on its own port; the idle ones cost nothing measurable), checks their
  * answers, then runs the cells interleaved: each model × route × concurrency on every target in turn, so
@@ -346,7 +363,15 @@ async function measureTargets(ids: readonly TargetId[], cells: Cell[], floor: Fl
         continue;
       }
       up.set(id, started);
-      if (isServiceTarget(id)) run.env = serviceEnv(Number(new URL(started.baseUrl).port), id, SERVICE_REPOSITORY);
+      if (isServiceTarget(id)) {
+        run.env = serviceEnv(Number(new URL(started.baseUrl).port), id, SERVICE_REPOSITORY);
+        run.placements = await placementsOf(started.baseUrl);
+        log(
+          `   placement: ${Object.entries(run.placements)
+            .map(([m, p]) => `${m} ${p.placement}${p.inline_max_rows ? ` (≤ ${p.inline_max_rows} rows)` : ''}`)
+            .join(', ')}`,
+        );
+      }
       await checkAnswers(ROOT, started.baseUrl, info);
       if (isFloorTarget(id)) await checkFloorAnswer(started.baseUrl, info);
       log(`   pid ${started.child.pid} on ${started.baseUrl}, answers checked`);

@@ -671,10 +671,10 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
   }
 }
 
-/** Describes the first difference between an expected and an actual output, or undefined when they agree. */
 /** How long a partial batch may wait for company (holdMs): the measured cost of a run, which each row joining saves. */
 const holdMsOf = (cost: RunCost | undefined): number => (cost ? cost.perRunUs / 1000 : 0);
 
+/** Describes the first difference between an expected and an actual output, or undefined when they agree. */
 function compare(expected: unknown, actual: JsonTensor, tolerance: number, at: string): string | undefined {
   if (Array.isArray(expected) || Array.isArray(actual)) {
     if (!Array.isArray(expected) || !Array.isArray(actual) || expected.length !== actual.length) {

@@ -347,6 +347,7 @@ describe('Batcher', () => {
       await a;
     });
   });
+
   it('fails what is queued when closed, refuses new work, and says when the last run is done', async () => {
     const session = new FakeSession({ gated: true });
     const batcher = new Batcher(session, OPTIONS, 'm');

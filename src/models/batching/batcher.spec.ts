@@ -25,6 +25,8 @@ const rows = (...values: number[][]): TensorData => ({
   data: Float32Array.from(values.flat()),
 });
 const valuesOf = (t: TensorData) => Array.from(t.data as Float32Array);
+/** One turn of the event loop, in which an inline lane takes its run. */
+const turn = () => new Promise((r) => setImmediate(r));
 
 describe('Batcher', () => {
   it('coalesces requests that queue while a run is busy, and gives each caller its own rows', async () => {
@@ -368,6 +370,19 @@ describe('Batcher', () => {
 });
 
 describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
+  /** A version with one worker and an inline lane of at most `maxRows` rows a run, both gated. */
+  function withInlineLane(maxRows: number) {
+    const scheduler = new WorkerScheduler(1);
+    const workerSession = new FakeSession({ gated: true });
+    const inlineSession = new FakeSession({ gated: true });
+    const reports: RunReport[] = [];
+    const batcher = new Batcher(workerSession, OPTIONS, 'm', (r) => reports.push(r), undefined, {
+      scheduler,
+      inline: { session: inlineSession, maxRows },
+    });
+    return { scheduler, workerSession, inlineSession, reports, batcher };
+  }
+
   it('never hands a worker more than one run: other versions wait in their own queues', async () => {
     const scheduler = new WorkerScheduler(1);
     const slowSession = new FakeSession({ gated: true });
@@ -431,15 +446,7 @@ describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
   });
 
   it('runs small batches inline with no worker, coalescing what arrives in the same turn and while it runs', async () => {
-    const turn = () => new Promise((r) => setImmediate(r));
-    const scheduler = new WorkerScheduler(1);
-    const workerSession = new FakeSession({ gated: true });
-    const inlineSession = new FakeSession({ gated: true });
-    const reports: RunReport[] = [];
-    const batcher = new Batcher(workerSession, OPTIONS, 'm', (r) => reports.push(r), undefined, {
-      scheduler,
-      inline: { session: inlineSession, maxRows: 3 },
-    });
+    const { scheduler, workerSession, inlineSession, reports, batcher } = withInlineLane(3);
     const first = [batcher.submit({ x: rows([1, 1]) }, 1), batcher.submit({ x: rows([2, 2]) }, 1)];
     // Too many rows for the inline lane: it goes to a worker, at once, beside the inline run.
     const large = batcher.submit({ x: rows([5, 5], [6, 6], [7, 7], [8, 8]) }, 4);
@@ -471,7 +478,6 @@ describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
   });
 
   it('answers DEADLINE_EXCEEDED to an inline request still waiting at its deadline, and never runs it', async () => {
-    const turn = () => new Promise((r) => setImmediate(r));
     const inlineSession = new FakeSession({ gated: true });
     const batcher = new Batcher(new FakeSession(), OPTIONS, 'm', undefined, undefined, {
       scheduler: new WorkerScheduler(1),
@@ -493,15 +499,7 @@ describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
   });
 
   it('hands a free worker the inline requests that are more than the next inline run takes', async () => {
-    const turn = () => new Promise((r) => setImmediate(r));
-    const scheduler = new WorkerScheduler(1);
-    const workerSession = new FakeSession({ gated: true });
-    const inlineSession = new FakeSession({ gated: true });
-    const reports: RunReport[] = [];
-    const batcher = new Batcher(workerSession, OPTIONS, 'm', (r) => reports.push(r), undefined, {
-      scheduler,
-      inline: { session: inlineSession, maxRows: 2 },
-    });
+    const { workerSession, inlineSession, reports, batcher } = withInlineLane(2);
     const submit = (v: number) => batcher.submit({ x: rows([v, v]) }, 1);
     const spilled = [submit(1), submit(2)];
     expect(workerSession.held).toHaveLength(0);

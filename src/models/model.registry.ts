@@ -577,10 +577,10 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
         inlineSession = await this.runtime.loadInline!(file, options);
         await this.selfTest(signature, inlineSession, model.config.samples ?? []);
       }
-      const batching = { ...this.batchingOptions(model.config, signature), holdMs: holdMsOf(session.cost) };
+      const batching = this.batchingOptions(model.config, signature);
       const batcher = new Batcher(
         session,
-        batching,
+        { ...batching, holdMs: holdMsOf(session.cost) },
         `Model '${model.name}' version ${entry.version}`,
         (run) => this.metrics?.observeRun(model.name, entry.version, run),
         () => this.metrics?.observeBatchSplit(model.name, entry.version),

@@ -13,7 +13,7 @@ import {
   markdownTable,
   markdownV2Table,
 } from './report';
-import { Results } from './results';
+import { describePlacements, Results } from './results';
 import { V2_CONCURRENCIES } from './v2';
 import { FLOOR_CONCURRENCY, FLOOR_PATH } from './workload';
 
@@ -42,14 +42,7 @@ export function writePerformanceDoc(file: string, results: Results, chartFile: s
   // Decided from timings taken as each service started: worth seeing beside figures from a noisy machine.
   const placed = results.targets
     .filter((t) => t.placements && Object.keys(t.placements).length)
-    .map(
-      (t) =>
-        `${t.label}: ${Object.entries(t.placements!)
-          .map(
-            ([m, p]) => `${m} ${p.placement}${p.inline_max_rows ? ` (at most ${p.inline_max_rows} rows a run)` : ''}`,
-          )
-          .join(', ')}`,
-    );
+    .map((t) => `${t.label}: ${describePlacements(t.placements!)}`);
   const rss = results.rss;
   const when = results.started_at.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
   const floorTable = markdownFloorTable(results);

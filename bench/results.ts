@@ -77,6 +77,13 @@ export interface TargetRun {
   placements?: Record<string, { placement: string; inline_max_rows: number | null; run_cost_us: number | null }>;
 }
 
+/** A service target's placements in words: `iris inline (at most 64 rows a run), digits worker`. */
+export function describePlacements(placements: NonNullable<TargetRun['placements']>): string {
+  return Object.entries(placements)
+    .map(([m, p]) => `${m} ${p.placement}${p.inline_max_rows ? ` (at most ${p.inline_max_rows} rows a run)` : ''}`)
+    .join(', ');
+}
+
 export interface RssResult {
   target: TargetId;
   model: ModelName;

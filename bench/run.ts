@@ -51,7 +51,17 @@ import {
   measureGrpc,
 } from './grpc';
 import { clientCostSummary, evaluate, floorTextTable, isolationTextTable, textTable, v2TextTable } from './report';
-import { Cell, FloorCell, IsolationCell, Results, RssResult, TargetRun, V2Cell, saveResults } from './results';
+import {
+  Cell,
+  describePlacements,
+  FloorCell,
+  IsolationCell,
+  Results,
+  RssResult,
+  TargetRun,
+  V2Cell,
+  saveResults,
+} from './results';
 import {
   V2_CONCURRENCIES,
   V2_FORMS,
@@ -366,11 +376,7 @@ async function measureTargets(ids: readonly TargetId[], cells: Cell[], floor: Fl
       if (isServiceTarget(id)) {
         run.env = serviceEnv(Number(new URL(started.baseUrl).port), id, SERVICE_REPOSITORY);
         run.placements = await placementsOf(started.baseUrl);
-        log(
-          `   placement: ${Object.entries(run.placements)
-            .map(([m, p]) => `${m} ${p.placement}${p.inline_max_rows ? ` (≤ ${p.inline_max_rows} rows)` : ''}`)
-            .join(', ')}`,
-        );
+        log(`   placement: ${describePlacements(run.placements)}`);
       }
       await checkAnswers(ROOT, started.baseUrl, info);
       if (isFloorTarget(id)) await checkFloorAnswer(started.baseUrl, info);

@@ -83,13 +83,14 @@ export function readTensor(
   const values: Scalar[] = [];
   const before = problems.details.length;
   const { parse } = elementType(type);
+  // An element's path is spelled only for a problem: the innermost rows hold nearly every element.
+  const element = (v: unknown, at: string, index?: number): void => {
+    const result = parse(v);
+    if (typeof result === 'object') problems.add(index === undefined ? at : `${at}[${index}]`, result.error);
+    else values.push(result);
+  };
   const walk = (v: unknown, depth: number, at: string): void => {
-    if (depth === shape.length) {
-      const result = parse(v);
-      if (typeof result === 'object') problems.add(at, result.error);
-      else values.push(result);
-      return;
-    }
+    if (depth === shape.length) return element(v, at);
     if (!Array.isArray(v) || v.length !== shape[depth]) {
       problems.add(
         at,
@@ -101,12 +102,7 @@ export function readTensor(
       for (let i = 0; i < v.length && !problems.full; i++) walk(v[i], depth + 1, `${at}[${i}]`);
       return;
     }
-    // The innermost rows hold nearly every element: an element's path is spelled only for a problem.
-    for (let i = 0; i < v.length && !problems.full; i++) {
-      const result = parse(v[i]);
-      if (typeof result === 'object') problems.add(`${at}[${i}]`, result.error);
-      else values.push(result);
-    }
+    for (let i = 0; i < v.length && !problems.full; i++) element(v[i], at, i);
   };
   walk(value, 0, path);
   if (problems.details.length > before) return undefined;

@@ -4,7 +4,9 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { hostname } from 'node:os';
 import { APP_INFO } from '../app.info';
 import { loadConfig } from '../config/app.config';
-import { createLogger } from './app.logger';
+import { createLogger, TurnBatchedLines } from './app.logger';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 
 /** A logger writing into an array, one parsed object per line, as a log shipper reads them. */
 function capture(env: Record<string, string> = {}) {
@@ -83,5 +85,45 @@ describe('the application logger', () => {
     expect(lines[0].trace_id).toMatch(/^[0-9a-f]{32}$/);
     expect(lines[1].msg).toBe('outside');
     expect(lines[1]).not.toHaveProperty('trace_id');
+  });
+
+  it('writes the lines of one turn of the event loop together, in order, as the turn ends', async () => {
+    const writes: string[] = [];
+    const lines = new TurnBatchedLines({ write: (text: string) => writes.push(text) });
+    lines.write('a\n');
+    lines.write('b\n');
+    expect(writes).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toEqual(['a\nb\n']);
+    lines.write('c\n');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toEqual(['a\nb\n', 'c\n']);
+  });
+
+  it('writes at once past the pending limit, without waiting for the turn to end', () => {
+    const writes: string[] = [];
+    const lines = new TurnBatchedLines({ write: (text: string) => writes.push(text) });
+    const line = `${'x'.repeat(1023)}\n`;
+    for (let i = 0; i < 64; i++) lines.write(line);
+    expect(writes).toEqual([line.repeat(64)]);
+  });
+
+  it('writes what is waiting when the process exits, by process.exit or an uncaught error', () => {
+    const logger = path.join(__dirname, 'app.logger.ts');
+    const script = (end: string) =>
+      `const { createLogger } = require(${JSON.stringify(logger)});` +
+      `const { loadConfig } = require(${JSON.stringify(path.join(__dirname, '../config/app.config.ts'))});` +
+      `const log = createLogger(loadConfig({ LOG_FORMAT: 'json' }));` +
+      `log.log('last words', 'T'); ${end}`;
+    for (const [end, status] of [
+      ['process.exit(3);', 3],
+      ["throw new Error('boom');", 1],
+    ] as const) {
+      const run = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script(end)], {
+        encoding: 'utf8',
+      });
+      expect(run.status).toBe(status);
+      expect(run.stdout).toContain('"msg":"last words"');
+    }
   });
 });

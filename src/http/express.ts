@@ -5,7 +5,7 @@ import { createServer, ServerOptions } from 'node:http';
 import { AppConfig } from '../config/app.config';
 import { clientErrorHandler, serverOptions } from '../security/server-limits';
 import type { RouteOf } from '../observability/latency.middleware';
-import type { HttpAdapterSetup } from './pipeline';
+import type { HttpAdapterSetup, Middleware } from './pipeline';
 
 /** Express's adapter on a Node server made with the service's limits (Nest's own takes no options). */
 class LimitedExpressAdapter extends ExpressAdapter {
@@ -66,4 +66,8 @@ export const expressSetup: HttpAdapterSetup = {
   },
 
   routeOf: expressRouteOf,
+
+  use(app: INestApplication, middleware: Middleware): void {
+    app.use(middleware);
+  },
 };

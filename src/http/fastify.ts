@@ -10,7 +10,7 @@ import { clientErrorHandler, reportRejection, serverOptions } from '../security/
 import { DomainError } from '../common/domain.errors';
 import { jsonCostLimits, parseJsonBytes } from './body-policy';
 import { bodyTaken, takenBody } from './v2-body';
-import type { HttpAdapterSetup } from './pipeline';
+import type { HttpAdapterSetup, Middleware } from './pipeline';
 
 /**
  * A path that is not valid percent-encoded UTF-8 fails in Fastify's router, before Nest and the
@@ -105,4 +105,16 @@ export const fastifySetup: HttpAdapterSetup = {
   },
 
   routeOf: () => (req) => ROUTES.get(req),
+
+  // A hook of Fastify's own rather than Nest's app.use, which runs middleware through @fastify/middie:
+  // that one matches the path and copies the request's host, address, protocol and parsed query onto
+  // Node's request for every middleware, none of which these read.
+  use(app: INestApplication, middleware: Middleware): void {
+    (app as NestFastifyApplication)
+      .getHttpAdapter()
+      .getInstance()
+      .addHook('onRequest', (request, reply, done) =>
+        middleware(request.raw, reply.raw, (error) => done(error as Error | undefined)),
+      );
+  },
 };

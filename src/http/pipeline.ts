@@ -20,12 +20,16 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { jsonBodyMiddleware, jsonCostLimits, requireJson } from './body-policy';
 import { v2BodyMiddleware } from './v2-body';
 
+export type Middleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
+
 /** What one HTTP adapter does differently (src/http/express.ts, src/http/fastify.ts); the rest is shared. */
 export interface HttpAdapterSetup {
   /** The application on this adapter, with the server limits and what the adapter needs before Nest builds it. */
   create(module: DynamicModule, config: AppConfig, logger: LoggerService): Promise<INestApplication>;
   /** The route pattern a request matched, for its log line and metrics, including requests refused before routing. */
   routeOf(app: INestApplication): RouteOf;
+  /** Runs a middleware on every request, ahead of routing, in the order given. */
+  use(app: INestApplication, middleware: Middleware): void;
 }
 
 function enableCors(app: INestApplication, config: AppConfig): void {
@@ -95,8 +99,6 @@ function reportServerRejections(server: Server, config: AppConfig, logger: AppLo
   });
 }
 
-type Middleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
-
 /**
  * Middleware functions as one, in order. Each adapter's runner pays for every function it holds on
  * every request (Fastify's middie matches the path twice per function), and these all apply to every
@@ -128,7 +130,8 @@ export function applyPipeline(
   const lifecycle = app.get(LifecycleService);
   applyServerTimeouts(app.getHttpServer(), config);
   reportServerRejections(app.getHttpServer(), config, logger, app.get(MetricsService));
-  app.use(
+  adapter.use(
+    app,
     chain(
       tracingOn() ? tracingMiddleware(routeOf) : undefined,
       latencyMiddleware(logger.pino, app.get(MetricsService), routeOf),
@@ -139,7 +142,8 @@ export function applyPipeline(
   );
   enableCors(app, config);
   const keys = config.apiKeysEnabled() ? app.get(ApiKeyStore) : undefined;
-  app.use(
+  adapter.use(
+    app,
     chain(
       // Before any body is read: a request without a valid key costs no parsing. Absent without keys.
       keys && apiKeyMiddleware((key) => keys.lookup(key), config.openPaths()),

@@ -1,5 +1,6 @@
 import { DomainError, InvalidInputError } from './domain.errors';
 import { FORBIDDEN_KEYS, MAX_JSON_DEPTH } from './json-guard';
+import { objectSlot } from './object-slot';
 
 /** What a body may cost to parse: arrays and objects (and object keys), and the elements of one array. */
 export interface JsonCostLimits {
@@ -12,15 +13,16 @@ export interface JsonCostLimits {
 }
 
 /** Bodies parsed after this scan, so that nothing walks them a second time for the same hazards. */
-const SCANNED = new WeakSet<object>();
+const SCANNED = objectSlot<true>('jsonCostScanned');
 
 /** Marks a body parsed from bytes that JsonCostScan let through. */
 export function markScanned(body: unknown): void {
-  if (typeof body === 'object' && body !== null) SCANNED.add(body);
+  if (typeof body === 'object' && body !== null) SCANNED.set(body, true);
 }
 
 /** Whether a body came through JsonCostScan, which has bounded everything json-guard would. */
-export const wasScanned = (body: unknown): boolean => typeof body === 'object' && body !== null && SCANNED.has(body);
+export const wasScanned = (body: unknown): boolean =>
+  typeof body === 'object' && body !== null && SCANNED.get(body) === true;
 
 const OPEN_ARRAY = 0x5b;
 const CLOSE_ARRAY = 0x5d;

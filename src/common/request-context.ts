@@ -2,6 +2,7 @@ import { createParamDecorator, ExecutionContext } from '@nestjs/common';
 import type { Context } from '@opentelemetry/api';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
+import { objectSlot } from './object-slot';
 
 /**
  * Facts about the request in flight: what it asks of inference (deadline, cancellation) and what
@@ -109,15 +110,15 @@ export type AnyRequest = IncomingMessage | { readonly raw: IncomingMessage };
 /** Node's own request under either adapter's. */
 export const rawOf = (req: AnyRequest): IncomingMessage => ('raw' in req ? req.raw : req);
 
-const CONTEXTS = new WeakMap<IncomingMessage, RequestContext>();
+const CONTEXT = objectSlot<RequestContext>('requestContext');
 
 /** Ties a context to its request, for code that runs outside the async scope (response events, filters). */
 export function attachContext(req: AnyRequest, context: RequestContext): void {
-  CONTEXTS.set(rawOf(req), context);
+  CONTEXT.set(rawOf(req), context);
 }
 
 export function contextOf(req: AnyRequest): RequestContext | undefined {
-  return CONTEXTS.get(rawOf(req));
+  return CONTEXT.get(rawOf(req));
 }
 
 /** The current request's context, as a handler parameter. */

@@ -3,11 +3,11 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import { errorBody, isV2, v2Body } from '../common/http-exception.filter';
 import { AppConfig } from '../config/app.config';
 import { clientErrorHandler, reportRejection, serverOptions } from '../security/server-limits';
 import { DomainError } from '../common/domain.errors';
+import { objectSlot } from '../common/object-slot';
 import { jsonCostLimits, parseJsonBytes } from './body-policy';
 import { bodyTaken, takenBody } from './v2-body';
 import type { HttpAdapterSetup, Middleware } from './pipeline';
@@ -32,7 +32,7 @@ function frameworkErrors(error: Error, request: FastifyRequest, reply: FastifyRe
     .send(isV2(request.url) ? v2Body(body) : body);
 }
 
-const ROUTES = new WeakMap<IncomingMessage, string>();
+const ROUTE = objectSlot<string>('route');
 
 /**
  * The request's headers as Fastify's own handling reads them once the body has been read: layered over
@@ -63,7 +63,7 @@ function fastifyAdapter(config: AppConfig): FastifyAdapter {
   // malformed body, say) are reported under their route too.
   fastify.addHook('onRequest', (request, _reply, done) => {
     const route = request.routeOptions.url;
-    if (route !== undefined) ROUTES.set(request.raw, route);
+    if (route !== undefined) ROUTE.set(request.raw, route);
     done();
   });
   // Bodies are read by the service's own middleware (http/body-policy.ts, http/v2-body.ts) on both
@@ -104,7 +104,7 @@ export const fastifySetup: HttpAdapterSetup = {
     });
   },
 
-  routeOf: () => (req) => ROUTES.get(req),
+  routeOf: () => (req) => ROUTE.get(req),
 
   // A hook of Fastify's own rather than Nest's app.use, which runs middleware through @fastify/middie:
   // that one matches the path and copies the request's host, address, protocol and parsed query onto

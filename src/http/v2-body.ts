@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { gunzip, inflate, inflateRaw, InputType, ZlibOptions } from 'node:zlib';
 import { DomainError, InvalidInputError } from '../common/domain.errors';
 import { isV2 } from '../common/http-exception.filter';
+import { objectSlot } from '../common/object-slot';
 import { AnyRequest, rawOf } from '../common/request-context';
 import { isJson, parseJsonBytes, parseScannedJson } from './body-policy';
 import { JsonCostLimits, JsonCostScan } from '../common/json-scan';
@@ -30,14 +31,14 @@ interface V2Body {
   readonly tail: Buffer;
 }
 
-const TAILS = new WeakMap<IncomingMessage, V2Body>();
+const TAIL = objectSlot<V2Body>('v2Body');
 
 /** The bytes after the JSON header of a /v2 request (empty when it had none). */
-export const binaryTailOf = (req: AnyRequest): Buffer => TAILS.get(rawOf(req))?.tail ?? EMPTY;
+export const binaryTailOf = (req: AnyRequest): Buffer => TAIL.get(rawOf(req))?.tail ?? EMPTY;
 const EMPTY = Buffer.alloc(0);
 
 /** Whether this middleware has read the request's body, so no adapter parser must read it again. */
-export const bodyTaken = (req: AnyRequest): boolean => TAILS.has(rawOf(req));
+export const bodyTaken = (req: AnyRequest): boolean => TAIL.get(rawOf(req)) !== undefined;
 
 const tooLarge = (limit: number, what: string) =>
   new DomainError(
@@ -194,7 +195,7 @@ export function v2BodyMiddleware(limit: number, costLimits: JsonCostLimits) {
  * Fastify is given it in place of its own parsing (http/fastify.ts).
  */
 export function takeBody(req: IncomingMessage, parsed: unknown, tail: Buffer = EMPTY): void {
-  TAILS.set(req, { tail });
+  TAIL.set(req, { tail });
   const taken = req as IncomingMessage & { body?: unknown; _body?: boolean };
   taken.body = parsed;
   taken._body = true;

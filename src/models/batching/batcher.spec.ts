@@ -498,6 +498,28 @@ describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
     expect(inlineSession.runCount).toBe(2);
   });
 
+  it('answers CLIENT_CLOSED to an inline request whose client went away while it waited, and never runs it', async () => {
+    const inlineSession = new FakeSession({ gated: true });
+    const batcher = new Batcher(new FakeSession(), OPTIONS, 'm', undefined, undefined, {
+      scheduler: new WorkerScheduler(1),
+      inline: { session: inlineSession, maxRows: Infinity },
+    });
+    const running = batcher.submit({ x: rows([1, 1]) }, 1);
+    await turn();
+    // Queued behind the inline run in progress; its client leaves before that run ends.
+    const client = new AbortController();
+    const gone = batcher.submit({ x: rows([2, 2]) }, 1, { signal: client.signal });
+    const staying = batcher.submit({ x: rows([3, 3]) }, 1, { signal: new AbortController().signal });
+    client.abort();
+    await inlineSession.finishAll();
+    await running;
+    await expect(gone).rejects.toBeInstanceOf(ClientClosedError);
+    await turn();
+    await inlineSession.finishAll();
+    expect(valuesOf((await staying).y)).toEqual([6, 6]);
+    expect(inlineSession.runCount).toBe(2);
+  });
+
   it('hands a free worker the inline requests that are more than the next inline run takes', async () => {
     const { workerSession, inlineSession, reports, batcher } = withInlineLane(2);
     const submit = (v: number) => batcher.submit({ x: rows([v, v]) }, 1);

@@ -65,6 +65,8 @@ interface Pending {
   readonly resolve: (outputs: Record<string, TensorData>) => void;
   readonly reject: (error: Error) => void;
   cleanup: () => void;
+  /** Aborted when the client goes away. */
+  readonly signal?: Cancellation;
   /** The request's trace context and its queue-wait span, when it is traced. */
   readonly trace?: Context;
   readonly waiting?: Span;
@@ -196,6 +198,7 @@ export class Batcher implements SchedulerClient {
         resolve,
         reject,
         cleanup: () => undefined,
+        signal: options.signal,
         trace: options.trace,
         waiting:
           options.trace &&
@@ -213,11 +216,14 @@ export class Batcher implements SchedulerClient {
         options.deadline === undefined || !this.needsWorker(entry)
           ? undefined
           : setTimeout(() => drop(this.deadlineExceeded()), Math.max(0, options.deadline - Date.now()));
+      // Likewise a departed client: take() asks an inline request's signal, and only a request that waits
+      // for a worker listens to it.
+      const signal = this.needsWorker(entry) ? options.signal : undefined;
       const onAbort = () => drop(new ClientClosedError());
-      options.signal?.addEventListener('abort', onAbort, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       entry.cleanup = () => {
         clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
+        signal?.removeEventListener('abort', onAbort);
       };
       this.queue.push(entry);
       this.queuedRows += rows;
@@ -342,7 +348,7 @@ export class Batcher implements SchedulerClient {
    */
   private take(lane: 'inline' | 'worker'): Pending[] | undefined {
     const forWorker = lane === 'worker' && this.queue.some((e) => this.needsWorker(e));
-    if (!forWorker) this.dropLate();
+    if (!forWorker) this.dropGone();
     if (lane === 'worker' && !forWorker && !this.spillable()) return undefined;
     const fits = forWorker ? (e: Pending) => this.needsWorker(e) : (e: Pending) => !this.needsWorker(e);
     const first = this.queue.find(fits);
@@ -365,11 +371,16 @@ export class Batcher implements SchedulerClient {
     return batch;
   }
 
-  /** Inline requests past their deadline (they have no timer: see submit), answered DEADLINE_EXCEEDED. */
-  private dropLate(): void {
+  /**
+   * Inline requests past their deadline, answered DEADLINE_EXCEEDED, and those whose client has gone,
+   * answered CLIENT_CLOSED: they have neither a timer nor a listener (see submit).
+   */
+  private dropGone(): void {
     const now = Date.now();
-    for (const entry of this.queue.filter((e) => e.deadline !== undefined && e.deadline < now && !this.needsWorker(e)))
-      this.drop(entry, this.deadlineExceeded());
+    for (const entry of this.queue.filter((e) => !this.needsWorker(e))) {
+      if (entry.signal?.aborted) this.drop(entry, new ClientClosedError());
+      else if (entry.deadline !== undefined && entry.deadline < now) this.drop(entry, this.deadlineExceeded());
+    }
   }
 
   private async dispatch(batch: Pending[], lane: 'inline' | 'worker', release: () => void): Promise<void> {

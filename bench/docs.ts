@@ -13,7 +13,8 @@ import {
   markdownTable,
   markdownV2Table,
 } from './report';
-import { describePlacements, Results } from './results';
+import { RSS_SAMPLE_MS } from './processes';
+import { describePlacements, Results, RssResult } from './results';
 import { V2_CONCURRENCIES } from './v2';
 import { FLOOR_CONCURRENCY, FLOOR_PATH } from './workload';
 
@@ -149,8 +150,11 @@ memory check still use autocannon (binary bodies, a fixed number of requests). R
 - **err**: connection errors + timeouts + non-2xx responses.
 
 Memory: a fresh service process (batching on, Fastify) is sent ${rss ? rss.first_requests.toLocaleString('en-US') : 'N'} digits single
-requests at c=${rss?.concurrency ?? 32}, its RSS read from \`/proc/<pid>/status\` (VmRSS), then requests up to
-${rss ? rss.total_requests.toLocaleString('en-US') : '10 N'} in all, and its RSS read again.
+requests at c=${rss?.concurrency ?? 32}, then requests up to ${rss ? rss.total_requests.toLocaleString('en-US') : '10 N'} in all; its RSS is read from \`/proc/<pid>/status\`
+(VmRSS) every ${RSS_SAMPLE_MS} ms meanwhile. The JS heap of a busy process swings by tens of megabytes between collections, so
+one reading lands anywhere in that swing: the ratio compares the lowest reading over the second half of each
+phase (what the process keeps between collections, which a leak raises); the readings at each phase's end are
+shown beside it.
 
 Isolation cells (\`bench/isolation.ts\`): a service process of their own (the settings of batching on, Fastify)
 on a repository of iris and the \`gather\` and \`slow\` fixtures, loaded by two wrk runs at once, every
@@ -195,7 +199,7 @@ Batch routes in instances per second (${s.batch_size} instances per request):
 
 ${markdownInstancesTable(results)}
 
-${rss ? `Memory (service, batching on, Fastify, digits single, c=${rss.concurrency}): RSS ${(rss.rss_first_kb / 1024).toFixed(1)} MB after ${rss.first_requests.toLocaleString('en-US')} requests, ${(rss.rss_total_kb / 1024).toFixed(1)} MB after ${rss.total_requests.toLocaleString('en-US')} (${rss.ratio.toFixed(3)}×)${rss.errors ? `, ${rss.errors} errors` : ''}.` : 'Memory: not measured in this run.'}
+${rss ? memoryLine(rss) : 'Memory: not measured in this run.'}
 
 ![throughput](${path.basename(chartFile)})
 
@@ -251,6 +255,18 @@ ${END}
 }
 
 /** One generated sentence under the floor table: the adapters' shares of bare node:http, and their ratio. */
+function memoryLine(rss: RssResult): string {
+  const mb = (kb: number) => `${(kb / 1024).toFixed(1)} MB`;
+  const reading = (low: number | undefined, end: number) =>
+    low === undefined ? mb(end) : `${mb(low)} (${mb(end)} at its end)`;
+  return (
+    `Memory (service, batching on, Fastify, digits single, c=${rss.concurrency}): RSS ` +
+    `${reading(rss.rss_first_low_kb, rss.rss_first_kb)} over the first ${rss.first_requests.toLocaleString('en-US')} requests, ` +
+    `${reading(rss.rss_total_low_kb, rss.rss_total_kb)} up to ${rss.total_requests.toLocaleString('en-US')} ` +
+    `(${rss.ratio.toFixed(3)}×)${rss.errors ? `, ${rss.errors} errors` : ''}.`
+  );
+}
+
 function floorSummary(results: Results): string {
   const get = (t: 'on' | 'express' | 'baseline') => results.floor.find((f) => f.target === t);
   const [fastify, express, bare] = [get('on'), get('express'), get('baseline')];

@@ -168,6 +168,37 @@ export function rssKb(pid: number): number | null {
   }
 }
 
+/** How often RSS is read while a memory phase runs. */
+export const RSS_SAMPLE_MS = 100;
+
+/**
+ * What `work` returns, with the process's RSS when it ends and the lowest RSS read over its second half. The
+ * JS heap of a busy service swings by tens of megabytes between collections, so a single reading lands
+ * anywhere in that swing; the lowest over several collections is what the process keeps, which a leak
+ * raises.
+ */
+export async function rssOver<T>(
+  pid: number,
+  work: () => Promise<T>,
+): Promise<{ result: T; endKb: number; lowKb: number }> {
+  const samples: { at: number; kb: number }[] = [];
+  const read = () => {
+    const kb = rssKb(pid);
+    if (kb !== null) samples.push({ at: Date.now(), kb });
+  };
+  const start = Date.now();
+  const timer = setInterval(read, RSS_SAMPLE_MS);
+  try {
+    const result = await work();
+    read();
+    const half = start + (Date.now() - start) / 2;
+    const late = samples.filter((s) => s.at >= half).map((s) => s.kb);
+    return { result, endKb: samples[samples.length - 1]?.kb ?? NaN, lowKb: Math.min(...late) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 /** Linux's USER_HZ, the unit of /proc/<pid>/stat's CPU times (fixed at 100 for user space). */
 const TICKS_PER_S = 100;
 

@@ -20,6 +20,7 @@ import {
   IsolationLoad,
   Results,
   RssResult,
+  rssCompared,
   V2Cell,
   findCell,
   findV2Cell,
@@ -548,7 +549,8 @@ export function evaluate(results: Pick<Results, 'cells' | 'rss' | 'v2' | 'isolat
         title,
         status: ok ? 'PASS' : 'FAIL',
         detail:
-          `${(rss.rss_first_kb / 1024).toFixed(1)} MB -> ${(rss.rss_total_kb / 1024).toFixed(1)} MB = ${rss.ratio.toFixed(3)}x (need 0.80x..1.20x)` +
+          `${(rssCompared(rss, 'first') / 1024).toFixed(1)} MB -> ${(rssCompared(rss, 'total') / 1024).toFixed(1)} MB = ${rss.ratio.toFixed(3)}x (need 0.80x..1.20x)` +
+          (rss.rss_first_low_kb === undefined ? '' : ' (lowest over the second half of each phase)') +
           (rss.errors ? ` [${rss.errors} errors]` : ''),
       });
     }

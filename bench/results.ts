@@ -91,12 +91,20 @@ export interface RssResult {
   concurrency: number;
   first_requests: number;
   total_requests: number;
+  /** RSS at the end of each phase. */
   rss_first_kb: number;
   rss_total_kb: number;
-  /** rss_total_kb / rss_first_kb */
+  /** The lowest RSS read over the second half of each phase; absent from older results files. */
+  rss_first_low_kb?: number;
+  rss_total_low_kb?: number;
+  /** rss_total_low_kb / rss_first_low_kb (older results files: rss_total_kb / rss_first_kb) */
   ratio: number;
   errors: number;
 }
+
+/** The reading the ratio compares for a phase: its lowest over its second half, else (older files) its end. */
+export const rssCompared = (rss: RssResult, phase: 'first' | 'total'): number =>
+  phase === 'first' ? (rss.rss_first_low_kb ?? rss.rss_first_kb) : (rss.rss_total_low_kb ?? rss.rss_total_kb);
 
 export interface Evaluation {
   id: string;

@@ -39,7 +39,7 @@ import {
   measureIsolationCell,
 } from './isolation';
 import { LoadSpec, RestCellStats, RestSpec, fire, measureCpuCell, measureRestCell, stopLoad } from './load';
-import { Child, freePort, killAllNow, rssKb, startChild, stopAll, stopChild, waitUntil } from './processes';
+import { Child, freePort, killAllNow, rssKb, rssOver, startChild, stopAll, stopChild, waitUntil } from './processes';
 import {
   GRPC_CONCURRENCIES,
   GRPC_FORMS,
@@ -422,7 +422,10 @@ async function measureTargets(ids: readonly TargetId[], cells: Cell[], floor: Fl
   return runs;
 }
 
-/** RSS of a fresh service process (batching on, Fastify) after RSS_FIRST and RSS_TOTAL digits single requests. */
+/**
+ * RSS of a fresh service process (batching on, Fastify) over RSS_FIRST and then RSS_TOTAL digits single
+ * requests: at the end of each phase, and the lowest over each phase's second half (what the ratio compares).
+ */
 async function measureRss(): Promise<RssResult | null> {
   checkInterrupted();
   log(`\n== memory: ${TARGETS.on.label}, digits single, c=${RSS_CONCURRENCY}, ${RSS_FIRST} then ${RSS_TOTAL} requests`);
@@ -435,14 +438,14 @@ async function measureRss(): Promise<RssResult | null> {
     await checkAnswers(ROOT, started.baseUrl, TARGETS.on);
     // A fixed number of requests, which wrk cannot send: autocannon, whose cost does not matter here.
     const spec: LoadSpec = loadSpec(started.baseUrl, 'on', 'digits', 'single', RSS_CONCURRENCY);
-    const first = await fire(spec, RSS_FIRST);
+    const pid = started.child.pid;
+    const mb = (kb: number) => (kb / 1024).toFixed(1);
+    const first = await rssOver(pid, () => fire(spec, RSS_FIRST));
     checkInterrupted();
-    const rssFirst = rssKb(started.child.pid) ?? NaN;
-    log(`   after ${RSS_FIRST}: ${(rssFirst / 1024).toFixed(1)} MB (${first.duration_s} s)`);
-    const rest = await fire(spec, RSS_TOTAL - RSS_FIRST);
+    log(`   after ${RSS_FIRST}: ${mb(first.endKb)} MB, lowest ${mb(first.lowKb)} MB (${first.result.duration_s} s)`);
+    const rest = await rssOver(pid, () => fire(spec, RSS_TOTAL - RSS_FIRST));
     checkInterrupted();
-    const rssTotal = rssKb(started.child.pid) ?? NaN;
-    log(`   after ${RSS_TOTAL}: ${(rssTotal / 1024).toFixed(1)} MB (${rest.duration_s} s)`);
+    log(`   after ${RSS_TOTAL}: ${mb(rest.endKb)} MB, lowest ${mb(rest.lowKb)} MB (${rest.result.duration_s} s)`);
     return {
       target: 'on',
       model: 'digits',
@@ -450,10 +453,12 @@ async function measureRss(): Promise<RssResult | null> {
       concurrency: RSS_CONCURRENCY,
       first_requests: RSS_FIRST,
       total_requests: RSS_TOTAL,
-      rss_first_kb: rssFirst,
-      rss_total_kb: rssTotal,
-      ratio: Number((rssTotal / rssFirst).toFixed(4)),
-      errors: first.errors + rest.errors,
+      rss_first_kb: first.endKb,
+      rss_total_kb: rest.endKb,
+      rss_first_low_kb: first.lowKb,
+      rss_total_low_kb: rest.lowKb,
+      ratio: Number((rest.lowKb / first.lowKb).toFixed(4)),
+      errors: first.result.errors + rest.result.errors,
     };
   } finally {
     await stopChild(started.child);

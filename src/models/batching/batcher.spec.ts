@@ -477,7 +477,8 @@ describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
     await expect(batcher.idle()).resolves.toBeUndefined();
   });
 
-  it('answers DEADLINE_EXCEEDED to an inline request still waiting at its deadline, and never runs it', async () => {
+  /** A version with an inline lane of any size, and an inline run in progress. */
+  async function behindAnInlineRun() {
     const inlineSession = new FakeSession({ gated: true });
     const batcher = new Batcher(new FakeSession(), OPTIONS, 'm', undefined, undefined, {
       scheduler: new WorkerScheduler(1),
@@ -485,6 +486,11 @@ describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
     });
     const running = batcher.submit({ x: rows([1, 1]) }, 1);
     await turn();
+    return { inlineSession, batcher, running };
+  }
+
+  it('answers DEADLINE_EXCEEDED to an inline request still waiting at its deadline, and never runs it', async () => {
+    const { inlineSession, batcher, running } = await behindAnInlineRun();
     // Queued behind the inline run in progress, with a deadline that passes before that run ends.
     const late = batcher.submit({ x: rows([2, 2]) }, 1, { deadline: Date.now() + 5 });
     const onTime = batcher.submit({ x: rows([3, 3]) }, 1, { deadline: Date.now() + 60000 });
@@ -499,13 +505,7 @@ describe('Batcher with a shared WorkerScheduler and an inline lane', () => {
   });
 
   it('answers CLIENT_CLOSED to an inline request whose client went away while it waited, and never runs it', async () => {
-    const inlineSession = new FakeSession({ gated: true });
-    const batcher = new Batcher(new FakeSession(), OPTIONS, 'm', undefined, undefined, {
-      scheduler: new WorkerScheduler(1),
-      inline: { session: inlineSession, maxRows: Infinity },
-    });
-    const running = batcher.submit({ x: rows([1, 1]) }, 1);
-    await turn();
+    const { inlineSession, batcher, running } = await behindAnInlineRun();
     // Queued behind the inline run in progress; its client leaves before that run ends.
     const client = new AbortController();
     const gone = batcher.submit({ x: rows([2, 2]) }, 1, { signal: client.signal });

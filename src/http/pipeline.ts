@@ -100,9 +100,9 @@ function reportServerRejections(server: Server, config: AppConfig, logger: AppLo
 }
 
 /**
- * Middleware functions as one, in order. Each adapter's runner pays for every function it holds on
- * every request (Fastify's middie matches the path twice per function), and these all apply to every
- * path. Like those runners, the chain stops once an answer has been sent.
+ * Middleware functions as one, in order. Each adapter pays for every function it holds on every request
+ * (an Express router layer, a Fastify hook), and these all apply to every path. Like those runners, the
+ * chain stops once an answer has been sent.
  */
 export function chain(...fns: (Middleware | undefined)[]): Middleware {
   const list = fns.filter((f): f is Middleware => f !== undefined);

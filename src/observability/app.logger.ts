@@ -77,8 +77,8 @@ const MAX_PENDING_CHARS = 64 * 1024;
 /**
  * The lines written in one turn of the event loop, written to stdout together as the turn ends: under
  * load a turn answers many requests, and one write for their request lines costs what one line's did.
- * Each is still written before the next turn reads more from any socket, and what is waiting when the
- * process exits (process.exit, an uncaught error) is written on the way out.
+ * Each is still written within the turn that made it, and what is waiting when the process exits
+ * (process.exit, an uncaught error) is written on the way out.
  */
 export class TurnBatchedLines implements DestinationStream {
   private pending = '';

@@ -310,9 +310,19 @@ export class Batcher implements SchedulerClient {
    */
   private spillable(): boolean {
     if (!this.inline || !this.options.enabled) return false;
+    return this.queued('inline').rows > Math.min(this.options.maxBatchSize, this.inline.maxRows);
+  }
+
+  /** The rows queued for a lane, and when the oldest of its requests arrived. */
+  private queued(lane: 'inline' | 'worker'): { rows: number; oldest: number | undefined } {
     let rows = 0;
-    for (const e of this.queue) if (!this.needsWorker(e)) rows += e.rows;
-    return rows > Math.min(this.options.maxBatchSize, this.inline.maxRows);
+    let oldest: number | undefined;
+    for (const e of this.queue) {
+      if (this.needsWorker(e) !== (lane === 'worker')) continue;
+      rows += e.rows;
+      oldest ??= e.enqueuedAt;
+    }
+    return { rows, oldest };
   }
 
   /**
@@ -324,13 +334,7 @@ export class Batcher implements SchedulerClient {
     const holdMs = this.options.holdMs ?? 0;
     if (!this.options.enabled || this.options.maxQueueDelayMs > 0 || holdMs <= 0 || this.workerRuns > 0) return false;
     const want = Math.min(this.lastWorkerRows, this.options.maxBatchSize);
-    let rows = 0;
-    let oldest: number | undefined;
-    for (const e of this.queue) {
-      if (!this.needsWorker(e)) continue;
-      rows += e.rows;
-      oldest ??= e.enqueuedAt;
-    }
+    const { rows, oldest } = this.queued('worker');
     if (oldest === undefined || rows >= want) return false;
     const left = holdMs - (performance.now() - oldest);
     if (left <= 0) return false;

@@ -254,7 +254,7 @@ ${END}
   fs.writeFileSync(file, doc);
 }
 
-/** One generated sentence under the floor table: the adapters' shares of bare node:http, and their ratio. */
+/** The memory check in one sentence: each phase's compared reading, and its end reading where the file has both. */
 function memoryLine(rss: RssResult): string {
   const mb = (kb: number) => `${(kb / 1024).toFixed(1)} MB`;
   const reading = (low: number | undefined, end: number) =>
@@ -267,6 +267,7 @@ function memoryLine(rss: RssResult): string {
   );
 }
 
+/** One generated sentence under the floor table: the adapters' shares of bare node:http, and their ratio. */
 function floorSummary(results: Results): string {
   const get = (t: 'on' | 'express' | 'baseline') => results.floor.find((f) => f.target === t);
   const [fastify, express, bare] = [get('on'), get('express'), get('baseline')];

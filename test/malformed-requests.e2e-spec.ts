@@ -1080,7 +1080,10 @@ describe('a body refused before it is read whole: answered at once, the rest nev
     expect(res.ended).toBe('end');
   });
 
-  it('a refused body that was read whole leaves the connection open for the next request', async () => {
+  it.each([
+    ['invalid for the route', '{"features":[1,2,3]}'],
+    ['too deep, refused by the scan on its last chunk', '['.repeat(40)],
+  ])('a refused body that was read whole (%s) leaves the connection open for the next request', async (_, bad) => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const post = (body: string) =>
       new Promise<{ status: number; socket: unknown }>((resolve, reject) => {
@@ -1094,7 +1097,7 @@ describe('a body refused before it is read whole: answered at once, the rest nev
         req.on('error', reject);
         req.end(body);
       });
-    const refused = await post('{"features":[1,2,3]}');
+    const refused = await post(bad);
     const answered = await post('{"features":[5.1,3.5,1.4,0.2]}');
     agent.destroy();
     expect([refused.status, answered.status]).toEqual([400, 200]);

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { objectSlot } from '../common/object-slot';
 
 /** How long a connection closed under an unread body waits for its client to read the answer and hang up. */
 export const LINGER_MS = 1000;
@@ -12,12 +13,23 @@ export const MAX_LINGERING = 32;
 
 let lingering = 0;
 
+const ARRIVED = objectSlot<true>('bodyArrived');
+
+/**
+ * Marks a request refused once every byte its Content-Length declares has arrived: its parser ends it
+ * without reading anything more, so its connection can carry the next request.
+ */
+export const markBodyArrived = (req: IncomingMessage): void => ARRIVED.set(req, true);
+
 /**
  * Whether some of the request's body has not been read yet. Not `complete` alone: a request without a
- * body is handled before its parser marks it complete.
+ * body is handled before its parser marks it complete, and one refused on its last chunk before the
+ * parser has seen the end of it (markBodyArrived).
  */
 export const bodyUnread = (req: IncomingMessage): boolean =>
-  !req.complete && (Number(req.headers['content-length']) > 0 || req.headers['transfer-encoding'] !== undefined);
+  !req.complete &&
+  ARRIVED.get(req) !== true &&
+  (Number(req.headers['content-length']) > 0 || req.headers['transfer-encoding'] !== undefined);
 
 /**
  * Closes the connection of a request answered before its body was read whole (refused by its headers,

@@ -7,6 +7,7 @@ import { objectSlot } from '../common/object-slot';
 import { AnyRequest, rawOf } from '../common/request-context';
 import { isJson, parseJsonBytes, parseScannedJson } from './body-policy';
 import { JsonCostLimits, JsonCostScan } from '../common/json-scan';
+import { markBodyArrived } from './linger';
 
 /**
  * The body of a POST to /v2, read here on both adapters, since the Open Inference Protocol's
@@ -99,7 +100,9 @@ export function readRaw(
       const refused = received > limit ? tooLarge(limit, 'body') : inspect?.(chunk);
       if (refused) {
         cleanup();
-        req.pause();
+        // All of it is here: left flowing, the request ends by itself and keeps its connection.
+        if (received >= declared) markBodyArrived(req);
+        else req.pause();
         reject(refused);
       } else chunks.push(chunk);
     };

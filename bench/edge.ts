@@ -105,6 +105,8 @@ interface AttackResult {
   readonly p50: number;
   readonly p99: number;
   readonly lost: number;
+  /** The attacker process's own CPU time over its run, in seconds: on one machine it takes cores from the rest. */
+  readonly cpuS: number;
 }
 
 /**
@@ -128,6 +130,7 @@ function attack(port: number, kind: string, headers: Record<string, string> = {}
  * timed later answers from that lost request's start.
  */
 async function attacker(spec: { port: number; kind: string; headers: Record<string, string>; seconds: number }) {
+  const cpu0 = process.cpuUsage();
   const body = Buffer.from(ATTACKS[spec.kind]);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   const until = Date.now() + spec.seconds * 1000;
@@ -173,6 +176,7 @@ async function attacker(spec: { port: number; kind: string; headers: Record<stri
     p50: percentile(times, 50),
     p99: percentile(times, 99),
     lost,
+    cpuS: cpuS(process.cpuUsage(cpu0)),
   } satisfies AttackResult);
   process.disconnect?.();
 }
@@ -180,15 +184,18 @@ async function attacker(spec: { port: number; kind: string; headers: Record<stri
 const attackLine = (bad: AttackResult) =>
   `attacker ${bad.perSecond.toFixed(0)} answers/s (${Object.entries(bad.statuses)
     .map(([s, n]) => `${s}x${n}`)
-    .join(' ')}, ${bad.lost} lost) time to answer p50 ${ms(bad.p50)} p99 ${ms(bad.p99)}`;
+    .join(' ')}, ${bad.lost} lost) time to answer p50 ${ms(bad.p50)} p99 ${ms(bad.p99)}, ` +
+  `attacker process ${(bad.cpuS / SECONDS).toFixed(2)} cores`;
 
 const ms = (n: number) => `${n.toFixed(1)} ms`;
+const cpuS = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1e6;
 
 async function main(): Promise<void> {
   console.log(`edge bench: ${ADAPTER}, ${SECONDS} s per phase`);
   const open = await start({});
   try {
     const cpu0 = cpuSeconds(open.child.pid);
+    const client0 = process.cpuUsage();
     const [base, baseProbe] = await Promise.all([good(open.port), probe(open.port, Date.now() + SECONDS * 1000)]);
     const baseCpu = (cpuSeconds(open.child.pid) ?? NaN) - (cpu0 ?? NaN);
     // The service's CPU time per good answer unattacked: what attacked phases subtract to cost the attacker's.
@@ -196,10 +203,12 @@ async function main(): Promise<void> {
     console.log(
       `unattacked: good ${base.requests.average.toFixed(0)} req/s p50 ${ms(base.latency.p50)} p99 ${ms(base.latency.p99)}; ` +
         `/health/live p99 ${ms(percentile(baseProbe, 99))}; lag p99 ${ms(await lagP99(open.port))}; ` +
-        `service ${(baseCpu / SECONDS).toFixed(2)} cores, ${(perGood * 1e6).toFixed(0)} µs per answer`,
+        `service ${(baseCpu / SECONDS).toFixed(2)} cores, ${(perGood * 1e6).toFixed(0)} µs per answer; ` +
+        `good client and probe ${(cpuS(process.cpuUsage(client0)) / SECONDS).toFixed(2)} cores`,
     );
     for (const name of Object.keys(ATTACKS)) {
       const before = cpuSeconds(open.child.pid);
+      const client = process.cpuUsage();
       const [ok, bad, probes] = await Promise.all([
         good(open.port),
         attack(open.port, name),
@@ -211,7 +220,8 @@ async function main(): Promise<void> {
         `attacked (${name}): good ${ok.requests.average.toFixed(0)} req/s (${((100 * ok.requests.average) / base.requests.average).toFixed(0)}%) ` +
           `p50 ${ms(ok.latency.p50)} p99 ${ms(ok.latency.p99)}; /health/live p99 ${ms(percentile(probes, 99))}; ` +
           `lag p99 ${ms(await lagP99(open.port))}; ${attackLine(bad)}; service ${(used / SECONDS).toFixed(2)} cores, ` +
-          `about ${(perBad * 1e6).toFixed(0)} µs per hostile body`,
+          `about ${(perBad * 1e6).toFixed(0)} µs per hostile body; ` +
+          `good client and probe ${(cpuS(process.cpuUsage(client)) / SECONDS).toFixed(2)} cores`,
       );
     }
   } finally {

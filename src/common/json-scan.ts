@@ -40,10 +40,10 @@ const LETTER_U = 0x75;
  */
 class Levels {
   depth = 0;
-  /** 1 where the level is an array, 0 where it is an object. */
-  readonly isArray = new Uint8Array(MAX_JSON_DEPTH);
+  // Plain arrays filled in order (cheaper to make per request than typed arrays, and as fast to index).
+  readonly isArray: boolean[] = [];
   /** Commas seen at each level: the index of the current element. */
-  readonly commas = new Int32Array(MAX_JSON_DEPTH);
+  readonly commas: number[] = [];
   /** Each object's current key: its bytes, quotes included, decoded only to name a path in an error. */
   readonly key: (Uint8Array | undefined)[] = [];
   readonly keyStart: number[] = [];
@@ -66,22 +66,9 @@ class Levels {
   }
 }
 
-/** What a byte outside strings is to the scan (KIND): most are SKIP, passed over with one lookup. */
-const SKIP = 0;
-const STRING = 1;
-const NEW_ARRAY = 2;
-const NEW_OBJECT = 3;
-const CLOSE = 4;
-const NEXT = 5;
-const KEY = 6;
-const KIND = new Uint8Array(256);
-KIND[QUOTE] = STRING;
-KIND[OPEN_ARRAY] = NEW_ARRAY;
-KIND[OPEN_OBJECT] = NEW_OBJECT;
-KIND[CLOSE_ARRAY] = CLOSE;
-KIND[CLOSE_OBJECT] = CLOSE;
-KIND[COMMA] = NEXT;
-KIND[COLON] = KEY;
+/** The bytes the scan acts on outside strings; every other byte is skipped with one lookup. */
+const STRUCTURAL = new Uint8Array(256);
+for (const byte of [OPEN_ARRAY, CLOSE_ARRAY, OPEN_OBJECT, CLOSE_OBJECT, QUOTE, COMMA, COLON]) STRUCTURAL[byte] = 1;
 
 /** A string's text from its bytes, quotes included; undefined when it is not valid JSON (JSON.parse will say). */
 function decodeString(bytes: Uint8Array, start: number, end: number): string | undefined {
@@ -147,46 +134,9 @@ export class JsonCostScan {
     let expectKey = this.expectKey;
     let refused: DomainError | undefined;
     for (; i < n; i++) {
-      const kind = KIND[bytes[i]];
-      if (kind === SKIP) continue;
-      if (kind === NEXT) {
-        const top = depth - 1;
-        if (top < 0) continue;
-        const count = ++commas[top];
-        if (isArray[top] === 0) {
-          expectKey = true;
-        } else if (count >= maxArrayLength) {
-          levels.depth = depth;
-          refused = invalid(
-            levels.pathOf(top),
-            `an array of more than ${maxArrayLength} elements; the limit is ${maxArrayLength} (MAX_ARRAY_LENGTH)`,
-          );
-          break;
-        }
-      } else if (kind === CLOSE) {
-        if (depth > 0) depth--;
-        expectKey = false;
-      } else if (kind === NEW_ARRAY || kind === NEW_OBJECT) {
-        if (depth >= MAX_JSON_DEPTH) {
-          levels.depth = depth;
-          refused = invalid(levels.pathOf(), `nested deeper than ${MAX_JSON_DEPTH} levels`);
-          break;
-        }
-        if (++containers > maxContainers) {
-          refused = tooManyContainers(maxContainers, 'arrays and objects');
-          break;
-        }
-        commas[depth] = 0;
-        if (kind === NEW_ARRAY) {
-          isArray[depth] = 1;
-          expectKey = false;
-        } else {
-          isArray[depth] = 0;
-          levels.key[depth] = undefined;
-          expectKey = true;
-        }
-        depth++;
-      } else if (kind === STRING) {
+      const byte = bytes[i];
+      if (STRUCTURAL[byte] === 0) continue;
+      if (byte === QUOTE) {
         const start = i;
         this.isKey = expectKey;
         this.escaped = false;
@@ -200,6 +150,39 @@ export class JsonCostScan {
         }
         refused = this.endString(bytes, start, i);
         if (refused) break;
+      } else if (byte === OPEN_ARRAY || byte === OPEN_OBJECT) {
+        if (depth >= MAX_JSON_DEPTH) {
+          levels.depth = depth;
+          refused = invalid(levels.pathOf(), `nested deeper than ${MAX_JSON_DEPTH} levels`);
+          break;
+        }
+        if (++containers > maxContainers) {
+          refused = tooManyContainers(maxContainers, 'arrays and objects');
+          break;
+        }
+        const array = byte === OPEN_ARRAY;
+        isArray[depth] = array;
+        commas[depth] = 0;
+        levels.key[depth] = undefined;
+        depth++;
+        expectKey = !array;
+      } else if (byte === CLOSE_ARRAY || byte === CLOSE_OBJECT) {
+        if (depth > 0) depth--;
+        expectKey = false;
+      } else if (byte === COMMA) {
+        const top = depth - 1;
+        if (top < 0) continue;
+        const count = ++commas[top];
+        if (!isArray[top]) {
+          expectKey = true;
+        } else if (count >= maxArrayLength) {
+          levels.depth = depth;
+          refused = invalid(
+            levels.pathOf(top),
+            `an array of more than ${maxArrayLength} elements; the limit is ${maxArrayLength} (MAX_ARRAY_LENGTH)`,
+          );
+          break;
+        }
       } else if (++keys > maxContainers) {
         // A colon: one more key.
         refused = tooManyContainers(maxContainers, 'object keys');

@@ -5,7 +5,8 @@
  *
  *   npm run build && node -r ts-node/register/transpile-only bench/edge.ts [seconds] [adapter]
  *
- * Prints one line per phase: good requests/s and p50/p99, probe p99, event-loop lag, attacker answers.
+ * Prints one line per phase: good requests/s and p50/p99, probe p99, event-loop lag, attacker answers, and
+ * the CPU of the service, the attacker and the good client, which share the machine.
  */
 import autocannon from 'autocannon';
 import { fork } from 'node:child_process';
@@ -83,16 +84,16 @@ async function start(env: Record<string, string>): Promise<{ child: Child; port:
   return { child, port };
 }
 
-const good = (port: number, headers: Record<string, string> = {}) =>
+const good = (port: number, duration = SECONDS) =>
   run({
     url: `http://127.0.0.1:${port}`,
     connections: 8,
-    duration: SECONDS,
+    duration,
     requests: [
       {
         method: 'POST',
         path: '/predict',
-        headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },
+        headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
         body: JSON.stringify({ features: [6.3, 3.3, 6.0, 2.5] }),
       },
     ],
@@ -190,39 +191,62 @@ const attackLine = (bad: AttackResult) =>
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 const cpuS = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1e6;
 
+/** Good traffic and the probe alone for one phase: its rate, and the service's CPU time per good answer. */
+interface Unattacked {
+  readonly perSecond: number;
+  readonly perGood: number;
+}
+
+async function unattacked(service: { child: Child; port: number }, label: string): Promise<Unattacked> {
+  const cpu0 = cpuSeconds(service.child.pid);
+  const client0 = process.cpuUsage();
+  const [base, baseProbe] = await Promise.all([good(service.port), probe(service.port, Date.now() + SECONDS * 1000)]);
+  const baseCpu = (cpuSeconds(service.child.pid) ?? NaN) - (cpu0 ?? NaN);
+  const perGood = baseCpu / base.requests.total;
+  console.log(
+    `${label}: good ${base.requests.average.toFixed(0)} req/s p50 ${ms(base.latency.p50)} p99 ${ms(base.latency.p99)}; ` +
+      `/health/live p99 ${ms(percentile(baseProbe, 99))}; lag p99 ${ms(await lagP99(service.port))}; ` +
+      `service ${(baseCpu / SECONDS).toFixed(2)} cores, ${(perGood * 1e6).toFixed(0)} µs per answer; ` +
+      `good client and probe ${(cpuS(process.cpuUsage(client0)) / SECONDS).toFixed(2)} cores`,
+  );
+  return { perSecond: base.requests.average, perGood };
+}
+
 async function main(): Promise<void> {
   console.log(`edge bench: ${ADAPTER}, ${SECONDS} s per phase`);
   const open = await start({});
   try {
-    const cpu0 = cpuSeconds(open.child.pid);
-    const client0 = process.cpuUsage();
-    const [base, baseProbe] = await Promise.all([good(open.port), probe(open.port, Date.now() + SECONDS * 1000)]);
-    const baseCpu = (cpuSeconds(open.child.pid) ?? NaN) - (cpu0 ?? NaN);
-    // The service's CPU time per good answer unattacked: what attacked phases subtract to cost the attacker's.
-    const perGood = baseCpu / base.requests.total;
-    console.log(
-      `unattacked: good ${base.requests.average.toFixed(0)} req/s p50 ${ms(base.latency.p50)} p99 ${ms(base.latency.p99)}; ` +
-        `/health/live p99 ${ms(percentile(baseProbe, 99))}; lag p99 ${ms(await lagP99(open.port))}; ` +
-        `service ${(baseCpu / SECONDS).toFixed(2)} cores, ${(perGood * 1e6).toFixed(0)} µs per answer; ` +
-        `good client and probe ${(cpuS(process.cpuUsage(client0)) / SECONDS).toFixed(2)} cores`,
-    );
+    // Unattacked phases before and after each attacked one, which is compared with their mean: on a shared
+    // machine the rate drifts over the minutes the phases take, and one reference at the start would
+    // charge that drift to the attack.
+    // Not measured: the first seconds of traffic also compile the service's code.
+    await good(open.port, 3);
+    let before = await unattacked(open, 'unattacked');
     for (const name of Object.keys(ATTACKS)) {
-      const before = cpuSeconds(open.child.pid);
-      const client = process.cpuUsage();
+      const cpu0 = cpuSeconds(open.child.pid);
+      const client0 = process.cpuUsage();
       const [ok, bad, probes] = await Promise.all([
         good(open.port),
         attack(open.port, name),
         probe(open.port, Date.now() + SECONDS * 1000),
       ]);
-      const used = (cpuSeconds(open.child.pid) ?? NaN) - (before ?? NaN);
+      const used = (cpuSeconds(open.child.pid) ?? NaN) - (cpu0 ?? NaN);
+      const clientCores = cpuS(process.cpuUsage(client0)) / SECONDS;
+      const lag = await lagP99(open.port);
+      const after = await unattacked(open, 'unattacked');
+      const reference = (before.perSecond + after.perSecond) / 2;
+      // The service's CPU time per good answer unattacked: what the attacked phase subtracts to cost the attacker's.
+      const perGood = (before.perGood + after.perGood) / 2;
       const perBad = (used - perGood * ok.requests.total) / (bad.perSecond * SECONDS);
       console.log(
-        `attacked (${name}): good ${ok.requests.average.toFixed(0)} req/s (${((100 * ok.requests.average) / base.requests.average).toFixed(0)}%) ` +
+        `attacked (${name}): good ${ok.requests.average.toFixed(0)} req/s, ` +
+          `${((100 * ok.requests.average) / reference).toFixed(0)}% of the unattacked phases either side ` +
+          `(${before.perSecond.toFixed(0)} and ${after.perSecond.toFixed(0)} req/s), ` +
           `p50 ${ms(ok.latency.p50)} p99 ${ms(ok.latency.p99)}; /health/live p99 ${ms(percentile(probes, 99))}; ` +
-          `lag p99 ${ms(await lagP99(open.port))}; ${attackLine(bad)}; service ${(used / SECONDS).toFixed(2)} cores, ` +
-          `about ${(perBad * 1e6).toFixed(0)} µs per hostile body; ` +
-          `good client and probe ${(cpuS(process.cpuUsage(client)) / SECONDS).toFixed(2)} cores`,
+          `lag p99 ${ms(lag)}; ${attackLine(bad)}; service ${(used / SECONDS).toFixed(2)} cores, ` +
+          `about ${(perBad * 1e6).toFixed(0)} µs per hostile body; good client and probe ${clientCores.toFixed(2)} cores`,
       );
+      before = after;
     }
   } finally {
     await stopChild(open.child);

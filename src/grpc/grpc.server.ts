@@ -27,7 +27,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { APP_INFO } from '../app.info';
 import { cachePolicy } from '../cache/prediction-cache.middleware';
 import { DomainError, RateLimitedError } from '../common/domain.errors';
-import { EventCancellation, RequestContext } from '../common/request-context';
+import { EventCancellation, OpenedContext, RequestContext } from '../common/request-context';
 import { AppConfig } from '../config/app.config';
 import { ReadinessIndicators } from '../health/readiness.indicators';
 import { V2_EXTENSIONS } from '../inference-protocol/v2.controller';
@@ -294,27 +294,24 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
       requested instanceof Date ? requested.getTime() : requested,
       Date.now() + this.config.REQUEST_TIMEOUT_MS,
     );
-    // Made only when inference queues, as on HTTP; a call already cancelled is aborted at once.
-    let cancellation: EventCancellation | undefined;
+    // The signal is made only when inference queues, as on HTTP; a call already cancelled is aborted at once.
     let answered = false;
     const headers: IncomingHttpHeaders = {
       'cache-control': first(call.metadata, 'cache-control'),
       pragma: first(call.metadata, 'pragma'),
     };
     const routingKey = first(call.metadata, 'x-routing-key');
-    const context: RequestContext = {
-      requestId: sent !== undefined && SAFE_REQUEST_ID.test(sent) ? sent : randomUUID(),
+    const context = new OpenedContext(
+      sent !== undefined && SAFE_REQUEST_ID.test(sent) ? sent : randomUUID(),
       deadline,
-      routingKey: routingKey === '' ? undefined : routingKey,
-      trace: traced,
-      get signal() {
-        return (cancellation ??= new EventCancellation(call, 'cancelled', () => !answered && call.cancelled));
-      },
-      cache: cachePolicy(headers),
-    };
+      routingKey === '' ? undefined : routingKey,
+      traced,
+      () => new EventCancellation(call, 'cancelled', () => !answered && call.cancelled),
+    );
+    context.cache = cachePolicy(headers);
     const settle = () => {
       answered = true;
-      cancellation?.detach();
+      context.detach();
     };
     return { context, settle };
   }

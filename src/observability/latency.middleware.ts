@@ -36,7 +36,8 @@ export function latencyMiddleware(logger: Pino, metrics: MetricsService, routeOf
       return writeHead(...args);
     };
 
-    res.on('finish', () => {
+    // Once: a listener left on the answer after it fired kept the request's objects alive longer (see OpenedContext).
+    res.once('finish', () => {
       const context = contextOf(req);
       const ms = elapsedMs(start);
       // The route is the matched pattern, never the raw path: unmatched paths would be unbounded labels.

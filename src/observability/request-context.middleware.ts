@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { DomainError, InvalidInputError } from '../common/domain.errors';
-import { attachContext, EventCancellation, RequestContext } from '../common/request-context';
+import { attachContext, EventCancellation, OpenedContext } from '../common/request-context';
 import { tracingOn } from './tracing';
 import { traceOf } from './tracing.middleware';
 
@@ -45,20 +45,15 @@ export function requestContextMiddleware(
         { path: 'headers.host', message: 'required' },
       ]);
     }
-    // The signal is made only when something waits on it (a request queued for inference): a
-    // request answered from the cache or refused early never pays for it.
-    let gone: EventCancellation | undefined;
     const key = req.headers['x-routing-key'];
-    const context: RequestContext = {
+    const context = new OpenedContext(
       requestId,
-      deadline: Date.now() + timeoutMs,
-      routingKey: typeof key === 'string' && key !== '' ? key : undefined,
-      trace: tracingOn() ? traceOf(req) : undefined,
-      get signal() {
-        // A response closed before it finished: the client went away.
-        return (gone ??= new EventCancellation(res, 'close', () => res.destroyed && !res.writableFinished));
-      },
-    };
+      Date.now() + timeoutMs,
+      typeof key === 'string' && key !== '' ? key : undefined,
+      tracingOn() ? traceOf(req) : undefined,
+      // A response closed before it finished: the client went away.
+      () => new EventCancellation(res, 'close', () => res.destroyed && !res.writableFinished),
+    );
     attachContext(req, context);
     // Draining: refused with an answer rather than a reset connection. The body is read to its end
     // (and dropped) first: closing a socket while the client's bytes are still arriving resets it.

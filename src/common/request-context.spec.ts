@@ -2,47 +2,63 @@ import { EventEmitter } from 'node:events';
 import { EventCancellation, OpenedContext } from './request-context';
 
 describe('OpenedContext', () => {
-  const open = (source: EventEmitter, gone: () => boolean) => {
+  it('makes its signal on first use only, and the same one after', () => {
     let made = 0;
     const context = new OpenedContext('req-1', 1000, 'key', undefined, () => {
       made++;
-      return new EventCancellation(source, 'close', gone);
+      return new EventCancellation(new EventEmitter(), 'close', () => false);
     });
-    return { context, made: () => made };
-  };
-
-  it('makes its signal on first use only, and the same one after', () => {
-    const { context, made } = open(new EventEmitter(), () => false);
-    expect(made()).toBe(0);
+    expect(made).toBe(0);
     const signal = context.signal;
     expect(context.signal).toBe(signal);
-    expect(made()).toBe(1);
+    expect(made).toBe(1);
     expect([context.requestId, context.deadline, context.routingKey]).toEqual(['req-1', 1000, 'key']);
   });
+});
 
-  it('aborts its listeners when the source says the client has gone', () => {
+describe('EventCancellation', () => {
+  it('aborts its listeners when the source fires while the client has gone', () => {
     const source = new EventEmitter();
-    const { context } = open(source, () => true);
+    let gone = false;
+    const signal = new EventCancellation(source, 'close', () => gone);
     const aborted = jest.fn();
-    context.signal.addEventListener('abort', aborted);
+    signal.addEventListener('abort', aborted);
+    expect(signal.aborted).toBe(false);
+    gone = true;
     source.emit('close');
     expect(aborted).toHaveBeenCalledTimes(1);
-    expect(context.signal.aborted).toBe(true);
+    expect(signal.aborted).toBe(true);
   });
 
-  it('stops listening once detached, and detaching without a signal makes none', () => {
+  it('does not abort when the source fires for an answer sent', () => {
     const source = new EventEmitter();
-    const quiet = open(source, () => true);
-    quiet.context.detach();
-    expect(quiet.made()).toBe(0);
-
-    const { context } = open(source, () => true);
+    const signal = new EventCancellation(source, 'close', () => false);
     const aborted = jest.fn();
-    context.signal.addEventListener('abort', aborted);
-    expect(source.listenerCount('close')).toBe(1);
-    context.detach();
-    expect(source.listenerCount('close')).toBe(0);
+    signal.addEventListener('abort', aborted);
     source.emit('close');
     expect(aborted).not.toHaveBeenCalled();
+    expect(signal.aborted).toBe(false);
+  });
+
+  it('is aborted from the start when the client has already gone, and listens for nothing', () => {
+    const source = new EventEmitter();
+    const signal = new EventCancellation(source, 'close', () => true);
+    expect(signal.aborted).toBe(true);
+    expect(source.listenerCount('close')).toBe(0);
+  });
+
+  it('calls no listener that was removed', () => {
+    const source = new EventEmitter();
+    let gone = false;
+    const live = new EventCancellation(source, 'close', () => gone);
+    const removed = jest.fn();
+    const stays = jest.fn();
+    live.addEventListener('abort', removed);
+    live.addEventListener('abort', stays);
+    live.removeEventListener('abort', removed);
+    gone = true;
+    source.emit('close');
+    expect(removed).not.toHaveBeenCalled();
+    expect(stays).toHaveBeenCalledTimes(1);
   });
 });

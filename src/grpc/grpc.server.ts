@@ -309,9 +309,9 @@ export class GrpcServer implements OnApplicationBootstrap, BeforeApplicationShut
       () => new EventCancellation(call, 'cancelled', () => !answered && call.cancelled),
     );
     context.cache = cachePolicy(headers);
+    // Answered: a cancellation after this is no client leaving (the signal's listener asks).
     const settle = () => {
       answered = true;
-      context.detach();
     };
     return { context, settle };
   }

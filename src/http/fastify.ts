@@ -24,8 +24,7 @@ function frameworkMessage(error: Error & { code?: string }): string {
 function frameworkErrors(error: Error, request: FastifyRequest, reply: FastifyReply): void {
   const requestId = randomUUID();
   // Never the path itself: Fastify's message can carry the whole URL, which the client already has.
-  const body = errorBody('INVALID_INPUT', frameworkMessage(error));
-  body.requestId = requestId;
+  const body = { ...errorBody('INVALID_INPUT', frameworkMessage(error)), requestId };
   reportRejection(request.raw.socket, { status: body.statusCode, code: body.error, route: 'unmatched', requestId });
   void reply
     .code(body.statusCode)

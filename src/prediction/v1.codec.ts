@@ -48,21 +48,12 @@ export const toDescription = (d: ModelDescription): ModelDescriptionDto => ({
       : null,
 });
 
-// Field by field rather than spreading the prediction between other fields: per request, a spread with fields
-// added makes V8 promote much of what the request allocated (see errorBody).
-export function toPredictResponse(r: PredictionResult): PredictResponseDto {
-  const p = r.predictions[0];
-  return {
-    model: r.model,
-    version: r.version,
-    prediction: p.prediction,
-    label: p.label,
-    probability: p.probability,
-    probabilities: p.probabilities,
-    outputs: p.outputs,
-    latency_ms: r.latencyMs,
-  };
-}
+export const toPredictResponse = (r: PredictionResult): PredictResponseDto => ({
+  model: r.model,
+  version: r.version,
+  ...r.predictions[0],
+  latency_ms: r.latencyMs,
+});
 
 export const toBatchResponse = (r: PredictionResult): BatchPredictResponseDto => ({
   model: r.model,

@@ -1011,6 +1011,39 @@ describe('requests the HTTP layer could answer bare get the structured body, and
   });
 });
 
+/**
+ * Sends a head that declares `declared` body bytes and only `sent` of them, then waits: for the answer,
+ * and for how the connection ends ('end' is the server's FIN; an 'error' would be a reset).
+ */
+function sendPartial(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  sent: Buffer,
+  declared: number,
+): Promise<{ head: string; body: Record<string, unknown>; ended: 'end' | 'error' }> {
+  return new Promise<{ head: string; body: Record<string, unknown>; ended: 'end' | 'error' }>((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      const lines = Object.entries({ host: 'x', 'content-length': String(declared), ...headers })
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
+      socket.write(`POST ${path} HTTP/1.1\r\n${lines}\r\n`);
+      socket.write(sent);
+    });
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    const settle = (ended: 'end' | 'error') => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const split = text.indexOf('\r\n\r\n');
+      socket.destroy();
+      if (split < 0) return reject(new Error(`no answer before the connection ended (${ended})`));
+      resolve({ head: text.slice(0, split), body: JSON.parse(text.slice(split + 4)), ended });
+    };
+    socket.on('end', () => settle('end'));
+    socket.on('error', () => settle('error'));
+  });
+}
+
 describe('a body refused before it is read whole: answered at once, the rest never read, the connection closed cleanly', () => {
   const KEY = 'refuse-early-key-0123456789abcdef';
   let app: INestApplication;
@@ -1021,31 +1054,8 @@ describe('a body refused before it is read whole: answered at once, the rest nev
   });
   afterAll(() => app?.close());
 
-  /**
-   * Sends a head that declares `declared` body bytes and only `sent` of them, then waits: for the answer,
-   * and for how the connection ends ('end' is the server's FIN; an 'error' would be a reset).
-   */
   const partial = (path: string, headers: Record<string, string>, sent: Buffer, declared: number) =>
-    new Promise<{ head: string; body: Record<string, unknown>; ended: 'end' | 'error' }>((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
-        const lines = Object.entries({ host: 'x', 'content-length': String(declared), ...headers })
-          .map(([k, v]) => `${k}: ${v}\r\n`)
-          .join('');
-        socket.write(`POST ${path} HTTP/1.1\r\n${lines}\r\n`);
-        socket.write(sent);
-      });
-      const chunks: Buffer[] = [];
-      socket.on('data', (d: Buffer) => chunks.push(d));
-      const settle = (ended: 'end' | 'error') => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        const split = text.indexOf('\r\n\r\n');
-        socket.destroy();
-        if (split < 0) return reject(new Error(`no answer before the connection ended (${ended})`));
-        resolve({ head: text.slice(0, split), body: JSON.parse(text.slice(split + 4)), ended });
-      };
-      socket.on('end', () => settle('end'));
-      socket.on('error', () => settle('error'));
-    });
+    sendPartial(port, path, headers, sent, declared);
 
   const json = { 'content-type': 'application/json', authorization: `Bearer ${KEY}` };
 
@@ -1102,5 +1112,66 @@ describe('a body refused before it is read whole: answered at once, the rest nev
     agent.destroy();
     expect([refused.status, answered.status]).toEqual([400, 200]);
     expect(answered.socket).toBe(refused.socket);
+  });
+});
+
+describe('refusals of unread bodies are paced (REFUSED_BODIES_PER_SECOND), the service serving others meanwhile', () => {
+  const KEY = 'paced-refusals-key-0123456789abcdef';
+  const deep = Buffer.from('['.repeat(70_000));
+  const json = { 'content-type': 'application/json' };
+  let paced: INestApplication;
+  let limited: INestApplication;
+  let pacedPort: number;
+  let limitedPort: number;
+  beforeAll(async () => {
+    [paced, limited] = await Promise.all([
+      startApp({ REFUSED_BODIES_PER_SECOND: '2' }),
+      startApp({ REFUSED_BODIES_PER_SECOND: '2', API_KEYS: KEY, RATE_LIMIT_RPM: '1' }),
+    ]);
+    [pacedPort, limitedPort] = await Promise.all([listen(paced), listen(limited)]);
+  });
+  afterAll(() => Promise.all([paced?.close(), limited?.close()]));
+
+  const delayed = async (port: number) => {
+    const text = (await request(`http://127.0.0.1:${port}`).get('/metrics')).text;
+    return Number(/^http_refusals_delayed_total (\S+)/m.exec(text)?.[1]);
+  };
+
+  it('answers a burst at once and the rest in turn, each in full, while a good request is answered at once', async () => {
+    const start = Date.now();
+    const refusals = Array.from({ length: 6 }, () =>
+      sendPartial(pacedPort, '/predict', json, deep, 1_000_000).then((res) => ({ ...res, at: Date.now() - start })),
+    );
+    // Sent once the first two are answered, so the other four are waiting.
+    await Promise.race(refusals);
+    const good = await request(`http://127.0.0.1:${pacedPort}`)
+      .post('/predict')
+      .send({ features: [5.1, 3.5, 1.4, 0.2] });
+    const goodAt = Date.now() - start;
+    const answers = await Promise.all(refusals);
+    expect(good.status).toBe(200);
+    for (const res of answers) {
+      expect(res.head).toMatch(/^HTTP\/1\.1 400 /);
+      expect(res.body).toMatchObject({ error: 'INVALID_INPUT', requestId: expect.any(String) });
+      expect(res.ended).toBe('end');
+    }
+    const times = answers.map((res) => res.at).sort((a, b) => a - b);
+    // Two at once, then two a second: the last of the four that waited goes out two seconds after the burst.
+    expect(times[5] - times[0]).toBeGreaterThanOrEqual(1900);
+    expect(goodAt).toBeLessThan(times[5]);
+    expect(await delayed(pacedPort)).toBe(4);
+  });
+
+  it('never holds a 429, which tells its client when to come back', async () => {
+    const auth = { ...json, authorization: `Bearer ${KEY}` };
+    await request(`http://127.0.0.1:${limitedPort}`).get('/v1/models').set(auth);
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => sendPartial(limitedPort, '/predict', auth, deep, 1_000_000)),
+    );
+    for (const res of answers) {
+      expect(res.head).toMatch(/^HTTP\/1\.1 429 /);
+      expect(res.head).toMatch(/\r\nretry-after: \d+/i);
+    }
+    expect(await delayed(limitedPort)).toBe(0);
   });
 });

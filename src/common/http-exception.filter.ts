@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@n
 import { HttpAdapterHost } from '@nestjs/core';
 import { DomainError, ErrorCode, ErrorDetail, RateLimitedError } from './domain.errors';
 import { bodyUnread, closeWhenAnswered } from '../http/linger';
+import { RefusalPacer } from '../http/refusal-pacer';
 import { AnyRequest, contextOf, rawOf } from './request-context';
 
 /** The HTTP status of each error code, after Triton's table (400/404/500/503, 504 for a deadline). */
@@ -115,7 +116,10 @@ export const isV2 = (url: string) => url === '/v2' || url.startsWith('/v2/') || 
 export class HttpExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('Errors');
 
-  constructor(private readonly adapterHost: HttpAdapterHost) {}
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly pacer: RefusalPacer = new RefusalPacer(0),
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const adapter = this.adapterHost.httpAdapter;
@@ -145,13 +149,16 @@ export class HttpExceptionFilter implements ExceptionFilter {
       exception instanceof RateLimitedError ? String(exception.retryAfterSeconds) : RETRY_AFTER[body.error];
     if (retryAfter) adapter.setHeader(res, 'Retry-After', retryAfter);
     if (body.error === 'UNAUTHENTICATED') adapter.setHeader(res, 'WWW-Authenticate', 'Bearer');
+    const answer = () =>
+      adapter.reply(res, isV2(String(adapter.getRequestUrl(req))) ? v2Body(body) : body, body.statusCode);
     // Refused before its body was read whole: the rest is never read, so the connection cannot carry another
-    // request and closes after this answer (see closeWhenAnswered).
+    // request and closes after this answer (see closeWhenAnswered). Such answers are paced, except those
+    // that tell the client when to come back (429, 503), which it needs at once.
     const raw = rawOf(req);
-    if (bodyUnread(raw)) {
-      adapter.setHeader(res, 'Connection', 'close');
-      closeWhenAnswered(raw);
-    }
-    adapter.reply(res, isV2(String(adapter.getRequestUrl(req))) ? v2Body(body) : body, body.statusCode);
+    if (!bodyUnread(raw)) return answer();
+    adapter.setHeader(res, 'Connection', 'close');
+    closeWhenAnswered(raw);
+    if (retryAfter) return answer();
+    this.pacer.pace(answer);
   }
 }

@@ -313,6 +313,15 @@ export class AppConfig {
   @IntBetween(1, 1000000)
   readonly MAX_CONNECTIONS: number = 10000;
 
+  /**
+   * Answers per second, and as many in a burst, to requests refused before their body was read (too
+   * large, too costly to parse, no valid key): each closes its connection, so a client sending such
+   * bodies back to back costs the service a connection per body. Past it they wait their turn
+   * (RefusalPacer). 429 and 503 are never held.
+   */
+  @IntBetween(0, 1000000, ' (0: answered at once)')
+  readonly REFUSED_BODIES_PER_SECOND: number = 100;
+
   /** Whether requests need an API key: when API_KEYS or API_KEYS_FILE is set, even to no keys. */
   apiKeysEnabled(): boolean {
     return this.API_KEYS !== undefined || this.API_KEYS_FILE !== undefined;

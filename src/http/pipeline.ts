@@ -18,6 +18,7 @@ import { securityHeadersMiddleware } from '../security/security-headers';
 import { applyServerTimeouts, reportRejectionsTo } from '../security/server-limits';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { jsonBodyMiddleware, jsonCostLimits, requireJson } from './body-policy';
+import { RefusalPacer } from './refusal-pacer';
 import { v2BodyMiddleware } from './v2-body';
 
 export type Middleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
@@ -128,13 +129,14 @@ export function applyPipeline(
   // The request's span comes first, so that it is active for everything after it; absent unless tracing is on.
   const routeOf = adapter.routeOf(app);
   const lifecycle = app.get(LifecycleService);
+  const metrics = app.get(MetricsService);
   applyServerTimeouts(app.getHttpServer(), config);
-  reportServerRejections(app.getHttpServer(), config, logger, app.get(MetricsService));
+  reportServerRejections(app.getHttpServer(), config, logger, metrics);
   adapter.use(
     app,
     chain(
       tracingOn() ? tracingMiddleware(routeOf) : undefined,
-      latencyMiddleware(logger.pino, app.get(MetricsService), routeOf),
+      latencyMiddleware(logger.pino, metrics, routeOf),
       requestContextMiddleware(config.REQUEST_TIMEOUT_MS, lifecycle),
       predictionCacheMiddleware(),
       securityHeadersMiddleware(),
@@ -154,6 +156,7 @@ export function applyPipeline(
       jsonBodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)),
     ),
   );
-  app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
+  const pacer = new RefusalPacer(config.REFUSED_BODIES_PER_SECOND, () => metrics.observeDelayedRefusal());
+  app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost), pacer));
   setupOpenApi(app);
 }

@@ -67,6 +67,12 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly delayedRefusals = new Counter({
+    name: 'http_refusals_delayed_total',
+    help: 'Requests refused before their body was read whose answer waited its turn (REFUSED_BODIES_PER_SECOND)',
+    registers: [this.registry],
+  });
+
   private readonly success = new Counter({
     name: 'inference_request_success_total',
     help: 'Inference requests answered (Triton: nv_inference_request_success)',
@@ -272,6 +278,10 @@ export class MetricsService {
 
   observeDroppedConnection(): void {
     this.droppedConnections.inc();
+  }
+
+  observeDelayedRefusal(): void {
+    this.delayedRefusals.inc();
   }
 
   observeInference(model: string, version: number, seconds: number, errorCode?: string): void {

@@ -3,7 +3,10 @@
  * first alone, then beside attacker connections that send the costliest 1 MB JSON bodies back to back;
  * then, with an API key over its RATE_LIMIT_RPM, how long the attacker waits for each 429.
  *
- *   npm run build && node -r ts-node/register/transpile-only bench/edge.ts [seconds] [adapter]
+ *   npm run build && node -r ts-node/register/transpile-only bench/edge.ts [seconds] [adapter] [attackers]
+ *
+ * attackers: the attacker's connections (4). Past REFUSED_BODIES_PER_SECOND's 256 waiting refusals, more
+ * connections are answered at once and cost the service what each refusal costs.
  *
  * Prints one line per phase: good requests/s and p50/p99, probe p99, event-loop lag, attacker answers, and
  * the CPU of the service, the attacker and the good client, which share the machine.
@@ -18,6 +21,7 @@ const ROOT = path.resolve(__dirname, '..');
 const ATTACKER = process.argv[2] === '--attacker';
 const SECONDS = Number(process.argv[2] ?? 10);
 const ADAPTER = process.argv[3] ?? 'fastify';
+const ATTACKERS = Number(process.argv[4] ?? 4);
 const KEY = 'edge-bench-key-0123456789abcdef';
 const MB = 1024 * 1024;
 
@@ -116,7 +120,7 @@ interface AttackResult {
  */
 function attack(port: number, kind: string, headers: Record<string, string> = {}): Promise<AttackResult> {
   return new Promise((resolve, reject) => {
-    const spec = JSON.stringify({ port, kind, headers, seconds: SECONDS });
+    const spec = JSON.stringify({ port, kind, headers, seconds: SECONDS, connections: ATTACKERS });
     const child = fork(__filename, ['--attacker', spec], { stdio: 'inherit' });
     child.once('message', (result) => resolve(result as AttackResult));
     child.once('error', reject);
@@ -125,15 +129,21 @@ function attack(port: number, kind: string, headers: Record<string, string> = {}
 }
 
 /**
- * Four connections, each sending the next body as soon as the last was answered (on a new connection when
+ * `connections` connections (four unless told), each sending the next body as soon as the last was answered (on a new connection when
  * the service closed it), timed from the first byte sent to the answer's headers: what a client waits.
  * node:http rather than autocannon, which after a connection closed under a request it had pipelined
  * timed later answers from that lost request's start.
  */
-async function attacker(spec: { port: number; kind: string; headers: Record<string, string>; seconds: number }) {
+async function attacker(spec: {
+  port: number;
+  kind: string;
+  headers: Record<string, string>;
+  seconds: number;
+  connections: number;
+}) {
   const cpu0 = process.cpuUsage();
   const body = Buffer.from(ATTACKS[spec.kind]);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: spec.connections });
   const until = Date.now() + spec.seconds * 1000;
   const times: number[] = [];
   const statuses: Record<string, number> = {};
@@ -165,7 +175,7 @@ async function attacker(spec: { port: number; kind: string; headers: Record<stri
       req.end(body);
     });
   await Promise.all(
-    Array.from({ length: 4 }, async () => {
+    Array.from({ length: spec.connections }, async () => {
       while (Date.now() < until) await send();
     }),
   );
@@ -213,7 +223,7 @@ async function unattacked(service: { child: Child; port: number }, label: string
 }
 
 async function main(): Promise<void> {
-  console.log(`edge bench: ${ADAPTER}, ${SECONDS} s per phase`);
+  console.log(`edge bench: ${ADAPTER}, ${SECONDS} s per phase, ${ATTACKERS} attacker connections`);
   const open = await start({});
   try {
     // Unattacked phases before and after each attacked one, which is compared with their mean: on a shared

@@ -25,11 +25,17 @@ const ATTACKERS = Number(process.argv[4] ?? 4);
 const KEY = 'edge-bench-key-0123456789abcdef';
 const MB = 1024 * 1024;
 
-/** The shapes that cost JSON.parse the most per byte, each just under 1 MB. */
+/**
+ * The shapes that cost JSON.parse the most per byte, each just under 1 MB; and numbers, which every
+ * global limit lets through: the longest array MAX_ARRAY_LENGTH allows, and MAX_JSON_CONTAINERS instances,
+ * far more values than the route's model takes.
+ */
 const ATTACKS: Record<string, string> = {
   deep: '['.repeat(MB - 16),
   'empty arrays': `{"instances":[${Array.from({ length: 262000 }, () => '[]').join(',')}]}`,
   'empty objects': `{"instances":[${Array.from({ length: 262000 }, () => '{}').join(',')}]}`,
+  'long array': `{"features":[${Array.from({ length: 262000 }, () => '0.5').join(',')}]}`,
+  'many instances': `{"instances":[${Array.from({ length: 16000 }, () => '[5.1,3.5,1.4,0.2,6.3,3.3,6.0,2.5]').join(',')}]}`,
 };
 
 function get(port: number, p: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -129,8 +135,9 @@ function attack(port: number, kind: string, headers: Record<string, string> = {}
 }
 
 /**
- * `connections` connections (four unless told), each sending the next body as soon as the last was answered (on a new connection when
- * the service closed it), timed from the first byte sent to the answer's headers: what a client waits.
+ * `connections` connections (four unless told), each sending the next body as soon as the last was answered
+ * (on a new connection when the service closed it), timed from the first byte sent to the answer's headers:
+ * what a client waits.
  * node:http rather than autocannon, which after a connection closed under a request it had pipelined
  * timed later answers from that lost request's start.
  */

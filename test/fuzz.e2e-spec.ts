@@ -378,16 +378,18 @@ describe('fuzzing the running service', () => {
       }),
       { seed: SEED + 3, numRuns: Math.ceil(RUNS / 3) },
     );
-    // Each shape at the size of a whole BODY_LIMIT, named by the limit that refused it.
+    // Each shape at the size of a whole BODY_LIMIT, named by the limit that refused it, on the route that
+    // takes the most: a batch of digits, whose element budget is above MAX_JSON_CONTAINERS.
     const whole = [
       ['deep', `{"instances":${'['.repeat(MiB - 32)}`, /deeper than/],
       ['arrays', `{"instances":[${Array(262000).fill('[]').join(',')}]}`, /MAX_JSON_CONTAINERS/],
       ['keys', `{${Array.from({ length: 80000 }, (_, i) => `"k${i}":0`).join(',')}}`, /MAX_JSON_CONTAINERS/],
+      ['numbers', `{"instances":[${Array(262000).fill('0.5').join(',')}]}`, /more than this route can take/],
     ] as const;
     for (const [shape, text, limit] of whole) {
       const res = await check({
         method: 'POST',
-        path: '/v1/models/iris/predict/batch',
+        path: '/v1/models/digits/predict/batch',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
         body: text,
       });

@@ -223,18 +223,26 @@ const CASES: Case[] = [
   },
 
   // Huge and deep.
+  // Far more values than iris takes: refused by the scan, before they are parsed.
   {
     name: '100000 features',
     url: PREDICT,
     json: { features: new Array(100_000).fill(1.5) },
-    status: 400,
-    code: 'INVALID_INPUT',
-    path: 'features',
+    status: 413,
+    code: 'PAYLOAD_TOO_LARGE',
   },
   {
     name: 'a batch instance of 100000 features',
     url: BATCH,
     json: { instances: [OK, new Array(100_000).fill(1.5)] },
+    status: 413,
+    code: 'PAYLOAD_TOO_LARGE',
+  },
+  // Within what the batch route takes, the shape is still checked instance by instance.
+  {
+    name: 'a batch instance of 40 features',
+    url: BATCH,
+    json: { instances: [OK, new Array(40).fill(1.5)] },
     status: 400,
     code: 'INVALID_INPUT',
     path: 'instances[1]',
@@ -1073,13 +1081,51 @@ describe('a body refused before it is read whole: answered at once, the rest nev
 
   it('too many arrays, refused from the chunks read so far', async () => {
     const sent = Buffer.from(`{"instances":[${Array(20_000).fill('[]').join(',')}`);
-    const res = await partial('/predict', json, sent, 1_000_000);
+    // A batch of digits may hold more elements than MAX_JSON_CONTAINERS: the containers are what refuse this one.
+    const res = await partial('/v1/models/digits/predict/batch', json, sent, 1_000_000);
     expect(res.head).toMatch(/^HTTP\/1\.1 413 /);
     expect(res.body).toMatchObject({
       error: 'PAYLOAD_TOO_LARGE',
       message: expect.stringMatching(/MAX_JSON_CONTAINERS/),
     });
     expect(res.ended).toBe('end');
+  });
+
+  it.each([
+    ['/predict', '{"features":[', "model 'iris' takes 4 values per instance, one instance here"],
+    ['/v1/models/iris/predict/batch', '{"instances":[', 'at most MAX_BATCH_SIZE (1024) instances'],
+    [
+      '/v2/models/iris/infer',
+      '{"inputs":[{"name":"float_input","datatype":"FP32","shape":[65536,4],"data":[',
+      '4 values',
+    ],
+    ['/v1/models/nope/predict', '{"features":[', 'no model of that name is served'],
+    ['/v1/no-such-route', '{"parameters":{"x":[', 'this route takes no tensors'],
+  ])('%s: more numbers than the route can take, refused from the first of a 1 MB body', async (path, head, said) => {
+    const sent = Buffer.from(head + Array(60_000).fill('0.5').join(','));
+    const res = await partial(path, json, sent, 1_000_000);
+    expect(res.head).toMatch(/^HTTP\/1\.1 413 /);
+    expect(res.head).toMatch(/\r\nconnection: close/i);
+    expect(JSON.stringify(res.body)).toContain(said);
+    expect(res.ended).toBe('end');
+  });
+
+  it('still takes the largest requests the bundled models allow: MAX_BATCH_SIZE instances, as arrays or tensors', async () => {
+    const rows = Array.from({ length: 1024 }, (_, i) => [5.1 + i / 1024, 3.5, 1.4, 0.2]);
+    const server = request(`http://127.0.0.1:${port}`);
+    const batch = await server.post('/v1/models/iris/predict/batch').set(json).send({ instances: rows });
+    expect(batch.status).toBe(200);
+    expect(batch.body.predictions).toHaveLength(1024);
+    const digits = await server
+      .post('/v1/models/digits/predict/batch')
+      .set(json)
+      .send({ instances: Array.from({ length: 1024 }, () => Array(64).fill(3)) });
+    expect(digits.status).toBe(200);
+    const v2 = await server
+      .post('/v2/models/iris/infer')
+      .set(json)
+      .send({ inputs: [{ name: 'float_input', datatype: 'FP32', shape: [1024, 4], data: rows }] });
+    expect(v2.status).toBe(200);
   });
 
   it('without a key, refused by the headers before a byte of the body is sent', async () => {

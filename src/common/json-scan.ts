@@ -10,6 +10,12 @@ export interface JsonCostLimits {
   readonly maxArrayLength: number;
   /** MAX_STRING_LENGTH, in characters, for strings and object keys alike. */
   readonly maxStringLength: number;
+  /**
+   * Array elements in the whole body (counted as the commas between them), where the route knows how many
+   * it can take (http/element-budget.ts), and why, for the refusal.
+   */
+  readonly maxElements?: number;
+  readonly elementsReason?: string;
 }
 
 /** Bodies parsed after this scan, so that nothing walks them a second time for the same hazards. */
@@ -89,19 +95,28 @@ const tooManyContainers = (limit: number, what: string) =>
       `extension on /v2, or fewer instances per request`,
   );
 
+const tooManyElements = (limit: number, reason = 'the route takes no more') =>
+  new DomainError(
+    'PAYLOAD_TOO_LARGE',
+    `The body has more than ${limit} array elements, more than this route can take: ${reason}; check the ` +
+      `body's shape`,
+  );
+
 /**
  * What a JSON body costs to parse, bounded by the settings and not by what an attacker can fit in
  * BODY_LIMIT: one pass over its bytes before JSON.parse sees them, fed chunk by chunk as they arrive so
  * that a body is refused as soon as the scan reaches what is wrong with it, without reading the rest.
  * Refused: nesting deeper than MAX_JSON_DEPTH, more than MAX_JSON_CONTAINERS arrays and objects (or object
  * keys), an array longer than MAX_ARRAY_LENGTH, a string or key longer than MAX_STRING_LENGTH characters,
- * and a prototype key. Whether the text is valid JSON is still JSON.parse's to say. A body that passes is
- * marked (markScanned) so that the validation pipe does not walk it again for the same hazards.
+ * a prototype key, and more array elements than the route can take where it says (maxElements). Whether
+ * the text is valid JSON is still JSON.parse's to say. A body that passes is marked (markScanned) so that
+ * the validation pipe does not walk it again for the same hazards.
  */
 export class JsonCostScan {
   private readonly levels = new Levels();
   private containers = 0;
   private keys = 0;
+  private elements = 0;
   private expectKey = false;
   /** A string begun in an earlier chunk: its UTF-16 length so far, and whether a backslash ended that chunk. */
   private inString = false;
@@ -128,9 +143,11 @@ export class JsonCostScan {
     const levels = this.levels;
     const { isArray, commas } = levels;
     const { maxContainers, maxArrayLength } = this.limits;
+    const maxElements = this.limits.maxElements ?? Infinity;
     let depth = levels.depth;
     let containers = this.containers;
     let keys = this.keys;
+    let elements = this.elements;
     let expectKey = this.expectKey;
     let refused: DomainError | undefined;
     for (; i < n; i++) {
@@ -182,6 +199,9 @@ export class JsonCostScan {
             `an array of more than ${maxArrayLength} elements; the limit is ${maxArrayLength} (MAX_ARRAY_LENGTH)`,
           );
           break;
+        } else if (++elements > maxElements) {
+          refused = tooManyElements(maxElements, this.limits.elementsReason);
+          break;
         }
       } else if (++keys > maxContainers) {
         // A colon: one more key.
@@ -192,6 +212,7 @@ export class JsonCostScan {
     levels.depth = depth;
     this.containers = containers;
     this.keys = keys;
+    this.elements = elements;
     this.expectKey = expectKey;
     return refused;
   }

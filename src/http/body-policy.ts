@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DomainError } from '../common/domain.errors';
 import { checkJsonCost, JsonCostLimits, JsonCostScan, markScanned } from '../common/json-scan';
+import type { ElementBudget } from './element-budget';
 import { bodyTaken, readRaw, takeBody } from './v2-body';
 
 /** The error both adapters' JSON parsers answer a body they cannot parse with. */
@@ -101,10 +102,10 @@ const hasBody = (req: IncomingMessage) =>
  * not plain UTF-8 JSON within BODY_LIMIT by its headers; the bytes then go through the cost bound and
  * JSON.parse once each.
  */
-export function jsonBodyMiddleware(limit: number, costLimits: JsonCostLimits) {
+export function jsonBodyMiddleware(limit: number, costLimits: CostLimitsOf) {
   return (req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void => {
     if (bodyTaken(req) || !hasBody(req) || !isJson(req.headers['content-type'])) return next();
-    const scan = new JsonCostScan(costLimits);
+    const scan = new JsonCostScan(costLimits(req));
     readRaw(req, limit, (chunk) => scan.feed(chunk))
       .then((bytes) => {
         takeBody(req, parseScannedJson(bytes));
@@ -114,12 +115,30 @@ export function jsonBodyMiddleware(limit: number, costLimits: JsonCostLimits) {
   };
 }
 
-export const jsonCostLimits = (config: {
-  MAX_JSON_CONTAINERS: number;
-  MAX_ARRAY_LENGTH: number;
-  MAX_STRING_LENGTH: number;
-}): JsonCostLimits => ({
-  maxContainers: config.MAX_JSON_CONTAINERS,
-  maxArrayLength: config.MAX_ARRAY_LENGTH,
-  maxStringLength: config.MAX_STRING_LENGTH,
-});
+/** The cost limits of a request's body: the settings', and its route's element budget where it has one. */
+export type CostLimitsOf = (req: IncomingMessage) => JsonCostLimits;
+
+export function jsonCostLimits(
+  config: { MAX_JSON_CONTAINERS: number; MAX_ARRAY_LENGTH: number; MAX_STRING_LENGTH: number },
+  budgetOf: (req: IncomingMessage) => ElementBudget | undefined = () => undefined,
+): CostLimitsOf {
+  const {
+    MAX_JSON_CONTAINERS: maxContainers,
+    MAX_ARRAY_LENGTH: maxArrayLength,
+    MAX_STRING_LENGTH: maxStringLength,
+  } = config;
+  const limits: JsonCostLimits = {
+    maxContainers,
+    maxArrayLength,
+    maxStringLength,
+    maxElements: Infinity,
+    elementsReason: undefined,
+  };
+  return (req) => {
+    const budget = budgetOf(req);
+    // A literal of the same fields every time, not a spread: on every request, a spread cost more than the scan.
+    return budget
+      ? { maxContainers, maxArrayLength, maxStringLength, maxElements: budget.max, elementsReason: budget.reason }
+      : limits;
+  };
+}

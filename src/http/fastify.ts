@@ -84,9 +84,9 @@ function fastifyAdapter(config: AppConfig): FastifyAdapter {
   });
   fastify.removeContentTypeParser('application/json');
   const limits = jsonCostLimits(config);
-  fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'buffer' }, (_request, body, done) => {
+  fastify.addContentTypeParser(/^application\/([\w.+-]+\+)?json/i, { parseAs: 'buffer' }, (request, body, done) => {
     try {
-      done(null, parseJsonBytes(body as Buffer, limits));
+      done(null, parseJsonBytes(body as Buffer, limits(request.raw)));
     } catch (err) {
       done(err as Error, undefined);
     }

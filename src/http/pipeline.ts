@@ -4,6 +4,7 @@ import { predictionCacheMiddleware } from '../cache/prediction-cache.middleware'
 import { HttpExceptionFilter } from '../common/http-exception.filter';
 import { AppConfig } from '../config/app.config';
 import { LifecycleService } from '../health/lifecycle.service';
+import { ModelRegistry } from '../models/model.registry';
 import { AppLogger } from '../observability/app.logger';
 import { latencyMiddleware, RouteOf } from '../observability/latency.middleware';
 import { MetricsService } from '../observability/metrics.service';
@@ -18,6 +19,7 @@ import { securityHeadersMiddleware } from '../security/security-headers';
 import { applyServerTimeouts, reportRejectionsTo } from '../security/server-limits';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { jsonBodyMiddleware, jsonCostLimits, requireJson } from './body-policy';
+import { elementBudget } from './element-budget';
 import { RefusalPacer } from './refusal-pacer';
 import { v2BodyMiddleware } from './v2-body';
 
@@ -144,6 +146,11 @@ export function applyPipeline(
   );
   enableCors(app, config);
   const keys = config.apiKeysEnabled() ? app.get(ApiKeyStore) : undefined;
+  const registry = app.get(ModelRegistry);
+  const costLimits = jsonCostLimits(
+    config,
+    elementBudget((name) => registry.findModel(name), config.DEFAULT_MODEL, config.MAX_BATCH_SIZE),
+  );
   adapter.use(
     app,
     chain(
@@ -151,9 +158,9 @@ export function applyPipeline(
       keys && apiKeyMiddleware((key) => keys.lookup(key), config.openPaths()),
       // After the key middleware, which names the caller it counts; still before any body is read.
       config.RATE_LIMIT_RPM !== undefined ? rateLimitMiddleware(app.get(RateLimiter)) : undefined,
-      v2BodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)),
+      v2BodyMiddleware(config.bodyLimitBytes(), costLimits),
       requireJson(config.bodyLimitBytes()),
-      jsonBodyMiddleware(config.bodyLimitBytes(), jsonCostLimits(config)),
+      jsonBodyMiddleware(config.bodyLimitBytes(), costLimits),
     ),
   );
   const pacer = new RefusalPacer(config.REFUSED_BODIES_PER_SECOND, () => metrics.observeDelayedRefusal());

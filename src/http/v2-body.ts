@@ -5,8 +5,8 @@ import { DomainError, InvalidInputError } from '../common/domain.errors';
 import { isV2 } from '../common/http-exception.filter';
 import { objectSlot } from '../common/object-slot';
 import { AnyRequest, rawOf } from '../common/request-context';
-import { isJson, parseJsonBytes, parseScannedJson } from './body-policy';
-import { JsonCostLimits, JsonCostScan } from '../common/json-scan';
+import { CostLimitsOf, isJson, parseJsonBytes, parseScannedJson } from './body-policy';
+import { JsonCostScan } from '../common/json-scan';
 import { markBodyArrived } from './linger';
 
 /**
@@ -163,13 +163,14 @@ function split(req: IncomingMessage, body: Buffer): { json: Buffer; tail: Buffer
 }
 
 /** Where a /v2 body is read (see the file's comment); other routes keep the JSON body policy. */
-export function v2BodyMiddleware(limit: number, costLimits: JsonCostLimits) {
+export function v2BodyMiddleware(limit: number, costLimitsOf: CostLimitsOf) {
   return (req: IncomingMessage, _res: ServerResponse, next: (error?: unknown) => void): void => {
     if (req.method !== 'POST' || !isV2(req.url ?? '')) return next();
     const refused = checkMediaType(req);
     const encoding = contentEncoding(req);
     if (refused) return next(refused);
     if (encoding instanceof DomainError) return next(encoding);
+    const costLimits = costLimitsOf(req);
     // A plain body's JSON part is scanned as it arrives; a compressed one's, once inflated.
     const scan = encoding === 'identity' || encoding === '' ? new JsonCostScan(costLimits) : undefined;
     const jsonLength = Number(req.headers[HEADER_LENGTH] ?? Infinity);

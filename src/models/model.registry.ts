@@ -163,6 +163,11 @@ export class ModelRegistry implements OnModuleInit, OnApplicationShutdown {
     return this.runtime.platform;
   }
 
+  /** The model of that name, if there is one; getModel says why not. */
+  findModel(name: string): Model | undefined {
+    return this.models.get(name);
+  }
+
   getModel(name: string): Model {
     const model = this.models.get(name);
     if (!model && this.unloaded.has(name)) {

@@ -5,7 +5,7 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE:
     'the body is not UTF-8 JSON, or is compressed; /v2 also takes no Content-Type, application/octet-stream, gzip and deflate',
   PAYLOAD_TOO_LARGE:
-    "the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take",
+    "the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take",
   ROUTE_NOT_FOUND: 'no such route',
   METHOD_NOT_ALLOWED: 'the route does not take this method',
   HTTP_ERROR: 'another client error, found by the HTTP layer',

@@ -45,7 +45,7 @@ describe('checkJsonCost', () => {
     expect(scan(keys)).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', message: expect.stringMatching(/object keys/) });
   });
 
-  it('refuses more array elements than the route takes (maxElements) with 413 and its reason, commas in objects aside', () => {
+  it('refuses more array elements and object members than the route takes (maxElements) with 413 and its reason', () => {
     const budget = {
       ...LIMITS,
       maxContainers: 100,
@@ -53,11 +53,14 @@ describe('checkJsonCost', () => {
       maxElements: 6,
       elementsReason: 'model m takes 3',
     };
-    expect(scan('{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8}', budget)).toBeUndefined();
     expect(scan('{"instances":[[1,2,3],[4,5,6],[7]]}', budget)).toBeUndefined();
+    expect(scan('{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7}', budget)).toBeUndefined();
+    expect(scan('{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8}', budget)).toMatchObject({
+      code: 'PAYLOAD_TOO_LARGE',
+    });
     expect(scan('{"instances":[[1,2,3],[4,5,6],[7,8]]}', budget)).toMatchObject({
       code: 'PAYLOAD_TOO_LARGE',
-      message: expect.stringMatching(/more than 6 array elements, more than this route can take: model m takes 3;/),
+      message: expect.stringMatching(/more than 6 values .*, more than this route can take: model m takes 3;/),
     });
     // Counted across chunks, and refused in the chunk that passes the budget.
     const stream = new JsonCostScan(budget);

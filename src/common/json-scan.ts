@@ -11,8 +11,8 @@ export interface JsonCostLimits {
   /** MAX_STRING_LENGTH, in characters, for strings and object keys alike. */
   readonly maxStringLength: number;
   /**
-   * Array elements in the whole body (counted as the commas between them), where the route knows how many
-   * it can take (http/element-budget.ts), and why, for the refusal.
+   * Array elements and object members in the whole body (counted as the commas between them), where the
+   * route knows how many it can take (http/element-budget.ts), and why, for the refusal.
    */
   readonly maxElements?: number;
   readonly elementsReason?: string;
@@ -98,8 +98,8 @@ const tooManyContainers = (limit: number, what: string) =>
 const tooManyElements = (limit: number, reason = 'the route takes no more') =>
   new DomainError(
     'PAYLOAD_TOO_LARGE',
-    `The body has more than ${limit} array elements, more than this route can take: ${reason}; check the ` +
-      `body's shape`,
+    `The body has more than ${limit} values (array elements and object members), more than this route can ` +
+      `take: ${reason}; check the body's shape`,
   );
 
 /**
@@ -108,7 +108,7 @@ const tooManyElements = (limit: number, reason = 'the route takes no more') =>
  * that a body is refused as soon as the scan reaches what is wrong with it, without reading the rest.
  * Refused: nesting deeper than MAX_JSON_DEPTH, more than MAX_JSON_CONTAINERS arrays and objects (or object
  * keys), an array longer than MAX_ARRAY_LENGTH, a string or key longer than MAX_STRING_LENGTH characters,
- * a prototype key, and more array elements than the route can take where it says (maxElements). Whether
+ * a prototype key, and more values than the route can take where it says (maxElements). Whether
  * the text is valid JSON is still JSON.parse's to say. A body that passes is marked (markScanned) so that
  * the validation pipe does not walk it again for the same hazards.
  */
@@ -190,6 +190,10 @@ export class JsonCostScan {
         const top = depth - 1;
         if (top < 0) continue;
         const count = ++commas[top];
+        if (++elements > maxElements) {
+          refused = tooManyElements(maxElements, this.limits.elementsReason);
+          break;
+        }
         if (!isArray[top]) {
           expectKey = true;
         } else if (count >= maxArrayLength) {
@@ -198,9 +202,6 @@ export class JsonCostScan {
             levels.pathOf(top),
             `an array of more than ${maxArrayLength} elements; the limit is ${maxArrayLength} (MAX_ARRAY_LENGTH)`,
           );
-          break;
-        } else if (++elements > maxElements) {
-          refused = tooManyElements(maxElements, this.limits.elementsReason);
           break;
         }
       } else if (++keys > maxContainers) {

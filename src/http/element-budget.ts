@@ -3,7 +3,7 @@ import type { Model } from '../models/model.registry';
 import { instanceShape } from '../models/model.types';
 import { product } from '../models/tensor-rows';
 
-/** How many array elements a body may hold on its route, and why that many (for the refusal). */
+/** How many values (array elements and object members) a body may hold on its route, and why (for the refusal). */
 export interface ElementBudget {
   readonly max: number;
   readonly reason: string;
@@ -51,7 +51,8 @@ const decode = (segment: string): string | undefined => {
 /**
  * What a POST body may hold, from its route: on a prediction route, what the model can take (its values per
  * instance, one instance or MAX_BATCH_SIZE of them; nested arrays count their own elements, hence twice
- * over) with ROOM to spare; elsewhere, ROOM. Refused from the elements scanned so far (json-scan.ts), so a
+ * over) with ROOM to spare; elsewhere, ROOM. Object members count as values too, so that named features
+ * are bounded like arrays. Refused from the elements scanned so far (json-scan.ts), so a
  * body of a million numbers sent to a model that takes four costs the service the first few kilobytes
  * only, instead of a parse and a validation of all of them. Without a bound where a model takes inputs of
  * any size, or is not loaded yet.

@@ -2173,7 +2173,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2300,7 +2300,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2428,7 +2428,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2555,7 +2555,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2683,7 +2683,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2811,7 +2811,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2937,7 +2937,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3063,7 +3063,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4638,7 +4638,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4903,7 +4903,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5231,7 +5231,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5376,7 +5376,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more array elements than the route's model can take */
+            /** @description PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT (on /v2, also once inflated), or holds more arrays, objects or keys than MAX_JSON_CONTAINERS, or more values (array elements and object members) than the route's model can take */
             413: {
                 headers: {
                     [name: string]: unknown;

@@ -27,8 +27,8 @@ const MB = 1024 * 1024;
 
 /**
  * The shapes that cost JSON.parse the most per byte, each just under 1 MB; and numbers, which every
- * global limit lets through: the longest array MAX_ARRAY_LENGTH allows, and MAX_JSON_CONTAINERS instances,
- * far more values than the route's model takes.
+ * global limit lets through: the longest array MAX_ARRAY_LENGTH allows, MAX_JSON_CONTAINERS instances, and
+ * as many named features, far more values than the route's model takes.
  */
 const ATTACKS: Record<string, string> = {
   deep: '['.repeat(MB - 16),
@@ -36,7 +36,13 @@ const ATTACKS: Record<string, string> = {
   'empty objects': `{"instances":[${Array.from({ length: 262000 }, () => '{}').join(',')}]}`,
   'long array': `{"features":[${Array.from({ length: 262000 }, () => '0.5').join(',')}]}`,
   'many instances': `{"instances":[${Array.from({ length: 16000 }, () => '[5.1,3.5,1.4,0.2,6.3,3.3,6.0,2.5]').join(',')}]}`,
+  'named features': `{"features":{${Array.from({ length: 16000 }, (_, i) => `"feature_${i}":0.5`).join(',')}}}`,
+  // Within what a batch of iris may hold, so read whole and parsed, but one instance of 10,000 values.
+  'batch-sized instance': `{"instances":[[${Array(10000).fill('0.5').join(',')}]]}`,
 };
+
+/** Where each shape is sent: the default model's route, or its batch route for the shapes sized to it. */
+const attackPath = (kind: string) => (kind.startsWith('batch') ? '/predict/batch' : '/predict');
 
 function get(port: number, p: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -162,7 +168,7 @@ async function attacker(spec: {
         {
           host: '127.0.0.1',
           port: spec.port,
-          path: '/predict',
+          path: attackPath(spec.kind),
           method: 'POST',
           agent,
           headers: { 'content-type': 'application/json', 'content-length': body.length, ...spec.headers },

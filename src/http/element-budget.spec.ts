@@ -55,6 +55,7 @@ describe('elementBudget', () => {
       '/v1/models/iris/predict/',
       '/predict',
       '/predict?debug',
+      '/V1/Models/iris/Predict',
     ]) {
       expect({ url, max: at(url)?.max }).toEqual({ url, max: single });
     }

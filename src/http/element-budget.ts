@@ -15,10 +15,13 @@ export interface ElementBudget {
  */
 export const ROOM = 1024;
 
-/** The prediction routes, whose bodies carry a model's instances: the model's name, and whether a batch. */
-const V1 = /^\/v1\/models\/([^/?]+)\/(?:(?:versions|labels)\/[^/?]+\/)?predict(\/batch)?\/?(?:\?|$)/;
-const DEFAULT_MODEL = /^\/predict(\/batch)?\/?(?:\?|$)/;
-const V2 = /^\/v2\/models\/([^/?]+)\/(?:versions\/[^/?]+\/)?infer\/?(?:\?|$)/;
+/**
+ * The prediction routes, whose bodies carry a model's instances: the model's name, and whether a batch.
+ * In any case, as Express routes them: a path matched here that the router does not route is a 404 anyway.
+ */
+const V1 = /^\/v1\/models\/([^/?]+)\/(?:(?:versions|labels)\/[^/?]+\/)?predict(\/batch)?\/?(?:\?|$)/i;
+const DEFAULT_MODEL = /^\/predict(\/batch)?\/?(?:\?|$)/i;
+const V2 = /^\/v2\/models\/([^/?]+)\/(?:versions\/[^/?]+\/)?infer\/?(?:\?|$)/i;
 
 /**
  * Values in one instance of a model (over its inputs), the most of any version with a signature; undefined

@@ -3,7 +3,7 @@
  * first alone, then beside attacker connections that send the costliest 1 MB JSON bodies back to back;
  * then, with an API key over its RATE_LIMIT_RPM, how long the attacker waits for each 429.
  *
- *   npm run build && node -r ts-node/register/transpile-only bench/edge.ts [seconds] [adapter] [attackers]
+ *   npm run bench:edge -- [seconds] [adapter] [attackers]
  *
  * attackers: the attacker's connections (4). Past REFUSED_BODIES_PER_SECOND's 256 waiting refusals, more
  * connections are answered at once and cost the service what each refusal costs.

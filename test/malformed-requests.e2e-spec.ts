@@ -996,6 +996,18 @@ describe('requests the HTTP layer could answer bare get the structured body, and
     });
   });
 
+  it('a body cut short by the client closing its side is a structured 400 that says so', async () => {
+    const res = await exchange(
+      'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"features"',
+    );
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({
+      error: 'INVALID_INPUT',
+      message: expect.stringMatching(/connection ended before the request did/),
+      requestId: expect.any(String),
+    });
+  });
+
   it('a 15 KB path segment is refused with a short body that does not repeat it', async () => {
     const segment = 'a'.repeat(15000);
     const res = await exchange(`GET /v1/models/${segment}/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);

@@ -159,6 +159,6 @@ export class HttpExceptionFilter implements ExceptionFilter {
     adapter.setHeader(res, 'Connection', 'close');
     closeWhenAnswered(raw);
     if (retryAfter) return answer();
-    this.pacer.pace(answer);
+    this.pacer.pace(answer, () => raw.socket?.destroyed !== false);
   }
 }

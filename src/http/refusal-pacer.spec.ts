@@ -53,6 +53,21 @@ describe('RefusalPacer', () => {
     expect(flood(new RefusalPacer(0), 1000)).toHaveLength(1000);
   });
 
+  it('skips a client gone while it waited, without spending a turn on it', () => {
+    const pacer = new RefusalPacer(1);
+    const sent = flood(pacer, 1);
+    let gone = false;
+    pacer.pace(
+      () => sent.push(1),
+      () => gone,
+    );
+    pacer.pace(() => sent.push(2));
+    gone = true;
+    jest.advanceTimersByTime(1000);
+    expect(sent).toEqual([0, 2]);
+    expect(pacer.backlog).toBe(0);
+  });
+
   it('keeps answering the others when one answer throws', () => {
     const pacer = new RefusalPacer(1);
     const sent = flood(pacer, 1);

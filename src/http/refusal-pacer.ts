@@ -17,8 +17,14 @@ export const MAX_WAITING_REFUSALS = 256;
  * connections than MAX_WAITING_REFUSALS at once is answered at once past that, and MAX_CONNECTIONS is
  * what bounds it.
  */
+/** A refusal waiting for its turn: its answer, and whether its client has gone meanwhile. */
+interface Waiting {
+  readonly answer: () => void;
+  readonly gone: () => boolean;
+}
+
 export class RefusalPacer {
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting: Waiting[] = [];
   private tokens: number;
   private refilled = performance.now();
   private timer: NodeJS.Timeout | undefined;
@@ -34,12 +40,15 @@ export class RefusalPacer {
     this.tokens = perSecond;
   }
 
-  /** Sends a refusal's answer now if the budget allows, else in its turn. */
-  pace(answer: () => void): void {
+  /**
+   * Sends a refusal's answer now if the budget allows, else in its turn; a client gone by then is skipped
+   * without spending a turn.
+   */
+  pace(answer: () => void, gone: () => boolean = () => false): void {
     if (this.perSecond === 0 || this.waiting.length >= MAX_WAITING_REFUSALS) return answer();
     if (this.waiting.length === 0 && this.take()) return answer();
     this.onDelayed();
-    this.waiting.push(answer);
+    this.waiting.push({ answer, gone });
     this.schedule();
   }
 
@@ -63,7 +72,13 @@ export class RefusalPacer {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       try {
-        while (this.waiting.length > 0 && this.take()) this.waiting.shift()?.();
+        while (this.waiting.length > 0) {
+          const { answer, gone } = this.waiting[0];
+          const skip = gone();
+          if (!skip && !this.take()) break;
+          this.waiting.shift();
+          if (!skip) answer();
+        }
       } finally {
         // An answer that threw leaves the others waiting for the next turn, not forever.
         if (this.waiting.length > 0) this.schedule();

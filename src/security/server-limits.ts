@@ -40,6 +40,11 @@ const CLIENT_ERRORS: Record<string, ErrorBody> = {
     'REQUEST_TIMEOUT',
     'The request was not received whole within HTTP_REQUEST_TIMEOUT_MS',
   ),
+  // The client closed its side before its body was whole: valid HTTP cut short, not bytes that are not HTTP.
+  HPE_INVALID_EOF_STATE: errorBody(
+    'INVALID_INPUT',
+    'The connection ended before the request did (a body shorter than its Content-Length, or a chunk cut short)',
+  ),
 };
 const NOT_HTTP = errorBody('INVALID_INPUT', 'The request is not valid HTTP');
 

@@ -163,7 +163,11 @@ export function applyPipeline(
       jsonBodyMiddleware(config.bodyLimitBytes(), costLimits),
     ),
   );
-  const pacer = new RefusalPacer(config.REFUSED_BODIES_PER_SECOND, () => metrics.observeDelayedRefusal());
+  const pacer = new RefusalPacer(
+    config.REFUSED_BODIES_PER_SECOND,
+    () => metrics.observeDelayedRefusal(),
+    (err) => logger.pino.error({ err }, 'a refusal answered in its turn failed'),
+  );
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost), pacer));
   setupOpenApi(app);
 }

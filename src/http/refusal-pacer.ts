@@ -4,6 +4,12 @@
  */
 export const MAX_WAITING_REFUSALS = 256;
 
+/** A refusal waiting for its turn: its answer, and whether its client has gone meanwhile. */
+interface Waiting {
+  readonly answer: () => void;
+  readonly gone: () => boolean;
+}
+
 /**
  * Paces the answers to requests refused before their body was read (too large, too costly to parse, no
  * valid key). Such an answer closes its connection, since the rest of the body is never read, so a client
@@ -17,12 +23,6 @@ export const MAX_WAITING_REFUSALS = 256;
  * connections than MAX_WAITING_REFUSALS at once is answered at once past that, and MAX_CONNECTIONS is
  * what bounds it.
  */
-/** A refusal waiting for its turn: its answer, and whether its client has gone meanwhile. */
-interface Waiting {
-  readonly answer: () => void;
-  readonly gone: () => boolean;
-}
-
 export class RefusalPacer {
   private readonly waiting: Waiting[] = [];
   private tokens: number;
@@ -32,10 +32,12 @@ export class RefusalPacer {
   /**
    * @param perSecond answers per second under a flood, and the burst answered at once; 0: no pacing.
    * @param onDelayed called for each refusal that has to wait (a metric).
+   * @param onError what an answer sent in its turn threw: there is no request handler left to take it.
    */
   constructor(
     private readonly perSecond: number,
     private readonly onDelayed: () => void = () => undefined,
+    private readonly onError: (err: unknown) => void = () => undefined,
   ) {
     this.tokens = perSecond;
   }
@@ -71,18 +73,23 @@ export class RefusalPacer {
     const wait = Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / this.perSecond));
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      try {
-        while (this.waiting.length > 0) {
-          const { answer, gone } = this.waiting[0];
-          const skip = gone();
-          if (!skip && !this.take()) break;
-          this.waiting.shift();
-          if (!skip) answer();
-        }
-      } finally {
-        // An answer that threw leaves the others waiting for the next turn, not forever.
-        if (this.waiting.length > 0) this.schedule();
+      while (this.waiting.length > 0) {
+        const { answer, gone } = this.waiting[0];
+        const skip = gone();
+        if (!skip && !this.take()) break;
+        this.waiting.shift();
+        if (!skip) this.send(answer);
       }
+      if (this.waiting.length > 0) this.schedule();
     }, wait);
+  }
+
+  /** One answer: what it throws is reported, and neither stops the others nor escapes into the timer. */
+  private send(answer: () => void): void {
+    try {
+      answer();
+    } catch (err) {
+      this.onError(err);
+    }
   }
 }
